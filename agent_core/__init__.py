@@ -1,0 +1,46 @@
+"""agent_core: durable AI agents on Temporal.
+
+    from agent_core import Agent, AgentWorker, TemporalConfig, OpenAIChatModel, tool, ToolContext
+"""
+
+from .agent import Agent, RunHandle, RunResult
+from .errors import (
+    AgentRuntimeError,
+    ApprovalError,
+    ConversationNotFound,
+    DurabotError,
+    FingerprintMismatch,
+    NoWorkerError,
+    RunCancelled,
+    RunFailed,
+    TemporalUnavailable,
+    UserError,
+)
+from .events import EventBus, InMemoryEventBus
+from .model import ChatModel, DemoModel, OpenAIChatModel
+from .store import InMemoryTranscriptStore, TranscriptStore
+from .temporal import TemporalConfig
+from .tools import Tool, ToolContext, load_tools, tool
+from .types import (
+    AgentEvent,
+    AgentMode,
+    ApprovalInfo,
+    ApprovalPolicy,
+    ChatMessage,
+    ConversationStatus,
+    Delivery,
+    DeliveryTarget,
+    Timeouts,
+    TurnStatus,
+    timeouts_for,
+)
+from .worker import AgentWorker
+
+__all__ = [
+    "Agent", "AgentEvent", "AgentMode", "AgentRuntimeError", "AgentWorker", "ApprovalError", "ApprovalInfo",
+    "ApprovalPolicy", "ChatMessage", "ChatModel", "ConversationNotFound", "ConversationStatus", "Delivery",
+    "DeliveryTarget", "DemoModel", "DurabotError", "EventBus", "FingerprintMismatch", "InMemoryEventBus",
+    "InMemoryTranscriptStore", "NoWorkerError", "OpenAIChatModel", "RunCancelled", "RunFailed", "RunHandle",
+    "RunResult", "TemporalConfig", "TemporalUnavailable", "Timeouts", "Tool", "ToolContext", "TranscriptStore",
+    "TurnStatus", "UserError", "load_tools", "timeouts_for", "tool",
+]

@@ -1,0 +1,236 @@
+"""Activities of the conversation workflow: an LLM round, a tool call, restoring a conversation.
+
+Each is thin: it checks the configuration fingerprint, does its one piece of I/O, publishes live
+events on the bus (best effort) and decides what is retryable. Temporal owns the retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, AsyncIterator
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from .errors import FINGERPRINT_ERROR, TRANSCRIPT_MISSING
+from .events import EventBus, stream_key
+from .model import ChatModel
+from .store import TranscriptStore
+from .tools import Tool, ToolContext
+from .types import AgentEvent, Carry, ChatMessage, LLMRequest, LLMResult, ToolRequest, ToolResult
+from .workflow import LLM_ACTIVITY, RESTORE_ACTIVITY, TOOL_ACTIVITY
+
+log = logging.getLogger(__name__)
+
+MAX_TOOL_OUTPUT = 32_000  # characters of a tool's output the model sees; the rest is cut with a note
+
+
+class AgentActivities:
+    def __init__(
+        self, *, system_prompt: str, model: ChatModel, tools: list[Tool], bus: EventBus,
+        store: TranscriptStore, fingerprint: str, manifest: dict[str, str],
+    ) -> None:
+        self.system_prompt = system_prompt
+        self.model = model
+        self.tools = {t.name: t for t in tools}
+        self.bus = bus
+        self.store = store
+        self.fingerprint = fingerprint
+        self.manifest = manifest
+        self._warned_at: dict[str, float] = {}
+
+    def definitions(self) -> list[Any]:
+        return [self.llm_round, self.run_tool, self.restore]
+
+    # ------------------------------------------------------------------ checks and helpers
+    def _check(self, fingerprint: str | None) -> None:
+        if fingerprint is not None and fingerprint != self.fingerprint:
+            raise ApplicationError(
+                "configuration mismatch between client and worker", self.manifest,
+                type=FINGERPRINT_ERROR, non_retryable=True,
+            )
+
+    async def _publish(self, stream: str, event: AgentEvent) -> None:
+        try:
+            await self.bus.publish(stream, event)
+        except Exception as exc:  # the bus is best effort: the answer never depends on it
+            self._warn("event bus", exc)
+
+    def _warn(self, what: str, exc: BaseException) -> None:
+        # One line a minute, not a flood, while Redis is away.
+        now = time.monotonic()
+        if now - self._warned_at.get(what, -1e9) > 60:
+            self._warned_at[what] = now
+            log.warning("%s unavailable, continuing without it (%s: %s)", what, type(exc).__name__, exc)
+
+    @contextlib.asynccontextmanager
+    async def _heartbeating(self, every: float) -> AsyncIterator[None]:
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(every)
+                activity.heartbeat()
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    def _heartbeat_every(self) -> float:
+        timeout = activity.info().heartbeat_timeout
+        return max(0.2, timeout.total_seconds() / 3) if timeout else 5.0
+
+    async def _transcript(self, req: LLMRequest) -> list[ChatMessage]:
+        ref = req.transcript
+        first_unsynced = ref.end_seq - len(ref.unsynced)
+        if ref.resync and first_unsynced <= ref.start_seq:
+            # The workflow sent its whole window: use it, and refill the store if it answers.
+            messages = list(ref.unsynced[ref.start_seq - first_unsynced:])
+            with contextlib.suppress(Exception):
+                await self.store.write(ref.conversation_id, first_unsynced, ref.unsynced)
+        else:
+            try:
+                if ref.unsynced:
+                    await self.store.write(ref.conversation_id, first_unsynced, ref.unsynced)
+                found = await self.store.read(ref.conversation_id, ref.start_seq, ref.end_seq)
+            except Exception as exc:
+                self._warn("transcript store", exc)
+                found = None
+            if found is None:
+                raise ApplicationError(
+                    "transcript store is missing messages; the workflow will resend them",
+                    type=TRANSCRIPT_MISSING, non_retryable=True,
+                )
+            messages = found
+        while messages and messages[0].role == "tool":  # never start the window inside a tool exchange
+            messages.pop(0)
+        return messages
+
+    def _openai_messages(self, messages: list[ChatMessage]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if self.system_prompt:
+            out.append({"role": "system", "content": self.system_prompt})
+        for m in messages:
+            d: dict[str, Any] = {"role": m.role, "content": m.content or ""}
+            if m.role == "assistant" and m.tool_calls:
+                d["tool_calls"] = [
+                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                    for c in m.tool_calls
+                ]
+                d["content"] = m.content
+            if m.role == "tool":
+                d["tool_call_id"] = m.tool_call_id
+            if m.role == "user" and m.name:
+                d["name"] = _safe_name(m.name)
+            out.append(d)
+        return out
+
+    # ------------------------------------------------------------------ activities
+    @activity.defn(name=LLM_ACTIVITY)
+    async def llm_round(self, req: LLMRequest) -> LLMResult:
+        self._check(req.fingerprint)
+        info = activity.info()
+        stream = stream_key(req.conversation_id, req.turn_id)
+        if info.attempt > 1:
+            await self._publish(stream, AgentEvent(kind="retry", turn_id=req.turn_id, round=req.round,
+                                                   attempt=info.attempt))
+        messages = self._openai_messages(await self._transcript(req))
+        tools = [t.openai_schema() for t in self.tools.values()] if req.allow_tools and self.tools else None
+
+        async def on_delta(delta: str) -> None:
+            await self._publish(stream, AgentEvent(kind="token", turn_id=req.turn_id, delta=delta,
+                                                   round=req.round, attempt=info.attempt))
+
+        async with self._heartbeating(self._heartbeat_every()):
+            result = await self.model.complete(messages, tools, on_delta)
+        for call in result.tool_calls:
+            call.error = self._call_error(call)
+        await self._publish(stream, AgentEvent(
+            kind="round_finished", turn_id=req.turn_id, round=req.round, attempt=info.attempt,
+            text=result.text, data={"final": not result.tool_calls or not req.allow_tools},
+        ))
+        return result
+
+    def _call_error(self, call: Any) -> str | None:
+        tool = self.tools.get(call.name)
+        if tool is None:
+            known = ", ".join(sorted(self.tools)) or "none"
+            return f"unknown tool {call.name!r}; available tools: {known}"
+        try:
+            tool.parse_arguments(call.arguments)
+        except ValueError as exc:
+            return f"invalid arguments for {call.name!r}: {exc}"
+        return None
+
+    @activity.defn(name=TOOL_ACTIVITY)
+    async def run_tool(self, req: ToolRequest) -> ToolResult:
+        self._check(req.fingerprint)
+        info = activity.info()
+        call = req.call
+        tool = self.tools.get(call.name)
+        if tool is None:
+            return ToolResult(call_id=call.id, name=call.name, ok=False, output=f"Error: unknown tool {call.name!r}")
+        try:
+            args = tool.parse_arguments(call.arguments)
+        except ValueError as exc:
+            return ToolResult(call_id=call.id, name=call.name, ok=False, output=f"Error: {exc}")
+        stream = stream_key(req.conversation_id, req.turn_id)
+        await self._publish(stream, AgentEvent(kind="tool_started", turn_id=req.turn_id, tool=call.name,
+                                               call_id=call.id, attempt=info.attempt))
+        ctx = ToolContext(
+            conversation_id=req.conversation_id, turn_id=req.turn_id, call_id=call.id,
+            idempotency_key=req.idempotency_key, attempt=info.attempt,
+        )
+        ok = True
+        try:
+            async with self._heartbeating(self._heartbeat_every()):
+                output = await tool.invoke(args, ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # reported to the model, which decides what to do next
+            log.info("tool %r raised %s", call.name, type(exc).__name__)
+            output, ok = f"Error: the tool {call.name!r} failed: {type(exc).__name__}: {exc}", False
+        text = output if isinstance(output, str) else _to_text(output)
+        if len(text) > MAX_TOOL_OUTPUT:
+            text = text[:MAX_TOOL_OUTPUT] + f"\n[output truncated: {len(text)} characters in all]"
+        await self._publish(stream, AgentEvent(kind="tool_finished", turn_id=req.turn_id, tool=call.name,
+                                               call_id=call.id, data={"ok": ok}))
+        return ToolResult(call_id=call.id, name=call.name, output=text, ok=ok)
+
+    @activity.defn(name=RESTORE_ACTIVITY)
+    async def restore(self, conversation_id: str) -> Carry | None:
+        """The carry of this conversation's last completed run, read from Temporal's own record."""
+        client = activity.client()
+        wid = activity.info().workflow_id
+        latest = None
+        async for execution in client.list_workflows(
+            f"WorkflowId = '{_quote(wid)}' AND ExecutionStatus = 'Completed'", limit=20,
+        ):
+            if latest is None or (execution.close_time and execution.close_time > latest.close_time):
+                latest = execution
+        if latest is None:
+            return None
+        handle = client.get_workflow_handle(wid, run_id=latest.run_id)
+        return await handle.result(result_type=Carry, follow_runs=False)
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _safe_name(name: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "user"
+
+
+def _to_text(value: Any) -> str:
+    import json
+
+    try:
+        return json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        return str(value)

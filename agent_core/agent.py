@@ -1,0 +1,526 @@
+"""The ``Agent``: the client side of a durable agent, with an embedded worker by default."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any, AsyncIterator, Iterable
+
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from .errors import (
+    FINGERPRINT_ERROR,
+    ApprovalError,
+    ConversationNotFound,
+    FingerprintMismatch,
+    NoWorkerError,
+    RunCancelled,
+    RunFailed,
+    TemporalUnavailable,
+    UserError,
+)
+from .events import EventBus, InMemoryEventBus, stream_key
+from .fingerprint import build_manifest, fingerprint_of
+from .model import ChatModel, DemoModel
+from .store import InMemoryTranscriptStore, TranscriptStore
+from .temporal import TemporalConfig
+from .tools import Tool
+from .types import (
+    AgentEvent,
+    AgentMode,
+    AgentSpec,
+    ApprovalInfo,
+    ApprovalPolicy,
+    CancelRequest,
+    Carry,
+    ChatMessage,
+    ConversationInput,
+    ConversationStatus,
+    Decision,
+    DeliveryTarget,
+    Progress,
+    ProgressQuery,
+    Timeouts,
+    ToolSpec,
+    TurnStatus,
+    UserMessage,
+    timeouts_for,
+    workflow_id_for,
+)
+from .workflow import ConversationWorkflow
+
+log = logging.getLogger(__name__)
+
+
+class RunResult:
+    def __init__(self, status: TurnStatus, conversation_id: str) -> None:
+        self.status = status
+        self.conversation_id = conversation_id
+        self.turn_id = status.turn_id
+        self.text = status.text or ""
+        self.tool_calls = list(status.tool_calls)
+        self.approvals = list(status.approvals)
+
+    def __repr__(self) -> str:
+        return f"RunResult(turn_id={self.turn_id!r}, state={self.status.state!r}, text={self.text[:60]!r})"
+
+
+class Agent:
+    def __init__(
+        self,
+        name: str,
+        model: ChatModel | None = None,
+        system_prompt: str = "",
+        tools: Iterable[Tool] = (),
+        *,
+        temporal: TemporalConfig | None = None,
+        temporal_client: tuple[Client, str] | None = None,
+        local_worker: bool = True,
+        mode: AgentMode = AgentMode.INTERACTIVE,
+        approval: ApprovalPolicy | str = ApprovalPolicy.MARKED,
+        max_iterations: int = 10,
+        context_messages: int = 100,
+        timeouts: Timeouts | None = None,
+        event_bus: EventBus | None = None,
+        store: TranscriptStore | None = None,
+        fingerprint_check: bool = True,
+        max_history_events: int = 10_000,
+    ) -> None:
+        if temporal is not None and temporal_client is not None:
+            raise UserError(
+                "pass either temporal=TemporalConfig(...) (the agent connects and owns the client) or "
+                "temporal_client=(client, task_queue) (you own the client), not both"
+            )
+        if temporal_client is not None and (
+            not isinstance(temporal_client, tuple) or len(temporal_client) != 2 or not temporal_client[1]
+        ):
+            raise UserError("temporal_client must be a (client, task_queue) tuple")
+        if not name or "/" in name:
+            raise UserError(f"agent name {name!r} must be non-empty and contain no '/'")
+        if max_iterations < 1:
+            raise UserError("max_iterations must be at least 1")
+        self.name = name
+        self.model: ChatModel = model or DemoModel()
+        self.system_prompt = system_prompt
+        self.tools = list(tools)
+        names = [t.name for t in self.tools]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise UserError(f"two tools share the name(s) {', '.join(map(repr, duplicates))}")
+        for t in self.tools:
+            if not isinstance(t, Tool):
+                raise UserError(f"{t!r} is not a tool; decorate it with @tool")
+        self.mode = AgentMode(mode)
+        try:
+            self.approval = ApprovalPolicy(approval)
+        except ValueError:
+            raise UserError(f"approval policy {approval!r} is not one of marked, all, none") from None
+        self.max_iterations = max_iterations
+        self.context_messages = context_messages
+        self.timeouts = timeouts or timeouts_for(self.mode)
+        self.max_history_events = max_history_events
+        self.fingerprint_check = fingerprint_check
+        self.temporal_config = temporal if temporal is not None else (None if temporal_client else TemporalConfig())
+        self._client: Client | None = temporal_client[0] if temporal_client else None
+        self.task_queue = temporal_client[1] if temporal_client else self.temporal_config.task_queue  # type: ignore[union-attr]
+        self.local_worker = local_worker
+        self.event_bus: EventBus = event_bus or InMemoryEventBus()
+        self.store: TranscriptStore = store or InMemoryTranscriptStore()
+        self.manifest = build_manifest(
+            name=name, system_prompt=system_prompt, model_identity=self.model.identity, tools=self.tools,
+            approval=self.approval.value, mode=self.mode.value, max_iterations=max_iterations,
+            context_messages=context_messages,
+        )
+        self.fingerprint = fingerprint_of(self.manifest)
+        self._worker: Any = None
+        self._worker_checked_at = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise UserError("the agent is not started: use 'async with agent:' or 'await agent.start()'")
+        return self._client
+
+    async def start(self) -> "Agent":
+        if self._client is None:
+            self._client = await self.temporal_config.connect()  # type: ignore[union-attr]
+        if self.local_worker and self._worker is None:
+            from .worker import AgentWorker
+
+            self._worker = AgentWorker(self)
+            await self._worker.start()
+        return self
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            await self._worker.shutdown()
+            self._worker = None
+        # A client passed in by the caller is theirs to close; ours needs no explicit close.
+
+    async def __aenter__(self) -> "Agent":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def spec(self) -> AgentSpec:
+        return AgentSpec(
+            name=self.name, mode=self.mode, approval=self.approval,
+            tools=[ToolSpec(name=t.name, requires_approval=t.requires_approval) for t in self.tools],
+            max_iterations=self.max_iterations, timeouts=self.timeouts, context_messages=self.context_messages,
+            max_history_events=self.max_history_events,
+            fingerprint=self.fingerprint if self.fingerprint_check else None,
+            manifest=self.manifest if self.fingerprint_check else {},
+        )
+
+    def workflow_id(self, conversation_id: str) -> str:
+        return workflow_id_for(self.name, conversation_id)
+
+    def _handle(self, conversation_id: str) -> WorkflowHandle:
+        return self.client.get_workflow_handle(self.workflow_id(conversation_id))
+
+    # ------------------------------------------------------------------ runs
+    async def run(self, text: str, conversation_id: str, **kwargs: Any) -> RunResult:
+        """Send a message and wait for the answer. Raises RunCancelled / RunFailed / FingerprintMismatch."""
+        handle = await self.run_async(text, conversation_id, **kwargs)
+        return await handle.result(timeout=self.timeouts.run)
+
+    async def stream(self, text: str, conversation_id: str, **kwargs: Any) -> AsyncIterator[AgentEvent]:
+        """Send a message and yield its events: tokens, tools, approvals, and a last finished/cancelled/error."""
+        handle = await self.run_async(text, conversation_id, **kwargs)
+        async for event in handle.events():
+            yield event
+
+    async def run_async(
+        self,
+        text: str,
+        conversation_id: str,
+        *,
+        message_id: str | None = None,
+        user: str = "user",
+        user_name: str | None = None,
+        context: list[ChatMessage] | None = None,
+        deliver_to: DeliveryTarget | None = None,
+    ) -> "RunHandle":
+        """Send a message (queued if a turn is running) and return a handle to its run at once."""
+        msg = UserMessage(
+            id=message_id or uuid.uuid4().hex, text=text, user=user, user_name=user_name,
+            context=list(context or []), deliver_to=deliver_to,
+        )
+        await self._ensure_worker()
+        start = WithStartWorkflowOperation(
+            ConversationWorkflow.run,
+            ConversationInput(conversation_id=conversation_id, spec=self.spec()),
+            id=self.workflow_id(conversation_id), task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        try:
+            status = await asyncio.wait_for(
+                self.client.execute_update_with_start_workflow(
+                    ConversationWorkflow.submit, msg, start_workflow_operation=start, id=f"msg-{msg.id}",
+                ),
+                None if self.mode is AgentMode.AUTONOMOUS else max(30.0, self.timeouts.llm / 4),
+            )
+        except asyncio.TimeoutError:
+            raise NoWorkerError(
+                f"no worker accepted the message on task queue {self.task_queue!r} in time; "
+                "start one with 'durabot worker' (same TEMPORAL_ADDRESS and DURABOT_TASK_QUEUE)"
+            ) from None
+        except RPCError as exc:
+            raise _rpc_error(exc, self) from None
+        return RunHandle(self, conversation_id, msg.id, status)
+
+    def get_run(self, conversation_id: str, turn_id: str) -> "RunHandle":
+        return RunHandle(self, conversation_id, turn_id, None)
+
+    async def _ensure_worker(self) -> None:
+        """Interactive mode fails fast when nothing polls the task queue."""
+        if self.mode is AgentMode.AUTONOMOUS or (self.local_worker and self._worker is not None):
+            return
+        now = time.monotonic()
+        if now - self._worker_checked_at < 10:
+            return
+        from temporalio.api.enums.v1 import TaskQueueType
+        from temporalio.api.taskqueue.v1 import TaskQueue
+        from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+        try:
+            resp = await self.client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+                namespace=self.client.namespace, task_queue=TaskQueue(name=self.task_queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            ), timeout=_td(5))
+        except RPCError as exc:
+            raise _rpc_error(exc, self) from None
+        if not resp.pollers:
+            raise NoWorkerError(
+                f"no worker polls task queue {self.task_queue!r} in namespace {self.client.namespace!r}; "
+                "start one with 'durabot worker' or use local_worker=True"
+            )
+        self._worker_checked_at = now
+
+    # ------------------------------------------------------------------ conversations
+    async def decide(
+        self, conversation_id: str, approval_id: str, approved: bool, by: str, reason: str | None = None
+    ) -> ApprovalInfo:
+        """Approve or deny a pending approval. Raises ApprovalError if it is unknown or already decided."""
+        try:
+            return await self._handle(conversation_id).execute_update(
+                ConversationWorkflow.decide, Decision(approval_id, approved, by, reason),
+                id=f"decide-{approval_id}-{uuid.uuid4().hex[:8]}",
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            raise ApprovalError(cause.message if isinstance(cause, ApplicationError) else str(exc)) from None
+        except RPCError as exc:
+            raise _rpc_error(exc, self, conversation_id, approval=True) from None
+
+    async def cancel(
+        self, conversation_id: str, by: str, reason: str | None = None, turn_id: str | None = None
+    ) -> None:
+        """Cancel the running turn (or a queued one); the conversation itself goes on."""
+        try:
+            await self._handle(conversation_id).signal(ConversationWorkflow.cancel, CancelRequest(by, reason, turn_id))
+        except RPCError as exc:
+            raise _rpc_error(exc, self, conversation_id) from None
+
+    async def status(self, conversation_id: str) -> ConversationStatus | None:
+        """The conversation's state, or None if it has no running workflow."""
+        try:
+            return await self._handle(conversation_id).query(ConversationWorkflow.status)
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                return None
+            raise _rpc_error(exc, self, conversation_id) from None
+        except Exception as exc:  # query on a closed run
+            if "completed" in str(exc).lower() or "not found" in str(exc).lower():
+                return None
+            raise
+
+    async def list_conversations(self, prefix: str = "", limit: int = 50) -> list[ConversationStatus]:
+        """Running conversations whose id starts with ``prefix``."""
+        query = "WorkflowType = 'DurabotConversation' AND ExecutionStatus = 'Running'"
+        wid_prefix = self.workflow_id(prefix)
+        out: list[ConversationStatus] = []
+        try:
+            async for ex in self.client.list_workflows(query, limit=500):
+                if not ex.id.startswith(wid_prefix) or ex.task_queue != self.task_queue:
+                    continue
+                status = await self.status(ex.id[len(self.name) + 1:])
+                if status is not None:
+                    out.append(status)
+                if len(out) >= limit:
+                    break
+        except RPCError as exc:
+            raise _rpc_error(exc, self) from None
+        return out
+
+    def subscribe(self, conversation_id: str, turn_id: str, after: str | None = None,
+                  idle_timeout: float | None = None) -> AsyncIterator[AgentEvent]:
+        """Live events of one turn from the bus (tokens, tools, retry markers), from offset ``after``."""
+        return self.event_bus.subscribe(stream_key(conversation_id, turn_id), after, idle_timeout=idle_timeout)
+
+
+class RunHandle:
+    """One message's run: wait for its result, follow its events, decide its approvals, cancel it."""
+
+    def __init__(self, agent: Agent, conversation_id: str, turn_id: str, status: TurnStatus | None) -> None:
+        self.agent = agent
+        self.conversation_id = conversation_id
+        self.turn_id = turn_id
+        self.last_status = status
+
+    @property
+    def workflow_id(self) -> str:
+        return self.agent.workflow_id(self.conversation_id)
+
+    async def progress(self, seen_version: int = -1) -> TurnStatus:
+        """The turn's status once it changes past ``seen_version`` (a long poll on the workflow)."""
+        handle = self.agent._handle(self.conversation_id)
+        while True:
+            try:
+                p: Progress = await handle.execute_update(
+                    ConversationWorkflow.wait_progress, ProgressQuery(self.turn_id, seen_version),
+                    id=f"progress-{uuid.uuid4().hex}",
+                )
+            except RPCError as exc:
+                closed = await self._from_closed_run(exc)
+                if closed is not None:
+                    return closed
+                raise _rpc_error(exc, self.agent, self.conversation_id) from None
+            except WorkflowUpdateFailedError as exc:
+                raise RunFailed(f"cannot follow turn {self.turn_id!r}: {exc.cause or exc}") from None
+            if p.continued:
+                await asyncio.sleep(0.05)  # the next run is starting
+                continue
+            if p.turn is None:
+                raise ConversationNotFound(
+                    f"turn {self.turn_id!r} is unknown to conversation {self.conversation_id!r}"
+                )
+            self.last_status = p.turn
+            return p.turn
+
+    async def _from_closed_run(self, exc: RPCError) -> TurnStatus | None:
+        if exc.status != RPCStatusCode.NOT_FOUND and "completed" not in str(exc).lower():
+            return None
+        try:
+            carry = await self.agent._handle(self.conversation_id).result(result_type=Carry)
+        except Exception:
+            return None
+        for st in carry.recent:
+            if st.turn_id == self.turn_id:
+                return st
+        return None
+
+    async def status(self) -> TurnStatus:
+        return await self.progress(-1)
+
+    async def result(self, timeout: float | None = None) -> RunResult:
+        async def wait() -> TurnStatus:
+            st = self.last_status
+            version = -1 if st is None else st.version
+            while st is None or not st.done:
+                st = await self.progress(version)
+                version = st.version
+            return st
+
+        try:
+            st = await asyncio.wait_for(wait(), timeout)
+        except asyncio.TimeoutError:
+            raise RunFailed(f"turn {self.turn_id!r} did not finish within {timeout:g}s") from None
+        return _result_or_raise(st, self.conversation_id)
+
+    async def pending_approvals(self) -> list[ApprovalInfo]:
+        st = await self.status()
+        return [a for a in st.approvals if a.status == "pending"]
+
+    async def _approval_id(self, approval_id: str | None) -> str:
+        if approval_id:
+            return approval_id
+        pending = await self.pending_approvals()
+        if len(pending) != 1:
+            raise ApprovalError(
+                f"turn {self.turn_id!r} has {len(pending)} pending approvals; pass approval_id"
+            )
+        return pending[0].id
+
+    async def approve(self, approval_id: str | None = None, by: str = "user", reason: str | None = None) -> ApprovalInfo:
+        return await self.agent.decide(self.conversation_id, await self._approval_id(approval_id), True, by, reason)
+
+    async def deny(self, approval_id: str | None = None, by: str = "user", reason: str | None = None) -> ApprovalInfo:
+        return await self.agent.decide(self.conversation_id, await self._approval_id(approval_id), False, by, reason)
+
+    async def cancel(self, by: str = "user", reason: str | None = None) -> None:
+        await self.agent.cancel(self.conversation_id, by, reason, turn_id=self.turn_id)
+
+    async def events(self, after: str | None = None) -> AsyncIterator[AgentEvent]:
+        """Live events merged with the workflow's durable progress; ends with finished/cancelled/error."""
+        queue: asyncio.Queue[AgentEvent | TurnStatus] = asyncio.Queue()
+        final_round = asyncio.Event()
+
+        async def pump_bus() -> None:
+            async for ev in self.agent.subscribe(self.conversation_id, self.turn_id, after):
+                if ev.kind == "round_finished" and ev.data.get("final"):
+                    final_round.set()
+                await queue.put(ev)
+
+        async def pump_progress() -> None:
+            version = -1
+            while True:
+                st = await self.progress(version)
+                version = st.version
+                await queue.put(st)
+                if st.done:
+                    return
+
+        tasks = [asyncio.create_task(pump_bus()), asyncio.create_task(pump_progress())]
+        seen: dict[str, str] = {}
+        try:
+            while True:
+                if tasks[1].done() and tasks[1].exception() is not None and queue.empty():
+                    raise tasks[1].exception()  # type: ignore[misc]
+                item = await _next(queue, tasks[1])
+                if isinstance(item, AgentEvent):
+                    yield item
+                    continue
+                for info in item.approvals:
+                    before = seen.get(info.id)
+                    if before is None:
+                        yield AgentEvent(kind="approval_requested", turn_id=self.turn_id, approval=info,
+                                         tool=info.tool)
+                    if info.status != "pending" and before != info.status:
+                        yield AgentEvent(kind="approval_decided", turn_id=self.turn_id, approval=info,
+                                         tool=info.tool)
+                    seen[info.id] = info.status
+                if item.done:
+                    if item.state == "finished":
+                        # Let live tokens catch up so a consumer's text is whole before "finished".
+                        try:
+                            await asyncio.wait_for(final_round.wait(), 0.5)
+                        except asyncio.TimeoutError:
+                            pass
+                        while not queue.empty():
+                            ev = queue.get_nowait()
+                            if isinstance(ev, AgentEvent):
+                                yield ev
+                    yield _final_event(item)
+                    return
+        finally:
+            for t in tasks:
+                t.cancel()
+
+
+async def _next(queue: asyncio.Queue, progress_task: asyncio.Task) -> Any:
+    getter = asyncio.ensure_future(queue.get())
+    done, _ = await asyncio.wait({getter, progress_task}, return_when=asyncio.FIRST_COMPLETED)
+    if getter in done:
+        return getter.result()
+    getter.cancel()
+    if progress_task.exception() is not None:
+        raise progress_task.exception()  # type: ignore[misc]
+    return await queue.get()
+
+
+def _final_event(st: TurnStatus) -> AgentEvent:
+    if st.state == "finished":
+        return AgentEvent(kind="finished", turn_id=st.turn_id, text=st.text or "")
+    if st.state == "cancelled":
+        return AgentEvent(kind="cancelled", turn_id=st.turn_id, data={"by": st.cancelled_by})
+    return AgentEvent(kind="error", turn_id=st.turn_id, error=st.error, data={"kind": st.error_kind})
+
+
+def _result_or_raise(st: TurnStatus, conversation_id: str) -> RunResult:
+    if st.state == "cancelled":
+        raise RunCancelled(f"the run {st.turn_id!r} was cancelled by {st.cancelled_by}")
+    if st.state == "failed":
+        if st.error_kind == FINGERPRINT_ERROR:
+            raise FingerprintMismatch(st.error or "configuration mismatch")
+        raise RunFailed(f"the run {st.turn_id!r} failed: {st.error}")
+    return RunResult(st, conversation_id)
+
+
+def _td(seconds: float) -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=seconds)
+
+
+def _rpc_error(exc: RPCError, agent: Agent, conversation_id: str | None = None, approval: bool = False) -> Exception:
+    if exc.status == RPCStatusCode.UNAVAILABLE:
+        where = agent.temporal_config.address if agent.temporal_config else "the configured server"
+        return TemporalUnavailable(f"Temporal at {where} is unavailable: {exc.message}")
+    if exc.status == RPCStatusCode.NOT_FOUND and conversation_id is not None:
+        if approval:
+            return ApprovalError(f"conversation {conversation_id!r} has ended; its approvals are closed")
+        return ConversationNotFound(f"no running conversation {conversation_id!r}")
+    return TemporalUnavailable(f"Temporal request failed: {exc.message}")

@@ -1,0 +1,61 @@
+"""Errors of agent_core. Two roots: one for misuse, one for failures at run time.
+
+    DurabotError
+    ├── UserError                 misconfiguration or misuse: the message says how to fix it
+    │   └── FingerprintMismatch   client and worker run different configurations
+    └── AgentRuntimeError         something failed while running
+        ├── NoWorkerError         nothing polls the task queue (interactive mode fails fast)
+        ├── TemporalUnavailable   the Temporal server cannot be reached
+        ├── ConversationNotFound  no such conversation (or it has ended)
+        ├── ApprovalError         an approval decision was refused (unknown, already decided, expired)
+        ├── RunCancelled          the run was cancelled
+        └── RunFailed             the run ended with an error
+"""
+
+from __future__ import annotations
+
+
+class DurabotError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class UserError(DurabotError):
+    """The caller or the configuration is wrong; the message says how to fix it."""
+
+
+class FingerprintMismatch(UserError):
+    pass
+
+
+class AgentRuntimeError(DurabotError):
+    pass
+
+
+class NoWorkerError(AgentRuntimeError):
+    pass
+
+
+class TemporalUnavailable(AgentRuntimeError):
+    pass
+
+
+class ConversationNotFound(AgentRuntimeError):
+    pass
+
+
+class ApprovalError(AgentRuntimeError):
+    pass
+
+
+class RunCancelled(AgentRuntimeError):
+    pass
+
+
+class RunFailed(AgentRuntimeError):
+    pass
+
+
+# ApplicationError type names used across the workflow / activity boundary.
+FINGERPRINT_ERROR = "FingerprintMismatch"
+TRANSCRIPT_MISSING = "TranscriptMissing"
+MODEL_ERROR = "ModelError"

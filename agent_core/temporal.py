@@ -1,0 +1,64 @@
+"""Connecting to Temporal: a typed config, and a connect that fails quickly with a clear message."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.service import TLSConfig
+
+from .errors import TemporalUnavailable, UserError
+
+
+@dataclass
+class TemporalConfig:
+    host: str = "localhost"
+    port: int = 7233
+    namespace: str = "default"
+    task_queue: str = "durabot"
+    api_key: str | None = None  # Temporal Cloud API key (implies TLS)
+    tls_cert: str | None = None  # path to a client certificate (mTLS)
+    tls_key: str | None = None  # path to its private key
+    connect_timeout: float = 10.0
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def from_address(cls, address: str, **kwargs: object) -> "TemporalConfig":
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise UserError(f"TEMPORAL_ADDRESS {address!r} is not host:port (for example localhost:7233)")
+        return cls(host=host, port=int(port), **kwargs)  # type: ignore[arg-type]
+
+    def _tls(self) -> TLSConfig | bool:
+        if self.tls_cert or self.tls_key:
+            if not (self.tls_cert and self.tls_key):
+                raise UserError("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together")
+            try:
+                cert, key = Path(self.tls_cert).read_bytes(), Path(self.tls_key).read_bytes()
+            except OSError as exc:
+                raise UserError(f"cannot read the Temporal TLS certificate or key: {exc}") from None
+            return TLSConfig(client_cert=cert, client_private_key=key)
+        return bool(self.api_key)
+
+    async def connect(self) -> Client:
+        tls = self._tls()
+        try:
+            return await asyncio.wait_for(
+                Client.connect(self.address, namespace=self.namespace, api_key=self.api_key, tls=tls),
+                self.connect_timeout,
+            )
+        except asyncio.TimeoutError:
+            raise TemporalUnavailable(
+                f"Temporal at {self.address} did not answer within {self.connect_timeout:g}s; "
+                "is the server running (durabot dev starts one) and TEMPORAL_ADDRESS right?"
+            ) from None
+        except RuntimeError as exc:  # the core SDK reports connection failures as RuntimeError
+            raise TemporalUnavailable(
+                f"cannot connect to Temporal at {self.address}: {exc}. Start the server "
+                "(durabot dev starts one) or fix TEMPORAL_ADDRESS."
+            ) from None

@@ -1,0 +1,311 @@
+"""Small, explicit dataclasses that cross the workflow / activity / client boundaries.
+
+Nothing here does I/O, so the workflow sandbox can import this module freely. Large or live state
+(the transcript, clients, the event bus) never crosses a boundary: it is reached by reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class AgentMode(str, Enum):
+    """How a run behaves when things are slow or absent.
+
+    INTERACTIVE: a person is waiting. Bounded runs, short timeouts, fail fast when no worker polls.
+    AUTONOMOUS: a background job. Long timeouts; a run waits for a worker to appear.
+    """
+
+    INTERACTIVE = "interactive"
+    AUTONOMOUS = "autonomous"
+
+
+class ApprovalPolicy(str, Enum):
+    MARKED = "marked"  # tools declared requires_approval=True
+    ALL = "all"
+    NONE = "none"
+
+
+@dataclass
+class Timeouts:
+    """Timeouts of one mode, in seconds. See ``timeouts_for``."""
+
+    run: float  # a whole turn, from the message to the answer (client side wait)
+    llm: float  # one LLM round (start to close of the activity)
+    tool: float  # one tool call (start to close of the activity)
+    approval: float  # how long an approval waits for a decision before it counts as denied
+    idle: float  # a conversation with no new message ends after this long
+    schedule_to_start: float | None  # None: wait for a worker as long as it takes
+    heartbeat: float = 15.0  # a worker that dies mid-activity is noticed after this long
+
+
+def timeouts_for(mode: AgentMode) -> Timeouts:
+    if mode is AgentMode.INTERACTIVE:
+        return Timeouts(run=600, llm=120, tool=300, approval=3600, idle=3600, schedule_to_start=60)
+    return Timeouts(
+        run=24 * 3600, llm=600, tool=3600, approval=24 * 3600, idle=7 * 24 * 3600, schedule_to_start=None
+    )
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # raw JSON text as the model produced it
+    error: str | None = None  # set by the LLM round when the call cannot run (unknown tool, bad arguments)
+
+
+@dataclass
+class ChatMessage:
+    """One transcript entry, OpenAI chat format minus provider details."""
+
+    role: str  # system | user | assistant | tool
+    content: str | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None  # author name for user messages, tool name for tool results
+
+
+@dataclass
+class ToolSpec:
+    """What the workflow needs to know of a tool; the schema stays with the worker."""
+
+    name: str
+    requires_approval: bool = False
+
+
+@dataclass
+class AgentSpec:
+    """The agent's configuration as the client sees it; carried in the workflow input."""
+
+    name: str
+    mode: AgentMode
+    approval: ApprovalPolicy
+    tools: list[ToolSpec]
+    max_iterations: int
+    timeouts: Timeouts
+    context_messages: int  # how many transcript messages a model round sees at most
+    max_history_events: int = 10_000  # continue-as-new once a run's history is this long
+    max_history_bytes: int = 20 * 1024 * 1024
+    fingerprint: str | None = None  # None: the check was switched off on the client side
+    manifest: dict[str, str] = field(default_factory=dict)
+
+    def tool(self, name: str) -> ToolSpec | None:
+        for spec in self.tools:
+            if spec.name == name:
+                return spec
+        return None
+
+    def needs_approval(self, name: str) -> bool:
+        if self.approval is ApprovalPolicy.NONE:
+            return False
+        if self.approval is ApprovalPolicy.ALL:
+            return True
+        spec = self.tool(name)
+        return bool(spec and spec.requires_approval)
+
+
+@dataclass
+class DeliveryTarget:
+    """Where durable notices of a turn go: an activity on another task queue (a platform adapter).
+
+    ``meta`` is opaque to the core (channel, thread, placeholder message id...).
+    """
+
+    task_queue: str
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class UserMessage:
+    id: str  # deduplicates: the same id is accepted once per conversation
+    text: str
+    user: str = "user"
+    user_name: str | None = None
+    context: list[ChatMessage] = field(default_factory=list)  # earlier thread messages, first turn only
+    deliver_to: DeliveryTarget | None = None
+
+
+@dataclass
+class Carry:
+    """What a conversation carries across continue-as-new and across an idle end.
+
+    ``window`` is a bounded copy of the transcript tail, so Temporal stays the source of truth even
+    when the transcript store loses data.
+    """
+
+    window: list[ChatMessage] = field(default_factory=list)
+    next_seq: int = 0  # sequence number the next transcript message gets
+    turns: int = 0
+    approvals: int = 0  # approval ids are numbered per conversation
+    seen_message_ids: list[str] = field(default_factory=list)
+    recent: list["TurnStatus"] = field(default_factory=list)  # last few turns, for late result readers
+
+
+@dataclass
+class ConversationInput:
+    conversation_id: str
+    spec: AgentSpec
+    carry: Carry | None = None
+    pending: list[UserMessage] = field(default_factory=list)
+    restored: bool = False  # True once a previous run's carry was looked for
+
+
+@dataclass
+class TranscriptRef:
+    """How an activity finds the transcript: the store holds messages by sequence number."""
+
+    conversation_id: str
+    start_seq: int  # first message of the window the model sees
+    end_seq: int  # one past the last message
+    unsynced: list[ChatMessage] = field(default_factory=list)  # messages [end_seq - len, end_seq) to write
+    resync: bool = False  # the workflow sends its whole window because the store lost data
+
+
+@dataclass
+class LLMRequest:
+    conversation_id: str
+    turn_id: str
+    round: int
+    transcript: TranscriptRef
+    system_prompt_override: str | None = None
+    allow_tools: bool = True
+    fingerprint: str | None = None
+
+
+@dataclass
+class LLMResult:
+    text: str
+    tool_calls: list[ToolCall]
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class ToolRequest:
+    conversation_id: str
+    turn_id: str
+    call: ToolCall
+    idempotency_key: str
+    fingerprint: str | None = None
+
+
+@dataclass
+class ToolResult:
+    call_id: str
+    name: str
+    output: str
+    ok: bool = True
+
+
+@dataclass
+class ApprovalInfo:
+    id: str
+    turn_id: str
+    tool: str
+    arguments: str
+    requested_by: str
+    status: str = "pending"  # pending | approved | denied | expired | cancelled
+    decided_by: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class Decision:
+    approval_id: str
+    approved: bool
+    by: str
+    reason: str | None = None
+
+
+@dataclass
+class CancelRequest:
+    by: str
+    reason: str | None = None
+    turn_id: str | None = None  # None: whatever turn is running
+
+
+@dataclass
+class TurnStatus:
+    turn_id: str
+    state: str  # queued | running | awaiting_approval | finished | cancelled | failed
+    text: str | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    approvals: list[ApprovalInfo] = field(default_factory=list)
+    tool_calls: list[str] = field(default_factory=list)  # names, in order, for a compact display
+    step: str | None = None  # what the turn is doing now, for status displays
+    version: int = 0  # bumped at every durable change, for long polls
+    cancelled_by: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("finished", "cancelled", "failed")
+
+
+@dataclass
+class ProgressQuery:
+    turn_id: str
+    seen_version: int = -1
+
+
+@dataclass
+class Progress:
+    turn: TurnStatus | None  # None: the turn is unknown to this run
+    continued: bool = False  # the workflow is continuing as new: ask again
+
+
+@dataclass
+class ConversationStatus:
+    conversation_id: str
+    state: str  # idle | running | awaiting_approval
+    turns: int
+    current: TurnStatus | None
+    queued: int
+    started_at: str
+    history_length: int = 0
+
+
+@dataclass
+class Delivery:
+    """A durable notice for a platform adapter, delivered by an activity on its task queue."""
+
+    kind: str  # approval_requested | approval_decided | turn_finished | turn_cancelled | turn_failed
+    conversation_id: str
+    turn_id: str
+    meta: dict[str, str]
+    text: str | None = None
+    approval: ApprovalInfo | None = None
+    tool_calls: list[str] = field(default_factory=list)
+    by: str | None = None  # who cancelled, for turn_cancelled
+    workflow_id: str = ""
+    run_id: str = ""
+
+
+@dataclass
+class AgentEvent:
+    """One event on a run's stream.
+
+    kinds: token (delta), round_started, retry (discard this round's partial text), tool_started,
+    tool_finished, approval_requested, approval_decided, finished, cancelled, error.
+    """
+
+    kind: str
+    turn_id: str
+    delta: str | None = None
+    text: str | None = None
+    tool: str | None = None
+    call_id: str | None = None
+    approval: ApprovalInfo | None = None
+    error: str | None = None
+    round: int | None = None
+    attempt: int | None = None
+    offset: str | None = None  # position on the event bus, for resuming a subscription
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def workflow_id_for(agent_name: str, conversation_id: str) -> str:
+    return f"{agent_name}/{conversation_id}"

@@ -1,0 +1,92 @@
+"""``AgentWorker``: runs the conversation workflow and its activities for one agent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from .activities import AgentActivities
+from .events import EventBus
+from .store import TranscriptStore
+from .workflow import ConversationWorkflow
+
+if TYPE_CHECKING:
+    from .agent import Agent
+
+log = logging.getLogger(__name__)
+
+# The workflow module imports only pure code of this package; passing the package through the
+# sandbox keeps it from being re-imported (and openai with it) for every workflow run.
+_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("agent_core")
+)
+
+
+class AgentWorker:
+    """Serves an agent's task queue. Use one per process in production (``durabot worker``)."""
+
+    def __init__(
+        self,
+        agent: "Agent",
+        *,
+        event_bus: EventBus | None = None,
+        store: TranscriptStore | None = None,
+        task_queue: str | None = None,
+        graceful_shutdown: float = 30.0,
+        max_concurrent_activities: int = 200,
+        extra_activities: list[Any] | None = None,
+    ) -> None:
+        self.agent = agent
+        self.task_queue = task_queue or agent.task_queue
+        self.activities = AgentActivities(
+            system_prompt=agent.system_prompt, model=agent.model, tools=agent.tools,
+            bus=event_bus or agent.event_bus, store=store or agent.store,
+            fingerprint=agent.fingerprint, manifest=agent.manifest,
+        )
+        self.graceful_shutdown = graceful_shutdown
+        self.max_concurrent_activities = max_concurrent_activities
+        self.extra_activities = extra_activities or []
+        self._worker: Worker | None = None
+        self._task: asyncio.Task | None = None
+
+    def build(self) -> Worker:
+        return Worker(
+            self.agent.client,
+            task_queue=self.task_queue,
+            workflows=[ConversationWorkflow],
+            activities=[*self.activities.definitions(), *self.extra_activities],
+            workflow_runner=_RUNNER,
+            graceful_shutdown_timeout=timedelta(seconds=self.graceful_shutdown),
+            max_concurrent_activities=self.max_concurrent_activities,
+        )
+
+    async def start(self) -> None:
+        """Start polling in the background (the embedded local worker)."""
+        if self.agent._client is None:
+            await self.agent.start()
+        self._worker = self.build()
+        self._task = asyncio.create_task(self._worker.run())
+        await asyncio.sleep(0)
+
+    async def run(self) -> None:
+        """Poll until cancelled or shut down (a worker process)."""
+        if self.agent._client is None:
+            self.agent._client = await self.agent.temporal_config.connect()  # type: ignore[union-attr]
+        self._worker = self.build()
+        await self._worker.run()
+
+    async def shutdown(self) -> None:
+        """Stop polling, let running activities finish within the grace period, then return."""
+        if self._worker is not None:
+            await self._worker.shutdown()
+        if self._task is not None:
+            try:
+                await self._task
+            except Exception as exc:
+                log.warning("worker ended with %s", exc)
+            self._task = None

@@ -1,0 +1,444 @@
+"""The conversation workflow: one per conversation, deterministic, holding only small state.
+
+It queues messages, runs turns (LLM round -> tool calls behind the approval gate, in parallel ->
+repeat), waits for the next message, ends after an idle timeout and continues-as-new before its
+history grows large. The transcript reaches activities by reference (``TranscriptRef``). Durable
+notices for chat platforms go out through a delivery activity on the adapter's task queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from .errors import FINGERPRINT_ERROR, TRANSCRIPT_MISSING
+    from .fingerprint import describe_mismatch
+    from .types import (
+        ApprovalInfo,
+        CancelRequest,
+        Carry,
+        ChatMessage,
+        ConversationInput,
+        ConversationStatus,
+        Decision,
+        Delivery,
+        LLMRequest,
+        LLMResult,
+        Progress,
+        ProgressQuery,
+        ToolCall,
+        ToolRequest,
+        ToolResult,
+        TranscriptRef,
+        TurnStatus,
+        UserMessage,
+    )
+
+LLM_ACTIVITY = "durabot.llm_round"
+TOOL_ACTIVITY = "durabot.run_tool"
+RESTORE_ACTIVITY = "durabot.restore"
+DELIVER_ACTIVITY = "durabot.deliver"
+
+_SEEN_IDS = 500  # message ids remembered for deduplication
+_RECENT = 10  # finished turns carried across continue-as-new
+_WINDOW_SLACK = 20
+
+
+@workflow.defn(name="DurabotConversation")
+class ConversationWorkflow:
+    @workflow.init
+    def __init__(self, inp: ConversationInput) -> None:
+        self.conv = inp.conversation_id
+        self.spec = inp.spec
+        self._apply_carry(inp.carry or Carry())
+        self.queue: list[UserMessage] = []
+        self.statuses: dict[str, TurnStatus] = {s.turn_id: s for s in self.carry_in.recent}
+        for msg in inp.pending:
+            self._enqueue(msg)
+        self.current: TurnStatus | None = None
+        self.current_msg: UserMessage | None = None
+        self.current_task: asyncio.Task | None = None
+        self.approvals: dict[str, ApprovalInfo] = {}
+        self.outbox: list[tuple[str, Delivery]] = []
+        self.delivering = False
+        self.continuing = False
+        self.started_at = workflow.now().isoformat()
+
+    def _apply_carry(self, carry: Carry) -> None:
+        self.carry_in = carry
+        self.window: list[ChatMessage] = list(carry.window)
+        self.next_seq = carry.next_seq
+        self.synced_seq = carry.next_seq  # assume the store has them; a miss triggers one resync
+        self.turns = carry.turns
+        self.approval_count = carry.approvals
+        self.seen_ids: list[str] = list(carry.seen_message_ids)
+        self.seen_set = set(self.seen_ids)
+
+    # ---------------------------------------------------------------- main loop
+    @workflow.run
+    async def run(self, inp: ConversationInput) -> Carry:
+        if inp.carry is None and not inp.restored:
+            previous = await workflow.execute_local_activity(
+                RESTORE_ACTIVITY, self.conv, result_type=Carry,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+            if previous is not None and previous.next_seq > self.next_seq:
+                seen, self.seen_ids = self.seen_ids, []
+                self._apply_carry(previous)
+                for mid in seen:
+                    self._remember(mid)
+        while True:
+            try:
+                await workflow.wait_condition(lambda: bool(self.queue), timeout=self.spec.timeouts.idle)
+            except asyncio.TimeoutError:
+                if not self.queue:
+                    await workflow.wait_condition(
+                        lambda: not self.outbox and not self.delivering and workflow.all_handlers_finished()
+                    )
+                    if not self.queue:
+                        return self._carry()
+            msg = self.queue.pop(0)
+            await self._run_turn(msg)
+            if self._history_is_large():
+                await self._continue_as_new()
+
+    def _history_is_large(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self.spec.max_history_events
+            or info.get_current_history_size() >= self.spec.max_history_bytes
+        )
+
+    async def _continue_as_new(self) -> None:
+        self.continuing = True  # long polls return "continued" and ask the next run
+        await workflow.wait_condition(
+            lambda: not self.outbox and not self.delivering and workflow.all_handlers_finished()
+        )
+        workflow.continue_as_new(
+            ConversationInput(
+                conversation_id=self.conv, spec=self.spec, carry=self._carry(),
+                pending=list(self.queue), restored=True,
+            )
+        )
+
+    def _carry(self) -> Carry:
+        finished = [s for s in self.statuses.values() if s.done][-_RECENT:]
+        return Carry(
+            window=list(self.window), next_seq=self.next_seq, turns=self.turns,
+            approvals=self.approval_count, seen_message_ids=list(self.seen_ids), recent=finished,
+        )
+
+    # ---------------------------------------------------------------- messages in
+    @workflow.update(name="submit")
+    def submit(self, msg: UserMessage) -> TurnStatus:
+        if msg.id in self.seen_set:
+            known = self.statuses.get(msg.id)
+            return known or TurnStatus(turn_id=msg.id, state="duplicate")
+        return self._enqueue(msg)
+
+    @workflow.signal(name="submit_signal")
+    def submit_signal(self, msg: UserMessage) -> None:
+        if msg.id not in self.seen_set:
+            self._enqueue(msg)
+
+    def _enqueue(self, msg: UserMessage) -> TurnStatus:
+        self._remember(msg.id)
+        status = TurnStatus(turn_id=msg.id, state="queued", step="queued")
+        self.statuses[msg.id] = status
+        self.queue.append(msg)
+        self._trim_statuses()
+        return status
+
+    def _remember(self, message_id: str) -> None:
+        self.seen_ids.append(message_id)
+        self.seen_set.add(message_id)
+        if len(self.seen_ids) > _SEEN_IDS:
+            self.seen_set.discard(self.seen_ids.pop(0))
+
+    def _trim_statuses(self) -> None:
+        done = [k for k, s in self.statuses.items() if s.done]
+        for key in done[: max(0, len(done) - 2 * _RECENT)]:
+            del self.statuses[key]
+
+    # ---------------------------------------------------------------- progress, decisions, cancel
+    @workflow.update(name="wait_progress")
+    async def wait_progress(self, q: ProgressQuery) -> Progress:
+        def changed() -> bool:
+            st = self.statuses.get(q.turn_id)
+            return self.continuing or st is None or st.version > q.seen_version
+
+        await workflow.wait_condition(changed)
+        st = self.statuses.get(q.turn_id)
+        if st is not None and st.version > q.seen_version:
+            return Progress(turn=st)
+        return Progress(turn=st, continued=self.continuing)
+
+    @workflow.update(name="decide")
+    def decide(self, d: Decision) -> ApprovalInfo:
+        info = self.approvals[d.approval_id]
+        info.status = "approved" if d.approved else "denied"
+        info.decided_by = d.by
+        info.reason = d.reason
+        return info
+
+    @decide.validator
+    def _validate_decision(self, d: Decision) -> None:
+        info = self.approvals.get(d.approval_id)
+        if info is None:
+            raise ApplicationError(f"no approval {d.approval_id!r} in this conversation", type="ApprovalUnknown")
+        if info.status != "pending":
+            who = f" by {info.decided_by}" if info.decided_by else ""
+            raise ApplicationError(
+                f"approval {d.approval_id!r} is already {info.status}{who}", type="ApprovalAlreadyDecided"
+            )
+
+    @workflow.signal(name="cancel")
+    def cancel(self, req: CancelRequest) -> None:
+        if req.turn_id and req.turn_id != (self.current.turn_id if self.current else None):
+            for i, msg in enumerate(self.queue):
+                if msg.id == req.turn_id:
+                    self.queue.pop(i)
+                    st = self.statuses[msg.id]
+                    st.state, st.cancelled_by, st.step = "cancelled", req.by, None
+                    self._bump(st)
+                    self._notify("turn_cancelled", msg, st)
+                    return
+            return
+        if self.current is not None and self.current_task is not None and not self.current_task.done():
+            self.current.cancelled_by = req.by
+            self.current_task.cancel()
+
+    @workflow.query(name="status")
+    def status(self) -> ConversationStatus:
+        cur = self.current
+        state = "idle" if cur is None else ("awaiting_approval" if cur.state == "awaiting_approval" else "running")
+        info = workflow.info()
+        return ConversationStatus(
+            conversation_id=self.conv, state=state, turns=self.turns, current=cur, queued=len(self.queue),
+            started_at=self.started_at, history_length=info.get_current_history_length(),
+        )
+
+    @workflow.query(name="turn")
+    def turn(self, turn_id: str) -> TurnStatus | None:
+        return self.statuses.get(turn_id)
+
+    # ---------------------------------------------------------------- one turn
+    async def _run_turn(self, msg: UserMessage) -> None:
+        st = self.statuses[msg.id]
+        self.current, self.current_msg = st, msg
+        st.state, st.step = "running", "thinking"
+        self._bump(st)
+        if msg.context and self.next_seq == 0:
+            self._append(*msg.context)
+        self._append(ChatMessage(role="user", content=msg.text, name=msg.user_name))
+        self.current_task = asyncio.create_task(self._turn_body(msg, st))
+        try:
+            st.text = await self.current_task
+            st.state = "finished"
+            kind = "turn_finished"
+        except (asyncio.CancelledError, ActivityError) as err:
+            if st.cancelled_by is not None:  # cancelled by our cancel signal
+                self._close_open_tool_calls("Not run: the request was cancelled.")
+                st.state = "cancelled"
+                kind = "turn_cancelled"
+            elif isinstance(err, asyncio.CancelledError):
+                raise  # the workflow itself is being cancelled
+            else:
+                st.state, st.error, st.error_kind = "failed", *self._explain(err)
+                self._close_open_tool_calls("Not run: the request failed.")
+                kind = "turn_failed"
+        finally:
+            self.current = self.current_msg = self.current_task = None
+        st.step = None
+        self.turns += 1
+        self._bump(st)
+        for info in st.approvals:
+            if info.status == "pending":
+                info.status = "cancelled"
+                self._notify("approval_decided", msg, st, approval=info)
+        self._notify(kind, msg, st)
+
+    async def _turn_body(self, msg: UserMessage, st: TurnStatus) -> str:
+        rounds = self.spec.max_iterations
+        for rnd in range(rounds + 1):
+            allow_tools = rnd < rounds and bool(self.spec.tools)
+            st.step = "thinking"
+            result = await self._llm_round(msg, rnd, allow_tools)
+            calls = result.tool_calls if allow_tools else []
+            self._append(ChatMessage(role="assistant", content=result.text or None, tool_calls=calls))
+            if not calls:
+                return result.text
+            results = await asyncio.gather(*(self._tool_call(msg, st, c) for c in calls))
+            self._append(*(ChatMessage(role="tool", content=r.output, tool_call_id=r.call_id, name=r.name)
+                           for r in results))
+        return ""  # unreachable: the last round allows no tools
+
+    async def _llm_round(self, msg: UserMessage, rnd: int, allow_tools: bool) -> LLMResult:
+        resync = False
+        while True:
+            ref = self._ref(resync)
+            request = LLMRequest(
+                conversation_id=self.conv, turn_id=msg.id, round=rnd, transcript=ref,
+                allow_tools=allow_tools, fingerprint=self.spec.fingerprint,
+            )
+            try:
+                result = await workflow.execute_activity(
+                    LLM_ACTIVITY, request, result_type=LLMResult, **self._activity_options(self.spec.timeouts.llm),
+                )
+            except ActivityError as err:
+                if _error_type(err) == TRANSCRIPT_MISSING and not resync:
+                    resync = True
+                    continue
+                raise
+            self.synced_seq = self.next_seq
+            return result
+
+    def _ref(self, resync: bool) -> TranscriptRef:
+        window_start = self.next_seq - len(self.window)
+        first_unsynced = window_start if resync else max(self.synced_seq, window_start)
+        start = max(window_start, self.next_seq - self.spec.context_messages)
+        return TranscriptRef(
+            conversation_id=self.conv, start_seq=start, end_seq=self.next_seq,
+            unsynced=self.window[first_unsynced - window_start:], resync=resync,
+        )
+
+    async def _tool_call(self, msg: UserMessage, st: TurnStatus, call: ToolCall) -> ToolResult:
+        if call.error:
+            return ToolResult(call_id=call.id, name=call.name, output=f"Error: {call.error}", ok=False)
+        if self.spec.needs_approval(call.name):
+            info = await self._ask_approval(msg, st, call)
+            if info.status != "approved":
+                why = {"denied": f"denied by {info.decided_by}", "expired": "not approved in time"}.get(
+                    info.status, info.status)
+                note = f" Reason: {info.reason}" if info.reason else ""
+                return ToolResult(call_id=call.id, name=call.name, ok=False,
+                                  output=f"The tool was not run: the call was {why}.{note}")
+        st.tool_calls.append(call.name)
+        st.step = f"running {call.name}"
+        self._bump(st)
+        request = ToolRequest(
+            conversation_id=self.conv, turn_id=msg.id, call=call,
+            idempotency_key=f"{self.conv}:{msg.id}:{call.id}", fingerprint=self.spec.fingerprint,
+        )
+        return await workflow.execute_activity(
+            TOOL_ACTIVITY, request, result_type=ToolResult, **self._activity_options(self.spec.timeouts.tool),
+        )
+
+    async def _ask_approval(self, msg: UserMessage, st: TurnStatus, call: ToolCall) -> ApprovalInfo:
+        self.approval_count += 1
+        info = ApprovalInfo(
+            id=f"a{self.approval_count}", turn_id=msg.id, tool=call.name,
+            arguments=call.arguments[:2000], requested_by=msg.user,
+        )
+        self.approvals[info.id] = info
+        st.approvals.append(info)
+        st.state, st.step = "awaiting_approval", f"waiting for approval of {call.name}"
+        self._bump(st)
+        self._notify("approval_requested", msg, st, approval=info)
+        try:
+            await workflow.wait_condition(lambda: info.status != "pending", timeout=self.spec.timeouts.approval)
+        except asyncio.TimeoutError:
+            info.status = "expired"
+        finally:
+            self._trim_approvals()
+        if not any(a.status == "pending" for a in st.approvals):
+            st.state = "running"
+        self._bump(st)
+        self._notify("approval_decided", msg, st, approval=info)
+        return info
+
+    def _trim_approvals(self) -> None:
+        decided = [k for k, a in self.approvals.items() if a.status != "pending"]
+        for key in decided[: max(0, len(decided) - 50)]:
+            del self.approvals[key]
+
+    def _activity_options(self, timeout: float) -> dict:
+        t = self.spec.timeouts
+        return dict(
+            start_to_close_timeout=timedelta(seconds=timeout),
+            schedule_to_start_timeout=timedelta(seconds=t.schedule_to_start) if t.schedule_to_start else None,
+            heartbeat_timeout=timedelta(seconds=t.heartbeat),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
+                maximum_interval=timedelta(seconds=30), maximum_attempts=8,
+                non_retryable_error_types=[FINGERPRINT_ERROR],
+            ),
+        )
+
+    def _explain(self, err: ActivityError) -> tuple[str, str]:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type == FINGERPRINT_ERROR:
+            worker_manifest = cause.details[0] if cause.details else {}
+            return describe_mismatch(self.spec.manifest, worker_manifest), FINGERPRINT_ERROR
+        if isinstance(cause, ApplicationError):
+            return cause.message, cause.type or "ApplicationError"
+        if isinstance(cause, CancelledError):
+            return "the activity was cancelled", "Cancelled"
+        return str(cause or err), type(cause or err).__name__
+
+    # ---------------------------------------------------------------- transcript window
+    def _append(self, *messages: ChatMessage) -> None:
+        self.window.extend(messages)
+        self.next_seq += len(messages)
+        limit = self.spec.context_messages + _WINDOW_SLACK
+        if len(self.window) > limit:
+            del self.window[: len(self.window) - limit]
+
+    def _close_open_tool_calls(self, note: str) -> None:
+        answered = {m.tool_call_id for m in self.window if m.role == "tool"}
+        for m in reversed(self.window):
+            if m.role == "assistant" and m.tool_calls:
+                missing = [c for c in m.tool_calls if c.id not in answered]
+                self._append(*(ChatMessage(role="tool", content=note, tool_call_id=c.id, name=c.name)
+                               for c in missing))
+                return
+            if m.role == "user":
+                return
+
+    # ---------------------------------------------------------------- status and delivery
+    def _bump(self, st: TurnStatus) -> None:
+        st.version += 1
+
+    def _notify(self, kind: str, msg: UserMessage, st: TurnStatus, approval: ApprovalInfo | None = None) -> None:
+        if msg.deliver_to is None:
+            return
+        info = workflow.info()
+        self.outbox.append((msg.deliver_to.task_queue, Delivery(
+            kind=kind, conversation_id=self.conv, turn_id=msg.id, meta=dict(msg.deliver_to.meta),
+            text=st.text if kind == "turn_finished" else (st.error if kind == "turn_failed" else None),
+            approval=approval, tool_calls=list(st.tool_calls), workflow_id=info.workflow_id, run_id=info.run_id,
+            by=st.cancelled_by if kind == "turn_cancelled" else None,
+        )))
+        if not self.delivering:
+            self.delivering = True
+            asyncio.create_task(self._deliver_all())
+
+    async def _deliver_all(self) -> None:
+        # One at a time, in order: a decision never overtakes its card, nor an answer its approvals.
+        try:
+            while self.outbox:
+                task_queue, item = self.outbox[0]
+                try:
+                    await workflow.execute_activity(
+                        DELIVER_ACTIVITY, item, task_queue=task_queue,
+                        start_to_close_timeout=timedelta(seconds=60),
+                        schedule_to_close_timeout=timedelta(days=1),
+                        retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+                    )
+                except ActivityError as err:
+                    workflow.logger.warning("delivery %s of turn %s gave up: %s", item.kind, item.turn_id, err)
+                self.outbox.pop(0)
+        finally:
+            self.delivering = False
+
+
+def _error_type(err: ActivityError) -> str | None:
+    cause = err.cause
+    return cause.type if isinstance(cause, ApplicationError) else None

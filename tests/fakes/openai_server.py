@@ -1,0 +1,137 @@
+"""A local fake OpenAI-compatible server: the real openai client talks to it over HTTP.
+
+A test scripts it with a function of the request (messages, tools) that returns a ``Reply``: text
+streamed token by token, tool calls, or an HTTP error with headers. Every request is recorded.
+Runs in a thread of its own so worker subprocesses and the test's event loop can both use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from aiohttp import web
+
+
+@dataclass
+class Reply:
+    text: str = ""
+    tool_calls: list[tuple[str, dict[str, Any] | str]] = field(default_factory=list)  # (name, args)
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    error: str = "error"
+    ttft: float = 0.0  # seconds before the first chunk
+    token_delay: float = 0.0  # seconds between chunks
+    tokens: list[str] | None = None  # how to cut the text; default: words
+    garbage: bool = False  # send a body that is not an SSE stream of JSON
+
+
+Script = Callable[[dict[str, Any]], Reply]
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    for m in reversed(body["messages"]):
+        if m["role"] == "user":
+            return m.get("content") or ""
+    return ""
+
+
+def echo_script(body: dict[str, Any]) -> Reply:
+    last = body["messages"][-1]
+    if last["role"] == "tool":
+        return Reply(text=f"tool said: {last['content']}")
+    return Reply(text=f"echo: {last_user_text(body)}")
+
+
+class FakeOpenAI:
+    def __init__(self, script: Script = echo_script) -> None:
+        self.script = script
+        self.requests: list[dict[str, Any]] = []
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> "FakeOpenAI":
+        self._thread = threading.Thread(target=self._serve, name="fake-openai", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("fake OpenAI server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)  # type: ignore[union-attr]
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _serve(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._completions)
+        self._runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        reply = self.script(body)
+        if reply.status != 200:
+            return web.json_response(
+                {"error": {"message": reply.error, "type": "fake"}}, status=reply.status, headers=reply.headers
+            )
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        if reply.garbage:
+            await resp.write(b"data: {this is not json\n\n")
+            await resp.write_eof()
+            return resp
+        if reply.ttft:
+            await asyncio.sleep(reply.ttft)
+        created = int(time.time())
+
+        async def send(delta: dict[str, Any], finish: str | None = None) -> None:
+            chunk = {
+                "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
+                "model": body.get("model", "fake"),
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+        pieces = reply.tokens if reply.tokens is not None else _words(reply.text)
+        for i, piece in enumerate(pieces):
+            if i and reply.token_delay:
+                await asyncio.sleep(reply.token_delay)
+            await send({"role": "assistant", "content": piece} if i == 0 else {"content": piece})
+        for i, (name, args) in enumerate(reply.tool_calls):
+            arguments = args if isinstance(args, str) else json.dumps(args)
+            await send({"tool_calls": [{
+                "index": i, "id": f"call_{len(self.requests)}_{i}", "type": "function",
+                "function": {"name": name, "arguments": arguments},
+            }]})
+        await send({}, "tool_calls" if reply.tool_calls else "stop")
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+
+def _words(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"\S+\s*|\s+", text) if text else []
