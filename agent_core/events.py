@@ -107,3 +107,49 @@ class InMemoryEventBus:
 
     async def close(self) -> None:
         self._streams.clear()
+
+
+class TextAccumulator:
+    """Builds the text to show from live events, honouring retry markers.
+
+    The visible text is the latest round's text so far; a ``retry`` event discards what that round's
+    earlier attempt had streamed, so a subscriber never shows duplicated text.
+    """
+
+    def __init__(self) -> None:
+        self.round = -1
+        self.attempt = 0
+        self.parts: list[str] = []
+        self.tools: list[str] = []
+        self.final = False
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def feed(self, event: AgentEvent) -> bool:
+        """Apply one event; True if the visible text changed."""
+        rnd = event.round if event.round is not None else self.round
+        if event.kind == "retry":
+            if rnd >= self.round:
+                self.round, self.attempt, self.parts = rnd, event.attempt or self.attempt + 1, []
+                return True
+            return False
+        if event.kind == "token" and event.delta:
+            attempt = event.attempt or 1
+            if rnd < self.round or (rnd == self.round and attempt < self.attempt):
+                return False  # a stale attempt's late token
+            if rnd > self.round or attempt > self.attempt:
+                self.round, self.attempt, self.parts = rnd, attempt, []
+            self.parts.append(event.delta)
+            return True
+        if event.kind == "round_finished":
+            if event.data.get("final"):
+                self.final = True
+                changed = self.text != (event.text or "")
+                self.parts = [event.text or ""]
+                return changed
+            return False
+        if event.kind == "tool_started" and event.tool:
+            self.tools.append(event.tool)
+        return False

@@ -1,0 +1,162 @@
+"""One typed settings object, read once at the entry point from the environment and ``.env``.
+
+Nothing deeper reads ``os.environ``: the entry point builds ``Settings.load()`` and passes it down.
+Tests pass a mapping: ``Settings.load(env={...}, dotenv=None)``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from .errors import UserError
+from .types import ApprovalPolicy
+
+# Every variable the project reads, with its default. deploy/ manifests are checked against this list.
+ENV_VARS: dict[str, str | None] = {
+    "TEMPORAL_ADDRESS": "localhost:7233",
+    "TEMPORAL_NAMESPACE": "default",
+    "TEMPORAL_API_KEY": None,
+    "TEMPORAL_TLS_CERT": None,
+    "TEMPORAL_TLS_KEY": None,
+    "TEMPORAL_UI_URL": None,
+    "DURABOT_TASK_QUEUE": "durabot",
+    "DURABOT_AGENT_NAME": "durabot",
+    "DURABOT_MODEL": "gpt-4o-mini",
+    "DURABOT_SYSTEM_PROMPT": "You are durabot, a helpful assistant in a team chat. Be concise.",
+    "DURABOT_TOOLS": "",
+    "DURABOT_APPROVAL": "marked",
+    "DURABOT_APPROVERS": "requester",
+    "DURABOT_ADMINS": "",
+    "DURABOT_LOCAL_WORKER": "1",
+    "DURABOT_HTTP_PORT": "3000",
+    "DURABOT_LOG_LEVEL": "INFO",
+    "REDIS_URL": None,
+    "OPENAI_API_KEY": None,
+    "OPENAI_BASE_URL": None,
+    "SLACK_BOT_TOKEN": None,
+    "SLACK_SIGNING_SECRET": None,
+    "SLACK_APP_TOKEN": None,
+    "SLACK_API_URL": None,
+    "DISCORD_BOT_TOKEN": None,
+    "DISCORD_API_BASE": None,
+    "DISCORD_GATEWAY_URL": None,
+    "DISCORD_GUILD_ID": None,
+}
+
+SECRET_VARS = ("TEMPORAL_API_KEY", "OPENAI_API_KEY", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN",
+               "DISCORD_BOT_TOKEN")
+
+
+def _csv(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+@dataclass
+class Settings:
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_api_key: str | None = field(default=None, repr=False)
+    temporal_tls_cert: str | None = None
+    temporal_tls_key: str | None = None
+    temporal_ui_url: str | None = None
+    task_queue: str = "durabot"
+    agent_name: str = "durabot"
+    model: str = "gpt-4o-mini"
+    system_prompt: str = ENV_VARS["DURABOT_SYSTEM_PROMPT"] or ""
+    tools: str = ""
+    approval: ApprovalPolicy = ApprovalPolicy.MARKED
+    approvers: list[str] = field(default_factory=lambda: ["requester"])  # requester | anyone | user ids
+    admins: list[str] = field(default_factory=list)
+    local_worker: bool = True
+    http_port: int = 3000
+    log_level: str = "INFO"
+    redis_url: str | None = None
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    slack_app_token: str | None = field(default=None, repr=False)
+    slack_api_url: str | None = None
+    discord_bot_token: str | None = field(default=None, repr=False)
+    discord_api_base: str | None = None
+    discord_gateway_url: str | None = None
+    discord_guild_id: str | None = None
+
+    @property
+    def use_demo_model(self) -> bool:
+        return not (self.openai_api_key or self.openai_base_url)
+
+    def secrets(self) -> list[str]:
+        return [v for v in (self.temporal_api_key, self.openai_api_key, self.slack_bot_token,
+                            self.slack_signing_secret, self.slack_app_token, self.discord_bot_token) if v]
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, dotenv: str | None = ".env") -> "Settings":
+        values: dict[str, str] = {}
+        if dotenv and Path(dotenv).is_file():
+            from dotenv import dotenv_values
+
+            values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+        values.update(os.environ if env is None else env)
+
+        def get(name: str) -> str | None:
+            value = values.get(name)
+            if value is None or value == "":
+                return ENV_VARS[name]
+            return value
+
+        approval = (get("DURABOT_APPROVAL") or "marked").lower()
+        try:
+            policy = ApprovalPolicy(approval)
+        except ValueError:
+            raise UserError(f"DURABOT_APPROVAL={approval!r} is not one of: marked, all, none") from None
+        port = get("DURABOT_HTTP_PORT") or "3000"
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise UserError(f"DURABOT_HTTP_PORT={port!r} is not a port number")
+        address = get("TEMPORAL_ADDRESS") or "localhost:7233"
+        host, sep, tport = address.rpartition(":")
+        if not sep or not host or not tport.isdigit():
+            raise UserError(f"TEMPORAL_ADDRESS={address!r} is not host:port (for example localhost:7233)")
+        approvers = _csv(get("DURABOT_APPROVERS")) or ["requester"]
+        return cls(
+            temporal_address=address,
+            temporal_namespace=get("TEMPORAL_NAMESPACE") or "default",
+            temporal_api_key=get("TEMPORAL_API_KEY"),
+            temporal_tls_cert=get("TEMPORAL_TLS_CERT"),
+            temporal_tls_key=get("TEMPORAL_TLS_KEY"),
+            temporal_ui_url=get("TEMPORAL_UI_URL"),
+            task_queue=get("DURABOT_TASK_QUEUE") or "durabot",
+            agent_name=get("DURABOT_AGENT_NAME") or "durabot",
+            model=get("DURABOT_MODEL") or "gpt-4o-mini",
+            system_prompt=get("DURABOT_SYSTEM_PROMPT") or "",
+            tools=get("DURABOT_TOOLS") or "",
+            approval=policy,
+            approvers=approvers,
+            admins=_csv(get("DURABOT_ADMINS")),
+            local_worker=(get("DURABOT_LOCAL_WORKER") or "1").lower() not in ("0", "false", "no", "off"),
+            http_port=int(port),
+            log_level=(get("DURABOT_LOG_LEVEL") or "INFO").upper(),
+            redis_url=get("REDIS_URL"),
+            openai_api_key=get("OPENAI_API_KEY"),
+            openai_base_url=get("OPENAI_BASE_URL"),
+            slack_bot_token=get("SLACK_BOT_TOKEN"),
+            slack_signing_secret=get("SLACK_SIGNING_SECRET"),
+            slack_app_token=get("SLACK_APP_TOKEN"),
+            slack_api_url=get("SLACK_API_URL"),
+            discord_bot_token=get("DISCORD_BOT_TOKEN"),
+            discord_api_base=get("DISCORD_API_BASE"),
+            discord_gateway_url=get("DISCORD_GATEWAY_URL"),
+            discord_guild_id=get("DISCORD_GUILD_ID"),
+        )
+
+    def temporal_config(self):  # -> TemporalConfig
+        from .temporal import TemporalConfig
+
+        return TemporalConfig.from_address(
+            self.temporal_address, namespace=self.temporal_namespace, task_queue=self.task_queue,
+            api_key=self.temporal_api_key, tls_cert=self.temporal_tls_cert, tls_key=self.temporal_tls_key,
+        )
+

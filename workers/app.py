@@ -1,0 +1,35 @@
+"""Wiring: the Agent (and its bus and store) that every process builds from the same Settings."""
+
+from __future__ import annotations
+
+import logging
+
+from agent_core import Agent, DemoModel, OpenAIChatModel, load_tools
+from agent_core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_agent(settings: Settings, *, local_worker: bool | None = None) -> Agent:
+    tools = load_tools(settings.tools) if settings.tools else _example_tools()
+    if settings.use_demo_model:
+        model = DemoModel()
+    else:
+        model = OpenAIChatModel(settings.model, api_key=settings.openai_api_key, base_url=settings.openai_base_url)
+    bus = store = None
+    if settings.redis_url:
+        from agent_core.redis_backend import RedisEventBus, RedisTranscriptStore
+
+        bus, store = RedisEventBus(settings.redis_url), RedisTranscriptStore(settings.redis_url)
+    return Agent(
+        settings.agent_name, model=model, system_prompt=settings.system_prompt, tools=tools,
+        temporal=settings.temporal_config(), approval=settings.approval,
+        local_worker=settings.local_worker if local_worker is None else local_worker,
+        event_bus=bus, store=store,
+    )
+
+
+def _example_tools() -> list:
+    from .example_tools import EXAMPLE_TOOLS
+
+    return list(EXAMPLE_TOOLS)
