@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from .errors import FINGERPRINT_ERROR, TRANSCRIPT_MISSING
+from .errors import FINGERPRINT_ERROR
 from .events import EventBus, stream_key
 from .model import ChatModel
 from .store import TranscriptStore
@@ -83,14 +83,16 @@ class AgentActivities:
         timeout = activity.info().heartbeat_timeout
         return max(0.2, timeout.total_seconds() / 3) if timeout else 5.0
 
-    async def _transcript(self, req: LLMRequest) -> list[ChatMessage]:
+    async def _transcript(self, req: LLMRequest) -> list[ChatMessage] | None:
         ref = req.transcript
         first_unsynced = ref.end_seq - len(ref.unsynced)
         if ref.resync and first_unsynced <= ref.start_seq:
             # The workflow sent its whole window: use it, and refill the store if it answers.
             messages = list(ref.unsynced[ref.start_seq - first_unsynced:])
-            with contextlib.suppress(Exception):
+            try:
                 await self.store.write(ref.conversation_id, first_unsynced, ref.unsynced)
+            except Exception as exc:
+                self._warn("transcript store", exc)
         else:
             try:
                 if ref.unsynced:
@@ -100,10 +102,7 @@ class AgentActivities:
                 self._warn("transcript store", exc)
                 found = None
             if found is None:
-                raise ApplicationError(
-                    "transcript store is missing messages; the workflow will resend them",
-                    type=TRANSCRIPT_MISSING, non_retryable=True,
-                )
+                return None  # the workflow resends its window: an expected path, not a failure
             messages = found
         while messages and messages[0].role == "tool":  # never start the window inside a tool exchange
             messages.pop(0)
@@ -137,7 +136,10 @@ class AgentActivities:
         if info.attempt > 1:
             await self._publish(stream, AgentEvent(kind="retry", turn_id=req.turn_id, round=req.round,
                                                    attempt=info.attempt))
-        messages = self._openai_messages(await self._transcript(req))
+        transcript = await self._transcript(req)
+        if transcript is None:
+            return LLMResult(text="", tool_calls=[], transcript_missing=True)
+        messages = self._openai_messages(transcript)
         tools = [t.openai_schema() for t in self.tools.values()] if req.allow_tools and self.tools else None
 
         async def on_delta(delta: str) -> None:

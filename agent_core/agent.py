@@ -478,6 +478,7 @@ class RunHandle:
         finally:
             for t in tasks:
                 t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _next(queue: asyncio.Queue, progress_task: asyncio.Task) -> Any:

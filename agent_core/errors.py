@@ -57,5 +57,4 @@ class RunFailed(AgentRuntimeError):
 
 # ApplicationError type names used across the workflow / activity boundary.
 FINGERPRINT_ERROR = "FingerprintMismatch"
-TRANSCRIPT_MISSING = "TranscriptMissing"
 MODEL_ERROR = "ModelError"

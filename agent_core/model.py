@@ -110,8 +110,11 @@ class OpenAIChatModel:
             raise _status_error(exc) from None
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise ApplicationError(f"model server unreachable: {exc}", type=MODEL_ERROR) from None
-        except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
-            raise ApplicationError(f"model returned a malformed response: {exc}", type=MODEL_ERROR) from None
+        except (json.JSONDecodeError, openai.APIError) as exc:
+            raise ApplicationError(
+                f"model returned a malformed response ({type(exc).__name__}); check OPENAI_BASE_URL points at "
+                "an OpenAI-compatible server", type=MODEL_ERROR, non_retryable=True,
+            ) from None
         tool_calls = [
             ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"] or "{}")
             for i, c in sorted(calls.items())

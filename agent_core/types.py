@@ -182,6 +182,7 @@ class LLMResult:
     finish_reason: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    transcript_missing: bool = False  # the store lost messages: send the window again (no model call made)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from .errors import FINGERPRINT_ERROR, TRANSCRIPT_MISSING
+    from .errors import FINGERPRINT_ERROR
     from .fingerprint import describe_mismatch
     from .types import (
         ApprovalInfo,
@@ -288,15 +288,12 @@ class ConversationWorkflow:
                 conversation_id=self.conv, turn_id=msg.id, round=rnd, transcript=ref,
                 allow_tools=allow_tools, fingerprint=self.spec.fingerprint,
             )
-            try:
-                result = await workflow.execute_activity(
-                    LLM_ACTIVITY, request, result_type=LLMResult, **self._activity_options(self.spec.timeouts.llm),
-                )
-            except ActivityError as err:
-                if _error_type(err) == TRANSCRIPT_MISSING and not resync:
-                    resync = True
-                    continue
-                raise
+            result = await workflow.execute_activity(
+                LLM_ACTIVITY, request, result_type=LLMResult, **self._activity_options(self.spec.timeouts.llm),
+            )
+            if result.transcript_missing and not resync:
+                resync = True
+                continue
             self.synced_seq = self.next_seq
             return result
 
@@ -438,7 +435,3 @@ class ConversationWorkflow:
         finally:
             self.delivering = False
 
-
-def _error_type(err: ActivityError) -> str | None:
-    cause = err.cause
-    return cause.type if isinstance(cause, ApplicationError) else None

@@ -1,0 +1,138 @@
+"""A terminal chat for ``durabot dev``: stream answers, approve or deny tools with a key, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from typing import TextIO
+
+from agent_core import Agent, AgentEvent
+from agent_core.errors import DurabotError
+from agent_core.events import TextAccumulator
+
+HELP = """Type a message and press Enter. While a tool waits for approval: 'a' approves, 'd' denies.
+Commands: /cancel (stop the running answer), /new (new conversation), /status, /help, /quit"""
+
+
+class TerminalChat:
+    def __init__(self, agent: Agent, ui_url: str | None = None, stdin: TextIO = sys.stdin,
+                 stdout: TextIO = sys.stdout) -> None:
+        self.agent = agent
+        self.ui_url = ui_url
+        self.stdin = stdin
+        self.out = stdout
+        self.conversation_id = f"local-{uuid.uuid4().hex[:8]}"
+        self.lines: asyncio.Queue[str | None] = asyncio.Queue()
+        self.turn: asyncio.Task | None = None
+        self.pending_approval: str | None = None
+
+    def say(self, text: str = "", end: str = "\n") -> None:
+        self.out.write(text + end)
+        self.out.flush()
+
+    async def run(self) -> None:
+        self.say(HELP)
+        self._banner()
+        loop = asyncio.get_running_loop()
+        reader = loop.run_in_executor(None, self._read_lines, loop)
+        try:
+            while True:
+                line = await self.lines.get()
+                if line is None or line.strip() == "/quit":
+                    break
+                await self._handle(line.strip())
+        finally:
+            if self.turn:
+                self.turn.cancel()
+            reader.cancel()
+
+    def _read_lines(self, loop: asyncio.AbstractEventLoop) -> None:
+        for line in self.stdin:
+            loop.call_soon_threadsafe(self.lines.put_nowait, line)
+        loop.call_soon_threadsafe(self.lines.put_nowait, None)
+
+    def _banner(self) -> None:
+        wid = self.agent.workflow_id(self.conversation_id)
+        link = f"  {self.ui_url}/namespaces/{self.agent.client.namespace}/workflows/{wid}" if self.ui_url else ""
+        self.say(f"[conversation {self.conversation_id} = workflow {wid}]{link}")
+
+    async def _handle(self, line: str) -> None:
+        if not line:
+            return
+        busy = self.turn is not None and not self.turn.done()
+        try:
+            if self.pending_approval and line.lower() in ("a", "d", "approve", "deny"):
+                approved = line.lower().startswith("a")
+                info = await self.agent.decide(self.conversation_id, self.pending_approval, approved, by="you")
+                self.pending_approval = None
+                self.say(f"[{info.tool}: {info.status}]")
+            elif line == "/help":
+                self.say(HELP)
+            elif line == "/cancel":
+                if busy:
+                    await self.agent.cancel(self.conversation_id, by="you")
+                else:
+                    self.say("[nothing is running]")
+            elif line == "/new":
+                self.conversation_id = f"local-{uuid.uuid4().hex[:8]}"
+                self._banner()
+            elif line == "/status":
+                st = await self.agent.status(self.conversation_id)
+                self.say(f"[{st.state}, {st.turns} turns, {st.queued} queued, history {st.history_length} events]"
+                         if st else "[no running conversation]")
+            elif line.startswith("/"):
+                self.say(f"[unknown command {line.split()[0]}; /help lists them]")
+            else:
+                if busy:
+                    self.say("[queued: it runs after the current answer]")
+                handle = await self.agent.run_async(line, self.conversation_id, user="you")
+                if not busy:
+                    self.turn = asyncio.create_task(self._follow(handle))
+                else:
+                    prev = self.turn
+
+                    async def after() -> None:
+                        await asyncio.gather(prev, return_exceptions=True)
+                        await self._follow(handle)
+
+                    self.turn = asyncio.create_task(after())
+        except DurabotError as exc:
+            self.say(f"[{exc}]")
+
+    async def _follow(self, handle) -> None:
+        acc = TextAccumulator()
+        shown = ""
+        self.say(f"bot [{handle.turn_id[:8]}]: ", end="")
+        async for ev in handle.events():
+            shown = self._render(ev, acc, shown)
+        self.say()
+
+    def _render(self, ev: AgentEvent, acc: TextAccumulator, shown: str) -> str:
+        if ev.kind in ("token", "retry", "round_finished"):
+            acc.feed(ev)
+            text = acc.text
+            if text.startswith(shown):
+                self.say(text[len(shown):], end="")
+            else:
+                self.say("\n[retrying]\n" + text, end="")
+            return text
+        if ev.kind == "tool_started":
+            self.say(f"\n  \u2699 {ev.tool} \u2026", end="")
+        elif ev.kind == "tool_finished":
+            self.say(" done" if ev.data.get("ok", True) else " failed")
+            return ""
+        elif ev.kind == "approval_requested" and ev.approval:
+            self.pending_approval = ev.approval.id
+            self.say(f"\n  ? {ev.approval.tool}({ev.approval.arguments}) needs approval: [a]pprove / [d]eny")
+        elif ev.kind == "approval_decided" and ev.approval and ev.approval.status == "expired":
+            self.pending_approval = None
+            self.say(f"\n  [{ev.approval.tool}: approval expired]")
+        elif ev.kind == "finished":
+            if not shown:
+                self.say(ev.text or "", end="")
+        elif ev.kind == "cancelled":
+            self.say(f"\n[cancelled by {ev.data.get('by')}]", end="")
+        elif ev.kind == "error":
+            self.say(f"\n[error: {ev.error}]", end="")
+        return shown

@@ -1,0 +1,35 @@
+"""Running a platform adapter next to (or without) an embedded worker."""
+
+from __future__ import annotations
+
+import logging
+
+from agent_core.errors import UserError
+from agent_core.settings import Settings
+
+from .app import build_agent
+
+log = logging.getLogger(__name__)
+
+
+async def run_adapter(settings: Settings, platform: str) -> None:
+    if platform == "slack":
+        if not settings.slack_bot_token:
+            raise UserError("SLACK_BOT_TOKEN is not set")
+        if not (settings.slack_app_token or settings.slack_signing_secret):
+            raise UserError("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
+        from bots.slack.app import run_slack as run
+    elif platform == "discord":
+        if not settings.discord_bot_token:
+            raise UserError("DISCORD_BOT_TOKEN is not set")
+        from bots.discord.app import run_discord as run
+    else:
+        raise UserError(f"unknown platform {platform!r}")
+    agent = build_agent(settings)
+    await agent.start()
+    if not settings.local_worker:
+        log.info("no embedded worker: 'durabot worker' processes must serve task queue %r", agent.task_queue)
+    try:
+        await run(settings, agent)
+    finally:
+        await agent.close()

@@ -1,0 +1,95 @@
+"""``durabot``: dev | worker | slack | discord.
+
+Configuration is read once here (environment and ``.env``) and passed down. A configuration error
+stops start-up with one clear line, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any, Awaitable, Callable
+
+from agent_core.errors import DurabotError, UserError
+from agent_core.settings import Settings
+
+log = logging.getLogger("durabot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="durabot", description="Chat-platform bot backed by durable AI agents.")
+    sub = p.add_subparsers(dest="command", required=True)
+    dev = sub.add_parser("dev", help="embedded Temporal dev server, a worker and a terminal chat")
+    dev.add_argument("--data-dir", default=".durabot", help="where the dev server keeps its database")
+    dev.add_argument("--no-chat", action="store_true", help="run the servers and worker without the terminal chat")
+    sub.add_parser("worker", help="run an agent worker (scale by running several)")
+    for name in ("slack", "discord"):
+        a = sub.add_parser(name, help=f"run the {name.title()} adapter")
+        a.add_argument("--no-local-worker", action="store_true",
+                       help="do not run an embedded worker (use separate 'durabot worker' processes)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.load()
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("temporalio").setLevel(logging.WARNING)
+        if getattr(args, "no_local_worker", False):
+            settings.local_worker = False
+        runner: Callable[[Settings, Any], Awaitable[None]] = {
+            "dev": _dev, "worker": _worker, "slack": _slack, "discord": _discord,
+        }[args.command]
+        asyncio.run(_until_signal(runner(settings, args)))
+    except UserError as exc:
+        print(f"durabot: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except DurabotError as exc:
+        print(f"durabot: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass
+
+
+async def _until_signal(coro: Awaitable[None]) -> None:
+    """Run until done or SIGTERM/SIGINT; then cancel, so every part shuts down cleanly."""
+    task = asyncio.ensure_future(coro)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+async def _worker(settings: Settings, args: Any) -> None:
+    from .worker_process import run_worker
+
+    await run_worker(settings)
+
+
+async def _slack(settings: Settings, args: Any) -> None:
+    from .adapters import run_adapter
+
+    await run_adapter(settings, "slack")
+
+
+async def _discord(settings: Settings, args: Any) -> None:
+    from .adapters import run_adapter
+
+    await run_adapter(settings, "discord")
+
+
+async def _dev(settings: Settings, args: Any) -> None:
+    from .dev import run_dev
+
+    await run_dev(settings, data_dir=args.data_dir, chat=not args.no_chat)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""``durabot dev``: a Temporal dev server, a local worker, a terminal chat, and the adapters whose
+tokens are set. Everything a newcomer needs, offline if no model is configured."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from agent_core.servers import TemporalDevServer, port_open
+from agent_core.settings import Settings
+
+from .app import build_agent
+
+log = logging.getLogger(__name__)
+
+
+async def run_dev(settings: Settings, data_dir: str = ".durabot", chat: bool = True) -> None:
+    server = None
+    host, _, port = settings.temporal_address.rpartition(":")
+    if host in ("localhost", "127.0.0.1") and not port_open(int(port)):
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        ui_port = 8233 if not port_open(8233) else None
+        server = TemporalDevServer(port=int(port), ui_port=ui_port, db_file=f"{data_dir}/temporal.db",
+                                   log_file=f"{data_dir}/temporal.log")
+        await asyncio.to_thread(server.start)
+        ui = f"http://127.0.0.1:{ui_port}" if ui_port else "(UI off: port 8233 is busy)"
+        print(f"Temporal dev server on {settings.temporal_address}, Web UI {ui}, data in {data_dir}/")
+        settings.temporal_ui_url = settings.temporal_ui_url or (ui if ui_port else None)
+    else:
+        print(f"Using the Temporal server at {settings.temporal_address}")
+    settings.local_worker = True
+    agent = build_agent(settings)
+    if settings.use_demo_model:
+        print("Model: the built-in OFFLINE DEMO model (set OPENAI_API_KEY or OPENAI_BASE_URL for a real one)")
+    else:
+        print(f"Model: {settings.model} at {settings.openai_base_url or 'api.openai.com'}")
+    print(f"Event bus and transcripts: {'Redis at ' + settings.redis_url if settings.redis_url else 'in memory'}")
+    tasks: list[asyncio.Task] = []
+    try:
+        await agent.start()
+        if settings.slack_bot_token and (settings.slack_signing_secret or settings.slack_app_token):
+            from bots.slack.app import run_slack
+
+            tasks.append(asyncio.create_task(run_slack(settings, agent)))
+            print("Slack adapter started")
+        if settings.discord_bot_token:
+            from bots.discord.app import run_discord
+
+            tasks.append(asyncio.create_task(run_discord(settings, agent)))
+            print("Discord adapter started")
+        if chat:
+            from bots.local.chat import TerminalChat
+
+            await TerminalChat(agent, ui_url=settings.temporal_ui_url).run()
+        else:
+            await asyncio.Event().wait()
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await agent.close()
+        if server is not None:
+            await asyncio.to_thread(server.stop)

@@ -1,0 +1,34 @@
+"""``durabot worker``: serves the agent's task queue; drains on SIGTERM, loses nothing on SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from agent_core import AgentWorker
+from agent_core.settings import Settings
+
+from .app import build_agent
+
+log = logging.getLogger(__name__)
+
+
+async def run_worker(settings: Settings, graceful_shutdown: float = 30.0) -> None:
+    agent = build_agent(settings, local_worker=False)
+    await agent.start()
+    worker = AgentWorker(agent, graceful_shutdown=graceful_shutdown)
+    temporal_worker = worker.build()
+    task = asyncio.ensure_future(temporal_worker.run())
+    log.info("worker %r polling task queue %r on %s (model %s, %d tools)", agent.name, agent.task_queue,
+             settings.temporal_address, agent.model.identity, len(agent.tools))
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        # Stop polling at once; activities already running get the grace period to finish.
+        log.info("shutting down: draining running activities (up to %.0fs)", graceful_shutdown)
+        await temporal_worker.shutdown()
+        await task
+        log.info("worker stopped")
+    finally:
+        await agent.event_bus.close()
+        await agent.store.close()
