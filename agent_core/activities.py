@@ -14,6 +14,7 @@ from typing import Any, AsyncIterator
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from .errors import FINGERPRINT_ERROR
 from .events import EventBus, stream_key
@@ -208,11 +209,17 @@ class AgentActivities:
         client = activity.client()
         wid = activity.info().workflow_id
         latest = None
-        async for execution in client.list_workflows(
-            f"WorkflowId = '{_quote(wid)}' AND ExecutionStatus = 'Completed'", limit=20,
-        ):
-            if latest is None or (execution.close_time and execution.close_time > latest.close_time):
-                latest = execution
+        try:
+            async for execution in client.list_workflows(
+                f"WorkflowId = '{_quote(wid)}' AND ExecutionStatus = 'Completed'", limit=20,
+            ):
+                if latest is None or (execution.close_time and execution.close_time > latest.close_time):
+                    latest = execution
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.UNIMPLEMENTED:
+                raise
+            log.warning("this Temporal server cannot list workflows; conversation %r starts afresh", conversation_id)
+            return None
         if latest is None:
             return None
         handle = client.get_workflow_handle(wid, run_id=latest.run_id)

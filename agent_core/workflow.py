@@ -83,11 +83,15 @@ class ConversationWorkflow:
     @workflow.run
     async def run(self, inp: ConversationInput) -> Carry:
         if inp.carry is None and not inp.restored:
-            previous = await workflow.execute_local_activity(
-                RESTORE_ACTIVITY, self.conv, result_type=Carry,
-                start_to_close_timeout=timedelta(seconds=10),
-                retry_policy=RetryPolicy(maximum_attempts=3),
-            )
+            try:
+                previous = await workflow.execute_local_activity(
+                    RESTORE_ACTIVITY, self.conv, result_type=Carry,
+                    start_to_close_timeout=timedelta(seconds=10),
+                    retry_policy=RetryPolicy(maximum_attempts=3),
+                )
+            except ActivityError as err:
+                workflow.logger.warning("could not restore the previous run's context: %s", err.cause or err)
+                previous = None
             if previous is not None and previous.next_seq > self.next_seq:
                 seen, self.seen_ids = self.seen_ids, []
                 self._apply_carry(previous)

@@ -1,0 +1,166 @@
+"""Approvals and cancellation: the workflow asks, waits, records one decision, and can be cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from agent_core import ToolContext, tool, timeouts_for, AgentMode
+from agent_core.errors import ApprovalError, RunCancelled
+from tests.fakes.openai_server import Reply
+
+RAN: list[str] = []
+
+
+@tool(requires_approval=True)
+async def deploy(service: str, ctx: ToolContext) -> str:
+    """Deploy a service."""
+    RAN.append(service)
+    return f"deployed {service}"
+
+
+def deploy_script(body: dict) -> Reply:
+    last = body["messages"][-1]
+    if last["role"] == "tool":
+        return Reply(text=f"result: {last['content']}")
+    return Reply(tool_calls=[("deploy", {"service": "api"})])
+
+
+async def wait_for_approval(handle) -> str:
+    version = -1
+    while True:
+        st = await handle.progress(version)
+        version = st.version
+        pending = [a for a in st.approvals if a.status == "pending"]
+        if pending:
+            return pending[0].id
+        assert not st.done, f"the turn ended without asking: {st}"
+
+
+async def test_approve_runs_the_tool_and_records_who(make_agent, fake_openai):
+    RAN.clear()
+    fake_openai.script = deploy_script
+    agent = await make_agent(tools=[deploy])
+    handle = await agent.run_async("deploy api", conversation_id="approve", user="U1")
+    approval_id = await wait_for_approval(handle)
+    info = await handle.approve(approval_id, by="U2")
+    assert (info.status, info.decided_by, info.requested_by) == ("approved", "U2", "U1")
+    result = await handle.result(30)
+    assert result.text == "result: deployed api" and RAN == ["api"]
+    with pytest.raises(ApprovalError, match="already approved by U2"):
+        await handle.deny(approval_id, by="U3")
+
+
+async def test_deny_tells_the_model_and_never_runs_the_tool(make_agent, fake_openai):
+    RAN.clear()
+    fake_openai.script = deploy_script
+    agent = await make_agent(tools=[deploy])
+    events = []
+    async for ev in agent.stream("deploy api", conversation_id="deny"):
+        events.append(ev)
+        if ev.kind == "approval_requested":
+            await agent.decide("deny", ev.approval.id, approved=False, by="boss", reason="freeze")
+    assert events[-1].text == "result: The tool was not run: the call was denied by boss. Reason: freeze"
+    assert RAN == []
+    decided = [e for e in events if e.kind == "approval_decided"]
+    assert len(decided) == 1 and decided[0].approval.status == "denied"
+
+
+async def test_unknown_approval_is_refused(make_agent):
+    agent = await make_agent()
+    await agent.run("hello", conversation_id="noapproval")
+    with pytest.raises(ApprovalError, match="no approval 'a9'"):
+        await agent.decide("noapproval", "a9", True, by="x")
+
+
+async def test_policy_none_runs_marked_tools_without_asking(make_agent, fake_openai):
+    RAN.clear()
+    fake_openai.script = deploy_script
+    agent = await make_agent(tools=[deploy], approval="none")
+    assert (await agent.run("go", conversation_id="nopolicy")).text == "result: deployed api"
+
+
+async def test_policy_all_asks_for_every_tool(make_agent, fake_openai):
+    @tool
+    async def harmless() -> str:
+        """Harmless."""
+        return "ok"
+
+    fake_openai.script = lambda b: (Reply(text="fin") if b["messages"][-1]["role"] == "tool"
+                                    else Reply(tool_calls=[("harmless", {})]))
+    strict = await make_agent(name="strict", tools=[harmless], approval="all")
+    handle = await strict.run_async("go", conversation_id="allpolicy")
+    await wait_for_approval(handle)
+    await handle.approve(by="me")
+    assert (await handle.result(30)).text == "fin"
+
+
+async def test_cancel_stops_a_running_tool_and_the_conversation_goes_on(make_agent, fake_openai):
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    @tool
+    async def long_job(ctx: ToolContext) -> str:
+        """Runs for a long time, heartbeating."""
+        started.set()
+        try:
+            for _ in range(600):
+                ctx.heartbeat()
+                await asyncio.sleep(0.1)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return "finished"
+
+    fake_openai.script = lambda b: (Reply(text="after tool") if b["messages"][-1]["role"] == "tool"
+                                    else Reply(tool_calls=[("long_job", {})]))
+    timeouts = replace(timeouts_for(AgentMode.INTERACTIVE), heartbeat=1.0)
+    agent = await make_agent(tools=[long_job], timeouts=timeouts)
+    handle = await agent.run_async("start the job", conversation_id="cancel")
+    await asyncio.wait_for(started.wait(), 10)
+    await handle.cancel(by="admin")
+    with pytest.raises(RunCancelled, match="cancelled by admin"):
+        await handle.result(10)
+    await asyncio.wait_for(cancelled.wait(), 10)  # the tool learnt of it through its heartbeat
+    fake_openai.script = lambda b: Reply(text=f"{len(b['messages'])} messages, last tool: "
+                                         f"{[m for m in b['messages'] if m['role'] == 'tool'][-1]['content']}")
+    result = await agent.run("still there?", conversation_id="cancel")
+    assert result.text == "4 messages, last tool: Not run: the request was cancelled."
+
+
+async def test_cancel_while_waiting_for_approval(make_agent, fake_openai):
+    fake_openai.script = deploy_script
+    agent = await make_agent(tools=[deploy])
+    handle = await agent.run_async("deploy", conversation_id="cancel-approval")
+    approval_id = await wait_for_approval(handle)
+    await agent.cancel("cancel-approval", by="admin")
+    with pytest.raises(RunCancelled):
+        await handle.result(10)
+    with pytest.raises(ApprovalError, match="already cancelled"):
+        await handle.approve(approval_id, by="late")
+
+
+async def test_approval_timeout_on_the_time_skipping_server(fake_openai, model, task_queue):
+    from temporalio.testing import WorkflowEnvironment
+
+    from agent_core import Agent
+
+    RAN.clear()
+    fake_openai.script = deploy_script
+    path = shutil.which("temporal-test-server") or ".venv/bin/temporal-test-server"
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=path)
+    try:
+        agent = Agent("skipper", model=model, tools=[deploy], temporal_client=(env.client, task_queue))
+        async with agent:
+            with env.auto_time_skipping_disabled():
+                handle = await agent.run_async("deploy", conversation_id="expire")
+                await wait_for_approval(handle)
+            await env.sleep(timedelta(hours=2))  # past the one-hour interactive approval timeout
+            result = await handle.result(30)
+        assert result.text == "result: The tool was not run: the call was not approved in time."
+        assert result.approvals[0].status == "expired" and RAN == []
+    finally:
+        await env.shutdown()
