@@ -222,8 +222,8 @@ class AgentActivities:
             return None
         if latest is None:
             return None
-        handle = client.get_workflow_handle(wid, run_id=latest.run_id)
-        return await handle.result(result_type=Carry, follow_runs=False)
+        handle = client.get_workflow_handle(wid, run_id=latest.run_id, result_type=Carry)
+        return await handle.result(follow_runs=False)
 
 
 def _quote(value: str) -> str:

@@ -255,14 +255,19 @@ class Agent:
         from temporalio.api.taskqueue.v1 import TaskQueue
         from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
-        try:
-            resp = await self.client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
-                namespace=self.client.namespace, task_queue=TaskQueue(name=self.task_queue),
-                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-            ), timeout=_td(5))
-        except RPCError as exc:
-            raise _rpc_error(exc, self) from None
-        if not resp.pollers:
+        request = DescribeTaskQueueRequest(
+            namespace=self.client.namespace, task_queue=TaskQueue(name=self.task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+        for attempt in range(20):  # a worker that is just starting gets two seconds to show up
+            try:
+                resp = await self.client.workflow_service.describe_task_queue(request, timeout=_td(5))
+            except RPCError as exc:
+                raise _rpc_error(exc, self) from None
+            if resp.pollers:
+                break
+            await asyncio.sleep(0.1)
+        else:
             raise NoWorkerError(
                 f"no worker polls task queue {self.task_queue!r} in namespace {self.client.namespace!r}; "
                 "start one with 'durabot worker' or use local_worker=True"
@@ -296,16 +301,18 @@ class Agent:
 
     async def status(self, conversation_id: str) -> ConversationStatus | None:
         """The conversation's state, or None if it has no running workflow."""
+        from temporalio.client import WorkflowExecutionStatus
+
+        handle = self._handle(conversation_id)
         try:
-            return await self._handle(conversation_id).query(ConversationWorkflow.status)
+            desc = await handle.describe()
+            if desc.status != WorkflowExecutionStatus.RUNNING:
+                return None
+            return await handle.query(ConversationWorkflow.status)
         except RPCError as exc:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
                 return None
             raise _rpc_error(exc, self, conversation_id) from None
-        except Exception as exc:  # query on a closed run
-            if "completed" in str(exc).lower() or "not found" in str(exc).lower():
-                return None
-            raise
 
     async def list_conversations(self, prefix: str = "", limit: int = 50) -> list[ConversationStatus]:
         """Running conversations whose id starts with ``prefix``."""
@@ -374,7 +381,8 @@ class RunHandle:
         if exc.status != RPCStatusCode.NOT_FOUND and "completed" not in str(exc).lower():
             return None
         try:
-            carry = await self.agent._handle(self.conversation_id).result(result_type=Carry)
+            carry = await self.agent.client.get_workflow_handle(
+                self.workflow_id, result_type=Carry).result(follow_runs=False)
         except Exception:
             return None
         for st in carry.recent:
