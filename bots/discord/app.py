@@ -1,0 +1,189 @@
+"""The Discord adapter process: a discord.py client, the delivery worker, and their wiring.
+
+``run_discord(settings, agent)`` serves until cancelled. Ingress (messages in), delivery (durable
+notices out), buttons and slash commands live in their own modules; this one connects them, says
+which intents and permissions the bot needs, and reconnects when the gateway connection breaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import discord
+import yarl
+from discord import app_commands
+from temporalio.worker import Worker
+
+from agent_core import Agent
+from agent_core.errors import UserError
+from agent_core.settings import Settings
+
+from .buttons import ApprovalButton
+from .commands import build_group
+from .delivery import DiscordDelivery
+from .ingress import Ingress
+from .ratelimit import ChannelLimiter
+from .streaming import Replies, ReplyWriter
+
+log = logging.getLogger(__name__)
+
+# Exactly what the bot does: read channels and history (context), post and edit its messages,
+# open threads on the messages that mention it, and post in those threads.
+PERMISSIONS = discord.Permissions(
+    view_channel=True, send_messages=True, send_messages_in_threads=True, create_public_threads=True,
+    read_message_history=True,
+)
+SCOPES = ("bot", "applications.commands")
+
+INTENTS_HELP = (
+    "Discord intents used: Guilds, Guild Messages, Direct Messages and Message Content. Message Content is "
+    "privileged: enable it in the Developer Portal (your application > Bot > Privileged Gateway Intents). "
+    "Without it the bot still answers messages that mention it and DMs, but in its threads people must "
+    "mention it every time. Buttons and /durabot work either way."
+)
+NO_MESSAGE_CONTENT = (
+    "Discord refused the Message Content intent (it is not enabled for this application). Continuing "
+    "without it: the bot answers mentions and DMs only. Enable it in the Developer Portal > Bot > "
+    "Privileged Gateway Intents to continue conversations in threads without a mention."
+)
+
+
+def intents(message_content: bool = True) -> discord.Intents:
+    i = discord.Intents.none()
+    i.guilds = True  # channels and threads, to know whose thread a message is in
+    i.guild_messages = True
+    i.dm_messages = True
+    i.message_content = message_content
+    return i
+
+
+def invite_url(application_id: int) -> str:
+    return discord.utils.oauth_url(application_id, permissions=PERMISSIONS, scopes=SCOPES)
+
+
+def configure_endpoints(settings: Settings) -> None:
+    """Point discord.py at DISCORD_API_BASE / DISCORD_GATEWAY_URL (proxies, tests).
+
+    discord.py keeps both as class attributes, so this is process-wide, like the library itself.
+    """
+    if settings.discord_api_base:
+        discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+class DurabotClient(discord.Client):
+    def __init__(self, adapter: "DiscordAdapter", *, message_content: bool) -> None:
+        super().__init__(intents=intents(message_content), allowed_mentions=discord.AllowedMentions.none(),
+                         guild_ready_timeout=adapter.guild_ready_timeout)
+        self.adapter = adapter
+        self.tree = app_commands.CommandTree(self)
+        self.tree.add_command(build_group(adapter))
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(ApprovalButton)
+        await self.adapter.on_login(self)
+
+    async def on_ready(self) -> None:
+        log.info("connected to Discord as %s (%s guilds)", self.user, len(self.guilds))
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self.adapter.ingress.on_message(message)
+
+
+class DiscordAdapter:
+    def __init__(self, settings: Settings, agent: Agent, *, guild_ready_timeout: float = 2.0) -> None:
+        if not settings.discord_bot_token:
+            raise UserError("DISCORD_BOT_TOKEN is not set: copy the bot token from the Developer Portal (Bot > Token)")
+        self.settings = settings
+        self.agent = agent
+        self.guild_ready_timeout = guild_ready_timeout
+        self.delivery_queue = f"{agent.task_queue}-discord"
+        self.limiter = ChannelLimiter()
+        self.replies = Replies()
+        self.cards: dict[tuple[str, str], list] = {}  # (conversation, approval id) -> [message id, content]
+        self.writer = ReplyWriter(lambda: self.client, self.limiter)
+        self.ingress = Ingress(self)
+        self.delivery = DiscordDelivery(self)
+        self.client: DurabotClient = None  # type: ignore[assignment]  # set by serve()
+        self._worker: Worker | None = None
+        self._worker_task: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()
+        self._announced = False
+
+    async def serve(self) -> None:
+        configure_endpoints(self.settings)
+        await self.agent.start()
+        log.info(INTENTS_HELP)
+        message_content, backoff = True, 1.0
+        try:
+            while True:
+                self.client = DurabotClient(self, message_content=message_content)
+                try:
+                    async with self.client:
+                        await self.client.start(self.settings.discord_bot_token or "")
+                    return
+                except discord.PrivilegedIntentsRequired:
+                    if not message_content:
+                        raise
+                    log.warning(NO_MESSAGE_CONTENT)
+                    message_content = False
+                except discord.LoginFailure:
+                    raise UserError("Discord refused DISCORD_BOT_TOKEN: reset the token in the Developer Portal "
+                                    "(Bot > Reset Token) and set it again") from None
+                except Exception:  # a broken gateway connection must not end the adapter
+                    log.exception("the Discord connection failed; reconnecting in %.0f s", backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 60.0)
+        finally:
+            for reply in self.replies.all():
+                reply.stop_live()
+            for task in list(self._background):
+                task.cancel()
+            await self._stop_worker()
+
+    async def on_login(self, client: DurabotClient) -> None:
+        if self._worker_task is None:
+            # Deliveries need only the REST API, so the worker starts as soon as we are logged in.
+            self._worker = Worker(self.agent.client, task_queue=self.delivery_queue,
+                                  activities=[self.delivery.deliver])
+            self._worker_task = asyncio.create_task(self._worker.run())
+        if not self._announced and client.application_id is not None:
+            self._announced = True
+            log.info("invite the bot with: %s", invite_url(client.application_id))
+        task = asyncio.create_task(self._sync_commands(client))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _sync_commands(self, client: DurabotClient) -> None:
+        try:
+            if self.settings.discord_guild_id:
+                guild = discord.Object(id=int(self.settings.discord_guild_id))
+                client.tree.copy_global_to(guild=guild)
+                await client.tree.sync(guild=guild)
+                log.info("/durabot synced to guild %s", self.settings.discord_guild_id)
+            else:
+                await client.tree.sync()
+                log.info("/durabot synced globally (Discord may take up to an hour to show it everywhere)")
+        except discord.HTTPException as exc:
+            log.warning("could not sync /durabot (%s %s); the command may be missing or outdated",
+                        exc.status, exc.text)
+
+    async def _stop_worker(self) -> None:
+        if self._worker is not None:
+            try:
+                await self._worker.shutdown()
+            except Exception as exc:  # shutting down: report, do not mask the original exit
+                log.warning("delivery worker shutdown: %s", exc)
+        if self._worker_task is not None:
+            try:
+                await self._worker_task
+            except (Exception, asyncio.CancelledError) as exc:
+                log.debug("delivery worker ended with %r", exc)
+        self._worker = self._worker_task = None
+
+
+async def run_discord(settings: Settings, agent: Agent, *, guild_ready_timeout: float = 2.0) -> None:
+    """Serve Discord for ``agent`` until cancelled."""
+    await DiscordAdapter(settings, agent, guild_ready_timeout=guild_ready_timeout).serve()

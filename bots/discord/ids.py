@@ -1,0 +1,93 @@
+"""Identifiers: conversation ids, button custom ids and message nonces. Pure functions.
+
+A conversation is one thread: ``discord:{guild}:{channel}:{thread}``. In a DM the guild is ``@me``
+and the channel is both the channel and the "thread". A button's ``custom_id`` must fit in 100
+characters and survive restarts without a registry, so it carries the whole conversation reference
+in base 36 (a snowflake is 13 characters that way) plus the approval id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+DM = "@me"
+PREFIX = "discord"
+CUSTOM_ID_LIMIT = 100
+
+# verb y = approve, n = deny; g.c.t = guild (0 for DMs), channel, thread in base 36; then approval id.
+BUTTON_TEMPLATE = r"db:(?P<verb>[yn]):(?P<g>[0-9a-z]+)\.(?P<c>[0-9a-z]+)\.(?P<t>[0-9a-z]+):(?P<a>[A-Za-z0-9_-]{1,40})"
+_BUTTON_RE = re.compile(BUTTON_TEMPLATE + r"\Z")
+
+
+@dataclass(frozen=True)
+class ConversationRef:
+    guild: str  # a guild id, or "@me" for a DM
+    channel: str  # the text channel a thread hangs from (the DM channel for a DM)
+    thread: str  # where the bot replies: the thread (the DM channel for a DM)
+
+    @property
+    def conversation_id(self) -> str:
+        return f"{PREFIX}:{self.guild}:{self.channel}:{self.thread}"
+
+    @property
+    def is_dm(self) -> bool:
+        return self.guild == DM
+
+
+def parse_conversation_id(conversation_id: str) -> ConversationRef | None:
+    parts = conversation_id.split(":")
+    if len(parts) != 4 or parts[0] != PREFIX:
+        return None
+    _, guild, channel, thread = parts
+    if not (guild == DM or guild.isdigit()) or not channel.isdigit() or not thread.isdigit():
+        return None
+    return ConversationRef(guild, channel, thread)
+
+
+def guild_prefix(guild_id: int | str | None) -> str:
+    """The conversation id prefix of every conversation in one guild (or every DM)."""
+    return f"{PREFIX}:{guild_id if guild_id is not None else DM}:"
+
+
+def _b36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
+
+
+def button_custom_id(ref: ConversationRef, approval_id: str, approve: bool) -> str:
+    guild = 0 if ref.is_dm else int(ref.guild)
+    custom_id = (
+        f"db:{'y' if approve else 'n'}:{_b36(guild)}.{_b36(int(ref.channel))}.{_b36(int(ref.thread))}:{approval_id}"
+    )
+    if len(custom_id) > CUSTOM_ID_LIMIT or not _BUTTON_RE.match(custom_id):
+        raise ValueError(f"approval id {approval_id!r} does not fit a Discord custom_id")
+    return custom_id
+
+
+def parse_button_custom_id(custom_id: str) -> tuple[ConversationRef, str, bool] | None:
+    """(conversation, approval id, approve?) from a custom id, or None when it is not ours."""
+    m = _BUTTON_RE.match(custom_id)
+    return None if m is None else from_match(m)
+
+
+def from_match(m: re.Match[str]) -> tuple[ConversationRef, str, bool]:
+    guild = int(m["g"], 36)
+    ref = ConversationRef(DM if guild == 0 else str(guild), str(int(m["c"], 36)), str(int(m["t"], 36)))
+    return ref, m["a"], m["verb"] == "y"
+
+
+def nonce(*parts: str | int) -> str:
+    """A deterministic message nonce (at most 25 characters, Discord's limit).
+
+    Sent with ``enforce_nonce``, a retried create returns the message created the first time instead
+    of posting a second one (Discord keeps nonces for a few minutes).
+    """
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()
+    return digest[:24]

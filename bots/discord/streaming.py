@@ -1,0 +1,187 @@
+"""A turn's reply: the messages that show it, live edits while it streams, the final write.
+
+One ``Reply`` per turn. Its first message is the placeholder posted when the user's message came in;
+its id travels in the delivery meta, so the final answer lands in that same message even after a
+restart. Messages past the first (answers over 2,000 characters) are created with a deterministic
+nonce, so a retried create returns the existing message instead of posting it twice. All writes to
+one reply go through its lock, and once the final text is written, late live edits are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+import discord
+
+from agent_core.events import TextAccumulator
+
+from .ids import nonce
+from .ratelimit import ChannelLimiter
+from .render import reply_parts
+
+if TYPE_CHECKING:
+    from agent_core import Agent
+
+log = logging.getLogger(__name__)
+
+EDIT_INTERVAL = 1.0  # at most one live edit per second per reply
+TYPING_EVERY = 8.0  # Discord shows "typing" for 10 s after each trigger
+
+
+@dataclass
+class Reply:
+    conversation_id: str
+    turn_id: str
+    channel_id: int
+    message_ids: list[int]
+    shown: list[str] = field(default_factory=list)  # content last written, per message
+    live_text: str = ""
+    tools: list[str] = field(default_factory=list)
+    final: bool = False
+    paused: bool = False  # waiting for an approval: no typing indicator
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+    def stop_live(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        self.tasks.clear()
+
+
+class Replies:
+    """Replies of this process, by turn; bounded, because a restart forgets them anyway."""
+
+    def __init__(self, limit: int = 2000) -> None:
+        self._items: OrderedDict[str, Reply] = OrderedDict()
+        self._limit = limit
+
+    def get(self, turn_id: str) -> Reply | None:
+        return self._items.get(turn_id)
+
+    def add(self, reply: Reply) -> Reply:
+        self._items[reply.turn_id] = reply
+        while len(self._items) > self._limit:
+            _, old = self._items.popitem(last=False)
+            old.stop_live()
+        return reply
+
+    def all(self) -> list[Reply]:
+        return list(self._items.values())
+
+
+class ReplyWriter:
+    """Writes a reply's parts: edits messages whose text changed, creates missing ones."""
+
+    def __init__(self, client: Callable[[], discord.Client], limiter: ChannelLimiter) -> None:
+        self._client = client
+        self.limiter = limiter
+
+    async def show(self, reply: Reply, parts: list[str], *, final: bool) -> None:
+        async with reply.lock:
+            if reply.final:
+                return  # the final text is written; a live edit must not overwrite it
+            channel = self._client().get_partial_messageable(reply.channel_id)
+            for i, part in enumerate(parts):
+                if i < len(reply.message_ids):
+                    if i < len(reply.shown) and reply.shown[i] == part:
+                        continue
+                    await self.limiter.acquire(reply.channel_id)
+                    await channel.get_partial_message(reply.message_ids[i]).edit(content=part)
+                    _set(reply.shown, i, part)
+                else:
+                    await self.limiter.acquire(reply.channel_id)
+                    msg = await channel.send(part, nonce=nonce(reply.conversation_id, reply.turn_id, i))
+                    reply.message_ids.append(msg.id)
+                    _set(reply.shown, i, part)
+            if final:
+                # The text can shrink (a retried model round): messages past the end go away.
+                for mid in reply.message_ids[len(parts):]:
+                    await self.limiter.acquire(reply.channel_id)
+                    try:
+                        await channel.get_partial_message(mid).delete()
+                    except discord.NotFound:
+                        pass
+                del reply.message_ids[len(parts):], reply.shown[len(parts):]
+                reply.final = True
+
+
+def _set(items: list[str], i: int, value: str) -> None:
+    items.extend([""] * (i + 1 - len(items)))
+    items[i] = value
+
+
+class Streamer:
+    """Follows a turn's live events and edits its reply, at most once a second (best effort)."""
+
+    def __init__(self, agent: "Agent", writer: ReplyWriter, reply: Reply, client: Callable[[], discord.Client],
+                 *, interval: float = EDIT_INTERVAL, idle_timeout: float = 1800.0) -> None:
+        self.agent = agent
+        self.writer = writer
+        self.reply = reply
+        self._client = client
+        self.interval = interval
+        self.idle_timeout = idle_timeout
+        self._dirty = asyncio.Event()
+        self._ended = False
+
+    def start(self) -> None:
+        self.reply.tasks += [asyncio.create_task(self._follow()), asyncio.create_task(self._typing())]
+
+    async def _follow(self) -> None:
+        acc = TextAccumulator()
+        flusher = asyncio.create_task(self._flush())
+        try:
+            async for ev in self.agent.subscribe(self.reply.conversation_id, self.reply.turn_id,
+                                                 idle_timeout=self.idle_timeout):
+                changed = acc.feed(ev)
+                if ev.kind == "tool_started":
+                    self.reply.tools = list(acc.tools)
+                    changed = True
+                if changed:
+                    self.reply.live_text = acc.text
+                    self._dirty.set()
+                if acc.final:
+                    break
+            self._ended = True
+            self._dirty.set()
+            await flusher
+        except asyncio.CancelledError:
+            flusher.cancel()
+            raise
+        except Exception:  # live edits are best effort; the final answer comes by delivery
+            log.exception("live edits of turn %s stopped", self.reply.turn_id)
+            flusher.cancel()
+
+    async def _flush(self) -> None:
+        last = float("-inf")
+        while True:
+            await self._dirty.wait()
+            delay = last + self.interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)  # coalesce the tokens of this second into one edit
+            self._dirty.clear()
+            parts = reply_parts(self.reply.live_text, self.reply.tools)
+            try:
+                await self.writer.show(self.reply, parts, final=False)
+            except discord.HTTPException as exc:
+                log.info("live edit of turn %s failed (%s); the final answer will still come",
+                         self.reply.turn_id, exc.status)
+            last = time.monotonic()
+            if self._ended and not self._dirty.is_set():
+                return
+
+    async def _typing(self) -> None:
+        channel = self._client().get_partial_messageable(self.reply.channel_id)
+        deadline = time.monotonic() + self.idle_timeout
+        while not self.reply.final and not self._ended and time.monotonic() < deadline:
+            if not self.reply.paused:
+                try:
+                    await channel.typing()
+                except discord.HTTPException as exc:
+                    log.debug("typing indicator failed: %s", exc)
+            await asyncio.sleep(TYPING_EVERY)
