@@ -122,7 +122,8 @@ class DiscordAdapter:
                 self.client = DurabotClient(self, message_content=message_content)
                 try:
                     async with self.client:
-                        await self.client.start(self.settings.discord_bot_token or "")
+                        await self.client.login(self.settings.discord_bot_token or "")
+                        await self._connect(self.client)
                     return
                 except discord.PrivilegedIntentsRequired:
                     if not message_content:
@@ -142,6 +143,23 @@ class DiscordAdapter:
             for task in list(self._background):
                 task.cancel()
             await self._stop_worker()
+
+    async def _connect(self, client: DurabotClient) -> None:
+        """Stay connected. discord.py reconnects after network errors itself; a malformed gateway
+        payload (bad JSON, a dispatch missing fields) escapes it, so we log it and connect again."""
+        backoff = 0.5
+        while not client.is_closed():
+            try:
+                await client.connect(reconnect=True)
+                return
+            except (discord.PrivilegedIntentsRequired, discord.LoginFailure, discord.ConnectionClosed):
+                raise
+            except Exception:
+                log.exception("unexpected gateway payload or failure; reconnecting in %.1f s", backoff)
+                if client.ws is not None:
+                    await client.ws.close(code=4000)  # also stops its heartbeat thread
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
 
     async def on_login(self, client: DurabotClient) -> None:
         if self._worker_task is None:

@@ -1,0 +1,497 @@
+"""A fake Discord: gateway (WebSocket) and REST API in one aiohttp server, for the real discord.py client.
+
+It keeps guild, channels, threads and messages in memory, answers the REST calls the adapter makes,
+dispatches gateway events (MESSAGE_CREATE, THREAD_CREATE, INTERACTION_CREATE...) to connected
+clients, and behaves like Discord where the adapter depends on it: the per-channel bucket for
+message sends and edits (429 with ``retry_after`` past 5 per 5 s), ``enforce_nonce`` deduplication,
+"thread already exists", Message Content withheld without the privileged intent (close code 4014
+when it is requested but not allowed). Tests drive it (``user_message``, ``click``, ``slash``,
+``send_raw``) and wait on its state with ``wait_for`` (a condition, never a fixed sleep).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from aiohttp import WSMsgType, web
+
+DISCORD_EPOCH = 1420070400000
+MANAGE_GUILD = 1 << 5
+MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 38) | (1 << 16)  # view, send, send in threads, history
+MESSAGE_CONTENT_INTENT = 1 << 15
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    body: Any
+    status: int
+    at: float
+    channel: int | None = None
+
+
+@dataclass
+class Interaction:
+    id: int
+    token: str
+    payload: dict[str, Any]
+    responses: list[dict[str, Any]] = field(default_factory=list)  # callback bodies, in order
+    followups: list[dict[str, Any]] = field(default_factory=list)
+    edits: list[dict[str, Any]] = field(default_factory=list)  # @original edits
+    first_response_after: float | None = None  # seconds from dispatch to the first callback
+
+
+class FakeDiscord:
+    def __init__(self, *, allow_message_content: bool = True, bucket: tuple[int, float] = (5, 5.0)) -> None:
+        self.allow_message_content = allow_message_content
+        self.bucket_per, self.bucket_window = bucket
+        self._ids = itertools.count(1)
+        self.bot = self._user("durabot", bot=True)
+        self.app_id = int(self.bot["id"])
+        self.alice = self._user("alice")
+        self.bob = self._user("bob")
+        self.admin = self._user("admin")
+        self.other_bot = self._user("otherbot", bot=True)
+        self.guild_id = self.snowflake()
+        self.channel_id = self.snowflake()
+        self.channels: dict[int, dict[str, Any]] = {self.channel_id: {
+            "id": str(self.channel_id), "type": 0, "guild_id": str(self.guild_id), "name": "general",
+            "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None, "topic": None,
+            "last_message_id": None, "rate_limit_per_user": 0,
+        }}
+        self.messages: dict[int, list[dict[str, Any]]] = {self.channel_id: []}
+        self.calls: list[Call] = []
+        self.interactions: dict[int, Interaction] = {}
+        self.commands: dict[str, list[dict[str, Any]]] = {}
+        self.typing: list[int] = []
+        self.identified: list[int] = []  # intents of each IDENTIFY
+        self.fail_edits = 0  # answer the next N message edits with 429
+        self.retry_after = 0.3
+        self._sent: dict[int, deque[float]] = {}
+        self._gateways: list[web.WebSocketResponse] = []
+        self._seq = 0
+        self._cond = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ------------------------------------------------------------------ ids and objects
+    def snowflake(self) -> int:
+        return ((int(time.time() * 1000) - DISCORD_EPOCH) << 22) | (next(self._ids) & 0x3FFFFF)
+
+    def _user(self, name: str, bot: bool = False) -> dict[str, Any]:
+        return {"id": str(self.snowflake()), "username": name, "discriminator": "0", "global_name": name,
+                "avatar": None, "bot": bot}
+
+    def member(self, user: dict[str, Any]) -> dict[str, Any]:
+        perms = MEMBER_PERMISSIONS | (MANAGE_GUILD if user is self.admin else 0)
+        return {"user": user, "roles": [], "joined_at": _now(), "deaf": False, "mute": False, "flags": 0,
+                "permissions": str(perms)}
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    def env(self) -> dict[str, str]:
+        return {"DISCORD_BOT_TOKEN": "fake-token", "DISCORD_API_BASE": self.api_base,
+                "DISCORD_GATEWAY_URL": self.gateway_url, "DISCORD_GUILD_ID": str(self.guild_id)}
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> "FakeDiscord":
+        app = web.Application()
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        for ws in list(self._gateways):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _changed(self) -> None:
+        async with self._cond:
+            self._cond.notify_all()
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
+        """Wait until ``predicate()`` is truthy (checked at every change of the fake's state)."""
+
+        async def wait() -> Any:
+            async with self._cond:
+                while True:
+                    value = predicate()
+                    if value:
+                        return value
+                    await self._cond.wait()
+
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}") from None
+
+    # ------------------------------------------------------------------ gateway
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_json({"op": 10, "d": {"heartbeat_interval": 41250}})
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                data = json.loads(msg.data)
+                op = data.get("op")
+                if op == 1:
+                    await ws.send_json({"op": 11})
+                elif op == 2:
+                    intents = int(data["d"]["intents"])
+                    if intents & MESSAGE_CONTENT_INTENT and not self.allow_message_content:
+                        await ws.close(code=4014, message=b"Disallowed intent(s).")
+                        break
+                    self.identified.append(intents)
+                    await self._ready(ws, intents)
+                elif op == 6:
+                    await ws.send_json({"op": 9, "d": False})  # no resume here: identify again
+        finally:
+            if ws in self._gateways:
+                self._gateways.remove(ws)
+            await self._changed()
+        return ws
+
+    async def _ready(self, ws: web.WebSocketResponse, intents: int) -> None:
+        ws.intents = intents  # type: ignore[attr-defined]
+        await self._send(ws, "READY", {
+            "v": 10, "user": self.bot, "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "session_id": f"s{self.snowflake()}", "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(self.app_id), "flags": 1 << 19},
+        })
+        threads = [c for c in self.channels.values() if c["type"] == 11]
+        await self._send(ws, "GUILD_CREATE", {
+            "id": str(self.guild_id), "name": "Test guild", "icon": None, "owner_id": self.admin["id"],
+            "roles": [{"id": str(self.guild_id), "name": "@everyone", "permissions": str(MEMBER_PERMISSIONS),
+                       "position": 0, "color": 0, "hoist": False, "managed": False, "mentionable": False}],
+            "emojis": [], "stickers": [], "features": [], "unavailable": False, "large": False,
+            "member_count": 4, "joined_at": _now(), "channels": [self.channels[self.channel_id]],
+            "threads": threads, "members": [self.member(self.bot)], "presences": [], "voice_states": [],
+            "mfa_level": 0, "verification_level": 0, "explicit_content_filter": 0,
+            "default_message_notifications": 0, "premium_tier": 0, "preferred_locale": "en-US",
+        })
+        self._gateways.append(ws)
+        await self._changed()
+
+    async def _send(self, ws: web.WebSocketResponse, event: str, data: Any) -> None:
+        self._seq += 1
+        await ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
+
+    async def dispatch(self, event: str, data: Any) -> None:
+        for ws in list(self._gateways):
+            if not ws.closed:
+                await self._send(ws, event, self._for(ws, event, data))
+
+    def _for(self, ws: web.WebSocketResponse, event: str, data: Any) -> Any:
+        # Without Message Content, Discord blanks messages that neither mention the bot nor are DMs.
+        intents = getattr(ws, "intents", 0)
+        if event == "MESSAGE_CREATE" and not intents & MESSAGE_CONTENT_INTENT and data.get("guild_id"):
+            if not any(u["id"] == self.bot["id"] for u in data.get("mentions", [])):
+                return {**data, "content": ""}
+        return data
+
+    async def send_raw(self, text: str) -> None:
+        """A frame as is: for malformed payloads."""
+        for ws in list(self._gateways):
+            await ws.send_str(text)
+
+    @property
+    def connected(self) -> int:
+        return len([ws for ws in self._gateways if not ws.closed])
+
+    # ------------------------------------------------------------------ driving
+    async def user_message(self, content: str, *, author: dict[str, Any] | None = None,
+                           channel_id: int | None = None, mention: bool = True) -> dict[str, Any]:
+        """A person posts; with ``mention`` the content starts with the bot's mention."""
+        author = author or self.alice
+        channel_id = channel_id or self.channel_id
+        text = f"<@{self.bot['id']}> {content}" if mention else content
+        msg = self._message(channel_id, author, text, mentions=[self.bot] if mention else [])
+        await self.dispatch("MESSAGE_CREATE", msg)
+        await self._changed()
+        return msg
+
+    def open_dm(self, user: dict[str, Any]) -> int:
+        cid = self.snowflake()
+        self.channels[cid] = {"id": str(cid), "type": 1, "last_message_id": None, "recipients": [user]}
+        self.messages[cid] = []
+        return cid
+
+    async def user_thread(self, name: str, author: dict[str, Any]) -> int:
+        """A thread a person opened (not the bot)."""
+        starter = self._message(self.channel_id, author, name)
+        thread = self._thread(int(starter["id"]), self.channel_id, name, owner=author["id"])
+        await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+        return int(thread["id"])
+
+    async def click(self, message: dict[str, Any], custom_id: str, user: dict[str, Any]) -> Interaction:
+        cid = int(message["channel_id"])
+        return await self._interaction(3, cid, user, {"custom_id": custom_id, "component_type": 2},
+                                       message=message)
+
+    async def slash(self, sub: str, user: dict[str, Any], channel_id: int) -> Interaction:
+        cmds = self.commands.get(f"guild:{self.guild_id}") or self.commands.get("global") or []
+        cmd = next(c for c in cmds if c["name"] == "durabot")
+        data = {"id": cmd["id"], "name": "durabot", "type": 1, "guild_id": str(self.guild_id),
+                "options": [{"name": sub, "type": 1, "options": []}]}
+        return await self._interaction(2, channel_id, user, data)
+
+    async def _interaction(self, kind: int, channel_id: int, user: dict[str, Any], data: dict[str, Any],
+                           message: dict[str, Any] | None = None) -> Interaction:
+        iid = self.snowflake()
+        channel = self.channels[channel_id]
+        payload: dict[str, Any] = {
+            "id": str(iid), "application_id": str(self.app_id), "type": kind, "token": f"tok{iid}",
+            "version": 1, "channel_id": str(channel_id), "channel": channel, "data": data, "locale": "en-US",
+            "app_permissions": str(MEMBER_PERMISSIONS), "entitlements": [],
+            "authorizing_integration_owners": {}, "context": 0 if channel.get("guild_id") else 1,
+        }
+        if channel.get("guild_id"):
+            payload.update(guild_id=str(self.guild_id), guild_locale="en-US", member=self.member(user))
+        else:
+            payload["user"] = user
+        if message is not None:
+            payload["message"] = message
+        it = self.interactions[iid] = Interaction(iid, payload["token"], payload)
+        it.dispatched_at = time.monotonic()  # type: ignore[attr-defined]
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return it
+
+    # ------------------------------------------------------------------ reading state
+    def bot_messages(self, channel_id: int) -> list[dict[str, Any]]:
+        return [m for m in self.messages.get(channel_id, []) if m["author"]["id"] == self.bot["id"]]
+
+    def threads(self) -> list[dict[str, Any]]:
+        return [c for c in self.channels.values() if c["type"] == 11]
+
+    def calls_to(self, method: str, fragment: str, channel: int | None = None) -> list[Call]:
+        return [c for c in self.calls if c.method == method and fragment in c.path
+                and (channel is None or c.channel == channel)]
+
+    def find_message(self, message_id: int) -> dict[str, Any] | None:
+        for msgs in self.messages.values():
+            for m in msgs:
+                if int(m["id"]) == message_id:
+                    return m
+        return None
+
+    # ------------------------------------------------------------------ storage
+    def _message(self, channel_id: int, author: dict[str, Any], content: str, *,
+                 mentions: list | None = None, components: list | None = None, nonce: str | None = None,
+                 flags: int = 0) -> dict[str, Any]:
+        channel = self.channels[channel_id]
+        msg: dict[str, Any] = {
+            "id": str(self.snowflake()), "channel_id": str(channel_id), "author": author, "content": content,
+            "timestamp": _now(), "edited_timestamp": None, "tts": False, "mention_everyone": False,
+            "mentions": mentions or [], "mention_roles": [], "attachments": [], "embeds": [], "pinned": False,
+            "type": 0, "components": components or [], "flags": flags,
+        }
+        if nonce is not None:
+            msg["nonce"] = nonce
+        if channel.get("guild_id"):
+            msg["guild_id"] = channel["guild_id"]
+            msg["member"] = {k: v for k, v in self.member(author).items() if k != "user"}
+        self.messages.setdefault(channel_id, []).append(msg)
+        channel["last_message_id"] = msg["id"]
+        return msg
+
+    def _thread(self, thread_id: int, parent_id: int, name: str, owner: str) -> dict[str, Any]:
+        thread = {
+            "id": str(thread_id), "type": 11, "guild_id": str(self.guild_id), "parent_id": str(parent_id),
+            "owner_id": owner, "name": name, "last_message_id": None, "message_count": 0, "member_count": 1,
+            "rate_limit_per_user": 0, "flags": 0,
+            "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "archive_timestamp": _now(),
+                                "locked": False},
+        }
+        self.channels[thread_id] = thread
+        self.messages[thread_id] = []
+        return thread
+
+    # ------------------------------------------------------------------ REST
+    async def _rest(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["path"]
+        body: Any = None
+        if request.can_read_body:
+            raw = await request.read()
+            body = json.loads(raw) if raw and request.content_type == "application/json" else raw
+        status, data, channel = await self._route(request.method, path, body, request.query)
+        self.calls.append(Call(request.method, path, body, status, time.monotonic(), channel))
+        await self._changed()
+        headers = {"Content-Type": "application/json"}
+        if status == 429:
+            headers["Via"] = "1.1 google"  # discord.py retries a 429 only when it looks like Discord's
+            headers["Retry-After"] = str(self.retry_after)
+        if status == 204:
+            return web.Response(status=204)
+        return web.Response(status=status, body=json.dumps(data).encode(), headers=headers)
+
+    def _limited(self, channel_id: int) -> bool:
+        sent = self._sent.setdefault(channel_id, deque())
+        now = time.monotonic()
+        while sent and now - sent[0] >= self.bucket_window:
+            sent.popleft()
+        if len(sent) >= self.bucket_per:
+            return True
+        sent.append(now)
+        return False
+
+    def _too_many(self) -> dict[str, Any]:
+        return {"message": "You are being rate limited.", "retry_after": self.retry_after, "global": False}
+
+    async def _route(self, method: str, path: str, body: Any, query: Any) -> tuple[int, Any, int | None]:
+        parts = path.strip("/").split("/")
+        if path == "/users/@me":
+            return 200, self.bot, None
+        if path == "/oauth2/applications/@me":
+            return 200, {"id": str(self.app_id), "name": "durabot", "description": "", "icon": None,
+                         "bot_public": True, "bot_require_code_grant": False, "owner": self.admin,
+                         "verify_key": "00", "flags": 1 << 19, "team": None}, None
+        if path.startswith("/gateway"):
+            return 200, {"url": self.gateway_url, "shards": 1}, None
+        if parts[0] == "applications" and method == "PUT":
+            key = f"guild:{parts[3]}" if parts[2] == "guilds" else "global"
+            cmds = [{**c, "id": str(self.snowflake()), "application_id": str(self.app_id), "version": "1",
+                     "default_member_permissions": c.get("default_member_permissions"), "type": c.get("type", 1)}
+                    for c in body]
+            self.commands[key] = cmds
+            return 200, cmds, None
+        if parts[0] == "channels":
+            return await self._channels(method, parts, body, query)
+        if parts[0] == "interactions":
+            return await self._callback(int(parts[1]), body)
+        if parts[0] == "webhooks":
+            return await self._webhook(method, parts, body)
+        return 404, {"message": f"fake Discord has no {method} {path}", "code": 0}, None
+
+    async def _channels(self, method: str, parts: list[str], body: Any, query: Any) -> tuple[int, Any, int | None]:
+        cid = int(parts[1])
+        channel = self.channels.get(cid)
+        if channel is None:
+            return 404, {"message": "Unknown Channel", "code": 10003}, cid
+        rest = parts[2:]
+        if not rest and method == "GET":
+            return 200, channel, cid
+        if rest == ["typing"]:
+            self.typing.append(cid)
+            return 204, None, cid
+        if rest == ["messages"] and method == "GET":
+            msgs = list(reversed(self.messages.get(cid, [])))
+            if "before" in query:
+                msgs = [m for m in msgs if int(m["id"]) < int(query["before"])]
+            if "after" in query:
+                msgs = [m for m in msgs if int(m["id"]) > int(query["after"])]
+            return 200, msgs[: int(query.get("limit", 50))], cid
+        if rest == ["messages"] and method == "POST":
+            nonce = body.get("nonce")
+            if nonce and body.get("enforce_nonce"):
+                for m in self.messages.get(cid, []):
+                    if m.get("nonce") == nonce and m["author"]["id"] == self.bot["id"]:
+                        return 200, m, cid
+            if self._limited(cid):
+                return 429, self._too_many(), cid
+            msg = self._message(cid, self.bot, body.get("content") or "", components=body.get("components"),
+                                nonce=nonce)
+            await self.dispatch("MESSAGE_CREATE", msg)
+            return 200, msg, cid
+        if len(rest) == 2 and rest[0] == "messages":
+            msg = next((m for m in self.messages.get(cid, []) if m["id"] == rest[1]), None)
+            if msg is None:
+                return 404, {"message": "Unknown Message", "code": 10008}, cid
+            if method == "PATCH":
+                if self.fail_edits > 0:
+                    self.fail_edits -= 1
+                    return 429, self._too_many(), cid
+                if self._limited(cid):
+                    return 429, self._too_many(), cid
+                self._edit(msg, body)
+                await self.dispatch("MESSAGE_UPDATE", msg)
+                return 200, msg, cid
+            if method == "DELETE":
+                self.messages[cid].remove(msg)
+                return 204, None, cid
+        if len(rest) == 3 and rest[0] == "messages" and rest[2] == "threads" and method == "POST":
+            mid = int(rest[1])
+            if mid in self.channels:
+                return 400, {"message": "A thread has already been created for this message", "code": 160004}, cid
+            thread = self._thread(mid, cid, body["name"], owner=self.bot["id"])
+            await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+            return 200, thread, cid
+        return 404, {"message": "fake Discord: unknown channel route", "code": 0}, cid
+
+    def _edit(self, msg: dict[str, Any], body: dict[str, Any]) -> None:
+        if "content" in body:
+            msg["content"] = body["content"] or ""
+        if "components" in body:
+            msg["components"] = body["components"] or []
+        msg["edited_timestamp"] = _now()
+
+    async def _callback(self, iid: int, body: dict[str, Any]) -> tuple[int, Any, int | None]:
+        it = self.interactions[iid]
+        if it.responses:
+            return 400, {"message": "Interaction has already been acknowledged.", "code": 40060}, None
+        it.first_response_after = time.monotonic() - it.dispatched_at  # type: ignore[attr-defined]
+        it.responses.append(body)
+        kind, data = body["type"], body.get("data") or {}
+        message = it.payload.get("message")
+        if kind == 7 and message is not None:
+            self._edit(message, data)
+        out: dict[str, Any] = {"interaction": {
+            "id": str(iid), "type": it.payload["type"], "response_message_loading": kind == 5,
+            "response_message_ephemeral": bool(data.get("flags", 0) & 64)}}
+        if kind in (4, 7):
+            out["resource"] = {"type": kind, "message": message if kind == 7 else {
+                **self._loose_message(int(it.payload["channel_id"]), data)}}
+        return 200, out, None
+
+    def _loose_message(self, channel_id: int, data: dict[str, Any]) -> dict[str, Any]:
+        """An interaction's own message (ephemeral or not): not stored in the channel."""
+        return {"id": str(self.snowflake()), "channel_id": str(channel_id), "author": self.bot,
+                "content": data.get("content") or "", "timestamp": _now(), "edited_timestamp": None,
+                "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [], "attachments": [],
+                "embeds": [], "pinned": False, "type": 20, "components": data.get("components") or [],
+                "flags": data.get("flags", 0)}
+
+    async def _webhook(self, method: str, parts: list[str], body: Any) -> tuple[int, Any, int | None]:
+        token = parts[2]
+        it = next((i for i in self.interactions.values() if i.token == token), None)
+        if it is None:
+            return 404, {"message": "Unknown Webhook", "code": 10015}, None
+        cid = int(it.payload["channel_id"])
+        if method == "POST":
+            it.followups.append(body)
+            return 200, self._loose_message(cid, body), None
+        if method == "PATCH" and parts[-1] == "@original":
+            it.edits.append(body)
+            message = it.payload.get("message")
+            if it.payload["type"] == 3 and message is not None:
+                stored = self.find_message(int(message["id"])) or message
+                self._edit(stored, body)
+                await self.dispatch("MESSAGE_UPDATE", stored)
+                return 200, stored, None
+            return 200, self._loose_message(cid, body), None
+        return 404, {"message": "fake Discord: unknown webhook route", "code": 0}, None
