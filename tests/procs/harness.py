@@ -30,10 +30,10 @@ def settings_for(env: dict[str, str]) -> Settings:
 
 
 class Proc:
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, module: str = "workers.cli") -> None:
         self.log = log
         self._out = open(log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "workers.cli", *args], env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", module, *args], env=env,
                                      stdout=self._out, stderr=subprocess.STDOUT, cwd=os.getcwd())
 
     def wait_for(self, text: str, timeout: float = 30) -> None:
