@@ -268,7 +268,7 @@ class FakeDiscord:
         payload: dict[str, Any] = {
             "id": str(iid), "application_id": str(self.app_id), "type": kind, "token": f"tok{iid}",
             "version": 1, "channel_id": str(channel_id), "channel": channel, "data": data, "locale": "en-US",
-            "app_permissions": str(MEMBER_PERMISSIONS), "entitlements": [],
+            "app_permissions": str(MEMBER_PERMISSIONS), "entitlements": [], "attachment_size_limit": 10485760,
             "authorizing_integration_owners": {}, "context": 0 if channel.get("guild_id") else 1,
         }
         if channel.get("guild_id"):
