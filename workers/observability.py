@@ -297,6 +297,14 @@ def configure_logging(level: str | int = "INFO", json: bool = False, secrets: It
 
 # ---------------------------------------------------------------------------------------------- tracing
 
+# The OpenTelemetry variables durabot documents (read by configure_tracing and the OTel SDK itself).
+OTEL_ENV_VARS = frozenset({
+    "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_TRACES_EXPORTER", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_SDK_DISABLED", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
+})
+
+
 def tracing_enabled(env: Mapping[str, str]) -> bool:
     exporter = (env.get("OTEL_TRACES_EXPORTER") or "").strip().lower()
     if exporter == "none" or (env.get("OTEL_SDK_DISABLED") or "").lower() == "true":
