@@ -1,0 +1,281 @@
+"""The Slack adapter: Bolt app, HTTP endpoint or Socket Mode, and the delivery worker.
+
+Events are submitted to Temporal *before* they are acknowledged (Bolt's process_before_response):
+the submission takes tens of milliseconds, far inside Slack's 3 s, and a failed submission answers
+500 so Slack retries instead of the message being lost. The message ts is the turn id, so a retry
+(or the message/app_mention pair of one message) never starts a second turn. Slow work (placeholder,
+live edits) happens after the ack, in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from typing import Any
+
+from aiohttp import web as aioweb
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
+from temporalio.worker import Worker
+
+from agent_core import Agent
+from agent_core.errors import UserError
+from agent_core.settings import Settings
+from agent_core.types import DeliveryTarget
+
+from . import approvals
+from .commands import Commands
+from .delivery import SlackDelivery
+from .edits import EditScheduler
+from .ids import ACTION_PATTERN, ThreadRef, parse_button
+from .ingress import IncomingMessage, thread_context, translate_event
+from .streaming import LiveStreams
+from .web import SlackCallError, SlackWeb, make_client
+
+log = logging.getLogger(__name__)
+
+CONTEXT_WAIT = 1.5  # seconds for reading a thread's earlier messages before the ack is due
+_SEEN = 10_000
+
+
+def delivery_queue(settings: Settings) -> str:
+    return f"{settings.task_queue}-slack"
+
+
+class SlackAdapter:
+    """Everything ``durabot slack`` runs besides the agent: use start(), then serve_http() or
+    connect_socket_mode(), and stop() at the end."""
+
+    def __init__(self, settings: Settings, agent: Agent, *, delivery_task_queue: str | None = None) -> None:
+        if not settings.slack_bot_token:
+            raise UserError("SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token from the Slack app page")
+        self.settings = settings
+        self.agent = agent
+        self.socket_mode = bool(settings.slack_app_token)
+        if not self.socket_mode and not settings.slack_signing_secret:
+            raise UserError("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
+        self.web = SlackWeb(make_client(settings.slack_bot_token, settings.slack_api_url))
+        self.task_queue = delivery_task_queue or delivery_queue(settings)
+        self._editors: dict[str, EditScheduler] = {}
+        self.streams = LiveStreams(agent, self.web, self.editor_for)
+        self.delivery = SlackDelivery(self.web, self.editor_for, self.streams)
+        self.commands = Commands(agent, self.web, settings)
+        self.bot_user_id: str | None = None
+        self.bot_id: str | None = None
+        self.team: str = ""
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._known_threads: OrderedDict[str, None] = OrderedDict()
+        self._worker: Worker | None = None
+        self._worker_task: asyncio.Task | None = None
+        self._runner: aioweb.AppRunner | None = None
+        self._socket: Any = None
+        self.app = AsyncApp(
+            client=self.web.client,
+            signing_secret=settings.slack_signing_secret or "",
+            request_verification_enabled=not self.socket_mode,
+            process_before_response=True,
+        )
+        self._register()
+
+    def editor_for(self, team: str) -> EditScheduler:
+        editor = self._editors.get(team)
+        if editor is None:
+            editor = self._editors[team] = EditScheduler(self.web)
+        return editor
+
+    # ---------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        auth = await self.web.call("auth.test")
+        self.bot_user_id, self.bot_id = auth.get("user_id"), auth.get("bot_id")
+        self.team = str(auth.get("team_id") or "")
+        self.commands.base_url = str(auth.get("url") or "")
+        self._worker = Worker(self.agent.client, task_queue=self.task_queue, activities=[self.delivery.deliver],
+                              max_concurrent_activities=100)
+        self._worker_task = asyncio.create_task(self._worker.run(), name="slack-delivery-worker")
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()
+            self._socket = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.streams.aclose()
+        if self._worker is not None:
+            # An activity cut off here is retried by Temporal on the next adapter: deliveries are idempotent.
+            try:
+                await asyncio.wait_for(self._worker.shutdown(), 5)
+            except asyncio.TimeoutError:
+                pass
+            self._worker = None
+        if self._worker_task is not None:
+            self._worker_task.cancel()
+            await asyncio.gather(self._worker_task, return_exceptions=True)
+            self._worker_task = None
+        for editor in self._editors.values():
+            await editor.aclose()
+
+    async def serve_http(self, port: int | None = None, host: str = "0.0.0.0") -> int:
+        """Serve ``POST /slack/events`` (events, interactivity, slash commands); returns the port."""
+        app = aioweb.Application(client_max_size=1024 * 1024)
+        app.router.add_post("/slack/events", self.handle_http)
+        app.router.add_get("/healthz", _healthz)
+        self._runner = aioweb.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = aioweb.TCPSite(self._runner, host, self.settings.http_port if port is None else port)
+        await site.start()
+        return site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def connect_socket_mode(self) -> None:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token)
+        await self._socket.connect_async()
+
+    async def handle_http(self, request: aioweb.Request) -> aioweb.Response:
+        raw = await request.read()
+        body = raw.decode("utf-8", errors="replace")
+        headers = {k.lower(): [v] for k, v in request.headers.items()}
+        try:
+            bolt_req = AsyncBoltRequest(body=body, query=request.query_string, headers=headers)
+        except Exception:  # Bolt could not parse it; say 401 for forgeries, 400 for garbage
+            if not self._signed(body, request.headers):
+                return aioweb.Response(status=401, text="invalid signature")
+            return aioweb.Response(status=400, text="malformed payload")
+        resp = await self.app.async_dispatch(bolt_req)
+        if resp.status == 404:  # nothing of ours matched: a malformed or unsupported payload
+            return aioweb.Response(status=400, text="unsupported payload")
+        out = aioweb.Response(status=resp.status, body=resp.body.encode() if resp.body else b"")
+        for name, values in resp.headers.items():
+            if name.lower() not in ("content-length",):
+                for v in values:
+                    out.headers[name] = v
+        return out
+
+    def _signed(self, body: str, headers: Any) -> bool:
+        verifier = SignatureVerifier(self.settings.slack_signing_secret or "")
+        return verifier.is_valid(body, headers.get("X-Slack-Request-Timestamp", ""),
+                                 headers.get("X-Slack-Signature", ""))
+
+    # ---------------------------------------------------------------- listeners
+    def _register(self) -> None:
+        self.app.event("app_mention")(self._on_message)
+        self.app.event("message")(self._on_message)
+        self.app.action(ACTION_PATTERN)(self._on_click)
+        self.app.command("/durabot")(self._on_command)
+
+    async def _on_message(self, event: dict, body: dict, request: AsyncBoltRequest) -> None:
+        team = str(body.get("team_id") or event.get("team") or self.team)
+        inc = translate_event(event, team, self.bot_user_id, self.bot_id)
+        if inc is None:
+            return
+        seen = (inc.ref.conversation_id, inc.message_id)
+        if seen in self._seen:
+            return  # this process already took it (a retry, or the message/app_mention pair)
+        if inc.needs_membership and not await self._takes_part(inc.ref):
+            return
+        context = await self._context(inc) if inc.in_existing_thread else []
+        self._remember(self._seen, seen, _SEEN)
+        meta = {"team": team, "channel": inc.ref.channel, "thread": inc.ref.thread_ts, "user": inc.user}
+        try:
+            handle = await self.agent.run_async(
+                inc.text, inc.ref.conversation_id, message_id=inc.message_id, user=inc.user,
+                user_name=inc.user_name, context=context,
+                deliver_to=DeliveryTarget(task_queue=self.task_queue, meta=meta),
+            )
+        except Exception:
+            self._seen.pop(seen, None)  # answer 500: Slack retries, the retry is not dropped
+            raise
+        self._remember(self._known_threads, inc.ref.conversation_id, _SEEN)
+        retried = bool(request.headers.get("x-slack-retry-num")) if request is not None else False
+        if retried:
+            # The submit answer of a repeated message id is the first submit's answer (Temporal dedups
+            # the update by id), so ask the turn's state now: an answered turn needs no placeholder.
+            try:
+                status = await asyncio.wait_for(handle.status(), CONTEXT_WAIT)
+            except Exception:
+                status = None
+            if status is not None and status.done:
+                return
+        self.streams.start(inc.ref, inc.message_id, look_first=retried)
+
+    async def _takes_part(self, ref: ThreadRef) -> bool:
+        """Whether the bot already has a conversation in this thread (then no mention is needed)."""
+        cid = ref.conversation_id
+        if cid in self._known_threads:
+            return True
+        try:
+            if await self.agent.status(cid) is not None:
+                return True
+            await self.agent.client.get_workflow_handle(self.agent.workflow_id(cid)).describe()
+        except Exception:  # no workflow has ever run for this thread
+            return False
+        self._remember(self._known_threads, cid, _SEEN)
+        return True
+
+    async def _context(self, inc: IncomingMessage) -> list:
+        """Earlier messages of the thread, for a conversation that starts inside it."""
+        try:
+            if await self.agent.status(inc.ref.conversation_id) is not None:
+                return []  # the conversation exists: it has its own transcript
+            messages = await asyncio.wait_for(
+                self.web.thread_messages(inc.ref.channel, inc.ref.thread_ts, limit=100), CONTEXT_WAIT)
+        except (SlackCallError, asyncio.TimeoutError) as exc:
+            log.info("thread context of %s not read (%s); starting without it", inc.ref.conversation_id, exc)
+            return []
+        return thread_context(messages, self.bot_user_id, inc.message_id)
+
+    async def _on_click(self, ack: Any, body: dict, action: dict) -> None:
+        await ack()
+        user = ((body.get("user") or {}).get("id")) or ""
+        channel = ((body.get("channel") or {}).get("id")) or ""
+        message = body.get("message") or {}
+        thread = message.get("thread_ts") or None
+        button = parse_button(str(action.get("action_id") or ""), str(action.get("value") or ""))
+        if not user or not channel:
+            return
+        if button is None:
+            await self.web.ephemeral(channel, user, "This button is not one I understand; nothing changed.", thread)
+            return
+        if not approvals.may_decide(user, button.requested_by, self.settings):
+            await self.web.ephemeral(channel, user, approvals.refusal(button, self.settings), thread)
+            return
+        problem = await approvals.decide(self.agent, button, user)
+        if problem:
+            await self.web.ephemeral(channel, user, problem, thread)
+
+    async def _on_command(self, ack: Any, command: dict) -> None:
+        team = str(command.get("team_id") or self.team)
+        user = str(command.get("user_id") or "")
+        text = await self.commands.answer(str(command.get("text") or ""), team, user)
+        await ack(text=text, response_type="ephemeral")
+
+    @staticmethod
+    def _remember(cache: OrderedDict, key: Any, keep: int) -> None:
+        cache[key] = None
+        cache.move_to_end(key)
+        while len(cache) > keep:
+            cache.popitem(last=False)
+
+
+async def _healthz(_request: aioweb.Request) -> aioweb.Response:
+    return aioweb.Response(text="ok")
+
+
+async def run_slack(settings: Settings, agent: Agent) -> None:
+    """Serve Slack until cancelled: Socket Mode when SLACK_APP_TOKEN is set, else HTTP."""
+    adapter = SlackAdapter(settings, agent)
+    await adapter.start()
+    try:
+        if adapter.socket_mode:
+            await adapter.connect_socket_mode()
+            log.info("Slack adapter connected in Socket Mode; deliveries on task queue %r", adapter.task_queue)
+        else:
+            port = await adapter.serve_http()
+            log.info("Slack adapter listening on :%d/slack/events; deliveries on task queue %r", port,
+                     adapter.task_queue)
+        await asyncio.Event().wait()
+    finally:
+        await adapter.stop()

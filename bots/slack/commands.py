@@ -1,0 +1,113 @@
+"""``/durabot runs | status <id> | cancel <id>``: answers are ephemeral text, built within 3 s."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+
+from agent_core import Agent
+from agent_core.errors import AgentRuntimeError
+from agent_core.settings import Settings
+from agent_core.types import ConversationStatus
+
+from .ids import PREFIX, ThreadRef, parse_conversation_id, parse_thread_reference, thread_link
+from .web import SlackWeb
+
+log = logging.getLogger(__name__)
+
+BUDGET = 2.5  # seconds: Slack wants the answer within 3
+MAX_RUNS = 20
+
+USAGE = ("Usage: `/durabot runs` (active runs in this workspace), `/durabot status <id>`, "
+         "`/durabot cancel <id>` (admins). An id is what `runs` shows, or a thread link.")
+
+
+def age(started_at: str, now: datetime | None = None) -> str:
+    try:
+        start = datetime.fromisoformat(started_at)
+    except (TypeError, ValueError):
+        return "?"
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=timezone.utc)
+    seconds = max(0, int(((now or datetime.now(timezone.utc)) - start).total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def describe(status: ConversationStatus, base_url: str) -> str:
+    ref = parse_conversation_id(status.conversation_id)
+    label = ref.short_id if ref else status.conversation_id
+    link = f"<{thread_link(base_url, ref)}|{label}>" if ref else label
+    step = status.current.step if status.current and status.current.step else None
+    bits = [status.state, age(status.started_at)]
+    if step:
+        bits.append(step)
+    if status.queued:
+        bits.append(f"{status.queued} queued")
+    return f"• {link} `{label}` — " + " · ".join(bits)
+
+
+class Commands:
+    def __init__(self, agent: Agent, web: SlackWeb, settings: Settings, base_url: str = "") -> None:
+        self.agent = agent
+        self.web = web
+        self.settings = settings
+        self.base_url = base_url
+
+    async def answer(self, text: str, team: str, user: str) -> str:
+        try:
+            return await asyncio.wait_for(self._answer(text.strip(), team, user), BUDGET)
+        except asyncio.TimeoutError:
+            return ":hourglass: The agent did not answer in time; try again in a moment."
+        except AgentRuntimeError as exc:
+            log.warning("/durabot %r failed: %s", text, exc)
+            return ":warning: The agent could not be reached; try again in a minute."
+
+    async def _answer(self, text: str, team: str, user: str) -> str:
+        verb, _, arg = text.partition(" ")
+        verb = verb.lower()
+        if verb in ("", "help"):
+            return USAGE
+        if verb == "runs":
+            return await self._runs(team)
+        if verb not in ("status", "cancel"):
+            return f"Unknown command {verb!r}. {USAGE}"
+        ref = parse_thread_reference(team, arg)
+        if ref is None:
+            return f"{arg.strip() or 'That'!s} is not a run id or a thread link of this workspace. {USAGE}"
+        if verb == "status":
+            return await self._status(ref)
+        return await self._cancel(ref, user)
+
+    async def _runs(self, team: str) -> str:
+        runs = await self.agent.list_conversations(prefix=f"{PREFIX}:{team}:", limit=MAX_RUNS)
+        active = [r for r in runs if r.state != "idle"]
+        if not active:
+            return "No active runs in this workspace."
+        lines = [describe(r, self.base_url) for r in active]
+        return f"*Active runs ({len(active)}):*\n" + "\n".join(lines)
+
+    async def _status(self, ref: ThreadRef) -> str:
+        st = await self.agent.status(ref.conversation_id)
+        if st is None:
+            return f"No conversation is open in `{ref.short_id}`."
+        text = describe(st, self.base_url)
+        if st.current and st.current.tool_calls:
+            text += "\nTools so far: " + ", ".join(f"`{t}`" for t in st.current.tool_calls)
+        return text + f"\n{st.turns} turn(s) done."
+
+    async def _cancel(self, ref: ThreadRef, user: str) -> str:
+        if not await self.is_admin(user):
+            return ":no_entry: Only admins can cancel runs. Nothing changed."
+        st = await self.agent.status(ref.conversation_id)
+        if st is None or st.current is None:
+            return f"Nothing is running in `{ref.short_id}`."
+        await self.agent.cancel(ref.conversation_id, by=user)
+        return f"Cancelling the run in `{ref.short_id}`; a notice will appear in its thread."
+
+    async def is_admin(self, user: str) -> bool:
+        return user in self.settings.admins or await self.web.is_workspace_admin(user)

@@ -1,0 +1,172 @@
+"""One workspace's chat.update traffic: live text coalesced, final edits first, within the budget.
+
+Every chat.update of a workspace goes through one ``EditScheduler`` because Slack's limit (~50 a
+minute) is shared by every thread that streams at once. Live text is coalesced: a thread has at most
+one pending edit, replaced by newer text, and the threads take turns (the one shown longest ago goes
+first, a thread's first text before anything else). Final edits (answers, cards) jump the queue, and
+live edits always leave room in the window for the finals of the streams still open, so a final is
+never starved by streaming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from .limits import UPDATE_LIMIT, UPDATE_WINDOW, SlidingWindow, TokenBucket
+from .web import MAX_WAIT, SlackCallError, SlackWeb
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (channel, message ts)
+
+LIVE_MIN_INTERVAL = 1.0  # seconds between two live edits of one message
+LIVE_BURST = 10  # live edits allowed back to back before pacing sets in
+FINAL_WAIT = 40.0  # a final edit not sent by then goes back to Temporal for a later retry
+_CLOSED_KEEP = 5_000
+
+
+@dataclass
+class _Edit:
+    key: Key
+    text: str
+    blocks: list[dict] | None = None
+    meta_key: str | None = None
+    future: asyncio.Future | None = None  # set for final edits: the caller waits for the outcome
+    queued_at: float = field(default_factory=time.monotonic)
+
+
+class EditScheduler:
+    def __init__(self, web: SlackWeb, window: SlidingWindow | None = None,
+                 live_rate: float = UPDATE_LIMIT / UPDATE_WINDOW) -> None:
+        self.web = web
+        self.window = window or SlidingWindow()
+        self.pace = TokenBucket(rate=live_rate, burst=LIVE_BURST)
+        self._finals: deque[_Edit] = deque()
+        self._live: dict[Key, _Edit] = {}
+        self._last: dict[Key, float] = {}
+        self._open: set[Key] = set()  # messages streaming now: each still needs a final edit
+        self._closed: OrderedDict[Key, None] = OrderedDict()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self.sent = 0
+
+    # ---------------------------------------------------------------- callers
+    def offer(self, channel: str, ts: str, text: str, meta_key: str | None = None) -> None:
+        """Show ``text`` in the message soon (best effort; replaces text not shown yet)."""
+        key = (channel, ts)
+        if key in self._closed:
+            return
+        self._open.add(key)
+        self._live[key] = _Edit(key, text, meta_key=meta_key)
+        self._kick()
+
+    def close(self, channel: str, ts: str) -> None:
+        """No more live text for this message (its final edit is sent, or the stream ended)."""
+        key = (channel, ts)
+        self._live.pop(key, None)
+        self._open.discard(key)
+        self._last.pop(key, None)
+        self._closed[key] = None
+        while len(self._closed) > _CLOSED_KEEP:
+            self._closed.popitem(last=False)
+
+    async def send(self, channel: str, ts: str, text: str, *, blocks: list[dict] | None = None,
+                   meta_key: str | None = None, final: bool = True) -> None:
+        """Edit the message now (ahead of live text) and wait for the outcome; raises SlackCallError."""
+        key = (channel, ts)
+        if final:
+            self._live.pop(key, None)  # no older live text may land after the final text
+        waiting = self.window.delay()
+        if waiting > MAX_WAIT:
+            raise SlackCallError("chat.update", "workspace budget exhausted", 429, waiting)
+        edit = _Edit(key, text, blocks, meta_key, asyncio.get_running_loop().create_future())
+        self._finals.append(edit)
+        self._kick()
+        try:
+            await asyncio.wait_for(asyncio.shield(edit.future), FINAL_WAIT)  # type: ignore[arg-type]
+        except asyncio.TimeoutError:
+            if edit in self._finals:
+                self._finals.remove(edit)
+            raise SlackCallError("chat.update", "workspace budget busy", 429, 5.0) from None
+        finally:
+            if final:
+                self.close(channel, ts)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        for edit in self._finals:
+            if edit.future and not edit.future.done():
+                edit.future.set_exception(SlackCallError("chat.update", "adapter stopping", 503))
+        self._finals.clear()
+
+    # ---------------------------------------------------------------- the loop
+    def _kick(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="slack-edits")
+        self._wake.set()
+
+    def _reserve(self) -> int:
+        return len(self._open) + 2  # a final for every open stream, and room for approval cards
+
+    def _next(self) -> tuple[_Edit | None, float]:
+        """The edit to send now, or how long to wait before looking again."""
+        now = time.monotonic()
+        while self._finals and self._finals[0].future is not None and self._finals[0].future.done():
+            self._finals.popleft()
+        if self._finals:
+            delay = self.window.delay(now=now)
+            return (self._finals.popleft(), 0.0) if delay <= 0 else (None, delay)
+        if not self._live:
+            return None, 3600.0
+        key = min(self._live, key=lambda k: self._last.get(k, 0.0))
+        delay = max(
+            self.window.delay(self._reserve(), now=now), self.pace.delay(now=now),
+            self._last.get(key, 0.0) + LIVE_MIN_INTERVAL - now,
+        )
+        if delay > 0:
+            return None, delay
+        self.pace.take(now)
+        return self._live.pop(key), 0.0
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            edit, delay = self._next()
+            if edit is None:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            await self._send(edit)
+
+    async def _send(self, edit: _Edit) -> None:
+        channel, ts = edit.key
+        self.window.record()
+        self._last[edit.key] = time.monotonic()
+        try:
+            await self.web.update(channel, ts, edit.text, key=edit.meta_key, blocks=edit.blocks)
+        except SlackCallError as exc:
+            if exc.status == 429:
+                self.window.pause(exc.retry_after or 1.0)
+            if edit.future is not None:
+                if not edit.future.done():
+                    edit.future.set_exception(exc)
+            elif exc.retryable and edit.key not in self._live and edit.key not in self._closed:
+                self._live[edit.key] = edit  # live text is retried unless newer text came meanwhile
+            else:
+                log.info("live edit of %s dropped: %s", edit.key, exc)
+            return
+        self.sent += 1
+        if edit.future is not None and not edit.future.done():
+            edit.future.set_result(None)

@@ -1,0 +1,100 @@
+"""Identifiers: Slack thread <-> conversation id, thread links, and approval button ids.
+
+Pure functions. A conversation is one Slack thread: ``slack:{team}:{channel}:{thread_ts}``. A direct
+message written outside a thread belongs to the DM's main conversation, ``slack:{team}:{channel}:dm``,
+and its replies go to the DM itself rather than a thread.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PREFIX = "slack"
+DM_MAIN = "dm"
+ACTION_PREFIX = "durabot"
+MAX_ACTION_ID = 255  # Slack's limit on a button's action_id
+MAX_VALUE = 2000  # and on its value
+
+
+@dataclass(frozen=True)
+class ThreadRef:
+    team: str
+    channel: str
+    thread_ts: str  # "" for a DM's main conversation (replies are not threaded)
+
+    @property
+    def conversation_id(self) -> str:
+        return f"{PREFIX}:{self.team}:{self.channel}:{self.thread_ts or DM_MAIN}"
+
+    @property
+    def short_id(self) -> str:
+        """The id ``/durabot runs`` shows and ``status`` / ``cancel`` accept."""
+        return f"{self.channel}:{self.thread_ts or DM_MAIN}"
+
+
+def parse_conversation_id(conversation_id: str) -> ThreadRef | None:
+    parts = conversation_id.split(":")
+    if len(parts) != 4 or parts[0] != PREFIX or not all(parts[1:]):
+        return None
+    thread = "" if parts[3] == DM_MAIN else parts[3]
+    return ThreadRef(parts[1], parts[2], thread)
+
+
+_LINK = re.compile(r"/archives/([A-Z0-9]+)/p(\d{10})(\d{6})(?:\?([^>|\s]*))?")
+_THREAD_TS = re.compile(r"(?:^|&)thread_ts=(\d{10}\.\d{6})")
+_SHORT = re.compile(r"^([A-Z0-9]+):(\d{10}\.\d{6}|dm)$")
+
+
+def parse_thread_reference(team: str, text: str) -> ThreadRef | None:
+    """What a user typed after ``status`` / ``cancel``: a short id, a full id or a thread link."""
+    text = text.strip().strip("<>").split("|", 1)[0]
+    full = parse_conversation_id(text)
+    if full is not None:
+        return full if full.team == team else None
+    short = _SHORT.match(text)
+    if short:
+        return ThreadRef(team, short.group(1), "" if short.group(2) == DM_MAIN else short.group(2))
+    link = _LINK.search(text)
+    if link:
+        channel, ts = link.group(1), f"{link.group(2)}.{link.group(3)}"
+        query = _THREAD_TS.search(link.group(4) or "")
+        return ThreadRef(team, channel, query.group(1) if query else ts)  # a reply's link names its thread
+    return None
+
+
+def thread_link(base_url: str, ref: ThreadRef) -> str:
+    """A link to the thread (or the DM); ``base_url`` is the workspace URL from auth.test."""
+    base = (base_url or "https://slack.com/").rstrip("/")
+    if not ref.thread_ts:
+        return f"{base}/archives/{ref.channel}"
+    return f"{base}/archives/{ref.channel}/p{ref.thread_ts.replace('.', '')}"
+
+
+# ---------------------------------------------------------------- approval buttons
+@dataclass(frozen=True)
+class ApprovalButton:
+    decision: str  # approve | deny
+    conversation_id: str
+    approval_id: str
+    requested_by: str
+
+
+def button_ids(decision: str, conversation_id: str, approval_id: str, requested_by: str) -> tuple[str, str]:
+    """(action_id, value) of a card button: everything a click needs, so buttons survive restarts."""
+    action_id = f"{ACTION_PREFIX}:{decision}:{approval_id}"
+    value = f"{conversation_id}|{approval_id}|{requested_by}"
+    if len(action_id) > MAX_ACTION_ID or len(value) > MAX_VALUE:
+        raise ValueError(f"approval {approval_id!r} of {conversation_id!r} does not fit Slack's button limits")
+    return action_id, value
+
+
+ACTION_PATTERN = re.compile(rf"^{ACTION_PREFIX}:(approve|deny):")
+
+
+def parse_button(action_id: str, value: str) -> ApprovalButton | None:
+    m = ACTION_PATTERN.match(action_id or "")
+    parts = (value or "").split("|")
+    if not m or len(parts) != 3 or parse_conversation_id(parts[0]) is None or not parts[1]:
+        return None
+    return ApprovalButton(m.group(1), parts[0], parts[1], parts[2])

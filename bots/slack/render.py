@@ -1,0 +1,119 @@
+"""What the bot shows in Slack: placeholder, live text, final parts, approval cards, notices. Pure."""
+
+from __future__ import annotations
+
+import json
+
+from agent_core.types import ApprovalInfo
+
+from bots.common.split import split_message
+
+from .ids import button_ids
+from .mrkdwn import escape, to_mrkdwn
+
+MAX_PART = 12_000  # characters per answer message; Slack truncates text past 40,000
+THINKING = "_Thinking…_"
+ARGS_SHOWN = 1_500  # characters of tool arguments on a card (a section holds 3,000)
+METADATA_TYPE = "durabot_message"
+
+
+def metadata(key: str) -> dict:
+    """Message metadata that lets the bot find its own message again (idempotent posting)."""
+    return {"event_type": METADATA_TYPE, "event_payload": {"key": key}}
+
+
+def metadata_key(message: dict) -> str | None:
+    md = message.get("metadata") or {}
+    if md.get("event_type") != METADATA_TYPE:
+        return None
+    key = (md.get("event_payload") or {}).get("key")
+    return key if isinstance(key, str) else None
+
+
+def answer_key(turn_id: str, part: int) -> str:
+    return f"{turn_id}:{part}"  # part 0 is the placeholder
+
+
+def card_key(turn_id: str, approval_id: str) -> str:
+    return f"{turn_id}:{approval_id}"
+
+
+def tools_line(tools: list[str]) -> str:
+    if not tools:
+        return ""
+    return "_Tools: " + ", ".join(f"`{escape(t)}`" for t in tools) + "_"
+
+
+def live_text(text: str, tools: list[str], step: str | None = None) -> str:
+    """The placeholder while the agent works: text so far, a compact tools line, a working marker."""
+    body = to_mrkdwn(text) if text.strip() else ""
+    if len(body) > MAX_PART - 200:
+        body = body[: MAX_PART - 200] + "\n_… (continues)_"
+    lines = [body] if body else []
+    if tools:
+        lines.append(tools_line(tools))
+    lines.append(f"_{escape(step)}…_" if step else THINKING)
+    return "\n\n".join(lines)
+
+
+def answer_parts(text: str, tools: list[str]) -> list[str]:
+    body = to_mrkdwn(text or "").strip() or "_(no answer)_"
+    if tools:
+        body += "\n\n" + tools_line(tools)
+    return split_message(body, MAX_PART) or ["_(no answer)_"]
+
+
+def failed_text(error: str | None) -> str:
+    reason = (error or "unknown error").strip().splitlines()[0][:300]
+    return (f":warning: Sorry, I could not finish this: {escape(reason)}\n"
+            "_Write again to retry; if it keeps failing, ask an admin to check the worker logs._")
+
+
+def cancelled_text(partial: str | None, by: str | None) -> str:
+    who = f" by <@{by}>" if by and by[:1] in "UW" else (f" by {escape(by)}" if by else "")
+    notice = f":no_entry_sign: _Run cancelled{who}._"
+    return f"{to_mrkdwn(partial)}\n\n{notice}" if partial and partial.strip() else notice
+
+
+def _arguments(arguments: str) -> str:
+    try:
+        shown = json.dumps(json.loads(arguments), ensure_ascii=False, indent=1)
+    except (ValueError, TypeError):
+        shown = arguments or ""
+    if len(shown) > ARGS_SHOWN:
+        shown = shown[:ARGS_SHOWN] + "\n… (truncated)"
+    return shown.replace("```", "'''")
+
+
+def card_blocks(conversation_id: str, info: ApprovalInfo) -> tuple[str, list[dict]]:
+    """(fallback text, blocks) of an approval card; with buttons while pending."""
+    head = f":lock: *Approval needed:* `{escape(info.tool)}` requested by <@{info.requested_by}>"
+    blocks: list[dict] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": head}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"```{escape(_arguments(info.arguments))}```"}},
+    ]
+    if info.status == "pending":
+        approve = button_ids("approve", conversation_id, info.id, info.requested_by)
+        deny = button_ids("deny", conversation_id, info.id, info.requested_by)
+        blocks.append({"type": "actions", "block_id": f"durabot-approval-{info.id}", "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": "Approve"}, "style": "primary",
+             "action_id": approve[0], "value": approve[1]},
+            {"type": "button", "text": {"type": "plain_text", "text": "Deny"}, "style": "danger",
+             "action_id": deny[0], "value": deny[1]},
+        ]})
+        fallback = f"Approval needed: {info.tool} requested by <@{info.requested_by}>"
+    else:
+        outcome = decision_text(info)
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": outcome}]})
+        fallback = f"{info.tool}: {outcome}"
+    return fallback, blocks
+
+
+def decision_text(info: ApprovalInfo) -> str:
+    by = f" by <@{info.decided_by}>" if info.decided_by else ""
+    return {
+        "approved": f":white_check_mark: Approved{by}",
+        "denied": f":x: Denied{by}",
+        "expired": ":hourglass: Expired: nobody decided in time",
+        "cancelled": ":no_entry_sign: Cancelled: the run ended before a decision",
+    }.get(info.status, info.status)

@@ -1,0 +1,371 @@
+"""A local fake of the Slack Web API (and of Socket Mode's websocket), for tests and the benchmark.
+
+It keeps channels and threads in memory, records every call, checks the bot token, and enforces the
+documented limits the adapter must respect:
+- chat.update: at most ``update_limit`` calls per ``update_window`` seconds per workspace (Tier 3,
+  "~50 per minute") -> HTTP 429 with Retry-After;
+- chat.postMessage: ~1 per second per channel with short bursts (a token bucket) -> 429;
+- sizes: text over 40,000 characters (msg_too_long), over 50 blocks, a section over 3,000
+  characters, an action_id over 255 or a value over 2,000 (invalid_blocks).
+``over_limit`` counts requests refused for rate; a well-behaved client keeps it at 0.
+Runs on the caller's event loop (``await fake.start()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import math
+import random
+import time
+import urllib.parse
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import aiohttp
+from aiohttp import web
+
+MAX_TEXT = 40_000
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    status: int
+    error: str | None
+    at: float = field(default_factory=time.monotonic)
+
+
+class FakeSlack:
+    def __init__(self, *, token: str = "xoxb-test", app_token: str = "xapp-test", team: str = "T1",
+                 bot_user: str = "UBOT", bot_id: str = "BBOT", update_limit: int = 50,
+                 update_window: float = 60.0, post_rate: float = 1.0, post_burst: int = 4) -> None:
+        self.token, self.app_token, self.team = token, app_token, team
+        self.bot_user, self.bot_id = bot_user, bot_id
+        self.update_limit, self.update_window = update_limit, update_window
+        self.post_rate, self.post_burst = post_rate, post_burst
+        self.calls: list[Call] = []
+        self.messages: dict[str, list[dict]] = {}
+        self.users: dict[str, dict] = {}
+        self.visible: list[tuple[float, str, str, str]] = []  # (at, channel, ts, text) of posts and edits
+        self.over_limit = 0
+        self.lose_response: dict[str, int] = {}  # method -> how many next calls succeed but answer 500
+        self._updates: dict[str, deque[float]] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._ts = itertools.count(1)
+        # Each fake is a fresh workspace history: distinct ts so conversation ids never collide with
+        # another test's conversations on the shared Temporal server.
+        self._ts_base = random.randint(1_600_000_000, 1_690_000_000)
+        self._changed = asyncio.Condition()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._acks: dict[str, asyncio.Future] = {}
+        self._socket_ready = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ---------------------------------------------------------------- server
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    async def start(self) -> "FakeSlack":
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/socket", self._socket)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def next_ts(self) -> str:
+        n = next(self._ts)
+        return f"{self._ts_base + n}.{n:06d}"
+
+    # ---------------------------------------------------------------- helpers for tests
+    def add_user_message(self, channel: str, text: str, user: str = "U1", thread_ts: str | None = None) -> dict:
+        """Store a person's message (as Slack would) and return the ``message`` event for it."""
+        ts = self.next_ts()
+        msg = {"type": "message", "user": user, "text": text, "ts": ts, "channel": channel}
+        if thread_ts:
+            msg["thread_ts"] = thread_ts
+        self.messages.setdefault(channel, []).append(dict(msg))
+        msg["channel_type"] = "im" if channel.startswith("D") else "channel"
+        return msg
+
+    def thread(self, channel: str, thread_ts: str) -> list[dict]:
+        return sorted((m for m in self.messages.get(channel, [])
+                       if m["ts"] == thread_ts or m.get("thread_ts") == thread_ts), key=lambda m: float(m["ts"]))
+
+    def bot_messages(self, channel: str, thread_ts: str | None = None) -> list[dict]:
+        msgs = self.thread(channel, thread_ts) if thread_ts else self.messages.get(channel, [])
+        return [m for m in msgs if m.get("bot_id") == self.bot_id]
+
+    def count(self, method: str, ok: bool | None = None) -> int:
+        return sum(1 for c in self.calls if c.method == method and (ok is None or (c.error is None) == ok))
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        async def wait() -> Any:
+            async with self._changed:
+                while not (result := predicate()):
+                    await self._changed.wait()
+                return result
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # ---------------------------------------------------------------- the API
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if request.content_type == "application/json":
+            params = await request.json()
+        else:
+            params = {k: v for k, v in (await request.post()).items()}
+        params = {**dict(request.query), **params}  # slack_sdk sends form-style params in the query
+        auth = request.headers.get("Authorization", "")
+        expected = self.app_token if method == "apps.connections.open" else self.token
+        if auth != f"Bearer {expected}":
+            return await self._answer(method, params, {"ok": False, "error": "invalid_auth"})
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return await self._answer(method, params, {"ok": False, "error": "unknown_method"})
+        result = handler(params)
+        if isinstance(result, web.Response):
+            return result
+        lost = self.lose_response.get(method, 0)
+        if lost and result.get("ok"):
+            self.lose_response[method] = lost - 1
+            self.calls.append(Call(method, params, 500, "lost_response"))
+            await self._notify()
+            return web.Response(status=500, text="upstream connect error")
+        return await self._answer(method, params, result)
+
+    async def _answer(self, method: str, params: dict, result: dict, status: int = 200,
+                      headers: dict | None = None) -> web.Response:
+        self.calls.append(Call(method, params, status, None if result.get("ok") else result.get("error")))
+        await self._notify()
+        return web.json_response(result, status=status, headers=headers)
+
+    def _limited(self, method: str, params: dict, retry_after: float) -> web.Response:
+        self.over_limit += 1
+        self.calls.append(Call(method, params, 429, "ratelimited"))
+        return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                 headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
+
+    def _m_auth_test(self, p: dict) -> dict:
+        return {"ok": True, "url": "https://fake.slack.test/", "team": "Fake", "user": "durabot",
+                "team_id": self.team, "user_id": self.bot_user, "bot_id": self.bot_id}
+
+    def _m_apps_connections_open(self, p: dict) -> dict:
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
+
+    def _check_size(self, p: dict) -> str | None:
+        text = p.get("text") or ""
+        if len(text) > MAX_TEXT:
+            return "msg_too_long"
+        blocks = p.get("blocks")
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        if blocks:
+            if len(blocks) > 50:
+                return "invalid_blocks"
+            for b in blocks:
+                if len(((b.get("text") or {}).get("text")) or "") > 3000:
+                    return "invalid_blocks"
+                for el in b.get("elements") or []:
+                    if len(el.get("action_id") or "") > 255 or len(el.get("value") or "") > 2000:
+                        return "invalid_blocks"
+        if not text and not blocks:
+            return "no_text"
+        return None
+
+    def _m_chat_postMessage(self, p: dict) -> dict | web.Response:
+        channel = p.get("channel") or ""
+        now = time.monotonic()
+        tokens, at = self._buckets.get(channel, (float(self.post_burst), now))
+        tokens = min(self.post_burst, tokens + (now - at) * self.post_rate)
+        if tokens < 1:
+            self._buckets[channel] = (tokens, now)
+            return self._limited("chat.postMessage", p, (1 - tokens) / self.post_rate)
+        self._buckets[channel] = (tokens - 1, now)
+        error = self._check_size(p)
+        if error:
+            return {"ok": False, "error": error}
+        ts = self.next_ts()
+        msg = {"type": "message", "user": self.bot_user, "bot_id": self.bot_id, "text": p.get("text") or "",
+               "ts": ts, "channel": channel}
+        for name in ("thread_ts", "blocks", "metadata"):
+            if p.get(name):
+                value = p[name]
+                msg[name] = json.loads(value) if isinstance(value, str) and name != "thread_ts" else value
+        self.messages.setdefault(channel, []).append(msg)
+        self.visible.append((now, channel, ts, msg["text"]))
+        return {"ok": True, "channel": channel, "ts": ts, "message": msg}
+
+    def _m_chat_update(self, p: dict) -> dict | web.Response:
+        now = time.monotonic()
+        window = self._updates.setdefault(self.team, deque())
+        while window and window[0] <= now - self.update_window:
+            window.popleft()
+        if len(window) >= self.update_limit:
+            return self._limited("chat.update", p, window[0] + self.update_window - now)
+        window.append(now)
+        error = self._check_size(p)
+        if error:
+            return {"ok": False, "error": error}
+        channel, ts = p.get("channel") or "", p.get("ts") or ""
+        for msg in self.messages.get(channel, []):
+            if msg["ts"] == ts:
+                if msg.get("bot_id") != self.bot_id:
+                    return {"ok": False, "error": "cant_update_message"}
+                msg["text"] = p.get("text") or ""
+                blocks = p.get("blocks")
+                msg["blocks"] = json.loads(blocks) if isinstance(blocks, str) else (blocks or [])
+                if p.get("metadata"):
+                    msg["metadata"] = p["metadata"]
+                msg["edits"] = msg.get("edits", 0) + 1
+                self.visible.append((now, channel, ts, msg["text"]))
+                return {"ok": True, "channel": channel, "ts": ts, "text": msg["text"]}
+        return {"ok": False, "error": "message_not_found"}
+
+    def _m_chat_postEphemeral(self, p: dict) -> dict:
+        if not p.get("user") or not p.get("channel"):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True, "message_ts": self.next_ts()}
+
+    def _with_metadata(self, msgs: list[dict], p: dict) -> list[dict]:
+        keep = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
+        return [{k: v for k, v in m.items() if keep or k != "metadata"} for m in msgs]
+
+    def _m_conversations_replies(self, p: dict) -> dict:
+        channel, ts = p.get("channel") or "", p.get("ts") or ""
+        msgs = self.thread(channel, ts)
+        if not msgs:
+            return {"ok": False, "error": "thread_not_found"}
+        limit = int(p.get("limit") or 1000)
+        return {"ok": True, "messages": self._with_metadata(msgs[:limit], p), "has_more": len(msgs) > limit}
+
+    def _m_conversations_history(self, p: dict) -> dict:
+        channel = p.get("channel") or ""
+        top = [m for m in self.messages.get(channel, []) if m.get("thread_ts") in (None, m["ts"])]
+        top.sort(key=lambda m: float(m["ts"]), reverse=True)
+        limit = int(p.get("limit") or 100)
+        return {"ok": True, "messages": self._with_metadata(top[:limit], p), "has_more": len(top) > limit}
+
+    def _m_users_info(self, p: dict) -> dict:
+        user = p.get("user") or ""
+        info = self.users.get(user, {"id": user, "name": user.lower(), "is_admin": False})
+        return {"ok": True, "user": info}
+
+    # ---------------------------------------------------------------- Socket Mode
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": 1,
+                            "connection_info": {"app_id": "A1"}, "debug_info": {}})
+        self._socket_ready.set()
+        try:
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                data = json.loads(msg.data)
+                fut = self._acks.pop(data.get("envelope_id", ""), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(data)
+        finally:
+            self._sockets.remove(ws)
+        return ws
+
+    async def socket_send(self, kind: str, payload: dict, retry_attempt: int = 0,
+                          timeout: float = 5.0) -> dict:
+        """Send one envelope (events_api | interactive | slash_commands); return the client's ack."""
+        await asyncio.wait_for(self._socket_ready.wait(), timeout)
+        envelope_id = uuid.uuid4().hex
+        fut = asyncio.get_running_loop().create_future()
+        self._acks[envelope_id] = fut
+        await self._sockets[-1].send_json({
+            "envelope_id": envelope_id, "type": kind, "payload": payload,
+            "accepts_response_payload": kind != "events_api", "retry_attempt": retry_attempt,
+            "retry_reason": "timeout" if retry_attempt else "",
+        })
+        return await asyncio.wait_for(fut, timeout)
+
+
+class SlackSender:
+    """Signs requests the way Slack does and posts them to the adapter's HTTP endpoint."""
+
+    def __init__(self, url: str, secret: str, team: str = "T1") -> None:
+        self.url, self.secret, self.team = url, secret, team
+        self._session: aiohttp.ClientSession | None = None
+
+    def sign(self, body: str, timestamp: int | None = None, secret: str | None = None) -> dict[str, str]:
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        base = f"v0:{ts}:{body}".encode()
+        sig = "v0=" + hmac.new((secret or self.secret).encode(), base, hashlib.sha256).hexdigest()
+        return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig}
+
+    async def post(self, body: str, content_type: str, headers: dict[str, str] | None = None,
+                   **sign: Any) -> tuple[int, str]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        h = {"Content-Type": content_type, **self.sign(body, **sign), **(headers or {})}
+        async with self._session.post(self.url, data=body.encode(), headers=h) as resp:
+            return resp.status, await resp.text()
+
+    def event_body(self, event: dict, event_id: str | None = None) -> str:
+        return json.dumps({
+            "token": "legacy", "team_id": self.team, "api_app_id": "A1", "type": "event_callback",
+            "event_id": event_id or f"Ev{uuid.uuid4().hex[:10]}", "event_time": int(time.time()),
+            "event": event, "authorizations": [{"team_id": self.team, "user_id": "UBOT", "is_bot": True}],
+        })
+
+    async def event(self, event: dict, *, event_id: str | None = None, retry_num: int | None = None,
+                    **sign: Any) -> tuple[int, str]:
+        headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"} if retry_num else {}
+        return await self.post(self.event_body(event, event_id), "application/json", headers, **sign)
+
+    @staticmethod
+    def click_payload(action_id: str, value: str, user: str, channel: str, message: dict, team: str = "T1") -> dict:
+        return {
+            "type": "block_actions", "team": {"id": team}, "user": {"id": user, "team_id": team},
+            "api_app_id": "A1", "token": "legacy", "trigger_id": "1.2.3",
+            "channel": {"id": channel}, "container": {"type": "message", "message_ts": message["ts"],
+                                                       "channel_id": channel},
+            "message": message, "response_url": "https://hooks.example/r",
+            "actions": [{"type": "button", "action_id": action_id, "value": value, "block_id": "b",
+                         "action_ts": str(time.time())}],
+        }
+
+    async def click(self, payload: dict) -> tuple[int, str]:
+        body = "payload=" + urllib.parse.quote(json.dumps(payload))
+        return await self.post(body, "application/x-www-form-urlencoded")
+
+    @staticmethod
+    def command_fields(text: str, user: str, channel: str = "C1", team: str = "T1") -> dict[str, str]:
+        return {"token": "legacy", "team_id": team, "channel_id": channel, "user_id": user, "command": "/durabot",
+                "text": text, "response_url": "https://hooks.example/c", "trigger_id": "1.2.3", "api_app_id": "A1"}
+
+    async def command(self, text: str, user: str, channel: str = "C1") -> tuple[int, str]:
+        body = urllib.parse.urlencode(self.command_fields(text, user, channel, self.team))
+        return await self.post(body, "application/x-www-form-urlencoded")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
