@@ -122,8 +122,11 @@ class DiscordAdapter:
                 self.client = DurabotClient(self, message_content=message_content)
                 try:
                     async with self.client:
-                        await self.client.login(self.settings.discord_bot_token or "")
-                        await self._connect(self.client)
+                        try:
+                            await self.client.login(self.settings.discord_bot_token or "")
+                            await self._connect(self.client)
+                        finally:
+                            self._stop_live()  # before the client's HTTP session closes
                     return
                 except discord.PrivilegedIntentsRequired:
                     if not message_content:
@@ -138,11 +141,14 @@ class DiscordAdapter:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 60.0)
         finally:
-            for reply in self.replies.all():
-                reply.stop_live()
+            self._stop_live()
             for task in list(self._background):
                 task.cancel()
             await self._stop_worker()
+
+    def _stop_live(self) -> None:
+        for reply in self.replies.all():
+            reply.stop_live()
 
     async def _connect(self, client: DurabotClient) -> None:
         """Stay connected. discord.py reconnects after network errors itself; a malformed gateway

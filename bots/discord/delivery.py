@@ -78,7 +78,7 @@ class DiscordDelivery:
         if d.kind == "turn_finished":
             parts = reply_parts(d.text or NO_ANSWER, d.tool_calls)
         elif d.kind == "turn_cancelled":
-            parts = reply_parts(reply.live_text, reply.tools or d.tool_calls, note=cancelled_note(d.by))
+            parts = reply_parts(reply.live_text, reply.tools or d.tool_calls, note=cancelled_note(d.by), partial=True)
         else:
             parts = reply_parts("", d.tool_calls, note=failed_note(d.text))
         await self.adapter.writer.show(reply, parts, final=True)

@@ -30,15 +30,23 @@ def tools_line(tools: list[str]) -> str:
     return "-# \N{HAMMER AND WRENCH} " + ", ".join(shown)
 
 
-def reply_parts(text: str, tools: list[str] | None = None, note: str = "") -> list[str]:
+def reply_parts(text: str, tools: list[str] | None = None, note: str = "", *, partial: bool = False) -> list[str]:
     """The messages that show an answer: tables made readable, split under the 2,000-char limit.
 
-    The tools line comes first so it does not move while text streams in below it.
+    The tools line comes first so it does not move while text streams in below it. A ``partial``
+    (still streaming) text may stop inside a code block: it is closed so the edit renders cleanly.
     """
     body = tables_to_code_blocks(text.strip())
+    if partial and _open_fence(body):
+        body += "\n```"
     main = "\n\n".join(p for p in (body, note) if p)
     full = "\n".join(p for p in (tools_line(tools or []), main) if p)
     return split_message(full, MESSAGE_LIMIT) or [THINKING]
+
+
+def _open_fence(text: str) -> bool:
+    fences = [ln for ln in text.split("\n") if ln.strip().startswith("```") and "```" not in ln.strip()[3:]]
+    return len(fences) % 2 == 1
 
 
 def cancelled_note(by: str | None) -> str:
