@@ -351,13 +351,13 @@ class RunHandle:
     def workflow_id(self) -> str:
         return self.agent.workflow_id(self.conversation_id)
 
-    async def progress(self, seen_version: int = -1) -> TurnStatus:
-        """The turn's status once it changes past ``seen_version`` (a long poll on the workflow)."""
+    async def progress(self, seen_milestone: int = -1) -> TurnStatus:
+        """The turn's status once it passes ``seen_milestone`` (an approval asked or decided, the end)."""
         handle = self.agent._handle(self.conversation_id)
         while True:
             try:
                 p: Progress = await handle.execute_update(
-                    ConversationWorkflow.wait_progress, ProgressQuery(self.turn_id, seen_version),
+                    ConversationWorkflow.wait_progress, ProgressQuery(self.turn_id, seen_milestone),
                     id=f"progress-{uuid.uuid4().hex}",
                 )
             except RPCError as exc:
@@ -396,10 +396,10 @@ class RunHandle:
     async def result(self, timeout: float | None = None) -> RunResult:
         async def wait() -> TurnStatus:
             st = self.last_status
-            version = -1 if st is None else st.version
+            seen = -1 if st is None else st.milestone
             while st is None or not st.done:
-                st = await self.progress(version)
-                version = st.version
+                st = await self.progress(seen)
+                seen = st.milestone
             return st
 
         try:
@@ -443,10 +443,10 @@ class RunHandle:
                 await queue.put(ev)
 
         async def pump_progress() -> None:
-            version = -1
+            seen = -1
             while True:
-                st = await self.progress(version)
-                version = st.version
+                st = await self.progress(seen)
+                seen = st.milestone
                 await queue.put(st)
                 if st.done:
                     return

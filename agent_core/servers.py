@@ -78,7 +78,9 @@ class TemporalDevServer:
 
     def start(self, timeout: float = 30.0) -> "TemporalDevServer":
         cmd = [find_binary("temporal"), "server", "start-dev", "--port", str(self.port), "--ip", "127.0.0.1",
-               "--log-level", "error"]
+               "--log-level", "error",
+               # eager activities: a worker that schedules an activity may start it at once
+               "--dynamic-config-value", "system.enableActivityEagerExecution=true"]
         if self.ui_port:
             cmd += ["--ui-port", str(self.ui_port)]
         else:

@@ -239,7 +239,8 @@ class TurnStatus:
     approvals: list[ApprovalInfo] = field(default_factory=list)
     tool_calls: list[str] = field(default_factory=list)  # names, in order, for a compact display
     step: str | None = None  # what the turn is doing now, for status displays
-    version: int = 0  # bumped at every durable change, for long polls
+    version: int = 0  # bumped at every change
+    milestone: int = 0  # bumped when an approval is asked or decided and when the turn ends: long polls wait on it
     cancelled_by: str | None = None
 
     @property
@@ -250,7 +251,7 @@ class TurnStatus:
 @dataclass
 class ProgressQuery:
     turn_id: str
-    seen_version: int = -1
+    seen_milestone: int = -1
 
 
 @dataclass

@@ -176,11 +176,11 @@ class ConversationWorkflow:
     async def wait_progress(self, q: ProgressQuery) -> Progress:
         def changed() -> bool:
             st = self.statuses.get(q.turn_id)
-            return self.continuing or st is None or st.version > q.seen_version
+            return self.continuing or st is None or st.milestone > q.seen_milestone
 
         await workflow.wait_condition(changed)
         st = self.statuses.get(q.turn_id)
-        if st is not None and st.version > q.seen_version:
+        if st is not None and st.milestone > q.seen_milestone:
             return Progress(turn=st)
         return Progress(turn=st, continued=self.continuing)
 
@@ -211,7 +211,7 @@ class ConversationWorkflow:
                     self.queue.pop(i)
                     st = self.statuses[msg.id]
                     st.state, st.cancelled_by, st.step = "cancelled", req.by, None
-                    self._bump(st)
+                    self._bump(st, milestone=True)
                     self._notify("turn_cancelled", msg, st)
                     return
             return
@@ -262,7 +262,7 @@ class ConversationWorkflow:
             self.current = self.current_msg = self.current_task = None
         st.step = None
         self.turns += 1
-        self._bump(st)
+        self._bump(st, milestone=True)
         for info in st.approvals:
             if info.status == "pending":
                 info.status = "cancelled"
@@ -341,7 +341,7 @@ class ConversationWorkflow:
         self.approvals[info.id] = info
         st.approvals.append(info)
         st.state, st.step = "awaiting_approval", f"waiting for approval of {call.name}"
-        self._bump(st)
+        self._bump(st, milestone=True)
         self._notify("approval_requested", msg, st, approval=info)
         try:
             await workflow.wait_condition(lambda: info.status != "pending", timeout=self.spec.timeouts.approval)
@@ -351,7 +351,7 @@ class ConversationWorkflow:
             self._trim_approvals()
         if not any(a.status == "pending" for a in st.approvals):
             st.state = "running"
-        self._bump(st)
+        self._bump(st, milestone=True)
         self._notify("approval_decided", msg, st, approval=info)
         return info
 
@@ -404,8 +404,10 @@ class ConversationWorkflow:
                 return
 
     # ---------------------------------------------------------------- status and delivery
-    def _bump(self, st: TurnStatus) -> None:
+    def _bump(self, st: TurnStatus, milestone: bool = False) -> None:
         st.version += 1
+        if milestone:
+            st.milestone += 1
 
     def _notify(self, kind: str, msg: UserMessage, st: TurnStatus, approval: ApprovalInfo | None = None) -> None:
         if msg.deliver_to is None:

@@ -31,10 +31,10 @@ def deploy_script(body: dict) -> Reply:
 
 
 async def wait_for_approval(handle) -> str:
-    version = -1
+    seen = -1
     while True:
-        st = await handle.progress(version)
-        version = st.version
+        st = await handle.progress(seen)
+        seen = st.milestone
         pending = [a for a in st.approvals if a.status == "pending"]
         if pending:
             return pending[0].id

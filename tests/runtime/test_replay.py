@@ -50,7 +50,7 @@ async def record(agent, fake_openai) -> WorkflowHistory:
     handle = await agent.run_async("use both", conversation_id="replay")
     approval = None
     while approval is None:
-        st = await handle.progress((handle.last_status.version if handle.last_status else -1))
+        st = await handle.progress((handle.last_status.milestone if handle.last_status else -1))
         approval = next((a.id for a in st.approvals if a.status == "pending"), None)
     await handle.approve(approval, by="tester")
     await handle.result(30)
