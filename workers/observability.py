@@ -25,7 +25,8 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from aiohttp import ClientSession, ClientTimeout, web
 from prometheus_client import (
@@ -148,7 +149,7 @@ async def serve_health(port: int, ready: Ready, *, host: str = "0.0.0.0", ready_
     async def readyz(request: web.Request) -> web.Response:
         try:
             ok = await asyncio.wait_for(ready(), ready_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return web.Response(status=503, text="not ready: readiness check timed out\n")
         except Exception as exc:  # readiness must answer, whatever the check raises
             log.debug("readiness check failed", exc_info=True)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from agent_core import AgentWorker
+from agent_core.errors import TemporalUnavailable
 from agent_core.settings import Settings
 
 from .app import build_agent
@@ -15,7 +16,15 @@ log = logging.getLogger(__name__)
 
 async def run_worker(settings: Settings, graceful_shutdown: float = 30.0) -> None:
     agent = build_agent(settings, local_worker=False)
-    await agent.start()
+    delay = 0.5
+    while True:  # a worker waits for Temporal to come up; once connected, the SDK reconnects by itself
+        try:
+            await agent.start()
+            break
+        except TemporalUnavailable as exc:
+            log.warning("%s; retrying in %.0fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
     worker = AgentWorker(agent, graceful_shutdown=graceful_shutdown)
     temporal_worker = worker.build()
     task = asyncio.ensure_future(temporal_worker.run())

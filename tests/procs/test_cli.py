@@ -1,0 +1,71 @@
+"""The command line: configuration errors stop start-up with one clear line; Temporal outages."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent_core import Agent, TemporalConfig
+from agent_core.errors import TemporalUnavailable
+from agent_core.servers import TemporalDevServer, free_port
+from tests.fakes.openai_server import Reply
+from tests.procs.harness import Proc, settings_for, worker_env
+from workers.app import build_agent
+
+
+@pytest.mark.parametrize("env,expected", [
+    ({"DURABOT_APPROVAL": "sometimes"}, "DURABOT_APPROVAL='sometimes' is not one of: marked, all, none"),
+    ({"DURABOT_TOOLS": "no_such_pkg.tools"}, "DURABOT_TOOLS: cannot import module 'no_such_pkg.tools'"),
+    ({"DURABOT_TOOLS": "workers.example_tools:nothing"}, "has no attribute 'nothing'"),
+    ({"TEMPORAL_ADDRESS": "just-a-host"}, "TEMPORAL_ADDRESS='just-a-host' is not host:port"),
+    ({"DURABOT_HTTP_PORT": "http"}, "DURABOT_HTTP_PORT='http' is not a port number"),
+])
+def test_bad_configuration_is_one_clear_line(env, expected, tmp_path: Path):
+    full = worker_env("127.0.0.1:1", "q", "http://127.0.0.1:1/v1", tmp_path, **env)
+    proc = subprocess.run([sys.executable, "-m", "workers.cli", "worker"], env=full, capture_output=True,
+                          text=True, timeout=60, cwd=Path.cwd())
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("durabot: configuration error: ") and expected in lines[0]
+
+
+async def test_client_gets_a_clear_error_quickly_when_temporal_is_down(model):
+    agent = Agent("down", model=model, temporal=TemporalConfig(host="127.0.0.1", port=free_port()))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with pytest.raises(TemporalUnavailable, match="cannot connect to Temporal"):
+        await agent.start()
+    assert loop.time() - start < 5
+
+
+async def test_worker_waits_for_temporal_and_reconnects(fake_openai, task_queue, tmp_path: Path):
+    port = free_port()
+    db = str(tmp_path / "temporal.db")
+    env = worker_env(f"127.0.0.1:{port}", task_queue, fake_openai.base_url, tmp_path,
+                     DURABOT_TOOLS="workers.example_tools")
+    worker = Proc(["worker"], env, tmp_path / "worker.log")
+    server = None
+    agent = None
+    try:
+        worker.wait_for("retrying in")  # started before the server: waits instead of dying
+        server = TemporalDevServer(port=port, db_file=db).start()
+        worker.wait_for("polling task queue", 60)
+        agent = build_agent(settings_for(env), local_worker=False)
+        await agent.start()
+        assert (await agent.run("one", conversation_id="outage")).text == "echo: one"
+        server.stop()  # the server goes away under a connected worker ...
+        server = TemporalDevServer(port=port, db_file=db).start()  # ... and comes back with its data
+        fake_openai.script = lambda b: Reply(text=f"{len(b['messages'])} messages")
+        result = await asyncio.wait_for(agent.run("two", conversation_id="outage"), 90)
+        assert result.text == "4 messages"  # system prompt, then the whole conversation
+        assert worker.proc.poll() is None
+    finally:
+        if agent:
+            await agent.close()
+        worker.stop()
+        if server:
+            server.stop()
