@@ -25,8 +25,8 @@ import logging
 import os
 import sys
 import time
-from typing import Any
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 from prometheus_client import (
@@ -48,46 +48,87 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 _NS = "durabot"
 
 turns_total = Counter(
-    "turns", "Agent turns finished, by outcome (answered | failed | cancelled | limit | timeout).",
-    ["outcome"], namespace=_NS, registry=REGISTRY)
+    "turns",
+    "Agent turns finished, by outcome (answered | failed | cancelled | limit | timeout).",
+    ["outcome"],
+    namespace=_NS,
+    registry=REGISTRY,
+)
 turn_seconds = Histogram(
-    "turn_seconds", "Wall time of one turn, from the user's message to the final answer.",
-    namespace=_NS, registry=REGISTRY,
-    buckets=(0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800))
+    "turn_seconds",
+    "Wall time of one turn, from the user's message to the final answer.",
+    namespace=_NS,
+    registry=REGISTRY,
+    buckets=(0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
+)
 first_token_seconds = Histogram(
-    "first_token_seconds", "Time from the user's message to the first streamed token.",
-    namespace=_NS, registry=REGISTRY,
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
+    "first_token_seconds",
+    "Time from the user's message to the first streamed token.",
+    namespace=_NS,
+    registry=REGISTRY,
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
 llm_tokens_total = Counter(
-    "llm_tokens", "LLM tokens, by kind (prompt | completion).", ["kind"], namespace=_NS, registry=REGISTRY)
+    "llm_tokens", "LLM tokens, by kind (prompt | completion).", ["kind"], namespace=_NS, registry=REGISTRY
+)
 llm_errors_total = Counter(
-    "llm_errors", "LLM call failures, by kind (rate_limit | timeout | server | client | other).",
-    ["kind"], namespace=_NS, registry=REGISTRY)
+    "llm_errors",
+    "LLM call failures, by kind (rate_limit | timeout | server | client | other).",
+    ["kind"],
+    namespace=_NS,
+    registry=REGISTRY,
+)
 tool_calls_total = Counter(
-    "tool_calls", "Tool calls, by tool and outcome (ok | error | denied | timeout).",
-    ["tool", "outcome"], namespace=_NS, registry=REGISTRY)
+    "tool_calls",
+    "Tool calls, by tool and outcome (ok | error | denied | timeout).",
+    ["tool", "outcome"],
+    namespace=_NS,
+    registry=REGISTRY,
+)
 approvals_pending = Gauge(
-    "approvals_pending", "Approval requests waiting for a decision.", namespace=_NS, registry=REGISTRY)
+    "approvals_pending", "Approval requests waiting for a decision.", namespace=_NS, registry=REGISTRY
+)
 approval_wait_seconds = Histogram(
-    "approval_wait_seconds", "Time from an approval request to its decision.",
-    namespace=_NS, registry=REGISTRY,
-    buckets=(1, 5, 15, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600))
+    "approval_wait_seconds",
+    "Time from an approval request to its decision.",
+    namespace=_NS,
+    registry=REGISTRY,
+    buckets=(1, 5, 15, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600),
+)
 platform_api_calls_total = Counter(
-    "platform_api_calls", "Calls to a chat platform's API, by platform and method.",
-    ["platform", "method"], namespace=_NS, registry=REGISTRY)
+    "platform_api_calls",
+    "Calls to a chat platform's API, by platform and method.",
+    ["platform", "method"],
+    namespace=_NS,
+    registry=REGISTRY,
+)
 rate_limit_wait_seconds_total = Counter(
-    "rate_limit_wait_seconds", "Seconds spent waiting for a platform's rate limits.",
-    ["platform"], namespace=_NS, registry=REGISTRY)
+    "rate_limit_wait_seconds",
+    "Seconds spent waiting for a platform's rate limits.",
+    ["platform"],
+    namespace=_NS,
+    registry=REGISTRY,
+)
 event_bus_lag_seconds = Histogram(
-    "event_bus_lag_seconds", "Delay between an event's publication and its reading by an adapter.",
-    namespace=_NS, registry=REGISTRY,
-    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5))
+    "event_bus_lag_seconds",
+    "Delay between an event's publication and its reading by an adapter.",
+    namespace=_NS,
+    registry=REGISTRY,
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+)
 
 METRIC_NAMES = (
-    "durabot_turns_total", "durabot_turn_seconds", "durabot_first_token_seconds", "durabot_llm_tokens_total",
-    "durabot_llm_errors_total", "durabot_tool_calls_total", "durabot_approvals_pending",
-    "durabot_approval_wait_seconds", "durabot_platform_api_calls_total",
-    "durabot_rate_limit_wait_seconds_total", "durabot_event_bus_lag_seconds",
+    "durabot_turns_total",
+    "durabot_turn_seconds",
+    "durabot_first_token_seconds",
+    "durabot_llm_tokens_total",
+    "durabot_llm_errors_total",
+    "durabot_tool_calls_total",
+    "durabot_approvals_pending",
+    "durabot_approval_wait_seconds",
+    "durabot_platform_api_calls_total",
+    "durabot_rate_limit_wait_seconds_total",
+    "durabot_event_bus_lag_seconds",
 )
 
 
@@ -104,8 +145,11 @@ def temporal_metrics_runtime(port: int, host: str = "127.0.0.1") -> Any:
     """
     from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-    return Runtime(telemetry=TelemetryConfig(
-        metrics=PrometheusConfig(bind_address=f"{host}:{port}", durations_as_seconds=True)))
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=f"{host}:{port}", durations_as_seconds=True)
+        )
+    )
 
 
 # ----------------------------------------------------------------------------------------------- health
@@ -130,9 +174,15 @@ def temporal_ready(client_of: Callable[[], Any], timeout: float = 2.0) -> Ready:
     return ready
 
 
-async def serve_health(port: int, ready: Ready, *, host: str = "0.0.0.0", ready_timeout: float = 2.0,
-                       registry: CollectorRegistry = REGISTRY,
-                       temporal_metrics_url: str | None = None) -> web.AppRunner:
+async def serve_health(
+    port: int,
+    ready: Ready,
+    *,
+    host: str = "0.0.0.0",
+    ready_timeout: float = 2.0,
+    registry: CollectorRegistry = REGISTRY,
+    temporal_metrics_url: str | None = None,
+) -> web.AppRunner:
     """Serve ``/healthz``, ``/readyz`` and ``/metrics`` on ``host:port``; returns the started runner.
 
     ``/healthz`` answers 200 while the event loop runs. ``/readyz`` answers 200 when ``ready()`` returns
@@ -207,7 +257,9 @@ class SecretFilter(logging.Filter):
     def __init__(self, secrets: Iterable[str | None]) -> None:
         super().__init__()
         # Longest first, so a secret that contains another is replaced whole.
-        self.secrets = sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+        self.secrets = sorted(
+            {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True
+        )
 
     def redact(self, text: str) -> str:
         for secret in self.secrets:
@@ -265,7 +317,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -279,8 +332,9 @@ class JsonFormatter(logging.Formatter):
         return _json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure_logging(level: str | int = "INFO", json: bool = False, secrets: Iterable[str | None] = (),
-                      stream: Any = None) -> logging.Handler:
+def configure_logging(
+    level: str | int = "INFO", json: bool = False, secrets: Iterable[str | None] = (), stream: Any = None
+) -> logging.Handler:
     """Route every log record to one handler on ``stream`` (stderr by default), one line per event.
 
     Replaces the root logger's handlers, so calling it again reconfigures. Returns the handler.
@@ -299,18 +353,29 @@ def configure_logging(level: str | int = "INFO", json: bool = False, secrets: It
 # ---------------------------------------------------------------------------------------------- tracing
 
 # The OpenTelemetry variables durabot documents (read by configure_tracing and the OTel SDK itself).
-OTEL_ENV_VARS = frozenset({
-    "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_TRACES_EXPORTER", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
-    "OTEL_SDK_DISABLED", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
-})
+OTEL_ENV_VARS = frozenset(
+    {
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_SERVICE_NAME",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "OTEL_SDK_DISABLED",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_SAMPLER_ARG",
+    }
+)
 
 
 def tracing_enabled(env: Mapping[str, str]) -> bool:
     exporter = (env.get("OTEL_TRACES_EXPORTER") or "").strip().lower()
     if exporter == "none" or (env.get("OTEL_SDK_DISABLED") or "").lower() == "true":
         return False
-    return bool(exporter or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    return bool(
+        exporter or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
 
 
 def configure_tracing(env: Mapping[str, str] | None = None, service_name: str = "durabot") -> Any:
@@ -340,12 +405,16 @@ def configure_tracing(env: Mapping[str, str] | None = None, service_name: str = 
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         except ImportError:
-            log.warning("OTEL tracing asked for, but the OTLP exporter is not installed: "
-                        "pip install opentelemetry-exporter-otlp-proto-http; spans are not exported")
+            log.warning(
+                "OTEL tracing asked for, but the OTLP exporter is not installed: "
+                "pip install opentelemetry-exporter-otlp-proto-http; spans are not exported"
+            )
         else:
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     else:
-        log.warning("OTEL_TRACES_EXPORTER=%r is not supported (use otlp or console); spans are not exported",
-                    exporter_name)
+        log.warning(
+            "OTEL_TRACES_EXPORTER=%r is not supported (use otlp or console); spans are not exported",
+            exporter_name,
+        )
     trace.set_tracer_provider(provider)  # for libraries that trace through the global provider
     return TracingInterceptor(provider.get_tracer("durabot"))

@@ -11,8 +11,9 @@ import inspect
 import io
 import re
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -48,13 +49,19 @@ def check_env_names(names: Iterable[str], where: str) -> list[str]:
 
 
 def check_command(argv: list[str], where: str) -> list[str]:
-    args, error = parse_cli([str(a) for a in argv])
-    return [f"{where}: 'durabot {shlex.join(map(str, argv))}' is not a durabot command: {error}"] if error else []
+    _args, error = parse_cli([str(a) for a in argv])
+    return (
+        [f"{where}: 'durabot {shlex.join(map(str, argv))}' is not a durabot command: {error}"]
+        if error
+        else []
+    )
 
 
 def env_file_keys(text: str, *, commented: bool = False) -> list[str]:
     """Variable names assigned in an env file; with ``commented``, also those in ``# NAME=`` lines."""
-    pattern = r"^\s*#?\s*([A-Za-z_][A-Za-z0-9_]*)=" if commented else r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)="
+    pattern = (
+        r"^\s*#?\s*([A-Za-z_][A-Za-z0-9_]*)=" if commented else r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)="
+    )
     return re.findall(pattern, text, flags=re.MULTILINE)
 
 
@@ -66,6 +73,7 @@ def check_env_example(text: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------- compose
+
 
 def _argv(value: Any) -> list[str]:
     if value is None:
@@ -103,7 +111,9 @@ def check_compose(doc: dict[str, Any], base_dir: Path) -> list[str]:
                 if entry.get("required", True):
                     problems.append(f"{where}: env_file {entry['path']!r} does not exist")
                 continue
-            problems += check_env_names(env_file_keys(path.read_text()), f"{where} env_file {entry['path']!r}")
+            problems += check_env_names(
+                env_file_keys(path.read_text()), f"{where} env_file {entry['path']!r}"
+            )
     for name in roles.get("worker", []):
         svc = durabot[name]
         if "container_name" in svc:
@@ -133,6 +143,7 @@ def _seconds(value: Any) -> float:
 
 # ------------------------------------------------------------------------------------------- kubernetes
 
+
 def load_k8s(directory: Path) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for path in sorted(directory.glob("*.yaml")):
@@ -144,7 +155,9 @@ def load_k8s(directory: Path) -> list[dict[str, Any]]:
 
 def _durabot_containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
     spec = doc["spec"]["template"]["spec"]
-    return [c for c in spec.get("containers", []) if str(c.get("image", "")).split(":")[0].endswith("durabot")]
+    return [
+        c for c in spec.get("containers", []) if str(c.get("image", "")).split(":")[0].endswith("durabot")
+    ]
 
 
 def check_k8s(docs: list[dict[str, Any]]) -> list[str]:
@@ -171,7 +184,9 @@ def check_k8s(docs: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
-def _check_env_from(c: dict[str, Any], by_kind: dict[tuple[str, str], dict[str, Any]], where: str) -> list[str]:
+def _check_env_from(
+    c: dict[str, Any], by_kind: dict[tuple[str, str], dict[str, Any]], where: str
+) -> list[str]:
     problems: list[str] = []
     for source in c.get("envFrom") or []:
         for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
@@ -207,16 +222,28 @@ def _pod(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_roles(roles: dict[str, dict[str, Any]], docs: list[dict[str, Any]]) -> list[str]:
-    problems = [f"kubernetes: no workload runs 'durabot {r}'" for r in ("worker", "slack", "discord") if r not in roles]
+    problems = [
+        f"kubernetes: no workload runs 'durabot {r}'"
+        for r in ("worker", "slack", "discord")
+        if r not in roles
+    ]
     worker = roles.get("worker")
     if worker is not None:
         grace = _pod(worker)["spec"].get("terminationGracePeriodSeconds", 30)
         if grace <= worker_drain_seconds():
-            problems.append(f"worker: terminationGracePeriodSeconds {grace} must exceed the "
-                            f"{worker_drain_seconds():g}s drain")
-        hpas = [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"
-                and d["spec"]["scaleTargetRef"]["name"] == worker["metadata"]["name"]]
-        if not any(m.get("resource", {}).get("name") == "cpu" for h in hpas for m in h["spec"].get("metrics", [])):
+            problems.append(
+                f"worker: terminationGracePeriodSeconds {grace} must exceed the "
+                f"{worker_drain_seconds():g}s drain"
+            )
+        hpas = [
+            d
+            for d in docs
+            if d["kind"] == "HorizontalPodAutoscaler"
+            and d["spec"]["scaleTargetRef"]["name"] == worker["metadata"]["name"]
+        ]
+        if not any(
+            m.get("resource", {}).get("name") == "cpu" for h in hpas for m in h["spec"].get("metrics", [])
+        ):
             problems.append("worker: no HorizontalPodAutoscaler on CPU targets it")
     slack = roles.get("slack")
     if slack is not None:
@@ -237,15 +264,26 @@ def _check_slack(slack: dict[str, Any], docs: list[dict[str, Any]]) -> list[str]
     ports = {p.get("name"): p["containerPort"] for p in container.get("ports") or []}
     if SLACK_HTTP_PORT not in ports.values():
         problems.append(f"slack: container port {SLACK_HTTP_PORT} (HTTP mode) is not declared")
-    services = [d for d in docs if d["kind"] == "Service"
-                and d["spec"].get("selector") and d["spec"]["selector"].items() <= labels.items()]
-    targets = {ports.get(p.get("targetPort"), p.get("targetPort")) for s in services for p in s["spec"]["ports"]}
+    services = [
+        d
+        for d in docs
+        if d["kind"] == "Service"
+        and d["spec"].get("selector")
+        and d["spec"]["selector"].items() <= labels.items()
+    ]
+    targets = {
+        ports.get(p.get("targetPort"), p.get("targetPort")) for s in services for p in s["spec"]["ports"]
+    }
     if SLACK_HTTP_PORT not in targets:
         problems.append(f"slack: no Service selects the pods and targets port {SLACK_HTTP_PORT}")
     for source in container.get("envFrom") or []:
         name = (source.get("secretRef") or source.get("configMapRef") or {}).get("name")
         for d in docs:
-            if d["metadata"]["name"] == name and d["kind"] in ("Secret", "ConfigMap"):
-                if (d.get("stringData") or {}).get("SLACK_APP_TOKEN") or (d.get("data") or {}).get("SLACK_APP_TOKEN"):
-                    problems.append(f"slack: {d['kind']} {name!r} sets SLACK_APP_TOKEN (Socket Mode, not HTTP)")
+            values = {**(d.get("data") or {}), **(d.get("stringData") or {})}
+            if (
+                d["metadata"]["name"] == name
+                and d["kind"] in ("Secret", "ConfigMap")
+                and values.get("SLACK_APP_TOKEN")
+            ):
+                problems.append(f"slack: {d['kind']} {name!r} sets SLACK_APP_TOKEN (Socket Mode, not HTTP)")
     return problems

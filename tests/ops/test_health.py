@@ -4,7 +4,7 @@ bridged, the Temporal core's own metrics."""
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -58,7 +58,9 @@ async def test_readyz_follows_the_callback(serve: Serve, http: aiohttp.ClientSes
     assert (await _get(http, f"{base}/healthz"))[0] == 200  # liveness does not depend on readiness
 
 
-async def test_readyz_is_503_when_the_check_raises_or_hangs(serve: Serve, http: aiohttp.ClientSession) -> None:
+async def test_readyz_is_503_when_the_check_raises_or_hangs(
+    serve: Serve, http: aiohttp.ClientSession
+) -> None:
     never = asyncio.Event()
 
     async def raises() -> bool:
@@ -101,8 +103,9 @@ async def test_metrics_lists_every_named_metric(serve: Serve, http: aiohttp.Clie
     assert "_created" not in text
 
 
-async def test_metrics_include_the_temporal_runtime(serve: Serve, http: aiohttp.ClientSession,
-                                                    temporal_server: object) -> None:
+async def test_metrics_include_the_temporal_runtime(
+    serve: Serve, http: aiohttp.ClientSession, temporal_server: object
+) -> None:
     port = free_port()
     runtime = obs.temporal_metrics_runtime(port)
     client = await Client.connect(temporal_server.address, runtime=runtime)  # type: ignore[attr-defined]
@@ -111,13 +114,17 @@ async def test_metrics_include_the_temporal_runtime(serve: Serve, http: aiohttp.
     async def ready() -> bool:
         return True
 
-    status, text = await _get(http, f"{await serve(ready, temporal_metrics_url=f'http://127.0.0.1:{port}/metrics')}/metrics")
+    status, text = await _get(
+        http, f"{await serve(ready, temporal_metrics_url=f'http://127.0.0.1:{port}/metrics')}/metrics"
+    )
     assert status == 200
     assert "durabot_turns_total" in text
     assert "temporal_request" in text  # the core SDK's RPC counter, served by the runtime
 
     # An unreachable runtime endpoint leaves the process's own metrics in place.
-    status, text = await _get(http, f"{await serve(ready, temporal_metrics_url=f'http://127.0.0.1:{free_port()}/metrics')}/metrics")
+    status, text = await _get(
+        http, f"{await serve(ready, temporal_metrics_url=f'http://127.0.0.1:{free_port()}/metrics')}/metrics"
+    )
     assert status == 200
     assert "durabot_turns_total" in text
     assert "# temporal runtime metrics unavailable" in text

@@ -34,7 +34,13 @@ def test_env_example_lists_every_variable() -> None:
 
 def test_k8s_manifests_match_the_cli_and_settings() -> None:
     docs = load_k8s(DEPLOY / "k8s")
-    assert {d["kind"] for d in docs} >= {"Deployment", "Service", "HorizontalPodAutoscaler", "Secret", "ConfigMap"}
+    assert {d["kind"] for d in docs} >= {
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "Secret",
+        "ConfigMap",
+    }
     assert check_k8s(docs) == []
 
 
@@ -77,7 +83,10 @@ services:
 
 def test_compose_check_catches_mistakes(tmp_path: Path) -> None:
     problems = "\n".join(check_compose(yaml.safe_load(BAD_COMPOSE), tmp_path))
-    assert "'durabot wroker' is not a durabot command: durabot: error: argument command: invalid choice" in problems
+    assert (
+        "'durabot wroker' is not a durabot command: durabot: error: argument command: invalid choice"
+        in problems
+    )
     assert "unknown environment variable 'TEMPORAL_ADRESS'" in problems
     assert "unknown environment variable 'OTEL_MADE_UP'" in problems
     assert "'OTEL_SERVICE_NAME'" not in problems and "'REDIS_URL'" not in problems
@@ -89,8 +98,17 @@ def test_compose_check_catches_mistakes(tmp_path: Path) -> None:
 
 def test_compose_check_reads_env_files(tmp_path: Path) -> None:
     (tmp_path / "bad.env").write_text("# a comment\nDURABOT_MODEL=x\nDURABOT_MODLE=y\n")
-    doc = {"services": {"w": {"build": ".", "command": ["worker"], "env_file": ["bad.env"],
-                              "deploy": {"replicas": 2}, "stop_grace_period": "20s"}}}
+    doc = {
+        "services": {
+            "w": {
+                "build": ".",
+                "command": ["worker"],
+                "env_file": ["bad.env"],
+                "deploy": {"replicas": 2},
+                "stop_grace_period": "20s",
+            }
+        }
+    }
     problems = "\n".join(check_compose(doc, tmp_path))
     assert "unknown environment variable 'DURABOT_MODLE'" in problems
     assert "'DURABOT_MODEL'" not in problems
@@ -99,8 +117,10 @@ def test_compose_check_reads_env_files(tmp_path: Path) -> None:
 
 def test_env_example_check_catches_missing_and_unknown() -> None:
     text = "\n".join(f"{k}=" for k in ENV_VARS if k != "REDIS_URL") + "\n# DURABOT_TYPO=1\n"
-    assert check_env_example(text) == ["env.example: unknown environment variable 'DURABOT_TYPO'",
-                                       "env.example: REDIS_URL is not listed"]
+    assert check_env_example(text) == [
+        "env.example: unknown environment variable 'DURABOT_TYPO'",
+        "env.example: REDIS_URL is not listed",
+    ]
 
 
 BAD_K8S = """
@@ -180,6 +200,8 @@ def test_k8s_check_catches_mistakes() -> None:
         assert expected in problems, expected
 
 
-@pytest.mark.parametrize("argv", [["worker"], ["slack", "--no-local-worker"], ["discord"], ["dev", "--no-chat"]])
+@pytest.mark.parametrize(
+    "argv", [["worker"], ["slack", "--no-local-worker"], ["discord"], ["dev", "--no-chat"]]
+)
 def test_real_commands_parse(argv: list[str]) -> None:
     assert check_command(argv, "x") == []

@@ -11,8 +11,9 @@ import asyncio
 import datetime
 import ipaddress
 import ssl
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -32,19 +33,43 @@ def _key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _cert(subject: str, key: Any, issuer: x509.Certificate | None = None, issuer_key: Any = None, *,
-          ca: bool = False, san: list[x509.GeneralName] | None = None, usage: Any = None) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.timezone.utc)
+def _cert(
+    subject: str,
+    key: Any,
+    issuer: x509.Certificate | None = None,
+    issuer_key: Any = None,
+    *,
+    ca: bool = False,
+    san: list[x509.GeneralName] | None = None,
+    usage: Any = None,
+) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer.subject if issuer else name)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer.subject if issuer else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
     if ca:
-        builder = builder.add_extension(x509.KeyUsage(
-            digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-            key_encipherment=False, data_encipherment=False, key_agreement=False, encipher_only=False,
-            decipher_only=False), critical=True)
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
     if san:
         builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
     if usage:
@@ -55,8 +80,9 @@ def _cert(subject: str, key: Any, issuer: x509.Certificate | None = None, issuer
 def _pem(obj: Any) -> bytes:
     if isinstance(obj, x509.Certificate):
         return obj.public_bytes(serialization.Encoding.PEM)
-    return obj.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return obj.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +91,23 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ca_key = _key()
     ca = _cert("durabot test CA", ca_key, ca=True)
     server_key, client_key = _key(), _key()
-    server = _cert("localhost", server_key, ca, ca_key, usage=ExtendedKeyUsageOID.SERVER_AUTH,
-                   san=[x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    server = _cert(
+        "localhost",
+        server_key,
+        ca,
+        ca_key,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        san=[x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+    )
     client = _cert("durabot-worker", client_key, ca, ca_key, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
     d = tmp_path_factory.mktemp("pki")
-    files = {"ca": (ca, "ca.pem"), "server_cert": (server, "server.pem"), "server_key": (server_key, "server.key"),
-             "client_cert": (client, "client.pem"), "client_key": (client_key, "client.key")}
+    files = {
+        "ca": (ca, "ca.pem"),
+        "server_cert": (server, "server.pem"),
+        "server_key": (server_key, "server.key"),
+        "client_cert": (client, "client.pem"),
+        "client_key": (client_key, "client.key"),
+    }
     out = {}
     for name, (obj, filename) in files.items():
         (d / filename).write_bytes(_pem(obj))
@@ -100,7 +137,10 @@ async def tls_port(pki: dict[str, Path], temporal_server: Any) -> AsyncIterator[
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", temporal_server.port)
-        for task in (asyncio.ensure_future(pipe(reader, up_writer)), asyncio.ensure_future(pipe(up_reader, writer))):
+        for task in (
+            asyncio.ensure_future(pipe(reader, up_writer)),
+            asyncio.ensure_future(pipe(up_reader, writer)),
+        ):
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
@@ -114,13 +154,21 @@ async def tls_port(pki: dict[str, Path], temporal_server: Any) -> AsyncIterator[
 
 
 def _config(port: int, pki: dict[str, Path]) -> TemporalConfig:
-    return TemporalConfig(host="127.0.0.1", port=port, tls_cert=str(pki["client_cert"]),
-                          tls_key=str(pki["client_key"]), connect_timeout=CONNECT)
+    return TemporalConfig(
+        host="127.0.0.1",
+        port=port,
+        tls_cert=str(pki["client_cert"]),
+        tls_key=str(pki["client_key"]),
+        connect_timeout=CONNECT,
+    )
 
 
 async def test_proxy_accepts_mtls_with_the_test_ca(tls_port: int, pki: dict[str, Path]) -> None:
-    tls = TLSConfig(server_root_ca_cert=pki["ca"].read_bytes(), client_cert=pki["client_cert"].read_bytes(),
-                    client_private_key=pki["client_key"].read_bytes())
+    tls = TLSConfig(
+        server_root_ca_cert=pki["ca"].read_bytes(),
+        client_cert=pki["client_cert"].read_bytes(),
+        client_private_key=pki["client_key"].read_bytes(),
+    )
     client = await asyncio.wait_for(Client.connect(f"127.0.0.1:{tls_port}", tls=tls), CONNECT)
     assert await client.service_client.check_health()
 
@@ -132,7 +180,8 @@ async def test_proxy_refuses_a_client_without_certificate(tls_port: int, pki: di
 
 
 async def test_temporal_config_connects_with_client_certificate(
-        tls_port: int, pki: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    tls_port: int, pki: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The server's private CA reaches the core through the trust store (no CA option in TemporalConfig).
     monkeypatch.setenv("SSL_CERT_FILE", str(pki["ca"]))
     client = await _config(tls_port, pki).connect()
@@ -140,7 +189,8 @@ async def test_temporal_config_connects_with_client_certificate(
 
 
 async def test_temporal_config_rejects_an_unknown_server_ca(
-        tls_port: int, pki: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    tls_port: int, pki: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     with pytest.raises(TemporalUnavailable, match="UnknownIssuer"):
         await _config(tls_port, pki).connect()

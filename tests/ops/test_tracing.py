@@ -10,7 +10,12 @@ from workers.observability import configure_tracing, tracing_enabled
 def test_tracing_is_off_without_otel_settings() -> None:
     assert configure_tracing(env={}) is None
     assert configure_tracing(env={"OTEL_SERVICE_NAME": "durabot-worker"}) is None
-    assert configure_tracing(env={"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}) is None
+    assert (
+        configure_tracing(
+            env={"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}
+        )
+        is None
+    )
     assert not tracing_enabled({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"})
 
 
