@@ -378,14 +378,16 @@ def tracing_enabled(env: Mapping[str, str]) -> bool:
     )
 
 
-def configure_tracing(env: Mapping[str, str] | None = None, service_name: str = "durabot") -> Any:
+def configure_tracing(
+    env: Mapping[str, str] | None = None, service_name: str = "durabot", *, set_global: bool = True
+) -> Any:
     """Set up OpenTelemetry tracing if the environment asks for it; return a Temporal interceptor.
 
     Off (returns ``None``) unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``..._TRACES_ENDPOINT``) or
     ``OTEL_TRACES_EXPORTER`` is set. ``OTEL_TRACES_EXPORTER`` is ``otlp`` (default; needs the
     ``opentelemetry-exporter-otlp-proto-http`` package) or ``console``. ``OTEL_SERVICE_NAME`` and
-    ``OTEL_RESOURCE_ATTRIBUTES`` are honoured by the SDK. Pass the result to the client's and
-    worker's ``interceptors=[...]``.
+    ``OTEL_RESOURCE_ATTRIBUTES`` are honoured by the SDK. Pass the result to the client's
+    ``interceptors=[...]`` (workers built from that client inherit it).
     """
     env = os.environ if env is None else env
     if not tracing_enabled(env):
@@ -416,5 +418,6 @@ def configure_tracing(env: Mapping[str, str] | None = None, service_name: str = 
             "OTEL_TRACES_EXPORTER=%r is not supported (use otlp or console); spans are not exported",
             exporter_name,
         )
-    trace.set_tracer_provider(provider)  # for libraries that trace through the global provider
+    if set_global:  # for libraries that trace through the global provider (it can be set once)
+        trace.set_tracer_provider(provider)
     return TracingInterceptor(provider.get_tracer("durabot"))

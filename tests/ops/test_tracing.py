@@ -22,5 +22,7 @@ def test_tracing_is_off_without_otel_settings() -> None:
 def test_tracing_is_on_with_an_endpoint_or_an_exporter() -> None:
     assert tracing_enabled({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
     assert tracing_enabled({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"})
-    interceptor = configure_tracing(env={"OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "t"})
+    interceptor = configure_tracing(
+        env={"OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "t"}, set_global=False
+    )
     assert isinstance(interceptor, TracingInterceptor)
