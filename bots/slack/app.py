@@ -31,6 +31,7 @@ from .delivery import SlackDelivery
 from .edits import EditScheduler
 from .ids import ACTION_PATTERN, ThreadRef, parse_button
 from .ingress import IncomingMessage, thread_context, translate_event
+from .limits import SlidingWindow
 from .streaming import LiveStreams
 from .web import SlackCallError, SlackWeb, make_client
 
@@ -48,7 +49,10 @@ class SlackAdapter:
     """Everything ``durabot slack`` runs besides the agent: use start(), then serve_http() or
     connect_socket_mode(), and stop() at the end."""
 
-    def __init__(self, settings: Settings, agent: Agent, *, delivery_task_queue: str | None = None) -> None:
+    def __init__(self, settings: Settings, agent: Agent, *, delivery_task_queue: str | None = None,
+                 update_budget: tuple[int, float] | None = None) -> None:
+        """``update_budget`` (calls, seconds) overrides the chat.update budget per workspace, for a
+        workspace with a raised limit (or a benchmark of latency alone)."""
         if not settings.slack_bot_token:
             raise UserError("SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token from the Slack app page")
         self.settings = settings
@@ -59,6 +63,7 @@ class SlackAdapter:
         self.web = SlackWeb(make_client(settings.slack_bot_token, settings.slack_api_url))
         self.task_queue = delivery_task_queue or delivery_queue(settings)
         self._editors: dict[str, EditScheduler] = {}
+        self._update_budget = update_budget
         self.streams = LiveStreams(agent, self.web, self.editor_for)
         self.delivery = SlackDelivery(self.web, self.editor_for, self.streams)
         self.commands = Commands(agent, self.web, settings)
@@ -82,7 +87,12 @@ class SlackAdapter:
     def editor_for(self, team: str) -> EditScheduler:
         editor = self._editors.get(team)
         if editor is None:
-            editor = self._editors[team] = EditScheduler(self.web)
+            if self._update_budget:
+                limit, window = self._update_budget
+                editor = EditScheduler(self.web, SlidingWindow(limit, window), live_rate=limit / window)
+            else:
+                editor = EditScheduler(self.web)
+            self._editors[team] = editor
         return editor
 
     # ---------------------------------------------------------------- lifecycle
