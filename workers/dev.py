@@ -23,7 +23,7 @@ async def run_dev(settings: Settings, data_dir: str = ".durabot", chat: bool = T
         ui_port = 8233 if not port_open(8233) else None
         server = TemporalDevServer(port=int(port), ui_port=ui_port, db_file=f"{data_dir}/temporal.db",
                                    log_file=f"{data_dir}/temporal.log")
-        await asyncio.to_thread(server.start)
+        server.start()  # in this thread: the server is tied to it and dies with it
         ui = f"http://127.0.0.1:{ui_port}" if ui_port else "(UI off: port 8233 is busy)"
         print(f"Temporal dev server on {settings.temporal_address}, Web UI {ui}, data in {data_dir}/")
         settings.temporal_ui_url = settings.temporal_ui_url or (ui if ui_port else None)
@@ -52,7 +52,7 @@ async def run_dev(settings: Settings, data_dir: str = ".durabot", chat: bool = T
         if chat:
             from bots.local.chat import TerminalChat
 
-            await TerminalChat(agent, ui_url=settings.temporal_ui_url).run()
+            await TerminalChat(agent, ui_url=settings.temporal_ui_url, state_file=f"{data_dir}/chat-conversation").run()
         else:
             await asyncio.Event().wait()
     finally:

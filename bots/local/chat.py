@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
+from pathlib import Path
 from typing import TextIO
 
 from agent_core import Agent, AgentEvent
@@ -17,7 +18,7 @@ Commands: /cancel (stop the running answer), /new (new conversation), /status, /
 
 class TerminalChat:
     def __init__(self, agent: Agent, ui_url: str | None = None, stdin: TextIO = sys.stdin,
-                 stdout: TextIO = sys.stdout) -> None:
+                 stdout: TextIO = sys.stdout, state_file: str | None = None) -> None:
         self.agent = agent
         self.ui_url = ui_url
         self.stdin = stdin
@@ -26,6 +27,7 @@ class TerminalChat:
         self.lines: asyncio.Queue[str | None] = asyncio.Queue()
         self.turn: asyncio.Task | None = None
         self.pending_approval: str | None = None
+        self.state_file = Path(state_file) if state_file else None
 
     def say(self, text: str = "", end: str = "\n") -> None:
         self.out.write(text + end)
@@ -33,6 +35,7 @@ class TerminalChat:
 
     async def run(self) -> None:
         self.say(HELP)
+        await self._resume()
         self._banner()
         loop = asyncio.get_running_loop()
         reader = loop.run_in_executor(None, self._read_lines, loop)
@@ -52,7 +55,23 @@ class TerminalChat:
             loop.call_soon_threadsafe(self.lines.put_nowait, line)
         loop.call_soon_threadsafe(self.lines.put_nowait, None)
 
+    async def _resume(self) -> None:
+        """Pick up the conversation of the last session if its workflow is still running."""
+        if self.state_file is None or not self.state_file.exists():
+            return
+        previous = self.state_file.read_text().strip()
+        status = await self.agent.status(previous) if previous else None
+        if status is None:
+            return
+        self.conversation_id = previous
+        self.say(f"[resuming conversation {previous}: {status.turns} turns so far, {status.state}]")
+        if status.current is not None:
+            self.turn = asyncio.create_task(self._follow(self.agent.get_run(previous, status.current.turn_id)))
+
     def _banner(self) -> None:
+        if self.state_file is not None:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            self.state_file.write_text(self.conversation_id)
         wid = self.agent.workflow_id(self.conversation_id)
         link = f"  {self.ui_url}/namespaces/{self.agent.client.namespace}/workflows/{wid}" if self.ui_url else ""
         self.say(f"[conversation {self.conversation_id} = workflow {wid}]{link}")
