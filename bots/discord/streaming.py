@@ -91,7 +91,12 @@ class ReplyWriter:
                     if i < len(reply.shown) and reply.shown[i] == part:
                         continue
                     await self.limiter.acquire(reply.channel_id)
-                    await channel.get_partial_message(reply.message_ids[i]).edit(content=part)
+                    try:
+                        await channel.get_partial_message(reply.message_ids[i]).edit(content=part)
+                    except discord.NotFound:  # someone deleted it: post the text again instead of losing it
+                        await self.limiter.acquire(reply.channel_id)
+                        again = nonce(reply.conversation_id, reply.turn_id, i, reply.message_ids[i])
+                        reply.message_ids[i] = (await channel.send(part, nonce=again)).id
                     _set(reply.shown, i, part)
                 else:
                     await self.limiter.acquire(reply.channel_id)
