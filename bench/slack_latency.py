@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent_core import Agent, OpenAIChatModel, TemporalConfig  # noqa: E402
-from agent_core.servers import TemporalDevServer  # noqa: E402
-from agent_core.settings import Settings  # noqa: E402
-from bots.slack import SlackAdapter  # noqa: E402
-from tests.fakes.openai_server import FakeOpenAI, Reply  # noqa: E402
-from tests.fakes.slack_api import FakeSlack, SlackSender  # noqa: E402
+from agent_core import Agent, OpenAIChatModel, TemporalConfig
+from agent_core.servers import TemporalDevServer
+from agent_core.settings import Settings
+from bots.slack import SlackAdapter
+from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.fakes.slack_api import FakeSlack, SlackSender
 
 TTFT = 0.100  # the fake model: 100 ms to first token, 5 ms a token, 20 tokens
 TOKEN_DELAY = 0.005
@@ -38,7 +38,7 @@ SECRET = "bench-secret"
 
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 async def start(fake_slack: FakeSlack, temporal: TemporalDevServer, model_url: str, queue: str,

@@ -76,14 +76,14 @@ def test_random_texts_keep_words_and_limits(seed):
                      for _ in range(rng.randint(1, 15))]
             chunks.append("```" + rng.choice(["", "py", "bash"]) + "\n" + "\n".join(lines) + "\n```")
         else:
-            words = ["w%d" % rng.randint(0, 999) for _ in range(rng.randint(1, 40))]
+            words = [f"w{rng.randint(0, 999)}" for _ in range(rng.randint(1, 40))]
             chunks.append(" ".join(words))
     text = rng.choice(["\n\n", "\n"]).join(chunks)
     limit = rng.randint(40, 400)
     parts = split_message(text, limit)
     assert all(len(p) <= limit for p in parts)
     assert all(fences_balanced(p) for p in parts)
-    strip = lambda s: [w for w in s.split() if not w.startswith("```")]  # noqa: E731
+    strip = lambda s: [w for w in s.split() if not w.startswith("```")]
     assert strip("\n".join(parts)) == strip(text)
 
 

@@ -18,10 +18,11 @@ from aiohttp import web as aioweb
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from agent_core import Agent
-from agent_core.errors import UserError
+from agent_core.errors import AgentRuntimeError, UserError
 from agent_core.settings import Settings
 from agent_core.types import DeliveryTarget
 
@@ -117,7 +118,7 @@ class SlackAdapter:
             # An activity cut off here is retried by Temporal on the next adapter: deliveries are idempotent.
             try:
                 await asyncio.wait_for(self._worker.shutdown(), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._worker = None
         if self._worker_task is not None:
@@ -205,8 +206,8 @@ class SlackAdapter:
             # the update by id), so ask the turn's state now: an answered turn needs no placeholder.
             try:
                 status = await asyncio.wait_for(handle.status(), CONTEXT_WAIT)
-            except Exception:
-                status = None
+            except (asyncio.TimeoutError, AgentRuntimeError, RPCError):
+                status = None  # unknown: resume the live stream; the delivery completes it either way
             if status is not None and status.done:
                 return
         self.streams.start(inc.ref, inc.message_id, look_first=retried)
@@ -220,7 +221,7 @@ class SlackAdapter:
             if await self.agent.status(cid) is not None:
                 return True
             await self.agent.client.get_workflow_handle(self.agent.workflow_id(cid)).describe()
-        except Exception:  # no workflow has ever run for this thread
+        except (RPCError, AgentRuntimeError):  # no workflow has ever run for this thread
             return False
         self._remember(self._known_threads, cid, _SEEN)
         return True
@@ -232,7 +233,7 @@ class SlackAdapter:
                 return []  # the conversation exists: it has its own transcript
             messages = await asyncio.wait_for(
                 self.web.thread_messages(inc.ref.channel, inc.ref.thread_ts, limit=100), CONTEXT_WAIT)
-        except (SlackCallError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, SlackCallError) as exc:
             log.info("thread context of %s not read (%s); starting without it", inc.ref.conversation_id, exc)
             return []
         return thread_context(messages, self.bot_user_id, inc.message_id)

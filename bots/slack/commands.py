@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from agent_core import Agent
 from agent_core.errors import AgentRuntimeError
@@ -29,8 +29,8 @@ def age(started_at: str, now: datetime | None = None) -> str:
     except (TypeError, ValueError):
         return "?"
     if start.tzinfo is None:
-        start = start.replace(tzinfo=timezone.utc)
-    seconds = max(0, int(((now or datetime.now(timezone.utc)) - start).total_seconds()))
+        start = start.replace(tzinfo=UTC)
+    seconds = max(0, int(((now or datetime.now(UTC)) - start).total_seconds()))
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
@@ -61,7 +61,7 @@ class Commands:
     async def answer(self, text: str, team: str, user: str) -> str:
         try:
             return await asyncio.wait_for(self._answer(text.strip(), team, user), BUDGET)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return ":hourglass: The agent did not answer in time; try again in a moment."
         except AgentRuntimeError as exc:
             log.warning("/durabot %r failed: %s", text, exc)

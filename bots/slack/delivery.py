@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Callable
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -89,7 +89,7 @@ class SlackDelivery:
             log.warning("ignoring delivery of unknown kind %r", d.kind)
 
     async def _answer(self, team: str, channel: str, thread: str, d: Delivery, parts: list[str],
-                      lookup: "_Lookup", attempt: int) -> None:
+                      lookup: _Lookup, attempt: int) -> None:
         placeholder = await self.streams.placeholder(d.conversation_id, d.turn_id)
         if placeholder is None:  # not posted by this process: maybe by one before a restart
             placeholder = (await lookup.keys()).get(answer_key(d.turn_id, 0))

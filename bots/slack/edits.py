@@ -88,7 +88,7 @@ class EditScheduler:
         self._kick()
         try:
             await asyncio.wait_for(asyncio.shield(edit.future), FINAL_WAIT)  # type: ignore[arg-type]
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if edit in self._finals:
                 self._finals.remove(edit)
             raise SlackCallError("chat.update", "workspace budget busy", 429, 5.0) from None
@@ -145,7 +145,7 @@ class EditScheduler:
             if edit is None:
                 try:
                     await asyncio.wait_for(self._wake.wait(), delay)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 continue
             await self._send(edit)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from agent_core.types import ApprovalInfo
-
 from bots.common.split import split_message
 
 from .ids import button_ids

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from agent_core import Agent
 from agent_core.events import TextAccumulator
@@ -56,7 +56,7 @@ class LiveStreams:
             return None
         try:
             return await asyncio.wait_for(asyncio.shield(fut), wait)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             return None
 
     def stop(self, conversation_id: str, turn_id: str) -> str | None:

@@ -70,7 +70,7 @@ class SlackWeb:
             raise SlackCallError(
                 method, str(r.get("error") or "error"), r.status_code, float(retry_after) if retry_after else None
             ) from None
-        except (SlackRequestError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, SlackRequestError, aiohttp.ClientError, OSError) as exc:
             raise SlackCallError(method, f"no answer ({type(exc).__name__})") from None
         return resp.data if isinstance(resp.data, dict) else {}
 

@@ -24,8 +24,9 @@ import time
 import urllib.parse
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -74,7 +75,7 @@ class FakeSlack:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/"
 
-    async def start(self) -> "FakeSlack":
+    async def start(self) -> FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)

@@ -3,8 +3,9 @@ Temporal dev server and the fake model. Tests wait on conditions, never on fixed
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
