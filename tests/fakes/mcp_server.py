@@ -1,7 +1,7 @@
 """A real MCP server for tests, built with the ``mcp`` package's ``MCPServer``.
 
 Tools: ``add`` (pure), ``write_note`` (appends a line to the file named by ``FAKE_MCP_NOTES``, so a test
-can count side effects), ``fail`` (always errors), ``whoami`` (echoes ``FAKE_MCP_SECRET`` back, to show
+can count side effects), ``fail`` (always errors), ``crash`` (the process exits), ``whoami`` (echoes ``FAKE_MCP_SECRET`` back, to show
 that the env reaches the server).
 
     python -m tests.fakes.mcp_server                 # stdio
@@ -49,6 +49,11 @@ def build_server(notes_path: str | None = None) -> MCPServer:
         raise ToolError(f"cannot comply: {reason}")
 
     @server.tool()
+    def crash() -> str:
+        """Kill the server process (a stdio server dies; tests check the client reconnects)."""
+        os._exit(3)
+
+    @server.tool()
     def whoami() -> str:
         """Say which secret the server was given."""
         return os.environ.get(SECRET_ENV, "no secret")
@@ -70,7 +75,7 @@ class HttpMCPServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/mcp"
 
-    def start(self) -> "HttpMCPServer":
+    def start(self) -> HttpMCPServer:
         import uvicorn
 
         self._sock = socket.socket()
