@@ -228,7 +228,8 @@ class Agent:
         try:
             status = await asyncio.wait_for(
                 self.client.execute_update_with_start_workflow(
-                    ConversationWorkflow.submit, msg, start_workflow_operation=start, id=f"msg-{msg.id}",
+                    ConversationWorkflow.submit, msg, start_workflow_operation=start,
+                    id=f"msg-{msg.id}-{uuid.uuid4().hex[:8]}",  # the workflow dedups by message id
                 ),
                 None if self.mode is AgentMode.AUTONOMOUS else max(30.0, self.timeouts.llm / 4),
             )

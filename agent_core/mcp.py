@@ -198,7 +198,7 @@ def _load_failure(server: MCPServer, exc: BaseException) -> str:
         fix = (f"cannot start program {server.command[0]!r} ({root}); install it or give its full path "  # type: ignore[index]
                "(the server inherits only a minimal environment plus its env=...)")
     elif server.transport == "stdio":
-        fix = f"it started but did not speak MCP on stdin/stdout ({_describe(root)})"
+        fix = f"it exited or did not speak MCP on stdin/stdout ({_describe(root)})"
     else:
         fix = (f"cannot reach it ({_describe(root)}); check the server runs, the URL and, if it needs "
                "them, the headers")

@@ -103,7 +103,19 @@ class TemporalDevServer:
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=out, start_new_session=True,
                                      preexec_fn=_die_with_parent)
         wait_for_port(self.port, timeout, self.proc)
+        self._wait_healthy(timeout)
         return self
+
+    def _wait_healthy(self, timeout: float) -> None:
+        # The port opens before the frontend serves: ask the server itself.
+        deadline = time.monotonic() + timeout
+        cmd = [find_binary("temporal"), "operator", "cluster", "health", "--address", self.address]
+        while time.monotonic() < deadline:
+            done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout)
+            if done.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"Temporal dev server on {self.address} not healthy after {timeout:g}s")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -242,6 +242,8 @@ class TurnStatus:
     version: int = 0  # bumped at every change
     milestone: int = 0  # bumped when an approval is asked or decided and when the turn ends: long polls wait on it
     cancelled_by: str | None = None
+    meta: dict[str, str] = field(default_factory=dict)  # the message's DeliveryTarget.meta, for adapters
+    duplicate: bool = False  # set on the answer to a submit whose message id was already seen
 
     @property
     def done(self) -> bool:

@@ -9,6 +9,7 @@ notices for chat platforms go out through a delivery activity on the adapter's t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 
 from temporalio import workflow
@@ -144,7 +145,9 @@ class ConversationWorkflow:
     def submit(self, msg: UserMessage) -> TurnStatus:
         if msg.id in self.seen_set:
             known = self.statuses.get(msg.id)
-            return known or TurnStatus(turn_id=msg.id, state="duplicate")
+            if known is None:
+                return TurnStatus(turn_id=msg.id, state="finished", duplicate=True, step="forgotten")
+            return dataclasses.replace(known, duplicate=True)
         return self._enqueue(msg)
 
     @workflow.signal(name="submit_signal")
@@ -154,7 +157,8 @@ class ConversationWorkflow:
 
     def _enqueue(self, msg: UserMessage) -> TurnStatus:
         self._remember(msg.id)
-        status = TurnStatus(turn_id=msg.id, state="queued", step="queued")
+        status = TurnStatus(turn_id=msg.id, state="queued", step="queued",
+                            meta=dict(msg.deliver_to.meta) if msg.deliver_to else {})
         self.statuses[msg.id] = status
         self.queue.append(msg)
         self._trim_statuses()

@@ -183,6 +183,7 @@ async def test_duplicate_message_id_runs_once(make_agent, fake_openai):
     h1 = await agent.run_async("only once", conversation_id="dup", message_id="same")
     r1 = await h1.result(30)
     h2 = await agent.run_async("only once", conversation_id="dup", message_id="same")
+    assert h2.last_status.duplicate and not h1.last_status.duplicate
     r2 = await h2.result(30)
     assert r1.text == r2.text == "echo: only once"
     assert len(fake_openai.requests) == 1
