@@ -381,11 +381,13 @@ def parse_mcp_env(value: str, *, variable: str = "DURABOT_MCP_SERVERS") -> list[
             raise UserError(f"{variable}: {item!r} is not name=stdio:command or name=http://host/path")
         approval: bool | list[str] = False
         head, at, tail = spec.rpartition("@")
-        if at and (tail.strip() == "approve" or tail.strip().startswith("approve=")):
+        marker = tail.strip()
+        if at and marker == "approve":
+            spec, approval = head.strip(), True
+        elif at and marker.startswith("approve="):
             spec = head.strip()
-            listed = tail.strip()[len("approve="):] if "=" in tail else ""
-            approval = [t.strip() for t in listed.split(",") if t.strip()] if listed else True
-            if "=" in tail and not approval:
+            approval = [t.strip() for t in marker[len("approve="):].split(",") if t.strip()]
+            if not approval:
                 raise UserError(f"{variable}: {item!r}: @approve= needs tool names, e.g. @approve=delete,write")
         if spec.startswith("stdio:"):
             try:
