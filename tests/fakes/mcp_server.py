@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 NOTES_ENV = "FAKE_MCP_NOTES"
@@ -54,8 +54,11 @@ def build_server(notes_path: str | None = None) -> MCPServer:
         os._exit(3)
 
     @server.tool()
-    def whoami() -> str:
-        """Say which secret the server was given."""
+    def whoami(ctx: Context) -> str:
+        """Say which secret the server was given: its env (stdio) or the Authorization header (HTTP)."""
+        headers = ctx.headers
+        if headers is not None:
+            return headers.get("authorization", "no header")
         return os.environ.get(SECRET_ENV, "no secret")
 
     return server

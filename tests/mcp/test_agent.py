@@ -67,3 +67,5 @@ async def test_mcp_tools_over_streamable_http(make_agent, fake_openai, http_mcp)
     fake_openai.script = calls("web_add", {"a": 1, "b": 2})
     agent = await make_agent(tools=tools)
     assert (await agent.run("add", conversation_id="mcp-http")).text == "result: 3"
+    fake_openai.script = calls("web_whoami", {})
+    assert (await agent.run("who", conversation_id="mcp-http")).text == "result: Bearer unused"

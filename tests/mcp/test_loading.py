@@ -116,6 +116,6 @@ async def test_approval_for_an_unknown_tool_name_is_refused(stdio_server):
         await load_mcp_tools([stdio_server(requires_approval=["wirte_note"])])
 
 
-async def test_two_servers_with_the_same_prefix_clash(stdio_server):
-    with pytest.raises(UserError, match="'x_add' is taken twice"):
-        await load_mcp_tools([stdio_server(name="a", prefix="x"), stdio_server(name="b", prefix="x")])
+async def test_two_servers_with_the_same_prefix_clash(stdio_server, http_mcp):
+    with pytest.raises(UserError, match=r"'x_add' is taken twice \(servers 'a' and 'b'\)"):
+        await load_mcp_tools([stdio_server(name="a", prefix="x"), MCPServer("b", url=http_mcp.url, prefix="x")])
