@@ -280,16 +280,21 @@ class Agent:
         self, conversation_id: str, approval_id: str, approved: bool, by: str, reason: str | None = None
     ) -> ApprovalInfo:
         """Approve or deny a pending approval. Raises ApprovalError if it is unknown or already decided."""
-        try:
-            return await self._handle(conversation_id).execute_update(
-                ConversationWorkflow.decide, Decision(approval_id, approved, by, reason),
-                id=f"decide-{approval_id}-{uuid.uuid4().hex[:8]}",
-            )
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            raise ApprovalError(cause.message if isinstance(cause, ApplicationError) else str(exc)) from None
-        except RPCError as exc:
-            raise _rpc_error(exc, self, conversation_id, approval=True) from None
+        for _ in range(100):
+            try:
+                return await self._handle(conversation_id).execute_update(
+                    ConversationWorkflow.decide, Decision(approval_id, approved, by, reason),
+                    id=f"decide-{approval_id}-{uuid.uuid4().hex[:8]}",
+                )
+            except WorkflowUpdateFailedError as exc:
+                cause = exc.cause
+                if isinstance(cause, ApplicationError) and cause.type == "Continuing":
+                    await asyncio.sleep(0.05)  # the next run takes over in a moment
+                    continue
+                raise ApprovalError(cause.message if isinstance(cause, ApplicationError) else str(exc)) from None
+            except RPCError as exc:
+                raise _rpc_error(exc, self, conversation_id, approval=True) from None
+        raise ApprovalError(f"conversation {conversation_id!r} did not settle into its next run; try again")
 
     async def cancel(
         self, conversation_id: str, by: str, reason: str | None = None, turn_id: str | None = None

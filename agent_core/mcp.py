@@ -266,6 +266,7 @@ class _Connection:
         self.server = server
         self.client: Any = None
         self.error: BaseException | None = None
+        self.used = False
         self._ready = asyncio.Event()
         self._closing = asyncio.Event()
         self._task = asyncio.create_task(self._hold(), name=f"mcp-{server.name}")
@@ -317,17 +318,37 @@ async def close_mcp_connections() -> None:
     await asyncio.gather(*(c.close() for c in pool.values()))
 
 
-async def _call_tool(server: MCPServer, name: str, arguments: dict[str, Any]) -> str:
+async def _client(server: MCPServer) -> tuple[_Connection, Any]:
+    """A connected client; a pooled connection is probed first and replaced if its server went away."""
     conn = await _connection(server)
+    client = await conn.ready()
+    if conn.used:
+        try:
+            async with asyncio.timeout(min(server.timeout, 10)):
+                await client.list_tools(cache_mode="refresh")  # ping is gone from the 2026 protocol
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # nothing was sent to the tool yet: reconnecting is safe
+            log.info("MCP server %r: pooled connection lost (%s); reconnecting", server.name, _describe(exc))
+            await conn.close()
+            conn = await _connection(server)
+            client = await conn.ready()
+    conn.used = True
+    return conn, client
+
+
+async def _call_tool(server: MCPServer, name: str, arguments: dict[str, Any]) -> str:
+    conn: _Connection | None = None
     try:
-        client = await conn.ready()
+        conn, client = await _client(server)
         result = await client.call_tool(name, arguments)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        await conn.close()  # the next call opens a new connection
+        if conn is not None:
+            await conn.close()  # the next call opens a new connection
         detail = _describe(_root_cause(exc))
-        tail = getattr(conn.error, "stderr_tail", "") if conn.error else ""
+        tail = getattr(exc, "stderr_tail", "") or (getattr(conn.error, "stderr_tail", "") if conn else "")
         log.warning("MCP server %r: call of %r failed: %s", server.name, name, detail)
         raise AgentRuntimeError(
             f"MCP server {server.name!r} ({server.transport} {server.where()}) failed during the call: {detail}"

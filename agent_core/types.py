@@ -151,6 +151,19 @@ class ConversationInput:
     carry: Carry | None = None
     pending: list[UserMessage] = field(default_factory=list)
     restored: bool = False  # True once a previous run's carry was looked for
+    resume: "TurnCheckpoint | None" = None  # a turn that was waiting for approval when the run continued
+    cancel: "CancelRequest | None" = None  # a cancel that arrived while the run was continuing
+
+
+@dataclass
+class TurnCheckpoint:
+    """A turn paused while only approval waits remained, carried across continue-as-new."""
+
+    message: UserMessage
+    status: "TurnStatus"
+    round: int  # the round whose tool calls are in flight
+    calls: list[ToolCall]
+    results: list["ToolResult"]  # calls already finished
 
 
 @dataclass
@@ -212,6 +225,8 @@ class ApprovalInfo:
     status: str = "pending"  # pending | approved | denied | expired | cancelled
     decided_by: str | None = None
     reason: str | None = None
+    call_id: str | None = None
+    deadline: str | None = None  # ISO time after which it expires
 
 
 @dataclass

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         ToolRequest,
         ToolResult,
         TranscriptRef,
+        TurnCheckpoint,
         TurnStatus,
         UserMessage,
     )
@@ -48,6 +49,10 @@ DELIVER_ACTIVITY = "durabot.deliver"
 _SEEN_IDS = 500  # message ids remembered for deduplication
 _RECENT = 10  # finished turns carried across continue-as-new
 _WINDOW_SLACK = 20
+
+
+class _Checkpoint(Exception):
+    """Raised inside a turn when only approval waits remain and the run should continue as new."""
 
 
 @workflow.defn(name="DurabotConversation")
@@ -69,6 +74,20 @@ class ConversationWorkflow:
         self.delivering = False
         self.continuing = False
         self.started_at = workflow.now().isoformat()
+        # Pausing a turn for continue-as-new (see _Checkpoint).
+        self.resume = inp.resume
+        self.pending_cancel: CancelRequest | None = inp.cancel
+        self.checkpoint_wanted = False
+        self.running_tools = 0
+        self.phase_results: dict[str, ToolResult] = {}
+        self.phase: tuple[int, list[ToolCall]] | None = None
+        self.checkpoint: TurnCheckpoint | None = None
+        if inp.resume is not None:
+            st = inp.resume.status
+            self.statuses[st.turn_id] = st
+            for info in st.approvals:
+                if info.status == "pending":
+                    self.approvals[info.id] = info  # decisions are accepted from the first task on
 
     def _apply_carry(self, carry: Carry) -> None:
         self.carry_in = carry
@@ -98,6 +117,9 @@ class ConversationWorkflow:
                 self._apply_carry(previous)
                 for mid in seen:
                     self._remember(mid)
+        if self.resume is not None:
+            await self._run_turn(self.resume.message, self.resume)
+            await self._continue_as_new_if_needed()
         while True:
             try:
                 await workflow.wait_condition(lambda: bool(self.queue), timeout=self.spec.timeouts.idle)
@@ -110,8 +132,11 @@ class ConversationWorkflow:
                         return self._carry()
             msg = self.queue.pop(0)
             await self._run_turn(msg)
-            if self._history_is_large():
-                await self._continue_as_new()
+            await self._continue_as_new_if_needed()
+
+    async def _continue_as_new_if_needed(self) -> None:
+        if self.checkpoint is not None or self._history_is_large():
+            await self._continue_as_new()
 
     def _history_is_large(self) -> bool:
         info = workflow.info()
@@ -129,7 +154,8 @@ class ConversationWorkflow:
         workflow.continue_as_new(
             ConversationInput(
                 conversation_id=self.conv, spec=self.spec, carry=self._carry(),
-                pending=list(self.queue), restored=True,
+                pending=list(self.queue), restored=True, resume=self.checkpoint,
+                cancel=self.pending_cancel if self.checkpoint is not None else None,
             )
         )
 
@@ -198,6 +224,8 @@ class ConversationWorkflow:
 
     @decide.validator
     def _validate_decision(self, d: Decision) -> None:
+        if self.continuing:
+            raise ApplicationError("the conversation is moving to a new run; try again", type="Continuing")
         info = self.approvals.get(d.approval_id)
         if info is None:
             raise ApplicationError(f"no approval {d.approval_id!r} in this conversation", type="ApprovalUnknown")
@@ -209,6 +237,9 @@ class ConversationWorkflow:
 
     @workflow.signal(name="cancel")
     def cancel(self, req: CancelRequest) -> None:
+        if self.continuing and self.checkpoint is not None:
+            self.pending_cancel = req  # the paused turn is cancelled as soon as the next run resumes it
+            return
         if req.turn_id and req.turn_id != (self.current.turn_id if self.current else None):
             for i, msg in enumerate(self.queue):
                 if msg.id == req.turn_id:
@@ -238,19 +269,31 @@ class ConversationWorkflow:
         return self.statuses.get(turn_id)
 
     # ---------------------------------------------------------------- one turn
-    async def _run_turn(self, msg: UserMessage) -> None:
+    async def _run_turn(self, msg: UserMessage, resume: TurnCheckpoint | None = None) -> None:
         st = self.statuses[msg.id]
         self.current, self.current_msg = st, msg
-        st.state, st.step = "running", "thinking"
-        self._bump(st)
-        if msg.context and self.next_seq == 0:
-            self._append(*msg.context)
-        self._append(ChatMessage(role="user", content=msg.text, name=msg.user_name))
-        self.current_task = asyncio.create_task(self._turn_body(msg, st))
+        if resume is None:
+            st.state, st.step = "running", "thinking"
+            self._bump(st)
+            if msg.context and self.next_seq == 0:
+                self._append(*msg.context)
+            self._append(ChatMessage(role="user", content=msg.text, name=msg.user_name))
+        self.current_task = asyncio.create_task(self._turn_body(msg, st, resume))
+        if self.pending_cancel is not None:
+            st.cancelled_by = self.pending_cancel.by
+            self.pending_cancel = None
+            self.current_task.cancel()
         try:
             st.text = await self.current_task
             st.state = "finished"
             kind = "turn_finished"
+        except _Checkpoint:
+            self.current = self.current_msg = self.current_task = None
+            self.checkpoint = TurnCheckpoint(
+                message=msg, status=st, round=self.phase[0] if self.phase else 0,
+                calls=list(self.phase[1]) if self.phase else [], results=list(self.phase_results.values()),
+            )
+            return  # no notice: the turn goes on in the next run
         except (asyncio.CancelledError, ActivityError) as err:
             if st.cancelled_by is not None:  # cancelled by our cancel signal
                 self._close_open_tool_calls("Not run: the request was cancelled.")
@@ -273,9 +316,13 @@ class ConversationWorkflow:
                 self._notify("approval_decided", msg, st, approval=info)
         self._notify(kind, msg, st)
 
-    async def _turn_body(self, msg: UserMessage, st: TurnStatus) -> str:
+    async def _turn_body(self, msg: UserMessage, st: TurnStatus, resume: TurnCheckpoint | None) -> str:
         rounds = self.spec.max_iterations
-        for rnd in range(rounds + 1):
+        first = 0
+        if resume is not None:
+            await self._tool_phase(msg, st, resume.round, resume.calls, resume.results)
+            first = resume.round + 1
+        for rnd in range(first, rounds + 1):
             allow_tools = rnd < rounds and bool(self.spec.tools)
             st.step = "thinking"
             result = await self._llm_round(msg, rnd, allow_tools)
@@ -283,10 +330,27 @@ class ConversationWorkflow:
             self._append(ChatMessage(role="assistant", content=result.text or None, tool_calls=calls))
             if not calls:
                 return result.text
-            results = await asyncio.gather(*(self._tool_call(msg, st, c) for c in calls))
-            self._append(*(ChatMessage(role="tool", content=r.output, tool_call_id=r.call_id, name=r.name)
-                           for r in results))
+            await self._tool_phase(msg, st, rnd, calls, [])
         return ""  # unreachable: the last round allows no tools
+
+    async def _tool_phase(
+        self, msg: UserMessage, st: TurnStatus, rnd: int, calls: list[ToolCall], done: list[ToolResult]
+    ) -> None:
+        """Run a round's tool calls in parallel and append their results in call order."""
+        self.phase = (rnd, calls)
+        self.phase_results = {r.call_id: r for r in done}
+        self.checkpoint_wanted = False
+        todo = [c for c in calls if c.id not in self.phase_results]
+        outcomes = await asyncio.gather(*(self._tool_call(msg, st, c) for c in todo), return_exceptions=True)
+        if any(isinstance(o, _Checkpoint) for o in outcomes):
+            raise _Checkpoint()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        results = [self.phase_results[c.id] for c in calls]
+        self.phase = None
+        self._append(*(ChatMessage(role="tool", content=r.output, tool_call_id=r.call_id, name=r.name)
+                       for r in results))
 
     async def _llm_round(self, msg: UserMessage, rnd: int, allow_tools: bool) -> LLMResult:
         resync = False
@@ -315,6 +379,11 @@ class ConversationWorkflow:
         )
 
     async def _tool_call(self, msg: UserMessage, st: TurnStatus, call: ToolCall) -> ToolResult:
+        result = await self._tool_call_inner(msg, st, call)
+        self.phase_results[call.id] = result
+        return result
+
+    async def _tool_call_inner(self, msg: UserMessage, st: TurnStatus, call: ToolCall) -> ToolResult:
         if call.error:
             return ToolResult(call_id=call.id, name=call.name, output=f"Error: {call.error}", ok=False)
         if self.spec.needs_approval(call.name):
@@ -332,32 +401,53 @@ class ConversationWorkflow:
             conversation_id=self.conv, turn_id=msg.id, call=call,
             idempotency_key=f"{self.conv}:{msg.id}:{call.id}", fingerprint=self.spec.fingerprint,
         )
-        return await workflow.execute_activity(
-            TOOL_ACTIVITY, request, result_type=ToolResult, **self._activity_options(self.spec.timeouts.tool),
-        )
+        self.running_tools += 1
+        try:
+            return await workflow.execute_activity(
+                TOOL_ACTIVITY, request, result_type=ToolResult, **self._activity_options(self.spec.timeouts.tool),
+            )
+        finally:
+            self.running_tools -= 1
 
     async def _ask_approval(self, msg: UserMessage, st: TurnStatus, call: ToolCall) -> ApprovalInfo:
-        self.approval_count += 1
-        info = ApprovalInfo(
-            id=f"a{self.approval_count}", turn_id=msg.id, tool=call.name,
-            arguments=call.arguments[:2000], requested_by=msg.user,
-        )
-        self.approvals[info.id] = info
-        st.approvals.append(info)
-        st.state, st.step = "awaiting_approval", f"waiting for approval of {call.name}"
-        self._bump(st, milestone=True)
-        self._notify("approval_requested", msg, st, approval=info)
+        info = next((a for a in st.approvals if a.call_id == call.id), None)
+        if info is None:
+            self.approval_count += 1
+            deadline = workflow.now() + timedelta(seconds=self.spec.timeouts.approval)
+            info = ApprovalInfo(
+                id=f"a{self.approval_count}", turn_id=msg.id, tool=call.name, arguments=call.arguments[:2000],
+                requested_by=msg.user, call_id=call.id, deadline=deadline.isoformat(),
+            )
+            self.approvals[info.id] = info
+            st.approvals.append(info)
+            st.state, st.step = "awaiting_approval", f"waiting for approval of {call.name}"
+            self._bump(st, milestone=True)
+            self._notify("approval_requested", msg, st, approval=info)
+        else:  # resumed after continue-as-new: the card is already out, only wait again
+            self.approvals[info.id] = info
+        if info.status == "pending" and self._history_is_large():
+            self.checkpoint_wanted = True
+        remaining = (_parse_time(info.deadline) - workflow.now()).total_seconds() if info.deadline else None
         try:
-            await workflow.wait_condition(lambda: info.status != "pending", timeout=self.spec.timeouts.approval)
+            await workflow.wait_condition(
+                lambda: info.status != "pending" or self._pause_now(),
+                timeout=max(remaining, 0.001) if remaining is not None else self.spec.timeouts.approval,
+            )
         except asyncio.TimeoutError:
             info.status = "expired"
         finally:
             self._trim_approvals()
+        if info.status == "pending":
+            raise _Checkpoint()
         if not any(a.status == "pending" for a in st.approvals):
             st.state = "running"
         self._bump(st, milestone=True)
         self._notify("approval_decided", msg, st, approval=info)
         return info
+
+    def _pause_now(self) -> bool:
+        # Continue as new mid-turn only once no tool is running: activities cannot cross runs.
+        return self.checkpoint_wanted and self.running_tools == 0
 
     def _trim_approvals(self) -> None:
         decided = [k for k, a in self.approvals.items() if a.status != "pending"]
@@ -445,3 +535,8 @@ class ConversationWorkflow:
         finally:
             self.delivering = False
 
+
+def _parse_time(value: str):  # -> datetime
+    from datetime import datetime
+
+    return datetime.fromisoformat(value)
