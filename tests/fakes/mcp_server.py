@@ -54,6 +54,11 @@ def build_server(notes_path: str | None = None) -> MCPServer:
         os._exit(3)
 
     @server.tool()
+    def pid() -> int:
+        """The server's process id."""
+        return os.getpid()
+
+    @server.tool()
     def whoami(ctx: Context) -> str:
         """Say which secret the server was given: its env (stdio) or the Authorization header (HTTP)."""
         headers = ctx.headers

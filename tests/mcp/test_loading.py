@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +24,7 @@ def ctx() -> ToolContext:
 async def test_stdio_tools_have_prefixed_names_schemas_and_approval(stdio_server):
     tools = await load_mcp_tools([stdio_server(requires_approval=["write_note"])])
     by_name = {t.name: t for t in tools}
-    assert sorted(by_name) == ["fake_add", "fake_crash", "fake_fail", "fake_whoami", "fake_write_note"]
+    assert sorted(by_name) == ["fake_add", "fake_crash", "fake_fail", "fake_pid", "fake_whoami", "fake_write_note"]
     add = by_name["fake_add"]
     assert add.description == "Add two integers."
     assert add.parameters["required"] == ["a", "b"]
@@ -53,6 +57,8 @@ async def test_calls_reach_the_server_and_return_text(stdio_server):
     tools = {t.name: t for t in await load_mcp_tools([stdio_server(prefix="")])}
     assert await tools["add"].invoke({"a": 2, "b": 3}, ctx()) == "5"
     assert await tools["whoami"].invoke({}, ctx()) == SECRET  # env reaches the server
+    pid = await tools["pid"].invoke({}, ctx())
+    assert await tools["pid"].invoke({}, ctx()) == pid  # calls share one connection (one process)
     with pytest.raises(MCPToolError, match="cannot comply: no reason"):
         await tools["fail"].invoke({"reason": "no reason"}, ctx())
 
@@ -63,6 +69,24 @@ async def test_a_dead_server_fails_one_call_and_the_next_call_reconnects(stdio_s
     with pytest.raises(AgentRuntimeError, match="MCP server 'fake' .* failed during the call"):
         await tools["fake_crash"].invoke({}, ctx())
     assert await tools["fake_add"].invoke({"a": 2, "b": 2}, ctx()) == "4"
+
+
+async def test_a_server_that_died_while_idle_is_replaced_before_the_call(stdio_server):
+    tools = {t.name: t for t in await load_mcp_tools([stdio_server()])}
+    pid = int(await tools["fake_pid"].invoke({}, ctx()))
+    os.kill(pid, signal.SIGKILL)
+    await _gone(pid)
+    assert await tools["fake_add"].invoke({"a": 2, "b": 2}, ctx()) == "4"
+    assert int(await tools["fake_pid"].invoke({}, ctx())) != pid
+
+
+async def _gone(pid: int) -> None:
+    status = Path(f"/proc/{pid}/status")
+    for _ in range(500):
+        if not status.exists() or "State:\tZ" in status.read_text():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"process {pid} still runs")
 
 
 def test_names_are_sanitised_and_cut():
