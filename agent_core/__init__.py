@@ -11,12 +11,14 @@ from .errors import (
     DurabotError,
     FingerprintMismatch,
     NoWorkerError,
+    RunAborted,
     RunCancelled,
     RunFailed,
     TemporalUnavailable,
     UserError,
 )
-from .events import EventBus, InMemoryEventBus
+from .events import EventBus, InMemoryEventBus, TextAccumulator
+from .hooks import AbortRun, BlockToolArguments, HookContext, Hooks, RedactSecrets
 from .model import ChatModel, DemoModel, OpenAIChatModel
 from .store import InMemoryTranscriptStore, TranscriptStore
 from .temporal import TemporalConfig
@@ -37,6 +39,7 @@ from .types import (
 from .worker import AgentWorker
 
 __all__ = [
+    "AbortRun", "BlockToolArguments", "HookContext", "Hooks", "RedactSecrets", "RunAborted", "TextAccumulator",
     "Agent", "AgentEvent", "AgentMode", "AgentRuntimeError", "AgentWorker", "ApprovalError", "ApprovalInfo",
     "ApprovalPolicy", "ChatMessage", "ChatModel", "ConversationNotFound", "ConversationStatus", "Delivery",
     "DeliveryTarget", "DemoModel", "DurabotError", "EventBus", "FingerprintMismatch", "InMemoryEventBus",

@@ -16,8 +16,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from .errors import FINGERPRINT_ERROR
+from .errors import ABORTED, FINGERPRINT_ERROR
 from .events import EventBus, stream_key
+from .hooks import AbortRun, HookContext, Hooks
 from .model import ChatModel
 from .store import TranscriptStore
 from .tools import Tool, ToolContext
@@ -32,8 +33,9 @@ MAX_TOOL_OUTPUT = 32_000  # characters of a tool's output the model sees; the re
 class AgentActivities:
     def __init__(
         self, *, system_prompt: str, model: ChatModel, tools: list[Tool], bus: EventBus,
-        store: TranscriptStore, fingerprint: str, manifest: dict[str, str],
+        store: TranscriptStore, fingerprint: str, manifest: dict[str, str], hooks: list[Hooks] | None = None,
     ) -> None:
+        self.hooks = list(hooks or [])
         self.system_prompt = system_prompt
         self.model = model
         self.tools = {t.name: t for t in tools}
@@ -142,6 +144,9 @@ class AgentActivities:
             return LLMResult(text="", tool_calls=[], transcript_missing=True)
         messages = self._openai_messages(transcript)
         tools = [t.openai_schema() for t in self.tools.values()] if req.allow_tools and self.tools else None
+        hook_ctx = HookContext(req.conversation_id, req.turn_id, info.attempt)
+        for hook in self.hooks:
+            messages = await _run_hook(hook.before_llm(hook_ctx, messages)) or messages
 
         async def on_delta(delta: str) -> None:
             await self._publish(stream, AgentEvent(kind="token", turn_id=req.turn_id, delta=delta,
@@ -149,6 +154,8 @@ class AgentActivities:
 
         async with self._heartbeating(self._heartbeat_every()):
             result = await self.model.complete(messages, tools, on_delta)
+        for hook in self.hooks:
+            result = await _run_hook(hook.after_llm(hook_ctx, result)) or result
         for call in result.tool_calls:
             call.error = self._call_error(call)
         await self._publish(stream, AgentEvent(
@@ -180,6 +187,9 @@ class AgentActivities:
             args = tool.parse_arguments(call.arguments)
         except ValueError as exc:
             return ToolResult(call_id=call.id, name=call.name, ok=False, output=f"Error: {exc}")
+        hook_ctx = HookContext(req.conversation_id, req.turn_id, info.attempt)
+        for hook in self.hooks:
+            args = await _run_hook(hook.before_tool(hook_ctx, call.name, args)) or args
         stream = stream_key(req.conversation_id, req.turn_id)
         await self._publish(stream, AgentEvent(kind="tool_started", turn_id=req.turn_id, tool=call.name,
                                                call_id=call.id, attempt=info.attempt))
@@ -197,6 +207,8 @@ class AgentActivities:
             log.info("tool %r raised %s", call.name, type(exc).__name__)
             output, ok = f"Error: the tool {call.name!r} failed: {type(exc).__name__}: {exc}", False
         text = output if isinstance(output, str) else _to_text(output)
+        for hook in self.hooks:
+            text = await _run_hook(hook.after_tool(hook_ctx, call.name, text)) or text
         if len(text) > MAX_TOOL_OUTPUT:
             text = text[:MAX_TOOL_OUTPUT] + f"\n[output truncated: {len(text)} characters in all]"
         await self._publish(stream, AgentEvent(kind="tool_finished", turn_id=req.turn_id, tool=call.name,
@@ -224,6 +236,13 @@ class AgentActivities:
             return None
         handle = client.get_workflow_handle(wid, run_id=latest.run_id, result_type=Carry)
         return await handle.result(follow_runs=False)
+
+
+async def _run_hook(awaitable: Any) -> Any:
+    try:
+        return await awaitable
+    except AbortRun as exc:
+        raise ApplicationError(exc.reason, type=ABORTED, non_retryable=True) from None
 
 
 def _quote(value: str) -> str:

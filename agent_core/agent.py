@@ -19,7 +19,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from .errors import (
+    ABORTED,
     FINGERPRINT_ERROR,
+    RunAborted,
     ApprovalError,
     ConversationNotFound,
     FingerprintMismatch,
@@ -31,6 +33,7 @@ from .errors import (
 )
 from .events import EventBus, InMemoryEventBus, stream_key
 from .fingerprint import build_manifest, fingerprint_of
+from .hooks import Hooks
 from .model import ChatModel, DemoModel
 from .store import InMemoryTranscriptStore, TranscriptStore
 from .temporal import TemporalConfig
@@ -95,6 +98,7 @@ class Agent:
         store: TranscriptStore | None = None,
         fingerprint_check: bool = True,
         max_history_events: int = 10_000,
+        hooks: Iterable[Hooks] = (),
     ) -> None:
         if temporal is not None and temporal_client is not None:
             raise UserError(
@@ -130,6 +134,7 @@ class Agent:
         self.timeouts = timeouts or timeouts_for(self.mode)
         self.max_history_events = max_history_events
         self.fingerprint_check = fingerprint_check
+        self.hooks = list(hooks)
         self.temporal_config = temporal if temporal is not None else (None if temporal_client else TemporalConfig())
         self._client: Client | None = temporal_client[0] if temporal_client else None
         self.task_queue = temporal_client[1] if temporal_client else self.temporal_config.task_queue  # type: ignore[union-attr]
@@ -140,6 +145,7 @@ class Agent:
             name=name, system_prompt=system_prompt, model_identity=self.model.identity, tools=self.tools,
             approval=self.approval.value, mode=self.mode.value, max_iterations=max_iterations,
             context_messages=context_messages,
+            extra={"hooks": ",".join(h.name for h in self.hooks)} if self.hooks else None,
         )
         self.fingerprint = fingerprint_of(self.manifest)
         self._worker: Any = None
@@ -520,6 +526,8 @@ def _result_or_raise(st: TurnStatus, conversation_id: str) -> RunResult:
     if st.state == "failed":
         if st.error_kind == FINGERPRINT_ERROR:
             raise FingerprintMismatch(st.error or "configuration mismatch")
+        if st.error_kind == ABORTED:
+            raise RunAborted(f"the run {st.turn_id!r} was stopped: {st.error}")
         raise RunFailed(f"the run {st.turn_id!r} failed: {st.error}")
     return RunResult(st, conversation_id)
 

@@ -10,6 +10,7 @@
         ├── ApprovalError         an approval decision was refused (unknown, already decided, expired)
         ├── RunCancelled          the run was cancelled
         └── RunFailed             the run ended with an error
+            └── RunAborted        a hook stopped the run; the message is the hook's reason
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ class RunFailed(AgentRuntimeError):
     pass
 
 
+class RunAborted(RunFailed):
+    pass
+
+
 # ApplicationError type names used across the workflow / activity boundary.
 FINGERPRINT_ERROR = "FingerprintMismatch"
 MODEL_ERROR = "ModelError"
+ABORTED = "RunAborted"

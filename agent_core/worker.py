@@ -46,7 +46,7 @@ class AgentWorker:
         self.activities = AgentActivities(
             system_prompt=agent.system_prompt, model=agent.model, tools=agent.tools,
             bus=event_bus or agent.event_bus, store=store or agent.store,
-            fingerprint=agent.fingerprint, manifest=agent.manifest,
+            fingerprint=agent.fingerprint, manifest=agent.manifest, hooks=agent.hooks,
         )
         self.graceful_shutdown = graceful_shutdown
         self.max_concurrent_activities = max_concurrent_activities

@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from .errors import FINGERPRINT_ERROR
+    from .errors import ABORTED, FINGERPRINT_ERROR
     from .fingerprint import describe_mismatch
     from .types import (
         ApprovalInfo,
@@ -463,7 +463,7 @@ class ConversationWorkflow:
             retry_policy=RetryPolicy(
                 initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
                 maximum_interval=timedelta(seconds=30), maximum_attempts=8,
-                non_retryable_error_types=[FINGERPRINT_ERROR],
+                non_retryable_error_types=[FINGERPRINT_ERROR, ABORTED],
             ),
         )
 
