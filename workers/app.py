@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from agent_core import Agent, DemoModel, OpenAIChatModel, load_tools
+from agent_core import Agent, AgentMode, DemoModel, OpenAIChatModel, load_tools
 from agent_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def build_agent(settings: Settings, *, local_worker: bool | None = None) -> Agent:
+def build_agent(settings: Settings, *, local_worker: bool | None = None,
+                mode: AgentMode = AgentMode.INTERACTIVE) -> Agent:
     tools = load_tools(settings.tools) if settings.tools else _example_tools()
     if settings.use_demo_model:
         model = DemoModel()
@@ -25,7 +26,7 @@ def build_agent(settings: Settings, *, local_worker: bool | None = None) -> Agen
         settings.agent_name, model=model, system_prompt=settings.system_prompt, tools=tools,
         temporal=settings.temporal_config(), approval=settings.approval,
         local_worker=settings.local_worker if local_worker is None else local_worker,
-        event_bus=bus, store=store,
+        event_bus=bus, store=store, mode=mode,
     )
 
 

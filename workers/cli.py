@@ -26,6 +26,15 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--data-dir", default=".durabot", help="where the dev server keeps its database")
     dev.add_argument("--no-chat", action="store_true", help="run the servers and worker without the terminal chat")
     sub.add_parser("worker", help="run an agent worker (scale by running several)")
+    run = sub.add_parser("run", help="run one task in autonomous mode and print the answer")
+    run.add_argument("task", help="what the agent should do")
+    run.add_argument("--conversation", help="conversation id (default: a new one)")
+    run.add_argument("--no-local-worker", action="store_true", help="let separate workers run it")
+    for verb in ("approve", "deny"):
+        d = sub.add_parser(verb, help=f"{verb} a pending tool call")
+        d.add_argument("conversation")
+        d.add_argument("approval", help="approval id, as printed (for example a1)")
+        d.add_argument("--by", default="cli")
     for name in ("slack", "discord"):
         a = sub.add_parser(name, help=f"run the {name.title()} adapter")
         a.add_argument("--no-local-worker", action="store_true",
@@ -42,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
         if getattr(args, "no_local_worker", False):
             settings.local_worker = False
         runner: Callable[[Settings, Any], Awaitable[None]] = {
-            "dev": _dev, "worker": _worker, "slack": _slack, "discord": _discord,
+            "dev": _dev, "worker": _worker, "slack": _slack, "discord": _discord, "run": _run,
+            "approve": _decide, "deny": _decide,
         }[args.command]
         asyncio.run(_until_signal(runner(settings, args)))
     except UserError as exc:
@@ -83,6 +93,21 @@ async def _discord(settings: Settings, args: Any) -> None:
     from .adapters import run_adapter
 
     await run_adapter(settings, "discord")
+
+
+async def _run(settings: Settings, args: Any) -> None:
+    from .run_task import run_task
+
+    await run_task(settings, args.task, conversation_id=args.conversation)
+
+
+async def _decide(settings: Settings, args: Any) -> None:
+    from .app import build_agent
+
+    agent = build_agent(settings, local_worker=False)
+    await agent.start()
+    info = await agent.decide(args.conversation, args.approval, args.command == "approve", by=args.by)
+    print(f"{info.tool}: {info.status} by {info.decided_by}")
 
 
 async def _dev(settings: Settings, args: Any) -> None:

@@ -69,3 +69,32 @@ async def test_worker_waits_for_temporal_and_reconnects(fake_openai, task_queue,
         worker.stop()
         if server:
             server.stop()
+
+
+async def test_durabot_run_is_autonomous_and_prints_the_answer(temporal_server, fake_openai, task_queue, tmp_path):
+    fake_openai.script = lambda b: (Reply(text=f"final: {b['messages'][-1]['content']}")
+                                    if b["messages"][-1]["role"] == "tool"
+                                    else Reply(tool_calls=[("guarded_step", {"name": "nightly"})]))
+    env = worker_env(temporal_server.address, task_queue, fake_openai.base_url, tmp_path)
+    run = subprocess.Popen([sys.executable, "-m", "workers.cli", "run", "do the nightly job", "--conversation",
+                            "cli-run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = await asyncio.to_thread(_read_until, run.stderr, "waiting for approval")
+        assert "durabot approve cli-run a1" in line
+        approve = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "workers.cli", "approve", "cli-run", "a1", "--by", "ops"],
+            env=env, capture_output=True, text=True, timeout=60)
+        assert approve.returncode == 0 and "guarded_step: approved by ops" in approve.stdout
+        out, _ = await asyncio.to_thread(run.communicate, timeout=60)
+        assert run.returncode == 0
+        assert out.strip() == "final: guarded nightly done"
+    finally:
+        if run.poll() is None:
+            run.kill()
+
+
+def _read_until(stream, text: str) -> str:
+    for line in stream:
+        if text in line:
+            return line
+    raise AssertionError(f"{text!r} never printed")
