@@ -19,6 +19,7 @@ from .errors import (
 )
 from .events import EventBus, InMemoryEventBus, TextAccumulator
 from .hooks import AbortRun, BlockToolArguments, HookContext, Hooks, RedactSecrets
+from .mcp import MCPServer, load_mcp_tools, parse_mcp_env
 from .model import ChatModel, DemoModel, OpenAIChatModel
 from .store import InMemoryTranscriptStore, TranscriptStore
 from .temporal import TemporalConfig
@@ -39,6 +40,7 @@ from .types import (
 from .worker import AgentWorker
 
 __all__ = [
+    "MCPServer", "load_mcp_tools", "parse_mcp_env",
     "AbortRun", "BlockToolArguments", "HookContext", "Hooks", "RedactSecrets", "RunAborted", "TextAccumulator",
     "Agent", "AgentEvent", "AgentMode", "AgentRuntimeError", "AgentWorker", "ApprovalError", "ApprovalInfo",
     "ApprovalPolicy", "ChatMessage", "ChatModel", "ConversationNotFound", "ConversationStatus", "Delivery",

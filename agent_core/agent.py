@@ -99,6 +99,7 @@ class Agent:
         fingerprint_check: bool = True,
         max_history_events: int = 10_000,
         hooks: Iterable[Hooks] = (),
+        mcp_servers: Iterable[Any] = (),
     ) -> None:
         if temporal is not None and temporal_client is not None:
             raise UserError(
@@ -135,21 +136,39 @@ class Agent:
         self.max_history_events = max_history_events
         self.fingerprint_check = fingerprint_check
         self.hooks = list(hooks)
+        self.mcp_servers = list(mcp_servers)  # their tools are listed at start(), never in workflow code
+        self._mcp_loaded = not self.mcp_servers
         self.temporal_config = temporal if temporal is not None else (None if temporal_client else TemporalConfig())
         self._client: Client | None = temporal_client[0] if temporal_client else None
         self.task_queue = temporal_client[1] if temporal_client else self.temporal_config.task_queue  # type: ignore[union-attr]
         self.local_worker = local_worker
         self.event_bus: EventBus = event_bus or InMemoryEventBus()
         self.store: TranscriptStore = store or InMemoryTranscriptStore()
+        self._compute_fingerprint()
+        self._worker: Any = None
+        self._worker_checked_at = 0.0
+
+    def _compute_fingerprint(self) -> None:
         self.manifest = build_manifest(
-            name=name, system_prompt=system_prompt, model_identity=self.model.identity, tools=self.tools,
-            approval=self.approval.value, mode=self.mode.value, max_iterations=max_iterations,
-            context_messages=context_messages,
+            name=self.name, system_prompt=self.system_prompt, model_identity=self.model.identity,
+            tools=self.tools, approval=self.approval.value, mode=self.mode.value,
+            max_iterations=self.max_iterations, context_messages=self.context_messages,
             extra={"hooks": ",".join(h.name for h in self.hooks)} if self.hooks else None,
         )
         self.fingerprint = fingerprint_of(self.manifest)
-        self._worker: Any = None
-        self._worker_checked_at = 0.0
+
+    async def _load_mcp_tools(self) -> None:
+        if self._mcp_loaded:
+            return
+        from .mcp import load_mcp_tools
+
+        self.tools.extend(await load_mcp_tools(self.mcp_servers))
+        names = [t.name for t in self.tools]
+        clashes = sorted({n for n in names if names.count(n) > 1})
+        if clashes:
+            raise UserError(f"MCP tools clash with local tools: {', '.join(map(repr, clashes))}; set a prefix")
+        self._mcp_loaded = True
+        self._compute_fingerprint()
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -159,6 +178,7 @@ class Agent:
         return self._client
 
     async def start(self) -> "Agent":
+        await self._load_mcp_tools()
         if self._client is None:
             self._client = await self.temporal_config.connect()  # type: ignore[union-attr]
         if self.local_worker and self._worker is None:
@@ -172,6 +192,10 @@ class Agent:
         if self._worker is not None:
             await self._worker.shutdown()
             self._worker = None
+        if self.mcp_servers and self._mcp_loaded:
+            from .mcp import close_mcp_connections
+
+            await close_mcp_connections()
         # A client passed in by the caller is theirs to close; ours needs no explicit close.
 
     async def __aenter__(self) -> "Agent":

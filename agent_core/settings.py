@@ -27,6 +27,7 @@ ENV_VARS: dict[str, str | None] = {
     "DURABOT_MODEL": "gpt-4o-mini",
     "DURABOT_SYSTEM_PROMPT": "You are durabot, a helpful assistant in a team chat. Be concise.",
     "DURABOT_TOOLS": "",
+    "DURABOT_MCP_SERVERS": "",
     "DURABOT_APPROVAL": "marked",
     "DURABOT_APPROVERS": "requester",
     "DURABOT_ADMINS": "",
@@ -67,6 +68,7 @@ class Settings:
     model: str = "gpt-4o-mini"
     system_prompt: str = ENV_VARS["DURABOT_SYSTEM_PROMPT"] or ""
     tools: str = ""
+    mcp_servers: str = ""  # see agent_core.mcp.parse_mcp_env
     approval: ApprovalPolicy = ApprovalPolicy.MARKED
     approvers: list[str] = field(default_factory=lambda: ["requester"])  # requester | anyone | user ids
     admins: list[str] = field(default_factory=list)
@@ -133,6 +135,7 @@ class Settings:
             model=get("DURABOT_MODEL") or "gpt-4o-mini",
             system_prompt=get("DURABOT_SYSTEM_PROMPT") or "",
             tools=get("DURABOT_TOOLS") or "",
+            mcp_servers=get("DURABOT_MCP_SERVERS") or "",
             approval=policy,
             approvers=approvers,
             admins=_csv(get("DURABOT_ADMINS")),

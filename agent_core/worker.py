@@ -76,7 +76,7 @@ class AgentWorker:
     async def run(self) -> None:
         """Poll until cancelled or shut down (a worker process)."""
         if self.agent._client is None:
-            self.agent._client = await self.agent.temporal_config.connect()  # type: ignore[union-attr]
+            await self.agent.start()
         self._worker = self.build()
         await self._worker.run()
 

@@ -13,6 +13,11 @@ log = logging.getLogger(__name__)
 def build_agent(settings: Settings, *, local_worker: bool | None = None,
                 mode: AgentMode = AgentMode.INTERACTIVE) -> Agent:
     tools = load_tools(settings.tools) if settings.tools else _example_tools()
+    mcp = []
+    if settings.mcp_servers:
+        from agent_core.mcp import parse_mcp_env
+
+        mcp = parse_mcp_env(settings.mcp_servers)
     if settings.use_demo_model:
         model = DemoModel()
     else:
@@ -26,7 +31,7 @@ def build_agent(settings: Settings, *, local_worker: bool | None = None,
         settings.agent_name, model=model, system_prompt=settings.system_prompt, tools=tools,
         temporal=settings.temporal_config(), approval=settings.approval,
         local_worker=settings.local_worker if local_worker is None else local_worker,
-        event_bus=bus, store=store, mode=mode,
+        event_bus=bus, store=store, mode=mode, mcp_servers=mcp,
     )
 
 
