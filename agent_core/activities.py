@@ -135,10 +135,11 @@ class AgentActivities:
     async def llm_round(self, req: LLMRequest) -> LLMResult:
         self._check(req.fingerprint)
         info = activity.info()
-        stream = stream_key(req.conversation_id, req.turn_id)
+        stream = req.stream or stream_key(req.conversation_id, req.turn_id)
+        src = req.source
         if info.attempt > 1:
             await self._publish(stream, AgentEvent(kind="retry", turn_id=req.turn_id, round=req.round,
-                                                   attempt=info.attempt))
+                                                   attempt=info.attempt, source=src))
         transcript = await self._transcript(req)
         if transcript is None:
             return LLMResult(text="", tool_calls=[], transcript_missing=True)
@@ -150,7 +151,7 @@ class AgentActivities:
 
         async def on_delta(delta: str) -> None:
             await self._publish(stream, AgentEvent(kind="token", turn_id=req.turn_id, delta=delta,
-                                                   round=req.round, attempt=info.attempt))
+                                                   round=req.round, attempt=info.attempt, source=src))
 
         async with self._heartbeating(self._heartbeat_every()):
             result = await self.model.complete(messages, tools, on_delta)
@@ -158,9 +159,11 @@ class AgentActivities:
             result = await _run_hook(hook.after_llm(hook_ctx, result)) or result
         for call in result.tool_calls:
             call.error = self._call_error(call)
+        if not req.allow_tools:
+            result.tool_calls = []
         await self._publish(stream, AgentEvent(
             kind="round_finished", turn_id=req.turn_id, round=req.round, attempt=info.attempt,
-            text=result.text, data={"final": not result.tool_calls or not req.allow_tools},
+            text=result.text, data={"final": not result.tool_calls or not req.allow_tools}, source=src,
         ))
         return result
 
@@ -190,9 +193,9 @@ class AgentActivities:
         hook_ctx = HookContext(req.conversation_id, req.turn_id, info.attempt)
         for hook in self.hooks:
             args = await _run_hook(hook.before_tool(hook_ctx, call.name, args)) or args
-        stream = stream_key(req.conversation_id, req.turn_id)
+        stream = req.stream or stream_key(req.conversation_id, req.turn_id)
         await self._publish(stream, AgentEvent(kind="tool_started", turn_id=req.turn_id, tool=call.name,
-                                               call_id=call.id, attempt=info.attempt))
+                                               call_id=call.id, attempt=info.attempt, source=req.source))
         ctx = ToolContext(
             conversation_id=req.conversation_id, turn_id=req.turn_id, call_id=call.id,
             idempotency_key=req.idempotency_key, attempt=info.attempt,
@@ -212,7 +215,7 @@ class AgentActivities:
         if len(text) > MAX_TOOL_OUTPUT:
             text = text[:MAX_TOOL_OUTPUT] + f"\n[output truncated: {len(text)} characters in all]"
         await self._publish(stream, AgentEvent(kind="tool_finished", turn_id=req.turn_id, tool=call.name,
-                                               call_id=call.id, data={"ok": ok}))
+                                               call_id=call.id, data={"ok": ok}, source=req.source))
         return ToolResult(call_id=call.id, name=call.name, output=text, ok=ok)
 
     @activity.defn(name=RESTORE_ACTIVITY)

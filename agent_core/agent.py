@@ -100,6 +100,9 @@ class Agent:
         max_history_events: int = 10_000,
         hooks: Iterable[Hooks] = (),
         mcp_servers: Iterable[Any] = (),
+        subagents: Iterable["Agent"] = (),
+        description: str = "",
+        max_depth: int = 2,
     ) -> None:
         if temporal is not None and temporal_client is not None:
             raise UserError(
@@ -136,12 +139,20 @@ class Agent:
         self.max_history_events = max_history_events
         self.fingerprint_check = fingerprint_check
         self.hooks = list(hooks)
+        self.description = description
+        self.max_depth = max_depth
+        self.subagents = list(subagents)
+        for sub in self.subagents:
+            if not isinstance(sub, Agent):
+                raise UserError(f"sub-agent {sub!r} is not an Agent")
+            self.tools.append(_delegation_tool(sub))
         self.mcp_servers = list(mcp_servers)  # their tools are listed at start(), never in workflow code
         self._mcp_loaded = not self.mcp_servers
         self.temporal_config = temporal if temporal is not None else (None if temporal_client else TemporalConfig())
         self._client: Client | None = temporal_client[0] if temporal_client else None
         self.task_queue = temporal_client[1] if temporal_client else self.temporal_config.task_queue  # type: ignore[union-attr]
         self.local_worker = local_worker
+        self._default_bus = event_bus is None
         self.event_bus: EventBus = event_bus or InMemoryEventBus()
         self.store: TranscriptStore = store or InMemoryTranscriptStore()
         self._compute_fingerprint()
@@ -155,6 +166,8 @@ class Agent:
             max_iterations=self.max_iterations, context_messages=self.context_messages,
             extra={"hooks": ",".join(h.name for h in self.hooks)} if self.hooks else None,
         )
+        if self.subagents:
+            self.manifest["subagents"] = ",".join(f"{s.name}:{s.fingerprint}" for s in self.subagents)
         self.fingerprint = fingerprint_of(self.manifest)
 
     async def _load_mcp_tools(self) -> None:
@@ -181,6 +194,15 @@ class Agent:
         await self._load_mcp_tools()
         if self._client is None:
             self._client = await self.temporal_config.connect()  # type: ignore[union-attr]
+        for sub in self.subagents:  # they share our connection; each serves its own task queue
+            if sub._client is None:
+                sub._client = self._client
+            if sub._default_bus:  # in one process, their live events must reach our subscribers
+                sub.event_bus = self.event_bus
+            sub.local_worker = sub.local_worker and self.local_worker
+            await sub.start()
+        if self.subagents:
+            self._compute_fingerprint()  # their fingerprints may have changed as they loaded MCP tools
         if self.local_worker and self._worker is None:
             from .worker import AgentWorker
 
@@ -189,6 +211,8 @@ class Agent:
         return self
 
     async def close(self) -> None:
+        for sub in self.subagents:
+            await sub.close()
         if self._worker is not None:
             await self._worker.shutdown()
             self._worker = None
@@ -204,10 +228,15 @@ class Agent:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def spec(self) -> AgentSpec:
+    def spec(self, depth: int = 0, max_depth: int | None = None) -> AgentSpec:
+        max_depth = self.max_depth if max_depth is None else max_depth
+        delegate = depth < max_depth
         return AgentSpec(
             name=self.name, mode=self.mode, approval=self.approval,
-            tools=[ToolSpec(name=t.name, requires_approval=t.requires_approval) for t in self.tools],
+            tools=[ToolSpec(name=t.name, requires_approval=t.requires_approval,
+                            subagent=getattr(t, "subagent", None)) for t in self.tools],
+            task_queue=self.task_queue, depth=depth,
+            subagents=[s.spec(depth + 1, max_depth) for s in self.subagents] if delegate else [],
             max_iterations=self.max_iterations, timeouts=self.timeouts, context_messages=self.context_messages,
             max_history_events=self.max_history_events,
             fingerprint=self.fingerprint if self.fingerprint_check else None,
@@ -372,6 +401,16 @@ class Agent:
                   idle_timeout: float | None = None) -> AsyncIterator[AgentEvent]:
         """Live events of one turn from the bus (tokens, tools, retry markers), from offset ``after``."""
         return self.event_bus.subscribe(stream_key(conversation_id, turn_id), after, idle_timeout=idle_timeout)
+
+
+def _delegation_tool(sub: "Agent") -> Tool:
+    async def delegate(task: str) -> str:
+        raise RuntimeError("delegations run as child workflows, not as tool activities")
+
+    tool = Tool(delegate, name=f"ask_{sub.name}"[:64],
+                description=sub.description or f"Delegate a task to the {sub.name!r} agent and get its answer.")
+    tool.subagent = sub.name  # type: ignore[attr-defined]
+    return tool
 
 
 class RunHandle:

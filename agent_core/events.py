@@ -129,6 +129,8 @@ class TextAccumulator:
 
     def feed(self, event: AgentEvent) -> bool:
         """Apply one event; True if the visible text changed."""
+        if event.source:
+            return False  # a sub-agent's own text is not the answer
         rnd = event.round if event.round is not None else self.round
         if event.kind == "retry":
             if rnd >= self.round:

@@ -74,6 +74,7 @@ class ToolSpec:
 
     name: str
     requires_approval: bool = False
+    subagent: str | None = None  # this "tool" delegates to the named sub-agent (a child workflow)
 
 
 @dataclass
@@ -91,6 +92,12 @@ class AgentSpec:
     max_history_bytes: int = 20 * 1024 * 1024
     fingerprint: str | None = None  # None: the check was switched off on the client side
     manifest: dict[str, str] = field(default_factory=dict)
+    task_queue: str = ""
+    depth: int = 0  # 0 for a top-level agent; sub-agents one more than their parent
+    subagents: list["AgentSpec"] = field(default_factory=list)
+
+    def subagent(self, name: str) -> "AgentSpec | None":
+        return next((s for s in self.subagents if s.name == name), None)
 
     def tool(self, name: str) -> ToolSpec | None:
         for spec in self.tools:
@@ -99,8 +106,9 @@ class AgentSpec:
         return None
 
     def needs_approval(self, name: str) -> bool:
-        if self.approval is ApprovalPolicy.NONE:
-            return False
+        spec = self.tool(name)
+        if self.approval is ApprovalPolicy.NONE or (spec is not None and spec.subagent):
+            return False  # a delegation is not gated itself: the sub-agent's own tools are
         if self.approval is ApprovalPolicy.ALL:
             return True
         spec = self.tool(name)
@@ -153,6 +161,22 @@ class ConversationInput:
     restored: bool = False  # True once a previous run's carry was looked for
     resume: "TurnCheckpoint | None" = None  # a turn that was waiting for approval when the run continued
     cancel: "CancelRequest | None" = None  # a cancel that arrived while the run was continuing
+    parent: "ParentLink | None" = None  # set when this conversation is a sub-agent's one task
+
+
+@dataclass
+class ParentLink:
+    workflow_id: str
+    stream: str  # the parent turn's event stream
+    source: str  # this sub-agent's name, marking its events
+
+
+@dataclass
+class ChildApproval:
+    """A sub-agent's approval, raised to (and decided through) its parent conversation."""
+
+    child_workflow_id: str
+    approval: "ApprovalInfo"
 
 
 @dataclass
@@ -186,6 +210,8 @@ class LLMRequest:
     system_prompt_override: str | None = None
     allow_tools: bool = True
     fingerprint: str | None = None
+    stream: str | None = None  # publish live events here instead of this turn's own stream
+    source: str | None = None  # marks those events (a sub-agent's name)
 
 
 @dataclass
@@ -205,6 +231,8 @@ class ToolRequest:
     call: ToolCall
     idempotency_key: str
     fingerprint: str | None = None
+    stream: str | None = None
+    source: str | None = None
 
 
 @dataclass
@@ -324,6 +352,7 @@ class AgentEvent:
     attempt: int | None = None
     offset: str | None = None  # position on the event bus, for resuming a subscription
     data: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None  # set on events of a sub-agent, to its name
 
 
 def workflow_id_for(agent_name: str, conversation_id: str) -> str:

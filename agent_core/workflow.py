@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from .errors import ABORTED, FINGERPRINT_ERROR
+    from .events import stream_key
     from .fingerprint import describe_mismatch
     from .types import (
         ApprovalInfo,
         CancelRequest,
         Carry,
         ChatMessage,
+        ChildApproval,
+        ParentLink,
         ConversationInput,
         ConversationStatus,
         Decision,
@@ -82,6 +86,10 @@ class ConversationWorkflow:
         self.phase_results: dict[str, ToolResult] = {}
         self.phase: tuple[int, list[ToolCall]] | None = None
         self.checkpoint: TurnCheckpoint | None = None
+        # Sub-agents: this run's parent (if it is one) and approvals raised by its own children.
+        self.parent: ParentLink | None = inp.parent
+        self.child_proxies: dict[tuple[str, str], ApprovalInfo] = {}  # (child workflow, its id) -> ours
+        self.proxy_targets: dict[str, tuple[str, str]] = {}  # our approval id -> (child workflow, its id)
         if inp.resume is not None:
             st = inp.resume.status
             self.statuses[st.turn_id] = st
@@ -121,6 +129,8 @@ class ConversationWorkflow:
             await self._run_turn(self.resume.message, self.resume)
             await self._continue_as_new_if_needed()
         while True:
+            if self.parent is not None and self.turns and not self.queue:
+                return self._carry()  # a sub-agent's task is one turn; its answer is in carry.recent
             try:
                 await workflow.wait_condition(lambda: bool(self.queue), timeout=self.spec.timeouts.idle)
             except asyncio.TimeoutError:
@@ -215,12 +225,67 @@ class ConversationWorkflow:
         return Progress(turn=st, continued=self.continuing)
 
     @workflow.update(name="decide")
-    def decide(self, d: Decision) -> ApprovalInfo:
+    async def decide(self, d: Decision) -> ApprovalInfo:
         info = self.approvals[d.approval_id]
+        await self._apply_decision(info, d)
+        return info
+
+    @workflow.signal(name="decide_signal")
+    async def decide_signal(self, d: Decision) -> None:
+        """A parent passing down a decision on an approval this sub-agent raised to it."""
+        info = self.approvals.get(d.approval_id)
+        if info is not None and info.status == "pending" and not self.continuing:
+            await self._apply_decision(info, d)
+
+    async def _apply_decision(self, info: ApprovalInfo, d: Decision) -> None:
         info.status = "approved" if d.approved else "denied"
         info.decided_by = d.by
         info.reason = d.reason
-        return info
+        target = self.proxy_targets.get(info.id)
+        if target is not None:  # the approval belongs to a sub-agent: it decides there
+            self._proxy_resolved(info)
+            await workflow.get_external_workflow_handle(target[0]).signal(
+                "decide_signal", Decision(target[1], d.approved, d.by, d.reason))
+
+    @workflow.signal(name="child_approval")
+    async def child_approval(self, ca: ChildApproval) -> None:
+        """A sub-agent asks (or reports the end of) an approval: show it as ours, under our numbering."""
+        key = (ca.child_workflow_id, ca.approval.id)
+        proxy = self.child_proxies.get(key)
+        st, msg = self.current, self.current_msg
+        if proxy is None:
+            if ca.approval.status != "pending" or st is None or msg is None:
+                return
+            self.approval_count += 1
+            proxy = dataclasses.replace(ca.approval, id=f"a{self.approval_count}", turn_id=msg.id, call_id=None)
+            self.child_proxies[key] = proxy
+            self.proxy_targets[proxy.id] = key
+            self.approvals[proxy.id] = proxy
+            st.approvals.append(proxy)
+            st.state, st.step = "awaiting_approval", f"waiting for approval of {proxy.tool}"
+            self._bump(st, milestone=True)
+            self._notify("approval_requested", msg, st, approval=proxy)
+            await self._raise_to_parent(proxy)
+        elif proxy.status == "pending" and ca.approval.status != "pending":
+            proxy.status, proxy.decided_by, proxy.reason = (
+                ca.approval.status, ca.approval.decided_by, ca.approval.reason)
+            self._proxy_resolved(proxy)
+
+    def _proxy_resolved(self, proxy: ApprovalInfo) -> None:
+        st, msg = self.current, self.current_msg
+        if st is None or msg is None or proxy not in st.approvals:
+            return
+        if not any(a.status == "pending" for a in st.approvals):
+            st.state = "running"
+        self._bump(st, milestone=True)
+        self._notify("approval_decided", msg, st, approval=proxy)
+        if self.parent is not None:
+            asyncio.create_task(self._raise_to_parent(proxy))
+
+    async def _raise_to_parent(self, info: ApprovalInfo) -> None:
+        if self.parent is not None:
+            await workflow.get_external_workflow_handle(self.parent.workflow_id).signal(
+                "child_approval", ChildApproval(workflow.info().workflow_id, info))
 
     @decide.validator
     def _validate_decision(self, d: Decision) -> None:
@@ -294,7 +359,7 @@ class ConversationWorkflow:
                 calls=list(self.phase[1]) if self.phase else [], results=list(self.phase_results.values()),
             )
             return  # no notice: the turn goes on in the next run
-        except (asyncio.CancelledError, ActivityError) as err:
+        except (asyncio.CancelledError, ActivityError, ChildWorkflowError) as err:
             if st.cancelled_by is not None:  # cancelled by our cancel signal
                 self._close_open_tool_calls("Not run: the request was cancelled.")
                 st.state = "cancelled"
@@ -359,6 +424,8 @@ class ConversationWorkflow:
             request = LLMRequest(
                 conversation_id=self.conv, turn_id=msg.id, round=rnd, transcript=ref,
                 allow_tools=allow_tools, fingerprint=self.spec.fingerprint,
+                stream=self.parent.stream if self.parent else None,
+                source=self.parent.source if self.parent else None,
             )
             result = await workflow.execute_activity(
                 LLM_ACTIVITY, request, result_type=LLMResult, **self._activity_options(self.spec.timeouts.llm),
@@ -386,6 +453,9 @@ class ConversationWorkflow:
     async def _tool_call_inner(self, msg: UserMessage, st: TurnStatus, call: ToolCall) -> ToolResult:
         if call.error:
             return ToolResult(call_id=call.id, name=call.name, output=f"Error: {call.error}", ok=False)
+        tool_spec = self.spec.tool(call.name)
+        if tool_spec is not None and tool_spec.subagent:
+            return await self._delegate(msg, st, call, tool_spec.subagent)
         if self.spec.needs_approval(call.name):
             info = await self._ask_approval(msg, st, call)
             if info.status != "approved":
@@ -400,6 +470,8 @@ class ConversationWorkflow:
         request = ToolRequest(
             conversation_id=self.conv, turn_id=msg.id, call=call,
             idempotency_key=f"{self.conv}:{msg.id}:{call.id}", fingerprint=self.spec.fingerprint,
+            stream=self.parent.stream if self.parent else None,
+            source=self.parent.source if self.parent else None,
         )
         self.running_tools += 1
         try:
@@ -408,6 +480,47 @@ class ConversationWorkflow:
             )
         finally:
             self.running_tools -= 1
+
+    async def _delegate(self, msg: UserMessage, st: TurnStatus, call: ToolCall, name: str) -> ToolResult:
+        """Run a sub-agent on the task as a child workflow on its own task queue; its answer is the result."""
+        sub = self.spec.subagent(name)
+        if sub is None:
+            return ToolResult(call_id=call.id, name=call.name, ok=False,
+                              output=f"Error: delegation to {name!r} is not available at this depth")
+        try:
+            task = str(json.loads(call.arguments or "{}").get("task", "")).strip()
+        except (ValueError, AttributeError):
+            task = ""
+        if not task:
+            return ToolResult(call_id=call.id, name=call.name, ok=False, output="Error: give the sub-agent a task")
+        st.tool_calls.append(call.name)
+        st.step = f"delegating to {name}"
+        self._bump(st)
+        child_conv = f"{self.conv}/{msg.id}/{call.id}"
+        link = ParentLink(
+            workflow_id=workflow.info().workflow_id, source=name,
+            stream=self.parent.stream if self.parent else stream_key(self.conv, msg.id),
+        )
+        child = ConversationInput(
+            conversation_id=child_conv, spec=dataclasses.replace(sub, approval=self.spec.approval),
+            pending=[UserMessage(id=call.id, text=task, user=msg.user, user_name=msg.user_name)],
+            restored=True, parent=link,
+        )
+        try:
+            carry = await workflow.execute_child_workflow(
+                "DurabotConversation", child, id=f"{sub.name}/{child_conv}", task_queue=sub.task_queue,
+                result_type=Carry, execution_timeout=timedelta(seconds=sub.timeouts.run),
+            )
+        except ChildWorkflowError as err:
+            if st.cancelled_by is not None:
+                raise
+            return ToolResult(call_id=call.id, name=call.name, ok=False,
+                              output=f"The sub-agent {name!r} failed: {err.cause or err}")
+        turn = carry.recent[-1] if carry.recent else None
+        if turn is not None and turn.state == "finished":
+            return ToolResult(call_id=call.id, name=call.name, output=turn.text or "")
+        why = (turn.error or turn.state) if turn else "no answer"
+        return ToolResult(call_id=call.id, name=call.name, ok=False, output=f"The sub-agent {name!r} did not answer: {why}")
 
     async def _ask_approval(self, msg: UserMessage, st: TurnStatus, call: ToolCall) -> ApprovalInfo:
         info = next((a for a in st.approvals if a.call_id == call.id), None)
@@ -423,6 +536,7 @@ class ConversationWorkflow:
             st.state, st.step = "awaiting_approval", f"waiting for approval of {call.name}"
             self._bump(st, milestone=True)
             self._notify("approval_requested", msg, st, approval=info)
+            await self._raise_to_parent(info)
         else:  # resumed after continue-as-new: the card is already out, only wait again
             self.approvals[info.id] = info
         if info.status == "pending" and self._history_is_large():
@@ -443,6 +557,7 @@ class ConversationWorkflow:
             st.state = "running"
         self._bump(st, milestone=True)
         self._notify("approval_decided", msg, st, approval=info)
+        await self._raise_to_parent(info)
         return info
 
     def _pause_now(self) -> bool:
@@ -467,7 +582,7 @@ class ConversationWorkflow:
             ),
         )
 
-    def _explain(self, err: ActivityError) -> tuple[str, str]:
+    def _explain(self, err: ActivityError | ChildWorkflowError) -> tuple[str, str]:
         cause = err.cause
         if isinstance(cause, ApplicationError) and cause.type == FINGERPRINT_ERROR:
             worker_manifest = cause.details[0] if cause.details else {}
