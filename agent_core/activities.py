@@ -107,9 +107,7 @@ class AgentActivities:
             if found is None:
                 return None  # the workflow resends its window: an expected path, not a failure
             messages = found
-        while messages and messages[0].role == "tool":  # never start the window inside a tool exchange
-            messages.pop(0)
-        return messages
+        return _fit(messages, req.context_chars)
 
     def _openai_messages(self, messages: list[ChatMessage]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -239,6 +237,23 @@ class AgentActivities:
             return None
         handle = client.get_workflow_handle(wid, run_id=latest.run_id, result_type=Carry)
         return await handle.result(follow_runs=False)
+
+
+def _fit(messages: list[ChatMessage], budget: int) -> list[ChatMessage]:
+    """Drop the oldest whole messages until the rest fits the budget; say so to the model."""
+    size = sum(len(m.content or "") + sum(len(c.arguments) for c in m.tool_calls) for m in messages)
+    dropped = 0
+    while messages and (size > budget or messages[0].role == "tool") and len(messages) > 1:
+        first = messages.pop(0)
+        size -= len(first.content or "") + sum(len(c.arguments) for c in first.tool_calls)
+        dropped += 1
+    while messages and messages[0].role == "tool":  # never start inside a tool exchange
+        messages.pop(0)
+        dropped += 1
+    if dropped:
+        note = f"[{dropped} earlier message(s) of this conversation are omitted to fit the context budget]"
+        messages.insert(0, ChatMessage(role="system", content=note))
+    return messages
 
 
 async def _run_hook(awaitable: Any) -> Any:

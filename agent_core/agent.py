@@ -93,6 +93,7 @@ class Agent:
         approval: ApprovalPolicy | str = ApprovalPolicy.MARKED,
         max_iterations: int = 10,
         context_messages: int = 100,
+        context_chars: int = 100_000,
         timeouts: Timeouts | None = None,
         event_bus: EventBus | None = None,
         store: TranscriptStore | None = None,
@@ -135,6 +136,7 @@ class Agent:
             raise UserError(f"approval policy {approval!r} is not one of marked, all, none") from None
         self.max_iterations = max_iterations
         self.context_messages = context_messages
+        self.context_chars = context_chars
         self.timeouts = timeouts or timeouts_for(self.mode)
         self.max_history_events = max_history_events
         self.fingerprint_check = fingerprint_check
@@ -164,7 +166,7 @@ class Agent:
             name=self.name, system_prompt=self.system_prompt, model_identity=self.model.identity,
             tools=self.tools, approval=self.approval.value, mode=self.mode.value,
             max_iterations=self.max_iterations, context_messages=self.context_messages,
-            extra={"hooks": ",".join(h.name for h in self.hooks)} if self.hooks else None,
+            context_chars=self.context_chars, extra={"hooks": ",".join(h.name for h in self.hooks)} if self.hooks else None,
         )
         if self.subagents:
             self.manifest["subagents"] = ",".join(f"{s.name}:{s.fingerprint}" for s in self.subagents)
@@ -238,7 +240,7 @@ class Agent:
             task_queue=self.task_queue, depth=depth,
             subagents=[s.spec(depth + 1, max_depth) for s in self.subagents] if delegate else [],
             max_iterations=self.max_iterations, timeouts=self.timeouts, context_messages=self.context_messages,
-            max_history_events=self.max_history_events,
+            max_history_events=self.max_history_events, context_chars=self.context_chars,
             fingerprint=self.fingerprint if self.fingerprint_check else None,
             manifest=self.manifest if self.fingerprint_check else {},
         )

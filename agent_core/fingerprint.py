@@ -19,7 +19,8 @@ def _digest(text: str, n: int = 12) -> str:
 
 def build_manifest(
     *, name: str, system_prompt: str, model_identity: str, tools: Iterable[Any], approval: str, mode: str,
-    max_iterations: int, context_messages: int, extra: dict[str, str] | None = None,
+    max_iterations: int, context_messages: int, context_chars: int = 100_000,
+    extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
     manifest = {
         "name": name,
@@ -29,6 +30,7 @@ def build_manifest(
         "mode": mode,
         "max_iterations": str(max_iterations),
         "context_messages": str(context_messages),
+        "context_chars": str(context_chars),
     }
     names = []
     for t in tools:

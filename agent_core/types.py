@@ -88,6 +88,7 @@ class AgentSpec:
     max_iterations: int
     timeouts: Timeouts
     context_messages: int  # how many transcript messages a model round sees at most
+    context_chars: int = 100_000  # and at most this many characters: older whole messages are dropped
     max_history_events: int = 10_000  # continue-as-new once a run's history is this long
     max_history_bytes: int = 20 * 1024 * 1024
     fingerprint: str | None = None  # None: the check was switched off on the client side
@@ -212,6 +213,7 @@ class LLMRequest:
     fingerprint: str | None = None
     stream: str | None = None  # publish live events here instead of this turn's own stream
     source: str | None = None  # marks those events (a sub-agent's name)
+    context_chars: int = 100_000
 
 
 @dataclass

@@ -426,6 +426,7 @@ class ConversationWorkflow:
                 allow_tools=allow_tools, fingerprint=self.spec.fingerprint,
                 stream=self.parent.stream if self.parent else None,
                 source=self.parent.source if self.parent else None,
+                context_chars=self.spec.context_chars,
             )
             result = await workflow.execute_activity(
                 LLM_ACTIVITY, request, result_type=LLMResult, **self._activity_options(self.spec.timeouts.llm),

@@ -27,3 +27,14 @@ async def test_300_turns_continue_as_new_several_times(make_agent, fake_openai):
     assert statuses.count("CONTINUED_AS_NEW") >= 3, statuses
     status = await agent.status("long")
     assert status.turns == 300 and status.history_length < 1000
+
+
+async def test_context_budget_drops_whole_old_messages_and_says_so(make_agent, fake_openai):
+    agent = await make_agent(context_chars=300)
+    for i in range(6):
+        await agent.run(f"message {i} " + "x" * 60, conversation_id="budget")
+    sent = fake_openai.requests[-1]["messages"]
+    assert sent[0]["role"] == "system" and "earlier message(s)" in sent[0]["content"]
+    assert sent[-1]["content"].startswith("message 5 ")
+    assert all(m["content"].endswith("x" * 60) for m in sent[1:])  # nothing cut mid-message
+    assert sum(len(m["content"]) for m in sent[1:]) <= 300
