@@ -21,6 +21,8 @@ ENV_VARS: dict[str, str | None] = {
     "TEMPORAL_API_KEY": None,
     "TEMPORAL_TLS_CERT": None,
     "TEMPORAL_TLS_KEY": None,
+    "TEMPORAL_TLS_CA": None,
+    "TEMPORAL_TLS_SERVER_NAME": None,
     "TEMPORAL_UI_URL": None,
     "DURABOT_TASK_QUEUE": "durabot",
     "DURABOT_AGENT_NAME": "durabot",
@@ -34,6 +36,8 @@ ENV_VARS: dict[str, str | None] = {
     "DURABOT_LOCAL_WORKER": "1",
     "DURABOT_HTTP_PORT": "3000",
     "DURABOT_LOG_LEVEL": "INFO",
+    "DURABOT_LOG_FORMAT": "text",
+    "DURABOT_METRICS_PORT": "9464",
     "REDIS_URL": None,
     "OPENAI_API_KEY": None,
     "OPENAI_BASE_URL": None,
@@ -62,6 +66,8 @@ class Settings:
     temporal_api_key: str | None = field(default=None, repr=False)
     temporal_tls_cert: str | None = None
     temporal_tls_key: str | None = None
+    temporal_tls_ca: str | None = None
+    temporal_tls_server_name: str | None = None
     temporal_ui_url: str | None = None
     task_queue: str = "durabot"
     agent_name: str = "durabot"
@@ -75,6 +81,8 @@ class Settings:
     local_worker: bool = True
     http_port: int = 3000
     log_level: str = "INFO"
+    log_json: bool = False
+    metrics_port: int = 9464  # /healthz, /readyz, /metrics; 0 turns them off
     redis_url: str | None = None
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
@@ -123,12 +131,20 @@ class Settings:
         if not sep or not host or not tport.isdigit():
             raise UserError(f"TEMPORAL_ADDRESS={address!r} is not host:port (for example localhost:7233)")
         approvers = _csv(get("DURABOT_APPROVERS")) or ["requester"]
+        metrics_port = get("DURABOT_METRICS_PORT") or "0"
+        if not metrics_port.isdigit() or int(metrics_port) > 65535:
+            raise UserError(f"DURABOT_METRICS_PORT={metrics_port!r} is not a port number (0 turns it off)")
+        log_format = (get("DURABOT_LOG_FORMAT") or "text").lower()
+        if log_format not in ("text", "json"):
+            raise UserError(f"DURABOT_LOG_FORMAT={log_format!r} is not one of: text, json")
         return cls(
             temporal_address=address,
             temporal_namespace=get("TEMPORAL_NAMESPACE") or "default",
             temporal_api_key=get("TEMPORAL_API_KEY"),
             temporal_tls_cert=get("TEMPORAL_TLS_CERT"),
             temporal_tls_key=get("TEMPORAL_TLS_KEY"),
+            temporal_tls_ca=get("TEMPORAL_TLS_CA"),
+            temporal_tls_server_name=get("TEMPORAL_TLS_SERVER_NAME"),
             temporal_ui_url=get("TEMPORAL_UI_URL"),
             task_queue=get("DURABOT_TASK_QUEUE") or "durabot",
             agent_name=get("DURABOT_AGENT_NAME") or "durabot",
@@ -142,6 +158,8 @@ class Settings:
             local_worker=(get("DURABOT_LOCAL_WORKER") or "1").lower() not in ("0", "false", "no", "off"),
             http_port=int(port),
             log_level=(get("DURABOT_LOG_LEVEL") or "INFO").upper(),
+            log_json=log_format == "json",
+            metrics_port=int(metrics_port),
             redis_url=get("REDIS_URL"),
             openai_api_key=get("OPENAI_API_KEY"),
             openai_base_url=get("OPENAI_BASE_URL"),
@@ -161,5 +179,6 @@ class Settings:
         return TemporalConfig.from_address(
             self.temporal_address, namespace=self.temporal_namespace, task_queue=self.task_queue,
             api_key=self.temporal_api_key, tls_cert=self.temporal_tls_cert, tls_key=self.temporal_tls_key,
+            tls_ca=self.temporal_tls_ca, tls_server_name=self.temporal_tls_server_name,
         )
 

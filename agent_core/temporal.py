@@ -21,6 +21,9 @@ class TemporalConfig:
     api_key: str | None = None  # Temporal Cloud API key (implies TLS)
     tls_cert: str | None = None  # path to a client certificate (mTLS)
     tls_key: str | None = None  # path to its private key
+    tls_ca: str | None = None  # path to the CA that signed the server's certificate (private clusters)
+    tls_server_name: str | None = None  # the name on the server's certificate, if not the host
+    interceptors: tuple = ()  # client interceptors, e.g. tracing
     connect_timeout: float = 10.0
 
     @property
@@ -38,18 +41,23 @@ class TemporalConfig:
         if self.tls_cert or self.tls_key:
             if not (self.tls_cert and self.tls_key):
                 raise UserError("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together")
-            try:
-                cert, key = Path(self.tls_cert).read_bytes(), Path(self.tls_key).read_bytes()
-            except OSError as exc:
-                raise UserError(f"cannot read the Temporal TLS certificate or key: {exc}") from None
-            return TLSConfig(client_cert=cert, client_private_key=key)
-        return bool(self.api_key)
+        if not (self.tls_cert or self.tls_ca or self.tls_server_name):
+            return bool(self.api_key)
+        try:
+            cert = Path(self.tls_cert).read_bytes() if self.tls_cert else None
+            key = Path(self.tls_key).read_bytes() if self.tls_key else None
+            ca = Path(self.tls_ca).read_bytes() if self.tls_ca else None
+        except OSError as exc:
+            raise UserError(f"cannot read a Temporal TLS file: {exc}") from None
+        return TLSConfig(client_cert=cert, client_private_key=key, server_root_ca_cert=ca,
+                         domain=self.tls_server_name)
 
     async def connect(self) -> Client:
         tls = self._tls()
         try:
             return await asyncio.wait_for(
-                Client.connect(self.address, namespace=self.namespace, api_key=self.api_key, tls=tls),
+                Client.connect(self.address, namespace=self.namespace, api_key=self.api_key, tls=tls,
+                               interceptors=list(self.interceptors)),
                 self.connect_timeout,
             )
         except asyncio.TimeoutError:
@@ -58,6 +66,11 @@ class TemporalConfig:
                 "is the server running (durabot dev starts one) and TEMPORAL_ADDRESS right?"
             ) from None
         except RuntimeError as exc:  # the core SDK reports connection failures as RuntimeError
+            if tls and any(w in str(exc) for w in ("certificate", "UnknownIssuer", "tls", "TLS", "handshake")):
+                raise TemporalUnavailable(
+                    f"TLS to Temporal at {self.address} failed: {exc}. Check TEMPORAL_TLS_CA (the server's CA), "
+                    "TEMPORAL_TLS_SERVER_NAME and the client certificate."
+                ) from None
             raise TemporalUnavailable(
                 f"cannot connect to Temporal at {self.address}: {exc}. Start the server "
                 "(durabot dev starts one) or fix TEMPORAL_ADDRESS."
