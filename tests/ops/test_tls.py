@@ -1,8 +1,8 @@
-"""mTLS to Temporal through ``TemporalConfig(tls_cert=..., tls_key=...)``.
+"""TLS to Temporal through ``TemporalConfig(tls_cert=..., tls_key=..., tls_ca=..., tls_server_name=...)``.
 
 ``temporal server start-dev`` has no TLS options, so a TLS-terminating proxy that requires a client
-certificate signed by a test CA sits in front of the dev server. ``TemporalConfig`` has no option for
-a private server CA; the Rust core reads the system trust store, which ``SSL_CERT_FILE`` replaces.
+certificate signed by a test CA sits in front of the dev server. The proxy's certificate is signed by
+that private CA, which the client trusts through ``tls_ca`` (``TEMPORAL_TLS_CA``), not the system store.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from temporalio.client import Client
 from temporalio.service import TLSConfig
 
 from agent_core.errors import TemporalUnavailable, UserError
+from agent_core.settings import Settings
 from agent_core.temporal import TemporalConfig
 
 CONNECT = 10.0  # seconds; every connection attempt is bounded
@@ -153,14 +154,23 @@ async def tls_port(pki: dict[str, Path], temporal_server: Any) -> AsyncIterator[
     await proxy.wait_closed()
 
 
-def _config(port: int, pki: dict[str, Path]) -> TemporalConfig:
+def _config(port: int, pki: dict[str, Path], **kwargs: Any) -> TemporalConfig:
+    kwargs.setdefault("tls_ca", str(pki["ca"]))
     return TemporalConfig(
         host="127.0.0.1",
         port=port,
         tls_cert=str(pki["client_cert"]),
         tls_key=str(pki["client_key"]),
         connect_timeout=CONNECT,
+        **kwargs,
     )
+
+
+@pytest.fixture(autouse=True)
+def _no_trust_store_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The private CA must reach the client through tls_ca alone, never through the process trust store."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
 
 
 async def test_proxy_accepts_mtls_with_the_test_ca(tls_port: int, pki: dict[str, Path]) -> None:
@@ -179,21 +189,69 @@ async def test_proxy_refuses_a_client_without_certificate(tls_port: int, pki: di
         await asyncio.wait_for(Client.connect(f"127.0.0.1:{tls_port}", tls=tls), CONNECT)
 
 
-async def test_temporal_config_connects_with_client_certificate(
-    tls_port: int, pki: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+async def test_temporal_config_connects_with_client_certificate_and_ca(
+    tls_port: int, pki: dict[str, Path]
 ) -> None:
-    # The server's private CA reaches the core through the trust store (no CA option in TemporalConfig).
-    monkeypatch.setenv("SSL_CERT_FILE", str(pki["ca"]))
     client = await _config(tls_port, pki).connect()
     assert await client.service_client.check_health()  # the proxy only lets certified clients through
 
 
-async def test_temporal_config_rejects_an_unknown_server_ca(
-    tls_port: int, pki: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+async def test_settings_carry_the_ca_and_server_name_to_the_connection(
+    tls_port: int, pki: dict[str, Path]
 ) -> None:
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    with pytest.raises(TemporalUnavailable, match="UnknownIssuer"):
-        await _config(tls_port, pki).connect()
+    settings = Settings.load(
+        env={
+            "TEMPORAL_ADDRESS": f"127.0.0.1:{tls_port}",
+            "TEMPORAL_TLS_CERT": str(pki["client_cert"]),
+            "TEMPORAL_TLS_KEY": str(pki["client_key"]),
+            "TEMPORAL_TLS_CA": str(pki["ca"]),
+            "TEMPORAL_TLS_SERVER_NAME": "localhost",
+        },
+        dotenv=None,
+    )
+    config = settings.temporal_config()
+    assert (config.tls_ca, config.tls_server_name) == (str(pki["ca"]), "localhost")
+    config.connect_timeout = CONNECT
+    client = await config.connect()
+    assert await client.service_client.check_health()
+
+
+async def test_server_name_is_checked_against_the_certificate(tls_port: int, pki: dict[str, Path]) -> None:
+    # The proxy's certificate names localhost and 127.0.0.1 only.
+    client = await _config(tls_port, pki, tls_server_name="localhost").connect()
+    assert await client.service_client.check_health()
+    # The core names the mismatch (NotValidForName... "temporal.example.com"); the message quotes it.
+    with pytest.raises(TemporalUnavailable, match="temporal.example.com"):
+        await _config(tls_port, pki, tls_server_name="temporal.example.com").connect()
+
+
+async def test_a_wrong_ca_fails_with_a_tls_message(
+    tls_port: int, pki: dict[str, Path], tmp_path: Path
+) -> None:
+    other_key = _key()
+    other_ca = tmp_path / "other-ca.pem"
+    other_ca.write_bytes(_pem(_cert("some other CA", other_key, ca=True)))
+    with pytest.raises(TemporalUnavailable, match="TLS") as info:
+        await _config(tls_port, pki, tls_ca=str(other_ca)).connect()
+    assert "TEMPORAL_TLS_CA" in str(info.value)
+
+
+async def test_without_the_ca_the_private_server_is_not_trusted(tls_port: int, pki: dict[str, Path]) -> None:
+    # No tls_ca: the system trust store, which does not know the test CA.
+    with pytest.raises(TemporalUnavailable, match="TLS"):
+        await _config(tls_port, pki, tls_ca=None).connect()
+
+
+def test_an_unreadable_ca_file_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="cannot read a Temporal TLS file"):
+        TemporalConfig(tls_ca=str(tmp_path / "missing.pem"))._tls()
+
+
+def test_ca_alone_turns_tls_on_without_a_client_certificate(pki: dict[str, Path]) -> None:
+    tls = TemporalConfig(tls_ca=str(pki["ca"]), tls_server_name="temporal.internal")._tls()
+    assert isinstance(tls, TLSConfig)
+    assert tls.server_root_ca_cert == pki["ca"].read_bytes() and tls.domain == "temporal.internal"
+    assert tls.client_cert is None and tls.client_private_key is None
 
 
 def test_cert_and_key_go_together(pki: dict[str, Path]) -> None:
