@@ -27,8 +27,18 @@ worker: $(STAMP_DEV)
 test: $(STAMP_TEST)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# Every benchmark in bench/, each run from the repo root; one that is not there (yet) is skipped.
+BENCHMARKS ?= overhead history slack_latency discord_latency throughput
+
 bench: $(STAMP_TEST)
-	$(BIN)/python bench/overhead.py
+	@set -e; for name in $(BENCHMARKS); do \
+		if [ -f bench/$$name.py ]; then \
+			echo "== bench/$$name.py"; \
+			$(BIN)/python bench/$$name.py; \
+		else \
+			echo "== bench/$$name.py: not there, skipped"; \
+		fi; \
+	done
 
 clean:
 	rm -rf $(VENV) .durabot .pytest_cache
