@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from .errors import ABORTED, FINGERPRINT_ERROR
+from . import metrics
 from .events import EventBus, stream_key
 from .hooks import AbortRun, HookContext, Hooks
 from .model import ChatModel
@@ -147,12 +148,26 @@ class AgentActivities:
         for hook in self.hooks:
             messages = await _run_hook(hook.before_llm(hook_ctx, messages)) or messages
 
+        first: list[float] = []
+        deltas = [0]
+
         async def on_delta(delta: str) -> None:
+            deltas[0] += 1
+            if not first:
+                first.append(time.time())
+                if req.turn_started is not None:
+                    metrics.first_token_seconds.observe(max(0.0, first[0] - req.turn_started))
             await self._publish(stream, AgentEvent(kind="token", turn_id=req.turn_id, delta=delta,
                                                    round=req.round, attempt=info.attempt, source=src))
 
-        async with self._heartbeating(self._heartbeat_every()):
-            result = await self.model.complete(messages, tools, on_delta)
+        try:
+            async with self._heartbeating(self._heartbeat_every()):
+                result = await self.model.complete(messages, tools, on_delta)
+        except ApplicationError as exc:
+            metrics.llm_errors_total.labels(kind=_error_kind(exc)).inc()
+            raise
+        metrics.llm_tokens_total.labels(kind="prompt").inc(result.prompt_tokens)
+        metrics.llm_tokens_total.labels(kind="completion").inc(result.completion_tokens or deltas[0])
         for hook in self.hooks:
             result = await _run_hook(hook.after_llm(hook_ctx, result)) or result
         for call in result.tool_calls:
@@ -212,6 +227,7 @@ class AgentActivities:
             text = await _run_hook(hook.after_tool(hook_ctx, call.name, text)) or text
         if len(text) > MAX_TOOL_OUTPUT:
             text = text[:MAX_TOOL_OUTPUT] + f"\n[output truncated: {len(text)} characters in all]"
+        metrics.tool_calls_total.labels(tool=call.name, outcome="ok" if ok else "error").inc()
         await self._publish(stream, AgentEvent(kind="tool_finished", turn_id=req.turn_id, tool=call.name,
                                                call_id=call.id, data={"ok": ok}, source=req.source))
         return ToolResult(call_id=call.id, name=call.name, output=text, ok=ok)
@@ -237,6 +253,17 @@ class AgentActivities:
             return None
         handle = client.get_workflow_handle(wid, run_id=latest.run_id, result_type=Carry)
         return await handle.result(follow_runs=False)
+
+
+def _error_kind(exc: ApplicationError) -> str:
+    text = str(exc)
+    for needle, kind in (("HTTP 429", "rate_limit"), ("HTTP 408", "timeout"), ("unreachable", "timeout"),
+                         ("malformed", "malformed")):
+        if needle in text:
+            return kind
+    if "HTTP 5" in text:
+        return "server"
+    return "client" if "HTTP 4" in text else "other"
 
 
 def _fit(messages: list[ChatMessage], budget: int) -> list[ChatMessage]:

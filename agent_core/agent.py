@@ -402,7 +402,17 @@ class Agent:
     def subscribe(self, conversation_id: str, turn_id: str, after: str | None = None,
                   idle_timeout: float | None = None) -> AsyncIterator[AgentEvent]:
         """Live events of one turn from the bus (tokens, tools, retry markers), from offset ``after``."""
-        return self.event_bus.subscribe(stream_key(conversation_id, turn_id), after, idle_timeout=idle_timeout)
+        return _measured(self.event_bus.subscribe(stream_key(conversation_id, turn_id), after,
+                                                  idle_timeout=idle_timeout))
+
+
+async def _measured(events: AsyncIterator[AgentEvent]) -> AsyncIterator[AgentEvent]:
+    from .metrics import event_bus_lag_seconds
+
+    async for ev in events:
+        if ev.ts:
+            event_bus_lag_seconds.observe(max(0.0, time.time() - ev.ts))
+        yield ev
 
 
 def _delegation_tool(sub: "Agent") -> Tool:

@@ -62,6 +62,7 @@ class InMemoryEventBus:
         self._ttl = ttl
 
     async def publish(self, stream: str, event: AgentEvent) -> None:
+        event.ts = event.ts or time.time()
         now = time.monotonic()
         entry = self._streams.get(stream)
         if entry is None:

@@ -64,6 +64,7 @@ class RedisEventBus:
     async def publish(self, stream: str, event: AgentEvent) -> None:
         self._breaker.check()
         key = self.prefix + stream
+        event.ts = event.ts or time.time()
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.xadd(key, {"e": encode_event(event)}, maxlen=self.maxlen, approximate=True)

@@ -214,6 +214,7 @@ class LLMRequest:
     stream: str | None = None  # publish live events here instead of this turn's own stream
     source: str | None = None  # marks those events (a sub-agent's name)
     context_chars: int = 100_000
+    turn_started: float | None = None  # epoch seconds the turn began, for the time-to-first-token metric
 
 
 @dataclass
@@ -355,6 +356,7 @@ class AgentEvent:
     offset: str | None = None  # position on the event bus, for resuming a subscription
     data: dict[str, Any] = field(default_factory=dict)
     source: str | None = None  # set on events of a sub-agent, to its name
+    ts: float | None = None  # epoch seconds of publication, for the event-bus lag metric
 
 
 def workflow_id_for(agent_name: str, conversation_id: str) -> str:

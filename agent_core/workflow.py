@@ -78,6 +78,8 @@ class ConversationWorkflow:
         self.delivering = False
         self.continuing = False
         self.started_at = workflow.now().isoformat()
+        self.turn_started = workflow.now().timestamp()
+        self.turn_spoke = False
         # Pausing a turn for continue-as-new (see _Checkpoint).
         self.resume = inp.resume
         self.pending_cancel: CancelRequest | None = inp.cancel
@@ -343,6 +345,8 @@ class ConversationWorkflow:
             if msg.context and self.next_seq == 0:
                 self._append(*msg.context)
             self._append(ChatMessage(role="user", content=msg.text, name=msg.user_name))
+        self.turn_started = workflow.now().timestamp()
+        self.turn_spoke = False
         self.current_task = asyncio.create_task(self._turn_body(msg, st, resume))
         if self.pending_cancel is not None:
             st.cancelled_by = self.pending_cancel.by
@@ -375,6 +379,10 @@ class ConversationWorkflow:
         st.step = None
         self.turns += 1
         self._bump(st, milestone=True)
+        meter = workflow.metric_meter()
+        meter.create_counter("durabot_turns", "Turns ended, by outcome").add(1, {"outcome": st.state})
+        meter.create_histogram_float("durabot_turn_seconds", "Turn duration", "s").record(
+            workflow.now().timestamp() - self.turn_started)
         for info in st.approvals:
             if info.status == "pending":
                 info.status = "cancelled"
@@ -427,6 +435,7 @@ class ConversationWorkflow:
                 stream=self.parent.stream if self.parent else None,
                 source=self.parent.source if self.parent else None,
                 context_chars=self.spec.context_chars,
+                turn_started=None if self.turn_spoke else self.turn_started,  # until the turn's first text
             )
             result = await workflow.execute_activity(
                 LLM_ACTIVITY, request, result_type=LLMResult, **self._activity_options(self.spec.timeouts.llm),
@@ -434,6 +443,7 @@ class ConversationWorkflow:
             if result.transcript_missing and not resync:
                 resync = True
                 continue
+            self.turn_spoke = self.turn_spoke or bool(result.text)
             self.synced_seq = self.next_seq
             return result
 
@@ -537,6 +547,7 @@ class ConversationWorkflow:
             st.state, st.step = "awaiting_approval", f"waiting for approval of {call.name}"
             self._bump(st, milestone=True)
             self._notify("approval_requested", msg, st, approval=info)
+            workflow.metric_meter().create_counter("durabot_approvals_requested", "Approvals asked").add(1)
             await self._raise_to_parent(info)
         else:  # resumed after continue-as-new: the card is already out, only wait again
             self.approvals[info.id] = info
@@ -558,6 +569,12 @@ class ConversationWorkflow:
             st.state = "running"
         self._bump(st, milestone=True)
         self._notify("approval_decided", msg, st, approval=info)
+        meter = workflow.metric_meter()
+        meter.create_counter("durabot_approvals_decided", "Approvals ended").add(1, {"outcome": info.status})
+        if info.deadline:
+            asked = _parse_time(info.deadline) - timedelta(seconds=self.spec.timeouts.approval)
+            meter.create_histogram_float("durabot_approval_wait_seconds", "Approval wait", "s").record(
+                max(0.0, (workflow.now() - asked).total_seconds()))
         await self._raise_to_parent(info)
         return info
 

@@ -25,11 +25,17 @@ async def run_adapter(settings: Settings, platform: str) -> None:
         from bots.discord.app import run_discord as run
     else:
         raise UserError(f"unknown platform {platform!r}")
+    from .observability import install_temporal_runtime, start_health
+
+    runtime_metrics = install_temporal_runtime(settings)
     agent = build_agent(settings)
     await agent.start()
+    health = await start_health(settings, lambda: agent._client, runtime_metrics)
     if not settings.local_worker:
         log.info("no embedded worker: 'durabot worker' processes must serve task queue %r", agent.task_queue)
     try:
         await run(settings, agent)
     finally:
         await agent.close()
+        if health is not None:
+            await health.cleanup()

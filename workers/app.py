@@ -27,9 +27,15 @@ def build_agent(settings: Settings, *, local_worker: bool | None = None,
         from agent_core.redis_backend import RedisEventBus, RedisTranscriptStore
 
         bus, store = RedisEventBus(settings.redis_url), RedisTranscriptStore(settings.redis_url)
+    temporal = settings.temporal_config()
+    from .observability import configure_tracing
+
+    interceptor = configure_tracing()  # None unless OTEL_* variables ask for tracing
+    if interceptor is not None:
+        temporal.interceptors = (interceptor,)
     return Agent(
         settings.agent_name, model=model, system_prompt=settings.system_prompt, tools=tools,
-        temporal=settings.temporal_config(), approval=settings.approval,
+        temporal=temporal, approval=settings.approval,
         local_worker=settings.local_worker if local_worker is None else local_worker,
         event_bus=bus, store=store, mode=mode, mcp_servers=mcp,
     )

@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.load()
-        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        from .observability import configure_logging
+
+        configure_logging(settings.log_level, json=settings.log_json, secrets=settings.secrets())
         logging.getLogger("temporalio").setLevel(logging.WARNING)
         if getattr(args, "no_local_worker", False):
             settings.local_worker = False

@@ -15,6 +15,13 @@ from .app import build_agent
 log = logging.getLogger(__name__)
 
 
+async def _cleanup_on_cancel(runner) -> None:
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
 async def run_dev(settings: Settings, data_dir: str = ".durabot", chat: bool = True) -> None:
     server = None
     host, _, port = settings.temporal_address.rpartition(":")
@@ -30,6 +37,9 @@ async def run_dev(settings: Settings, data_dir: str = ".durabot", chat: bool = T
     else:
         print(f"Using the Temporal server at {settings.temporal_address}")
     settings.local_worker = True
+    from .observability import install_temporal_runtime, start_health
+
+    runtime_metrics = install_temporal_runtime(settings)
     agent = build_agent(settings)
     if settings.use_demo_model:
         print("Model: the built-in OFFLINE DEMO model (set OPENAI_API_KEY or OPENAI_BASE_URL for a real one)")
@@ -39,6 +49,9 @@ async def run_dev(settings: Settings, data_dir: str = ".durabot", chat: bool = T
     tasks: list[asyncio.Task] = []
     try:
         await agent.start()
+        health = await start_health(settings, lambda: agent._client, runtime_metrics)
+        if health is not None:
+            tasks.append(asyncio.create_task(_cleanup_on_cancel(health)))
         if settings.slack_bot_token and (settings.slack_signing_secret or settings.slack_app_token):
             from bots.slack.app import run_slack
 

@@ -2,8 +2,10 @@
 
 Four parts, each usable on its own; the entry point wires them once:
 
-- **Metrics**: a module-level Prometheus ``REGISTRY`` with named metrics (``turns_total``, ...).
-  Processes increment them; ``/metrics`` serves them.
+- **Metrics**: the Prometheus ``REGISTRY`` of ``agent_core.metrics`` (model tokens and errors, time to
+  first token, tool calls, platform API calls, rate-limit waits, event-bus lag); ``/metrics`` serves it.
+  Turn and approval metrics are recorded by the workflow through Temporal's replay-safe metric meter,
+  so they come out of the Temporal runtime's exporter (``temporal_metrics_runtime``), appended below.
 - **Health**: ``serve_health(port, ready)`` runs a small aiohttp server with ``/healthz`` (liveness),
   ``/readyz`` (readiness, from ``ready()``) and ``/metrics``.
 - **Logging**: ``configure_logging(level, json, secrets)``: one line per event, JSON if asked, and
@@ -29,108 +31,24 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------- metrics
-
-disable_created_metrics()  # no "*_created" series: they double the output and nobody graphs them
-REGISTRY = CollectorRegistry(auto_describe=True)
-_NS = "durabot"
-
-turns_total = Counter(
-    "turns",
-    "Agent turns finished, by outcome (answered | failed | cancelled | limit | timeout).",
-    ["outcome"],
-    namespace=_NS,
-    registry=REGISTRY,
+# The metrics live in agent_core.metrics (activities and adapters increment them); re-exported here.
+from agent_core.metrics import (  # noqa: E402
+    METRIC_NAMES,
+    REGISTRY,
+    WORKFLOW_METRIC_NAMES,
+    event_bus_lag_seconds,
+    first_token_seconds,
+    llm_errors_total,
+    llm_tokens_total,
+    platform_api_calls_total,
+    rate_limit_wait_seconds_total,
+    tool_calls_total,
 )
-turn_seconds = Histogram(
-    "turn_seconds",
-    "Wall time of one turn, from the user's message to the final answer.",
-    namespace=_NS,
-    registry=REGISTRY,
-    buckets=(0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
-)
-first_token_seconds = Histogram(
-    "first_token_seconds",
-    "Time from the user's message to the first streamed token.",
-    namespace=_NS,
-    registry=REGISTRY,
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
-)
-llm_tokens_total = Counter(
-    "llm_tokens", "LLM tokens, by kind (prompt | completion).", ["kind"], namespace=_NS, registry=REGISTRY
-)
-llm_errors_total = Counter(
-    "llm_errors",
-    "LLM call failures, by kind (rate_limit | timeout | server | client | other).",
-    ["kind"],
-    namespace=_NS,
-    registry=REGISTRY,
-)
-tool_calls_total = Counter(
-    "tool_calls",
-    "Tool calls, by tool and outcome (ok | error | denied | timeout).",
-    ["tool", "outcome"],
-    namespace=_NS,
-    registry=REGISTRY,
-)
-approvals_pending = Gauge(
-    "approvals_pending", "Approval requests waiting for a decision.", namespace=_NS, registry=REGISTRY
-)
-approval_wait_seconds = Histogram(
-    "approval_wait_seconds",
-    "Time from an approval request to its decision.",
-    namespace=_NS,
-    registry=REGISTRY,
-    buckets=(1, 5, 15, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600),
-)
-platform_api_calls_total = Counter(
-    "platform_api_calls",
-    "Calls to a chat platform's API, by platform and method.",
-    ["platform", "method"],
-    namespace=_NS,
-    registry=REGISTRY,
-)
-rate_limit_wait_seconds_total = Counter(
-    "rate_limit_wait_seconds",
-    "Seconds spent waiting for a platform's rate limits.",
-    ["platform"],
-    namespace=_NS,
-    registry=REGISTRY,
-)
-event_bus_lag_seconds = Histogram(
-    "event_bus_lag_seconds",
-    "Delay between an event's publication and its reading by an adapter.",
-    namespace=_NS,
-    registry=REGISTRY,
-    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
-)
-
-METRIC_NAMES = (
-    "durabot_turns_total",
-    "durabot_turn_seconds",
-    "durabot_first_token_seconds",
-    "durabot_llm_tokens_total",
-    "durabot_llm_errors_total",
-    "durabot_tool_calls_total",
-    "durabot_approvals_pending",
-    "durabot_approval_wait_seconds",
-    "durabot_platform_api_calls_total",
-    "durabot_rate_limit_wait_seconds_total",
-    "durabot_event_bus_lag_seconds",
-)
-
 
 def metrics_text(registry: CollectorRegistry = REGISTRY) -> bytes:
     """The registry in Prometheus text format."""
@@ -421,3 +339,33 @@ def configure_tracing(
     if set_global:  # for libraries that trace through the global provider (it can be set once)
         trace.set_tracer_provider(provider)
     return TracingInterceptor(provider.get_tracer("durabot"))
+
+
+# ------------------------------------------------------------------------------------- process wiring
+
+def install_temporal_runtime(settings: Any) -> str | None:
+    """Before the first connection: have Temporal's core export its metrics (and the workflow's turn
+    and approval metrics) on a loopback port. Returns that port's URL for ``serve_health``."""
+    if not settings.metrics_port:
+        return None
+    from temporalio.runtime import Runtime
+
+    from agent_core.servers import free_port
+
+    port = free_port()
+    Runtime.set_default(temporal_metrics_runtime(port), error_if_already_set=False)
+    return f"http://127.0.0.1:{port}/metrics"
+
+
+async def start_health(settings: Any, client_of: Callable[[], Any], temporal_metrics_url: str | None) -> Any:
+    """``/healthz``, ``/readyz`` (the Temporal connection) and ``/metrics`` on DURABOT_METRICS_PORT."""
+    if not settings.metrics_port:
+        return None
+    try:
+        runner = await serve_health(settings.metrics_port, temporal_ready(client_of),
+                                    temporal_metrics_url=temporal_metrics_url)
+    except OSError as exc:  # a second process on one machine: keep running, say why there is no port
+        log.warning("health and metrics port %s unavailable (%s); set DURABOT_METRICS_PORT", settings.metrics_port, exc)
+        return None
+    log.info("health and metrics on port %s (/healthz, /readyz, /metrics)", settings.metrics_port)
+    return runner

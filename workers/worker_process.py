@@ -15,7 +15,11 @@ log = logging.getLogger(__name__)
 
 
 async def run_worker(settings: Settings, graceful_shutdown: float = 30.0) -> None:
+    from .observability import install_temporal_runtime, start_health
+
+    runtime_metrics = install_temporal_runtime(settings)
     agent = build_agent(settings, local_worker=False)
+    health = await start_health(settings, lambda: agent._client, runtime_metrics)
     delay = 0.5
     while True:  # a worker waits for Temporal to come up; once connected, the SDK reconnects by itself
         try:
@@ -39,5 +43,8 @@ async def run_worker(settings: Settings, graceful_shutdown: float = 30.0) -> Non
         await task
         log.info("worker stopped")
     finally:
+        await agent.close()
         await agent.event_bus.close()
         await agent.store.close()
+        if health is not None:
+            await health.cleanup()

@@ -80,15 +80,11 @@ async def test_metrics_lists_every_named_metric(serve: Serve, http: aiohttp.Clie
     async def ready() -> bool:
         return True
 
-    before = obs.REGISTRY.get_sample_value("durabot_turns_total", {"outcome": "answered"}) or 0.0
-    obs.turns_total.labels(outcome="answered").inc()
-    obs.turn_seconds.observe(1.5)
+    before = obs.REGISTRY.get_sample_value("durabot_llm_errors_total", {"kind": "rate_limit"}) or 0.0
     obs.first_token_seconds.observe(0.2)
     obs.llm_tokens_total.labels(kind="completion").inc(20)
     obs.llm_errors_total.labels(kind="rate_limit").inc()
     obs.tool_calls_total.labels(tool="deploy", outcome="ok").inc()
-    obs.approvals_pending.inc()
-    obs.approval_wait_seconds.observe(12)
     obs.platform_api_calls_total.labels(platform="slack", method="chat.update").inc()
     obs.rate_limit_wait_seconds_total.labels(platform="discord").inc(0.4)
     obs.event_bus_lag_seconds.observe(0.003)
@@ -97,7 +93,7 @@ async def test_metrics_lists_every_named_metric(serve: Serve, http: aiohttp.Clie
     assert status == 200
     for name in obs.METRIC_NAMES:
         assert f"# TYPE {name} " in text, name
-    assert f'durabot_turns_total{{outcome="answered"}} {before + 1}' in text
+    assert f'durabot_llm_errors_total{{kind="rate_limit"}} {before + 1}' in text
     assert 'durabot_tool_calls_total{outcome="ok",tool="deploy"}' in text
     assert 'durabot_platform_api_calls_total{method="chat.update",platform="slack"} ' in text
     assert "_created" not in text
@@ -118,7 +114,7 @@ async def test_metrics_include_the_temporal_runtime(
         http, f"{await serve(ready, temporal_metrics_url=f'http://127.0.0.1:{port}/metrics')}/metrics"
     )
     assert status == 200
-    assert "durabot_turns_total" in text
+    assert "durabot_llm_tokens_total" in text
     assert "temporal_request" in text  # the core SDK's RPC counter, served by the runtime
 
     # An unreachable runtime endpoint leaves the process's own metrics in place.
@@ -126,7 +122,7 @@ async def test_metrics_include_the_temporal_runtime(
         http, f"{await serve(ready, temporal_metrics_url=f'http://127.0.0.1:{free_port()}/metrics')}/metrics"
     )
     assert status == 200
-    assert "durabot_turns_total" in text
+    assert "durabot_llm_tokens_total" in text
     assert "# temporal runtime metrics unavailable" in text
 
 

@@ -19,7 +19,7 @@ def worker_env(temporal_address: str, task_queue: str, openai_url: str, tmp: Pat
         "PYTHONPATH": os.getcwd(), "TEMPORAL_ADDRESS": temporal_address, "DURABOT_TASK_QUEUE": task_queue,
         "OPENAI_BASE_URL": openai_url, "OPENAI_API_KEY": "test-key", "DURABOT_MODEL": "fake-model",
         "DURABOT_TOOLS": "tests.procs.journal_tools", "JOURNAL_PATH": str(tmp / "journal.txt"),
-        "RELEASE_PATH": str(tmp / "release"), "PYTHONUNBUFFERED": "1",
+        "RELEASE_PATH": str(tmp / "release"), "PYTHONUNBUFFERED": "1", "DURABOT_METRICS_PORT": "0",
     })
     env.update(extra)
     return env
