@@ -24,7 +24,8 @@ from temporalio.worker import Worker
 from agent_core import Agent
 from agent_core.errors import AgentRuntimeError, UserError
 from agent_core.settings import Settings
-from agent_core.types import DeliveryTarget
+from agent_core.types import Delivery, DeliveryTarget
+from bots.common.runlink import run_url
 
 from . import approvals
 from .commands import Commands
@@ -66,7 +67,10 @@ class SlackAdapter:
         self._editors: dict[str, EditScheduler] = {}
         self._update_budget = update_budget
         self.streams = LiveStreams(agent, self.web, self.editor_for)
-        self.delivery = SlackDelivery(self.web, self.editor_for, self.streams)
+        self.delivery = SlackDelivery(self.web, self.editor_for, self.streams, self.run_link)
+        if settings.temporal_ui_url and run_url(settings.temporal_ui_url, "default", "w") is None:
+            log.warning("TEMPORAL_UI_URL=%r is not an http(s) address; answers carry no link to their run",
+                        settings.temporal_ui_url)
         self.commands = Commands(agent, self.web, settings)
         self.bot_user_id: str | None = None
         self.bot_id: str | None = None
@@ -95,6 +99,12 @@ class SlackAdapter:
                 editor = EditScheduler(self.web)
             self._editors[team] = editor
         return editor
+
+    def run_link(self, d: Delivery) -> str | None:
+        """The Temporal UI page of a delivery's run, when TEMPORAL_UI_URL is set."""
+        if not self.settings.temporal_ui_url:
+            return None
+        return run_url(self.settings.temporal_ui_url, self.agent.client.namespace, d.workflow_id, d.run_id)
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:

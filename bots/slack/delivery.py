@@ -16,6 +16,7 @@ from datetime import timedelta
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from agent_core.metrics import rate_limit_wait_seconds_total
 from agent_core.types import Delivery
 
 from .edits import EditScheduler
@@ -26,6 +27,7 @@ from .render import (
     card_blocks,
     card_key,
     failed_text,
+    with_run_link,
 )
 from .streaming import LiveStreams
 from .web import SlackCallError, SlackWeb
@@ -35,11 +37,18 @@ log = logging.getLogger(__name__)
 DELIVER_ACTIVITY = "durabot.deliver"
 
 
+def _no_link(_d: Delivery) -> str | None:
+    return None
+
+
 class SlackDelivery:
-    def __init__(self, web: SlackWeb, editor_for: Callable[[str], EditScheduler], streams: LiveStreams) -> None:
+    def __init__(self, web: SlackWeb, editor_for: Callable[[str], EditScheduler], streams: LiveStreams,
+                 run_link: Callable[[Delivery], str | None] = _no_link) -> None:
+        """``run_link`` gives the Temporal UI address of a delivery's run (None: no link shown)."""
         self.web = web
         self.editor_for = editor_for
         self.streams = streams
+        self.run_link = run_link
         self._cards: OrderedDict[tuple[str, str], str] = OrderedDict()  # (conversation, approval) -> ts
 
     @activity.defn(name=DELIVER_ACTIVITY)
@@ -49,6 +58,8 @@ class SlackDelivery:
             await self.deliver_once(d, attempt)
         except SlackCallError as exc:
             if exc.retryable:
+                if exc.status == 429 and exc.retry_after:  # Temporal waits this long before the retry
+                    rate_limit_wait_seconds_total.labels(platform="slack").inc(exc.retry_after)
                 delay = timedelta(seconds=exc.retry_after) if exc.retry_after else None
                 raise ApplicationError(str(exc), type="SlackRetryLater", next_retry_delay=delay) from None
             # Slack refused for good (channel gone, bot removed...): retrying cannot help.
@@ -93,14 +104,16 @@ class SlackDelivery:
         placeholder = await self.streams.placeholder(d.conversation_id, d.turn_id)
         if placeholder is None:  # not posted by this process: maybe by one before a restart
             placeholder = (await lookup.keys()).get(answer_key(d.turn_id, 0))
+        link = self.run_link(d)
         for i, part in enumerate(parts):
             key = answer_key(d.turn_id, i)
+            blocks = with_run_link(part, link) if link and i == len(parts) - 1 else None
             if i == 0 and placeholder:
-                await self.editor_for(team).send(channel, placeholder, part, meta_key=key)
+                await self.editor_for(team).send(channel, placeholder, part, blocks=blocks, meta_key=key)
                 continue
             if (attempt > 1 or not placeholder) and key in await lookup.keys():
                 continue  # an earlier attempt posted this part
-            await self.web.post(channel, thread, part, key=key)
+            await self.web.post(channel, thread, part, key=key, blocks=blocks)
 
     def _remember_card(self, conversation_id: str, approval_id: str, ts: str) -> None:
         self._cards[(conversation_id, approval_id)] = ts

@@ -16,6 +16,8 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+from agent_core.metrics import rate_limit_wait_seconds_total
+
 from .limits import UPDATE_LIMIT, UPDATE_WINDOW, SlidingWindow, TokenBucket
 from .web import MAX_WAIT, SlackCallError, SlackWeb
 
@@ -118,35 +120,38 @@ class EditScheduler:
     def _reserve(self) -> int:
         return len(self._open) + 2  # a final for every open stream, and room for approval cards
 
-    def _next(self) -> tuple[_Edit | None, float]:
-        """The edit to send now, or how long to wait before looking again."""
+    def _next(self) -> tuple[_Edit | None, float, float]:
+        """The edit to send now, or how long to wait before looking again and how much of that wait
+        the rate budget imposes (the rest is the per-message live interval, or nothing to do)."""
         now = time.monotonic()
         while self._finals and self._finals[0].future is not None and self._finals[0].future.done():
             self._finals.popleft()
         if self._finals:
             delay = self.window.delay(now=now)
-            return (self._finals.popleft(), 0.0) if delay <= 0 else (None, delay)
+            return (self._finals.popleft(), 0.0, 0.0) if delay <= 0 else (None, delay, delay)
         if not self._live:
-            return None, 3600.0
+            return None, 3600.0, 0.0
         key = min(self._live, key=lambda k: self._last.get(k, 0.0))
-        delay = max(
-            self.window.delay(self._reserve(), now=now), self.pace.delay(now=now),
-            self._last.get(key, 0.0) + LIVE_MIN_INTERVAL - now,
-        )
+        budget = max(self.window.delay(self._reserve(), now=now), self.pace.delay(now=now))
+        delay = max(budget, self._last.get(key, 0.0) + LIVE_MIN_INTERVAL - now)
         if delay > 0:
-            return None, delay
+            return None, delay, budget
         self.pace.take(now)
-        return self._live.pop(key), 0.0
+        return self._live.pop(key), 0.0, 0.0
 
     async def _run(self) -> None:
         while True:
             self._wake.clear()
-            edit, delay = self._next()
+            edit, delay, held = self._next()
             if edit is None:
+                start = time.monotonic()
                 try:
                     await asyncio.wait_for(self._wake.wait(), delay)
                 except TimeoutError:
                     pass
+                if held > 0:
+                    waited = min(time.monotonic() - start, held)
+                    rate_limit_wait_seconds_total.labels(platform="slack").inc(waited)
                 continue
             await self._send(edit)
 

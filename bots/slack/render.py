@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from agent_core.types import ApprovalInfo
+from bots.common.runlink import LINK_LABEL
 from bots.common.split import split_message
 
 from .ids import button_ids
@@ -12,6 +13,7 @@ from .mrkdwn import escape, to_mrkdwn
 
 MAX_PART = 12_000  # characters per answer message; Slack truncates text past 40,000
 THINKING = "_Thinking…_"
+SECTION_TEXT = 2_900  # characters per section block (Slack allows 3,000)
 ARGS_SHOWN = 1_500  # characters of tool arguments on a card (a section holds 3,000)
 METADATA_TYPE = "durabot_message"
 
@@ -60,6 +62,19 @@ def answer_parts(text: str, tools: list[str]) -> list[str]:
     if tools:
         body += "\n\n" + tools_line(tools)
     return split_message(body, MAX_PART) or ["_(no answer)_"]
+
+
+def with_run_link(text: str, url: str) -> list[dict]:
+    """Blocks that show ``text`` (one answer part) followed by a small link to its run.
+
+    With blocks, Slack shows the blocks and keeps ``text`` for notifications and search, so the part is
+    repeated in sections (3,000 characters each at most: a 12,000-character part takes four).
+    """
+    sections = split_message(text, SECTION_TEXT) or [text]
+    blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": s}} for s in sections]
+    link = f":mag: <{escape(url)}|{LINK_LABEL}>"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": link}]})
+    return blocks
 
 
 def failed_text(error: str | None) -> str:

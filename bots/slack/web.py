@@ -16,6 +16,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from agent_core.metrics import platform_api_calls_total, rate_limit_wait_seconds_total
+
 from .limits import TokenBucket
 from .render import metadata, metadata_key
 
@@ -41,9 +43,27 @@ class SlackCallError(Exception):
                 or self.error in _RETRYABLE_ERRORS)
 
 
+class MeteredWebClient(AsyncWebClient):
+    """Counts every Web API call by method: the adapter's own, and those Bolt and Socket Mode make
+    through the same client (``auth.test``, ``apps.connections.open``)."""
+
+    async def api_call(self, api_method: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        platform_api_calls_total.labels(platform="slack", method=api_method).inc()
+        return await super().api_call(api_method, *args, **kwargs)
+
+
 def make_client(token: str, api_url: str | None) -> AsyncWebClient:
     base = (api_url or "https://slack.com/api/").rstrip("/") + "/"
-    return AsyncWebClient(token=token, base_url=base, retry_handlers=[], timeout=15)
+    return MeteredWebClient(token=token, base_url=base, retry_handlers=[], timeout=15)
+
+
+async def rate_wait(seconds: float) -> None:
+    """Sleep because of a rate budget or a Retry-After, and count it."""
+    start = time.monotonic()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        rate_limit_wait_seconds_total.labels(platform="slack").inc(time.monotonic() - start)
 
 
 def _form(value: Any) -> Any:
@@ -87,7 +107,7 @@ class SlackWeb:
         while (wait := budget.delay()) > 0:
             if wait > max_wait:
                 raise SlackCallError("chat.postMessage", "channel budget exhausted", 429, wait)
-            await asyncio.sleep(wait)
+            await rate_wait(wait)
         budget.take()
         params: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False, "unfurl_media": False}
         if thread_ts:

@@ -5,6 +5,7 @@ documented limits the adapter must respect:
 - chat.update: at most ``update_limit`` calls per ``update_window`` seconds per workspace (Tier 3,
   "~50 per minute") -> HTTP 429 with Retry-After;
 - chat.postMessage: ~1 per second per channel with short bursts (a token bucket) -> 429;
+- ``rate_limit_next``: a test forces the next calls of a method to answer 429;
 - sizes: text over 40,000 characters (msg_too_long), over 50 blocks, a section over 3,000
   characters, an action_id over 255 or a value over 2,000 (invalid_blocks).
 ``over_limit`` counts requests refused for rate; a well-behaved client keeps it at 0.
@@ -57,6 +58,7 @@ class FakeSlack:
         self.visible: list[tuple[float, str, str, str]] = []  # (at, channel, ts, text) of posts and edits
         self.over_limit = 0
         self.lose_response: dict[str, int] = {}  # method -> how many next calls succeed but answer 500
+        self.rate_limit_next: dict[str, int] = {}  # method -> how many next calls answer 429 (Retry-After: 1)
         self._updates: dict[str, deque[float]] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
         self._ts = itertools.count(1)
@@ -143,6 +145,11 @@ class FakeSlack:
         expected = self.app_token if method == "apps.connections.open" else self.token
         if auth != f"Bearer {expected}":
             return await self._answer(method, params, {"ok": False, "error": "invalid_auth"})
+        if self.rate_limit_next.get(method, 0) > 0:  # forced by a test: not counted in over_limit
+            self.rate_limit_next[method] -= 1
+            self.calls.append(Call(method, params, 429, "ratelimited"))
+            await self._notify()
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "1"})
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return await self._answer(method, params, {"ok": False, "error": "unknown_method"})
