@@ -18,7 +18,10 @@ from temporalio.worker import Worker
 from agent_core import Agent
 from agent_core.errors import UserError
 from agent_core.settings import Settings
+from agent_core.types import Delivery
+from bots.common.runlink import run_url
 
+from .apitrace import api_trace
 from .buttons import ApprovalButton
 from .commands import build_group
 from .delivery import DiscordDelivery
@@ -76,7 +79,7 @@ def configure_endpoints(settings: Settings) -> None:
 class DurabotClient(discord.Client):
     def __init__(self, adapter: "DiscordAdapter", *, message_content: bool) -> None:
         super().__init__(intents=intents(message_content), allowed_mentions=discord.AllowedMentions.none(),
-                         guild_ready_timeout=adapter.guild_ready_timeout)
+                         guild_ready_timeout=adapter.guild_ready_timeout, http_trace=api_trace())
         self.adapter = adapter
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(build_group(adapter))
@@ -111,6 +114,15 @@ class DiscordAdapter:
         self._worker_task: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
         self._announced = False
+        if settings.temporal_ui_url and run_url(settings.temporal_ui_url, "default", "w") is None:
+            log.warning("TEMPORAL_UI_URL=%r is not an http(s) address; answers carry no link to their run",
+                        settings.temporal_ui_url)
+
+    def run_link(self, d: Delivery) -> str | None:
+        """The Temporal UI page of a delivery's run, when TEMPORAL_UI_URL is set."""
+        if not self.settings.temporal_ui_url:
+            return None
+        return run_url(self.settings.temporal_ui_url, self.agent.client.namespace, d.workflow_id, d.run_id)
 
     async def serve(self) -> None:
         configure_endpoints(self.settings)

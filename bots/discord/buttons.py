@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from agent_core.errors import ApprovalError, DurabotError
+from bots.common.runlink import LINK_LABEL
 
 from .ids import BUTTON_TEMPLATE, ConversationRef, button_custom_id, from_match
 from .render import approval_decided
@@ -59,6 +60,23 @@ def approval_view(ref: ConversationRef, approval_id: str) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(ApprovalButton(ref, approval_id, True))
     view.add_item(ApprovalButton(ref, approval_id, False))
+    return view
+
+
+LINK_URL_LIMIT = 512  # Discord refuses a link button whose URL is longer
+
+
+def run_link_view(url: str) -> discord.ui.View | None:
+    """A link button to the run in the Temporal UI (no custom id: Discord opens it, nothing to handle).
+
+    A button rather than a ``-#`` subtext line: it takes none of the message's 2,000 characters, so the
+    answer's text and its split into parts stay exactly as they are with or without TEMPORAL_UI_URL.
+    """
+    if len(url) > LINK_URL_LIMIT:
+        log.warning("run link of %d characters is over Discord's %d; no button shown", len(url), LINK_URL_LIMIT)
+        return None
+    view = discord.ui.View(timeout=None)
+    view.add_item(discord.ui.Button(style=discord.ButtonStyle.link, label=LINK_LABEL, url=url))
     return view
 
 

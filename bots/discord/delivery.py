@@ -16,10 +16,11 @@ import discord
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from agent_core.metrics import rate_limit_wait_seconds_total
 from agent_core.types import Delivery
 from agent_core.workflow import DELIVER_ACTIVITY
 
-from .buttons import approval_view
+from .buttons import approval_view, run_link_view
 from .ids import button_custom_id, nonce, parse_conversation_id
 from .render import approval_card, approval_decided, cancelled_note, failed_note, reply_parts
 from .streaming import Reply
@@ -57,7 +58,8 @@ class DiscordDelivery:
         except discord.NotFound as exc:
             raise ApplicationError(f"the thread of {d.conversation_id!r} is gone ({exc.text})",
                                    type="DiscordNotFound", non_retryable=True) from None
-        except discord.RateLimited as exc:
+        except discord.RateLimited as exc:  # Temporal waits this long before the retry
+            rate_limit_wait_seconds_total.labels(platform="discord").inc(exc.retry_after)
             raise ApplicationError("Discord rate limit", type="DiscordRateLimited",
                                    next_retry_delay=timedelta(seconds=exc.retry_after)) from None
         except discord.HTTPException as exc:
@@ -81,7 +83,8 @@ class DiscordDelivery:
             parts = reply_parts(reply.live_text, reply.tools or d.tool_calls, note=cancelled_note(d.by), partial=True)
         else:
             parts = reply_parts("", d.tool_calls, note=failed_note(d.text))
-        await self.adapter.writer.show(reply, parts, final=True)
+        link = self.adapter.run_link(d)
+        await self.adapter.writer.show(reply, parts, final=True, view=run_link_view(link) if link else None)
 
     async def _approval_requested(self, d: Delivery) -> None:
         info, ref = d.approval, parse_conversation_id(d.conversation_id)

@@ -12,6 +12,8 @@ import asyncio
 import time
 from collections import deque
 
+from agent_core.metrics import rate_limit_wait_seconds_total
+
 
 class ChannelLimiter:
     def __init__(self, per: int = 5, window: float = 5.0, margin: float = 0.1) -> None:
@@ -33,6 +35,7 @@ class ChannelLimiter:
                     sent.append(now)
                     break
                 await asyncio.sleep(sent[0] + self.window - now)
+                rate_limit_wait_seconds_total.labels(platform="discord").inc(time.monotonic() - now)
         self._forget_idle()
 
     def _forget_idle(self) -> None:

@@ -81,26 +81,29 @@ class ReplyWriter:
         self._client = client
         self.limiter = limiter
 
-    async def show(self, reply: Reply, parts: list[str], *, final: bool) -> None:
+    async def show(self, reply: Reply, parts: list[str], *, final: bool,
+                   view: discord.ui.View | None = None) -> None:
+        """Write ``parts``; ``view`` (buttons) goes on the last message, which is then always written."""
         async with reply.lock:
             if reply.final:
                 return  # the final text is written; a live edit must not overwrite it
             channel = self._client().get_partial_messageable(reply.channel_id)
             for i, part in enumerate(parts):
+                extra = {"view": view} if view is not None and i == len(parts) - 1 else {}
                 if i < len(reply.message_ids):
-                    if i < len(reply.shown) and reply.shown[i] == part:
+                    if i < len(reply.shown) and reply.shown[i] == part and not extra:
                         continue
                     await self.limiter.acquire(reply.channel_id)
                     try:
-                        await channel.get_partial_message(reply.message_ids[i]).edit(content=part)
+                        await channel.get_partial_message(reply.message_ids[i]).edit(content=part, **extra)
                     except discord.NotFound:  # someone deleted it: post the text again instead of losing it
                         await self.limiter.acquire(reply.channel_id)
                         again = nonce(reply.conversation_id, reply.turn_id, i, reply.message_ids[i])
-                        reply.message_ids[i] = (await channel.send(part, nonce=again)).id
+                        reply.message_ids[i] = (await channel.send(part, nonce=again, **extra)).id
                     _set(reply.shown, i, part)
                 else:
                     await self.limiter.acquire(reply.channel_id)
-                    msg = await channel.send(part, nonce=nonce(reply.conversation_id, reply.turn_id, i))
+                    msg = await channel.send(part, nonce=nonce(reply.conversation_id, reply.turn_id, i), **extra)
                     reply.message_ids.append(msg.id)
                     _set(reply.shown, i, part)
             if final:
