@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -300,11 +301,15 @@ class Bench:
         redis = _safe_process(self.redis.proc)
         fake = _safe_process(self.fake.proc)
         others0 = [_cpu(me), _cpu(server), _cpu(redis), _cpu(fake)]
+        machine0 = _machine_busy()
         cpu0 = [w.cpu() for w in workers]
+        profilers = self.start_profilers(workers, name) if a.profile else []
         with RssSampler(workers) as rss:
             wall, latencies, errors = await self.run_turns(agent, f"run-{name}", a.conversations, a.concurrency)
         cpu1 = [w.cpu() for w in workers]
+        await asyncio.to_thread(self.stop_profilers, profilers)
         others1 = [_cpu(me), _cpu(server), _cpu(redis), _cpu(fake)]
+        machine = _machine_busy() - machine0
         timings = self.fake.timings()
 
         model_time: dict[str, float] = defaultdict(float)
@@ -345,14 +350,46 @@ class Bench:
         print(f"[{label}] other CPU per turn             client {other[0] / max(turns, 1) * 1000:.1f} ms, "
               f"temporal server {other[1] / max(turns, 1) * 1000:.1f} ms, "
               f"redis {other[2] / max(turns, 1) * 1000:.1f} ms, fake model {other[3] / max(turns, 1) * 1000:.1f} ms")
+        ours = worker_cpu + sum(other)
+        print(f"[{label}] machine CPU busy               {machine:.1f} of {wall * (os.cpu_count() or 1):.1f} "
+              f"core-seconds; benchmark's processes {ours:.1f}, other processes {max(0.0, machine - ours):.1f}")
         print(f"[{label}] peak worker RSS               "
               + ", ".join(f"{p / MB:.1f} MB" for p in rss.peak))
         print(f"[{label}] turns correct                 {turns}/{a.conversations}   "
               f"lost or wrong: {a.conversations - turns}")
         for e in errors[:5]:
             print(f"[{label}]   {e}")
+        for _, path in profilers:
+            print(f"[{label}] profile (py-spy, collapsed stacks) {path}")
+        if n_workers == 1 and correct:
+            print(f"[{label}] history of one turn            {await _history_summary(agent, correct[0])}")
         sys.stdout.flush()
         await self.stop_phase(agent, workers)
+
+    def start_profilers(self, workers: list[WorkerProc], name: str) -> list[tuple[subprocess.Popen, Path]]:
+        """py-spy on each worker during the measured batch (--profile; pip install py-spy)."""
+        spy = Path(sys.executable).parent / "py-spy"
+        out = Path(self.args.profile)
+        out.mkdir(parents=True, exist_ok=True)
+        procs = []
+        for i, w in enumerate(workers):
+            path = out / f"{name}-worker{i}.txt"
+            procs.append((subprocess.Popen([str(spy), "record", "--pid", str(w.proc.pid), "--rate", "200",
+                                            "--format", "raw", "--nonblocking", "-o", str(path)],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                           preexec_fn=_die_with_parent), path))
+        time.sleep(0.5)  # let it attach
+        return procs
+
+    @staticmethod
+    def stop_profilers(profilers: list[tuple[subprocess.Popen, Path]]) -> None:
+        for p, path in profilers:
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
 
     async def idle_phase(self) -> None:
         a = self.args
@@ -394,6 +431,11 @@ class Bench:
         self.temporal.stop()
 
 
+def _machine_busy() -> float:
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0) + getattr(t, "steal", 0)
+
+
 def _safe_process(p: Any) -> psutil.Process | None:
     try:
         return psutil.Process(p.pid) if p is not None else None
@@ -408,6 +450,22 @@ async def _close_agent(agent: Any) -> None:
         await asyncio.wait_for(agent.store.close(), 5)
     except Exception:
         pass
+
+
+async def _history_summary(agent: Any, conversation: str) -> str:
+    """Events in a one-turn conversation's history, by type: what the Temporal server does per turn."""
+    from collections import Counter
+
+    from temporalio.api.enums.v1 import EventType
+
+    try:
+        history = await asyncio.wait_for(agent._handle(conversation).fetch_history(), 10)
+    except Exception as exc:
+        return f"unknown ({type(exc).__name__})"
+    kinds = Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in history.events)
+    size = sum(e.ByteSize() for e in history.events)
+    return (f"{len(history.events)} events, {size / 1024:.1f} KB: "
+            + ", ".join(f"{k.lower()} {v}" for k, v in kinds.most_common()))
 
 
 async def _count_running(agent: Any, task_queue: str) -> str:
@@ -436,10 +494,14 @@ async def main(args: argparse.Namespace) -> int:
                 await asyncio.wait_for(bench.throughput_phase(n), args.phase_timeout)
         if args.idle:
             await asyncio.wait_for(bench.idle_phase(), args.phase_timeout)
+        shutil.rmtree(bench.tmp, ignore_errors=True)
         return 0
     except asyncio.TimeoutError:
         print(f"error: a phase took longer than {args.phase_timeout:g} s; logs in {bench.tmp}", file=sys.stderr)
         return 1
+    except BaseException:
+        print(f"logs of the servers and workers: {bench.tmp}", file=sys.stderr)
+        raise
     finally:
         await asyncio.wait_for(bench.cleanup(), 60)
 
@@ -457,6 +519,7 @@ if __name__ == "__main__":
     parser.add_argument("--settle", type=float, default=3.0, help="seconds to wait before measuring idle RSS")
     parser.add_argument("--turn-timeout", type=float, default=120.0)
     parser.add_argument("--phase-timeout", type=float, default=900.0)
+    parser.add_argument("--profile", metavar="DIR", help="record py-spy profiles of the workers into DIR")
     parser.add_argument("--skip-throughput", action="store_true", help="only the idle-memory phase")
     signal.signal(signal.SIGTERM, _sigterm)
     try:
