@@ -79,3 +79,43 @@ async def test_replay_of_a_fresh_history(make_agent, fake_openai):
 async def test_replay_of_recorded_histories(path: Path):
     history = WorkflowHistory.from_json("recorded", path.read_text())
     await Replayer(workflows=[ConversationWorkflow], workflow_runner=_RUNNER).replay_workflow(history)
+
+
+async def test_replay_of_delegation_and_continue_as_new(temporal_config, model, fake_openai):
+    """Histories with child workflows, approvals raised to a parent, and a mid-turn continue-as-new."""
+    from dataclasses import replace as dc_replace
+
+    from agent_core import Agent
+
+    def deleg_script(body: dict) -> Reply:
+        msgs = body["messages"]
+        who, last = msgs[0]["content"], msgs[-1]
+        if last["role"] == "tool":
+            return Reply(text=f"{who}: {last['content']}")
+        if who == "lead":
+            return Reply(tool_calls=[("ask_helper", {"task": last["content"]})])
+        return Reply(tool_calls=[("guarded", {"x": 7})])
+
+    fake_openai.script = deleg_script
+    helper = Agent("helper", model=model, system_prompt="helper", tools=[guarded],
+                   temporal=dc_replace(temporal_config, task_queue=temporal_config.task_queue + "-h"))
+    lead = Agent("lead", model=model, system_prompt="lead", subagents=[helper], temporal=temporal_config,
+                 max_history_events=20)
+    async with lead:
+        for i in range(2):
+            handle = await lead.run_async(f"job {i}", conversation_id="replay-deleg")
+            async for ev in handle.events():
+                if ev.kind == "approval_requested":
+                    await lead.decide("replay-deleg", ev.approval.id, True, by="t")
+            assert (await handle.result(30)).text == "lead: helper: guarded 7"
+        histories = []
+        async for ex in lead.client.list_workflows("WorkflowType = 'DurabotConversation'"):
+            if "replay-deleg" in ex.id and ex.status.name != "RUNNING":  # a run still open is not whole
+                histories.append(await lead.client.get_workflow_handle(ex.id, run_id=ex.run_id).fetch_history())
+    assert len(histories) >= 3  # the lead's closed runs (it continued as new) and two helper children
+    if os.environ.get("RECORD_HISTORIES"):
+        for i, history in enumerate(histories):
+            (HISTORIES / f"delegation_{i}.json").write_text(history.to_json())
+    replayer = Replayer(workflows=[ConversationWorkflow], workflow_runner=_RUNNER)
+    for history in histories:
+        await replayer.replay_workflow(history)
