@@ -37,6 +37,7 @@ class AgentActivities:
         store: TranscriptStore, fingerprint: str, manifest: dict[str, str], hooks: list[Hooks] | None = None,
     ) -> None:
         self.hooks = list(hooks or [])
+        self.token_interval = 0.03  # live tokens are sent at most this often (the first one at once)
         self.system_prompt = system_prompt
         self.model = model
         self.tools = {t.name: t for t in tools}
@@ -157,15 +158,21 @@ class AgentActivities:
                 first.append(time.time())
                 if req.turn_started is not None:
                     metrics.first_token_seconds.observe(max(0.0, first[0] - req.turn_started))
-            await self._publish(stream, AgentEvent(kind="token", turn_id=req.turn_id, delta=delta,
+            batcher.add(delta)
+
+        async def send(text: str) -> None:
+            await self._publish(stream, AgentEvent(kind="token", turn_id=req.turn_id, delta=text,
                                                    round=req.round, attempt=info.attempt, source=src))
 
+        batcher = _TokenBatcher(send, self.token_interval)
         try:
             async with self._heartbeating(self._heartbeat_every()):
                 result = await self.model.complete(messages, tools, on_delta)
         except ApplicationError as exc:
             metrics.llm_errors_total.labels(kind=_error_kind(exc)).inc()
             raise
+        finally:
+            await batcher.close()
         metrics.llm_tokens_total.labels(kind="prompt").inc(result.prompt_tokens)
         metrics.llm_tokens_total.labels(kind="completion").inc(result.completion_tokens or deltas[0])
         for hook in self.hooks:
@@ -253,6 +260,43 @@ class AgentActivities:
             return None
         handle = client.get_workflow_handle(wid, run_id=latest.run_id, result_type=Carry)
         return await handle.result(follow_runs=False)
+
+
+class _TokenBatcher:
+    """Publishes the first token at once, then what arrives within ``interval`` as one event.
+
+    One bus write per batch instead of per token: most of a worker's publishing cost goes away, and
+    a chat platform could not show more updates per second anyway. Order is kept: one writer task.
+    """
+
+    def __init__(self, send: Any, interval: float) -> None:
+        self.send = send
+        self.interval = interval
+        self.buffer: list[str] = []
+        self.task: asyncio.Task | None = None
+        self.sent_first = False
+
+    def add(self, delta: str) -> None:
+        self.buffer.append(delta)
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._flush(delay=self.sent_first))
+        self.sent_first = True
+
+    async def _flush(self, delay: bool) -> None:
+        if delay:
+            await asyncio.sleep(self.interval)
+        while self.buffer:
+            text, self.buffer = "".join(self.buffer), []
+            await self.send(text)
+
+    async def close(self) -> None:
+        if self.task is not None:
+            try:
+                await self.task
+            except asyncio.CancelledError:
+                pass
+        if self.buffer:
+            await self._flush(delay=False)
 
 
 def _error_kind(exc: ApplicationError) -> str:

@@ -13,6 +13,7 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
@@ -254,7 +255,7 @@ class Agent:
     # ------------------------------------------------------------------ runs
     async def run(self, text: str, conversation_id: str, **kwargs: Any) -> RunResult:
         """Send a message and wait for the answer. Raises RunCancelled / RunFailed / FingerprintMismatch."""
-        handle = await self.run_async(text, conversation_id, **kwargs)
+        handle = await self.run_async(text, conversation_id, _wait=True, **kwargs)
         return await handle.result(timeout=self.timeouts.run)
 
     async def stream(self, text: str, conversation_id: str, **kwargs: Any) -> AsyncIterator[AgentEvent]:
@@ -273,6 +274,7 @@ class Agent:
         user_name: str | None = None,
         context: list[ChatMessage] | None = None,
         deliver_to: DeliveryTarget | None = None,
+        _wait: bool = False,
     ) -> "RunHandle":
         """Send a message (queued if a turn is running) and return a handle to its run at once."""
         msg = UserMessage(
@@ -286,11 +288,20 @@ class Agent:
             id=self.workflow_id(conversation_id), task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
+        update_id = f"msg-{msg.id}-{uuid.uuid4().hex[:8]}"  # the workflow itself dedups by message id
         try:
+            if _wait:  # one update that returns when the turn ends: no separate long poll
+                update = await asyncio.wait_for(
+                    self.client.start_update_with_start_workflow(
+                        ConversationWorkflow.submit_and_wait, msg, start_workflow_operation=start, id=update_id,
+                        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                    ),
+                    None if self.mode is AgentMode.AUTONOMOUS else max(30.0, self.timeouts.llm / 4),
+                )
+                return RunHandle(self, conversation_id, msg.id, None, waiting=update)
             status = await asyncio.wait_for(
                 self.client.execute_update_with_start_workflow(
-                    ConversationWorkflow.submit, msg, start_workflow_operation=start,
-                    id=f"msg-{msg.id}-{uuid.uuid4().hex[:8]}",  # the workflow dedups by message id
+                    ConversationWorkflow.submit, msg, start_workflow_operation=start, id=update_id,
                 ),
                 None if self.mode is AgentMode.AUTONOMOUS else max(30.0, self.timeouts.llm / 4),
             )
@@ -428,11 +439,13 @@ def _delegation_tool(sub: "Agent") -> Tool:
 class RunHandle:
     """One message's run: wait for its result, follow its events, decide its approvals, cancel it."""
 
-    def __init__(self, agent: Agent, conversation_id: str, turn_id: str, status: TurnStatus | None) -> None:
+    def __init__(self, agent: Agent, conversation_id: str, turn_id: str, status: TurnStatus | None,
+                 waiting: Any = None) -> None:
         self.agent = agent
         self.conversation_id = conversation_id
         self.turn_id = turn_id
         self.last_status = status
+        self._waiting = waiting  # a submit_and_wait update whose result is the finished turn
 
     @property
     def workflow_id(self) -> str:
@@ -482,6 +495,14 @@ class RunHandle:
 
     async def result(self, timeout: float | None = None) -> RunResult:
         async def wait() -> TurnStatus:
+            if self._waiting is not None:
+                waiting, self._waiting = self._waiting, None
+                try:
+                    p: Progress = await waiting.result()
+                    if p.turn is not None:
+                        self.last_status = p.turn
+                except (RPCError, WorkflowUpdateFailedError):
+                    pass  # fall back to the long poll below
             st = self.last_status
             seen = -1 if st is None else st.milestone
             while st is None or not st.done:

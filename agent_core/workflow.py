@@ -188,6 +188,16 @@ class ConversationWorkflow:
             return dataclasses.replace(known, duplicate=True)
         return self._enqueue(msg)
 
+    @workflow.update(name="submit_and_wait")
+    async def submit_and_wait(self, msg: UserMessage) -> Progress:
+        """Submit, then answer when the turn ends: one update for a caller that only wants the result."""
+        accepted = self.submit(msg)
+        st = self.statuses.get(msg.id)
+        if st is None:
+            return Progress(turn=accepted)
+        await workflow.wait_condition(lambda: st.done or self.continuing)
+        return Progress(turn=st, continued=not st.done)
+
     @workflow.signal(name="submit_signal")
     def submit_signal(self, msg: UserMessage) -> None:
         if msg.id not in self.seen_set:

@@ -52,7 +52,7 @@ async def remote(temporal_server, fake_openai, redis_server, task_queue, tmp_pat
 
 async def test_streamed_run_and_approval_across_processes(remote, fake_openai):
     worker, client, tmp = remote
-    fake_openai.script = lambda b: (Reply(text=f"finished with {b['messages'][-1]['content']}", token_delay=0.005)
+    fake_openai.script = lambda b: (Reply(text=f"finished with {b['messages'][-1]['content']}", token_delay=0.04)
                                     if b["messages"][-1]["role"] == "tool"
                                     else Reply(tool_calls=[("guarded_step", {"name": "x"})]))
     worker()
@@ -65,7 +65,7 @@ async def test_streamed_run_and_approval_across_processes(remote, fake_openai):
             await agent.decide("remote-approval", ev.approval.id, True, by="U2")
     assert kinds[-1] == "finished"
     assert acc.text == "finished with guarded x done"  # tokens came over Redis from the worker process
-    assert kinds.count("token") >= 4 and "tool_started" in kinds and "approval_decided" in kinds
+    assert kinds.count("token") >= 3 and "tool_started" in kinds and "approval_decided" in kinds
     assert len([l for l in journal(tmp) if l.startswith("guarded")]) == 1
 
 
