@@ -29,6 +29,7 @@ from .workflow import LLM_ACTIVITY, RESTORE_ACTIVITY, TOOL_ACTIVITY
 log = logging.getLogger(__name__)
 
 MAX_TOOL_OUTPUT = 32_000  # characters of a tool's output the model sees; the rest is cut with a note
+MAX_MODEL_TEXT = 200_000  # characters of one model answer kept in the workflow
 
 
 class AgentActivities:
@@ -177,8 +178,13 @@ class AgentActivities:
         metrics.llm_tokens_total.labels(kind="completion").inc(result.completion_tokens or deltas[0])
         for hook in self.hooks:
             result = await _run_hook(hook.after_llm(hook_ctx, result)) or result
+        if len(result.text) > MAX_MODEL_TEXT:  # keep the workflow's payloads far below Temporal's limits
+            result.text = result.text[:MAX_MODEL_TEXT] + f"\n[answer truncated: {len(result.text)} characters in all]"
         for call in result.tool_calls:
-            call.error = self._call_error(call)
+            if len(call.arguments) > MAX_TOOL_OUTPUT:
+                call.error = f"arguments too long ({len(call.arguments)} characters)"
+                call.arguments = "{}"
+            call.error = call.error or self._call_error(call)
         if not req.allow_tools:
             result.tool_calls = []
         await self._publish(stream, AgentEvent(

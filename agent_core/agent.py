@@ -65,6 +65,8 @@ from .workflow import ConversationWorkflow
 
 log = logging.getLogger(__name__)
 
+MAX_MESSAGE = 100_000  # characters of one user message
+
 
 class RunResult:
     def __init__(self, status: TurnStatus, conversation_id: str) -> None:
@@ -277,6 +279,8 @@ class Agent:
         _wait: bool = False,
     ) -> "RunHandle":
         """Send a message (queued if a turn is running) and return a handle to its run at once."""
+        if len(text) > MAX_MESSAGE:  # Temporal refuses payloads past 2 MB; say so instead of failing
+            text = text[:MAX_MESSAGE] + f"\n[message truncated: {len(text)} characters in all]"
         msg = UserMessage(
             id=message_id or uuid.uuid4().hex, text=text, user=user, user_name=user_name,
             context=list(context or []), deliver_to=deliver_to,

@@ -231,3 +231,12 @@ def test_tool_schema_from_hints():
     assert f.parameters["properties"]["c"]["type"] == ["number", "null"]
     with pytest.raises(ValueError, match="must be of type integer"):
         f.parse_arguments(json.dumps({"a": "x", "b": []}))
+
+
+async def test_oversized_answer_and_message_are_truncated_with_a_note(make_agent, fake_openai):
+    fake_openai.script = lambda body: Reply(tokens=["y" * 100_000] * 3)
+    agent = await make_agent()
+    result = await agent.run("z" * 150_000, conversation_id="huge")
+    assert result.text.endswith("[answer truncated: 300000 characters in all]")
+    sent = fake_openai.requests[-1]["messages"][-1]["content"]
+    assert sent.endswith("[message truncated: 150000 characters in all]") and len(sent) < 101_000
