@@ -246,10 +246,13 @@ class AgentActivities:
         return ToolResult(call_id=call.id, name=call.name, output=text, ok=ok)
 
     @activity.defn(name=RESTORE_ACTIVITY)
-    async def restore(self, conversation_id: str) -> Carry | None:
+    async def restore(self, conversation_id: str, previous_run_id: str | None = None) -> Carry | None:
         """The carry of this conversation's last completed run, read from Temporal's own record."""
         client = activity.client()
         wid = activity.info().workflow_id
+        if previous_run_id:  # the client saw it: no visibility query needed
+            return await client.get_workflow_handle(wid, run_id=previous_run_id, result_type=Carry).result(
+                follow_runs=False)
         latest = None
         try:
             async for execution in client.list_workflows(

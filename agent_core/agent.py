@@ -288,7 +288,7 @@ class Agent:
         await self._ensure_worker()
         start = WithStartWorkflowOperation(
             ConversationWorkflow.run,
-            ConversationInput(conversation_id=conversation_id, spec=self.spec()),
+            await self._start_input(conversation_id),
             id=self.workflow_id(conversation_id), task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
@@ -317,6 +317,23 @@ class Agent:
         except RPCError as exc:
             raise _rpc_error(exc, self) from None
         return RunHandle(self, conversation_id, msg.id, status)
+
+    async def _start_input(self, conversation_id: str) -> ConversationInput:
+        """The input a new run gets if the message starts one. One cheap describe tells whether an
+        earlier run left context, so a new conversation costs no visibility query."""
+        from temporalio.client import WorkflowExecutionStatus
+
+        inp = ConversationInput(conversation_id=conversation_id, spec=self.spec())
+        try:
+            desc = await self._handle(conversation_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                inp.restored = True  # never ran: nothing to restore
+                return inp
+            raise _rpc_error(exc, self, conversation_id) from None
+        if desc.status == WorkflowExecutionStatus.COMPLETED:
+            inp.previous_run_id = desc.run_id
+        return inp
 
     def get_run(self, conversation_id: str, turn_id: str) -> "RunHandle":
         return RunHandle(self, conversation_id, turn_id, None)

@@ -159,7 +159,8 @@ class ConversationInput:
     spec: AgentSpec
     carry: Carry | None = None
     pending: list[UserMessage] = field(default_factory=list)
-    restored: bool = False  # True once a previous run's carry was looked for
+    restored: bool = False  # True once a previous run's carry was looked for (or there is none)
+    previous_run_id: str | None = None  # the client saw this completed run: restore from it directly
     resume: "TurnCheckpoint | None" = None  # a turn that was waiting for approval when the run continued
     cancel: "CancelRequest | None" = None  # a cancel that arrived while the run was continuing
     parent: "ParentLink | None" = None  # set when this conversation is a sub-agent's one task

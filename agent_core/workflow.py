@@ -115,7 +115,7 @@ class ConversationWorkflow:
         if inp.carry is None and not inp.restored:
             try:
                 previous = await workflow.execute_local_activity(
-                    RESTORE_ACTIVITY, self.conv, result_type=Carry,
+                    RESTORE_ACTIVITY, args=[self.conv, inp.previous_run_id], result_type=Carry,
                     start_to_close_timeout=timedelta(seconds=10),
                     retry_policy=RetryPolicy(maximum_attempts=3),
                 )
