@@ -276,6 +276,7 @@ class _TokenBatcher:
 
     One bus write per batch instead of per token: most of a worker's publishing cost goes away, and
     a chat platform could not show more updates per second anyway. Order is kept: one writer task.
+    Closing flushes at once, so the end of a round is never held back by the interval.
     """
 
     def __init__(self, send: Any, interval: float) -> None:
@@ -284,6 +285,7 @@ class _TokenBatcher:
         self.buffer: list[str] = []
         self.task: asyncio.Task | None = None
         self.sent_first = False
+        self.closing = asyncio.Event()
 
     def add(self, delta: str) -> None:
         self.buffer.append(delta)
@@ -292,13 +294,17 @@ class _TokenBatcher:
         self.sent_first = True
 
     async def _flush(self, delay: bool) -> None:
-        if delay:
-            await asyncio.sleep(self.interval)
+        if delay and not self.closing.is_set():
+            try:
+                await asyncio.wait_for(self.closing.wait(), self.interval)
+            except asyncio.TimeoutError:
+                pass
         while self.buffer:
             text, self.buffer = "".join(self.buffer), []
             await self.send(text)
 
     async def close(self) -> None:
+        self.closing.set()
         if self.task is not None:
             try:
                 await self.task

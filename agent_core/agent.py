@@ -163,6 +163,7 @@ class Agent:
         self._compute_fingerprint()
         self._worker: Any = None
         self._worker_checked_at = 0.0
+        self._running: dict[str, float] = {}  # conversations this client saw running, and when
 
     def _compute_fingerprint(self) -> None:
         self.manifest = build_manifest(
@@ -302,6 +303,7 @@ class Agent:
                     ),
                     None if self.mode is AgentMode.AUTONOMOUS else max(30.0, self.timeouts.llm / 4),
                 )
+                self._remember_running(conversation_id)
                 return RunHandle(self, conversation_id, msg.id, None, waiting=update)
             status = await asyncio.wait_for(
                 self.client.execute_update_with_start_workflow(
@@ -316,7 +318,14 @@ class Agent:
             ) from None
         except RPCError as exc:
             raise _rpc_error(exc, self) from None
+        self._remember_running(conversation_id)
         return RunHandle(self, conversation_id, msg.id, status)
+
+    def _remember_running(self, conversation_id: str) -> None:
+        self._running[conversation_id] = time.monotonic()
+        if len(self._running) > 10_000:
+            for key in list(self._running)[:1000]:
+                del self._running[key]
 
     async def _start_input(self, conversation_id: str) -> ConversationInput:
         """The input a new run gets if the message starts one. One cheap describe tells whether an
@@ -324,6 +333,9 @@ class Agent:
         from temporalio.client import WorkflowExecutionStatus
 
         inp = ConversationInput(conversation_id=conversation_id, spec=self.spec())
+        seen = self._running.get(conversation_id)
+        if seen is not None and time.monotonic() - seen < self.timeouts.idle / 2:
+            return inp  # it was running a moment ago; if it ended meanwhile, the run looks itself up
         try:
             desc = await self._handle(conversation_id).describe()
         except RPCError as exc:
