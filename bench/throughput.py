@@ -273,8 +273,8 @@ class Bench:
             async with sem:
                 start = time.perf_counter()
                 try:
-                    handle = await agent.run_async(f"use a tool for {conv}", conversation_id=conv)
-                    res = await handle.result(timeout=self.args.turn_timeout)
+                    res = await asyncio.wait_for(
+                        agent.run(f"use a tool for {conv}", conversation_id=conv), self.args.turn_timeout)
                 except Exception as exc:  # counted as lost
                     errors.append(f"{conv}: {type(exc).__name__}: {exc}")
                     return

@@ -16,7 +16,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from agent_core import AgentMode, ToolContext, timeouts_for, tool
-from agent_core.worker import _RUNNER
+from agent_core.worker import SANDBOXED_RUNNER as _RUNNER  # replays check the sandbox's rules too
 from agent_core.workflow import ConversationWorkflow
 from tests.fakes.openai_server import Reply
 
