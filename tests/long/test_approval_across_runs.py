@@ -10,6 +10,7 @@ from temporalio.worker import Worker
 from agent_core import ToolContext, tool
 from agent_core.types import Delivery, DeliveryTarget
 from tests.fakes.openai_server import Reply
+from tests.helpers import wait_for_approval
 
 RAN: list[str] = []
 
@@ -57,13 +58,7 @@ async def test_pending_approval_survives_continue_as_new(make_agent, fake_openai
             await agent.run(f"hello {i}", conversation_id="can-approval")
         handle = await agent.run_async("deploy api", conversation_id="can-approval", deliver_to=target,
                                        message_id="deploy-1")
-        seen = -1
-        while True:
-            st = await handle.progress(seen)
-            seen = st.milestone
-            pending = [a for a in st.approvals if a.status == "pending"]
-            if pending:
-                break
+        approval_id = await wait_for_approval(handle)
         for _ in range(200):  # the run pauses the turn and continues as new
             if "CONTINUED_AS_NEW" in await run_statuses(agent, "can-approval"):
                 break
@@ -73,7 +68,7 @@ async def test_pending_approval_survives_continue_as_new(make_agent, fake_openai
         status = await agent.status("can-approval")
         assert status.current is not None and status.current.turn_id == "deploy-1"
         assert [a.status for a in status.current.approvals] == ["pending"]
-        info = await agent.decide("can-approval", pending[0].id, True, by="boss")
+        info = await agent.decide("can-approval", approval_id, True, by="boss")
         assert info.status == "approved"
         result = await handle.result(30)
         assert result.text == "api healthy; deployed api"

@@ -12,6 +12,7 @@ import pytest
 from agent_core import ToolContext, tool, timeouts_for, AgentMode
 from agent_core.errors import ApprovalError, RunCancelled
 from tests.fakes.openai_server import Reply
+from tests.helpers import wait_for_approval
 
 RAN: list[str] = []
 
@@ -28,17 +29,6 @@ def deploy_script(body: dict) -> Reply:
     if last["role"] == "tool":
         return Reply(text=f"result: {last['content']}")
     return Reply(tool_calls=[("deploy", {"service": "api"})])
-
-
-async def wait_for_approval(handle) -> str:
-    seen = -1
-    while True:
-        st = await handle.progress(seen)
-        seen = st.milestone
-        pending = [a for a in st.approvals if a.status == "pending"]
-        if pending:
-            return pending[0].id
-        assert not st.done, f"the turn ended without asking: {st}"
 
 
 async def test_approve_runs_the_tool_and_records_who(make_agent, fake_openai):
