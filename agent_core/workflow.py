@@ -668,7 +668,7 @@ class ConversationWorkflow:
                 try:
                     await workflow.execute_activity(
                         DELIVER_ACTIVITY, item, task_queue=task_queue,
-                        start_to_close_timeout=timedelta(seconds=60),
+                        start_to_close_timeout=timedelta(seconds=20),  # an adapter that died is retried soon
                         schedule_to_close_timeout=timedelta(days=1),
                         retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
                     )
