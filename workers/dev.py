@@ -49,8 +49,11 @@ async def run_dev(settings: Settings, data_dir: str = ".durabot", chat: bool = T
     tasks: list[asyncio.Task] = []
     try:
         await agent.start()
+        if chat and logging.getLogger().level == logging.INFO:
+            logging.getLogger().setLevel(logging.WARNING)  # keep the chat readable; warnings still show
         health = await start_health(settings, lambda: agent._client, runtime_metrics)
         if health is not None:
+            print(f"Health and metrics: http://127.0.0.1:{settings.metrics_port}/metrics")
             tasks.append(asyncio.create_task(_cleanup_on_cancel(health)))
         if settings.slack_bot_token and (settings.slack_signing_secret or settings.slack_app_token):
             from bots.slack.app import run_slack
