@@ -42,6 +42,8 @@ class TerminalChat:
         try:
             while True:
                 line = await self.lines.get()
+                if line is None and self.turn is not None:  # input ended: let the last answer finish
+                    await asyncio.wait({self.turn}, timeout=120)
                 if line is None or line.strip() == "/quit":
                     break
                 await self._handle(line.strip())
