@@ -130,21 +130,37 @@ class ConversationWorkflow:
         if self.resume is not None:
             await self._run_turn(self.resume.message, self.resume)
             await self._continue_as_new_if_needed()
+        self.last_active = workflow.now()
+        self.idle = False
+        watch = asyncio.create_task(self._idle_watch())
         while True:
             if self.parent is not None and self.turns and not self.queue:
                 return self._carry()  # a sub-agent's task is one turn; its answer is in carry.recent
-            try:
-                await workflow.wait_condition(lambda: bool(self.queue), timeout=self.spec.timeouts.idle)
-            except asyncio.TimeoutError:
+            await workflow.wait_condition(lambda: bool(self.queue) or self.idle)
+            if not self.queue:
+                await workflow.wait_condition(
+                    lambda: not self.outbox and not self.delivering and workflow.all_handlers_finished()
+                )
                 if not self.queue:
-                    await workflow.wait_condition(
-                        lambda: not self.outbox and not self.delivering and workflow.all_handlers_finished()
-                    )
-                    if not self.queue:
-                        return self._carry()
+                    return self._carry()
+                self.idle = False
+                watch = asyncio.create_task(self._idle_watch())
             msg = self.queue.pop(0)
             await self._run_turn(msg)
+            self.last_active = workflow.now()
             await self._continue_as_new_if_needed()
+        watch.cancel()
+
+    async def _idle_watch(self) -> None:
+        """One timer per idle period, not one per turn: it re-arms only after it fires."""
+        idle = self.spec.timeouts.idle
+        while True:
+            busy = self.current is not None or bool(self.queue)
+            remaining = idle if busy else idle - (workflow.now() - self.last_active).total_seconds()
+            if remaining <= 0:
+                self.idle = True
+                return
+            await workflow.sleep(remaining)
 
     async def _continue_as_new_if_needed(self) -> None:
         if self.checkpoint is not None or self._history_is_large():

@@ -51,7 +51,7 @@ async def test_pending_approval_survives_continue_as_new(make_agent, fake_openai
     async def deliver(d: Delivery) -> None:
         deliveries.append(d)
 
-    agent = await make_agent(tools=[check, deploy], max_history_events=40)
+    agent = await make_agent(tools=[check, deploy], max_history_events=30)
     async with Worker(agent.client, task_queue=f"{task_queue}-deliver", activities=[deliver]):
         target = DeliveryTarget(task_queue=f"{task_queue}-deliver", meta={"thread": "t1"})
         for i in range(2):  # grow the history past the threshold
