@@ -3,7 +3,8 @@
     from agent_core import Agent, AgentWorker, TemporalConfig, OpenAIChatModel, tool, ToolContext
 """
 
-from .agent import Agent, RunHandle, RunResult
+from .agent import Agent
+from .handle import RunHandle, RunResult
 from .errors import (
     AgentRuntimeError,
     ApprovalError,

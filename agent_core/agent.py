@@ -20,16 +20,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from .errors import (
-    ABORTED,
-    FINGERPRINT_ERROR,
-    RunAborted,
     ApprovalError,
-    ConversationNotFound,
-    FingerprintMismatch,
     NoWorkerError,
-    RunCancelled,
-    RunFailed,
-    TemporalUnavailable,
     UserError,
 )
 from .events import EventBus, InMemoryEventBus, stream_key
@@ -37,7 +29,8 @@ from .fingerprint import build_manifest, fingerprint_of
 from .hooks import Hooks
 from .model import ChatModel, DemoModel
 from .store import InMemoryTranscriptStore, TranscriptStore
-from .temporal import TemporalConfig
+from .handle import RunHandle, RunResult
+from .temporal import TemporalConfig, rpc_error
 from .tools import Tool
 from .types import (
     AgentEvent,
@@ -46,17 +39,13 @@ from .types import (
     ApprovalInfo,
     ApprovalPolicy,
     CancelRequest,
-    Carry,
     ChatMessage,
     ConversationInput,
     ConversationStatus,
     Decision,
     DeliveryTarget,
-    Progress,
-    ProgressQuery,
     Timeouts,
     ToolSpec,
-    TurnStatus,
     UserMessage,
     timeouts_for,
     workflow_id_for,
@@ -66,19 +55,6 @@ from .workflow import ConversationWorkflow
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 100_000  # characters of one user message
-
-
-class RunResult:
-    def __init__(self, status: TurnStatus, conversation_id: str) -> None:
-        self.status = status
-        self.conversation_id = conversation_id
-        self.turn_id = status.turn_id
-        self.text = status.text or ""
-        self.tool_calls = list(status.tool_calls)
-        self.approvals = list(status.approvals)
-
-    def __repr__(self) -> str:
-        return f"RunResult(turn_id={self.turn_id!r}, state={self.status.state!r}, text={self.text[:60]!r})"
 
 
 class Agent:
@@ -191,6 +167,10 @@ class Agent:
 
     # ------------------------------------------------------------------ lifecycle
     @property
+    def temporal_address(self) -> str:
+        return self.temporal_config.address if self.temporal_config else "the configured server"
+
+    @property
     def client(self) -> Client:
         if self._client is None:
             raise UserError("the agent is not started: use 'async with agent:' or 'await agent.start()'")
@@ -294,6 +274,7 @@ class Agent:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
         update_id = f"msg-{msg.id}-{uuid.uuid4().hex[:8]}"  # the workflow itself dedups by message id
+        accept_within = None if self.mode is AgentMode.AUTONOMOUS else max(30.0, self.timeouts.llm / 4)
         try:
             if _wait:  # one update that returns when the turn ends: no separate long poll
                 update = await asyncio.wait_for(
@@ -301,7 +282,7 @@ class Agent:
                         ConversationWorkflow.submit_and_wait, msg, start_workflow_operation=start, id=update_id,
                         wait_for_stage=WorkflowUpdateStage.ACCEPTED,
                     ),
-                    None if self.mode is AgentMode.AUTONOMOUS else max(30.0, self.timeouts.llm / 4),
+                    accept_within,
                 )
                 self._remember_running(conversation_id)
                 return RunHandle(self, conversation_id, msg.id, None, waiting=update)
@@ -309,7 +290,7 @@ class Agent:
                 self.client.execute_update_with_start_workflow(
                     ConversationWorkflow.submit, msg, start_workflow_operation=start, id=update_id,
                 ),
-                None if self.mode is AgentMode.AUTONOMOUS else max(30.0, self.timeouts.llm / 4),
+                accept_within,
             )
         except asyncio.TimeoutError:
             raise NoWorkerError(
@@ -317,7 +298,7 @@ class Agent:
                 "start one with 'durabot worker' (same TEMPORAL_ADDRESS and DURABOT_TASK_QUEUE)"
             ) from None
         except RPCError as exc:
-            raise _rpc_error(exc, self) from None
+            raise rpc_error(exc, self.temporal_address) from None
         self._remember_running(conversation_id)
         return RunHandle(self, conversation_id, msg.id, status)
 
@@ -342,7 +323,7 @@ class Agent:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 inp.restored = True  # never ran: nothing to restore
                 return inp
-            raise _rpc_error(exc, self, conversation_id) from None
+            raise rpc_error(exc, self.temporal_address, conversation_id) from None
         if desc.status == WorkflowExecutionStatus.COMPLETED:
             inp.previous_run_id = desc.run_id
         return inp
@@ -369,7 +350,7 @@ class Agent:
             try:
                 resp = await self.client.workflow_service.describe_task_queue(request, timeout=_td(5))
             except RPCError as exc:
-                raise _rpc_error(exc, self) from None
+                raise rpc_error(exc, self.temporal_address) from None
             if resp.pollers:
                 break
             await asyncio.sleep(0.1)
@@ -398,7 +379,7 @@ class Agent:
                     continue
                 raise ApprovalError(cause.message if isinstance(cause, ApplicationError) else str(exc)) from None
             except RPCError as exc:
-                raise _rpc_error(exc, self, conversation_id, approval=True) from None
+                raise rpc_error(exc, self.temporal_address, conversation_id, approval=True) from None
         raise ApprovalError(f"conversation {conversation_id!r} did not settle into its next run; try again")
 
     async def cancel(
@@ -408,7 +389,7 @@ class Agent:
         try:
             await self._handle(conversation_id).signal(ConversationWorkflow.cancel, CancelRequest(by, reason, turn_id))
         except RPCError as exc:
-            raise _rpc_error(exc, self, conversation_id) from None
+            raise rpc_error(exc, self.temporal_address, conversation_id) from None
 
     async def status(self, conversation_id: str) -> ConversationStatus | None:
         """The conversation's state, or None if it has no running workflow."""
@@ -417,13 +398,21 @@ class Agent:
         handle = self._handle(conversation_id)
         try:
             desc = await handle.describe()
-            if desc.status != WorkflowExecutionStatus.RUNNING:
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
                 return None
+            raise rpc_error(exc, self.temporal_address, conversation_id) from None
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            return None
+        return await self._query_status(handle, conversation_id)
+
+    async def _query_status(self, handle: WorkflowHandle, conversation_id: str) -> ConversationStatus | None:
+        try:
             return await handle.query(ConversationWorkflow.status)
         except RPCError as exc:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-                return None
-            raise _rpc_error(exc, self, conversation_id) from None
+                return None  # it ended between the listing and the query
+            raise rpc_error(exc, self.temporal_address, conversation_id) from None
 
     async def list_conversations(self, prefix: str = "", limit: int = 50) -> list[ConversationStatus]:
         """Running conversations whose id starts with ``prefix``."""
@@ -434,13 +423,15 @@ class Agent:
             async for ex in self.client.list_workflows(query, limit=500):
                 if not ex.id.startswith(wid_prefix) or ex.task_queue != self.task_queue:
                     continue
-                status = await self.status(ex.id[len(self.name) + 1:])
+                # the listing already says it runs: query it straight away, no describe
+                conversation_id = ex.id[len(self.name) + 1:]
+                status = await self._query_status(self.client.get_workflow_handle(ex.id), conversation_id)
                 if status is not None:
                     out.append(status)
                 if len(out) >= limit:
                     break
         except RPCError as exc:
-            raise _rpc_error(exc, self) from None
+            raise rpc_error(exc, self.temporal_address) from None
         return out
 
     def subscribe(self, conversation_id: str, turn_id: str, after: str | None = None,
@@ -469,210 +460,7 @@ def _delegation_tool(sub: "Agent") -> Tool:
     return tool
 
 
-class RunHandle:
-    """One message's run: wait for its result, follow its events, decide its approvals, cancel it."""
-
-    def __init__(self, agent: Agent, conversation_id: str, turn_id: str, status: TurnStatus | None,
-                 waiting: Any = None) -> None:
-        self.agent = agent
-        self.conversation_id = conversation_id
-        self.turn_id = turn_id
-        self.last_status = status
-        self._waiting = waiting  # a submit_and_wait update whose result is the finished turn
-
-    @property
-    def workflow_id(self) -> str:
-        return self.agent.workflow_id(self.conversation_id)
-
-    async def progress(self, seen_milestone: int = -1) -> TurnStatus:
-        """The turn's status once it passes ``seen_milestone`` (an approval asked or decided, the end)."""
-        handle = self.agent._handle(self.conversation_id)
-        while True:
-            try:
-                p: Progress = await handle.execute_update(
-                    ConversationWorkflow.wait_progress, ProgressQuery(self.turn_id, seen_milestone),
-                    id=f"progress-{uuid.uuid4().hex}",
-                )
-            except RPCError as exc:
-                closed = await self._from_closed_run(exc)
-                if closed is not None:
-                    return closed
-                raise _rpc_error(exc, self.agent, self.conversation_id) from None
-            except WorkflowUpdateFailedError as exc:
-                raise RunFailed(f"cannot follow turn {self.turn_id!r}: {exc.cause or exc}") from None
-            if p.continued:
-                await asyncio.sleep(0.05)  # the next run is starting
-                continue
-            if p.turn is None:
-                raise ConversationNotFound(
-                    f"turn {self.turn_id!r} is unknown to conversation {self.conversation_id!r}"
-                )
-            self.last_status = p.turn
-            return p.turn
-
-    async def _from_closed_run(self, exc: RPCError) -> TurnStatus | None:
-        if exc.status != RPCStatusCode.NOT_FOUND and "completed" not in str(exc).lower():
-            return None
-        try:
-            carry = await self.agent.client.get_workflow_handle(
-                self.workflow_id, result_type=Carry).result(follow_runs=False)
-        except Exception:
-            return None
-        for st in carry.recent:
-            if st.turn_id == self.turn_id:
-                return st
-        return None
-
-    async def status(self) -> TurnStatus:
-        return await self.progress(-1)
-
-    async def result(self, timeout: float | None = None) -> RunResult:
-        async def wait() -> TurnStatus:
-            if self._waiting is not None:
-                waiting, self._waiting = self._waiting, None
-                try:
-                    p: Progress = await waiting.result()
-                    if p.turn is not None:
-                        self.last_status = p.turn
-                except (RPCError, WorkflowUpdateFailedError):
-                    pass  # fall back to the long poll below
-            st = self.last_status
-            seen = -1 if st is None else st.milestone
-            while st is None or not st.done:
-                st = await self.progress(seen)
-                seen = st.milestone
-            return st
-
-        try:
-            st = await asyncio.wait_for(wait(), timeout)
-        except asyncio.TimeoutError:
-            raise RunFailed(f"turn {self.turn_id!r} did not finish within {timeout:g}s") from None
-        return _result_or_raise(st, self.conversation_id)
-
-    async def pending_approvals(self) -> list[ApprovalInfo]:
-        st = await self.status()
-        return [a for a in st.approvals if a.status == "pending"]
-
-    async def _approval_id(self, approval_id: str | None) -> str:
-        if approval_id:
-            return approval_id
-        pending = await self.pending_approvals()
-        if len(pending) != 1:
-            raise ApprovalError(
-                f"turn {self.turn_id!r} has {len(pending)} pending approvals; pass approval_id"
-            )
-        return pending[0].id
-
-    async def approve(self, approval_id: str | None = None, by: str = "user", reason: str | None = None) -> ApprovalInfo:
-        return await self.agent.decide(self.conversation_id, await self._approval_id(approval_id), True, by, reason)
-
-    async def deny(self, approval_id: str | None = None, by: str = "user", reason: str | None = None) -> ApprovalInfo:
-        return await self.agent.decide(self.conversation_id, await self._approval_id(approval_id), False, by, reason)
-
-    async def cancel(self, by: str = "user", reason: str | None = None) -> None:
-        await self.agent.cancel(self.conversation_id, by, reason, turn_id=self.turn_id)
-
-    async def events(self, after: str | None = None) -> AsyncIterator[AgentEvent]:
-        """Live events merged with the workflow's durable progress; ends with finished/cancelled/error."""
-        queue: asyncio.Queue[AgentEvent | TurnStatus] = asyncio.Queue()
-        final_round = asyncio.Event()
-
-        async def pump_bus() -> None:
-            async for ev in self.agent.subscribe(self.conversation_id, self.turn_id, after):
-                if ev.kind == "round_finished" and ev.data.get("final"):
-                    final_round.set()
-                await queue.put(ev)
-
-        async def pump_progress() -> None:
-            seen = -1
-            while True:
-                st = await self.progress(seen)
-                seen = st.milestone
-                await queue.put(st)
-                if st.done:
-                    return
-
-        tasks = [asyncio.create_task(pump_bus()), asyncio.create_task(pump_progress())]
-        seen: dict[str, str] = {}
-        try:
-            while True:
-                if tasks[1].done() and tasks[1].exception() is not None and queue.empty():
-                    raise tasks[1].exception()  # type: ignore[misc]
-                item = await _next(queue, tasks[1])
-                if isinstance(item, AgentEvent):
-                    yield item
-                    continue
-                for info in item.approvals:
-                    before = seen.get(info.id)
-                    if before is None:
-                        yield AgentEvent(kind="approval_requested", turn_id=self.turn_id, approval=info,
-                                         tool=info.tool)
-                    if info.status != "pending" and before != info.status:
-                        yield AgentEvent(kind="approval_decided", turn_id=self.turn_id, approval=info,
-                                         tool=info.tool)
-                    seen[info.id] = info.status
-                if item.done:
-                    if item.state == "finished":
-                        # Let live tokens catch up so a consumer's text is whole before "finished".
-                        try:
-                            await asyncio.wait_for(final_round.wait(), 0.5)
-                        except asyncio.TimeoutError:
-                            pass
-                        while not queue.empty():
-                            ev = queue.get_nowait()
-                            if isinstance(ev, AgentEvent):
-                                yield ev
-                    yield _final_event(item)
-                    return
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _next(queue: asyncio.Queue, progress_task: asyncio.Task) -> Any:
-    getter = asyncio.ensure_future(queue.get())
-    done, _ = await asyncio.wait({getter, progress_task}, return_when=asyncio.FIRST_COMPLETED)
-    if getter in done:
-        return getter.result()
-    getter.cancel()
-    if progress_task.exception() is not None:
-        raise progress_task.exception()  # type: ignore[misc]
-    return await queue.get()
-
-
-def _final_event(st: TurnStatus) -> AgentEvent:
-    if st.state == "finished":
-        return AgentEvent(kind="finished", turn_id=st.turn_id, text=st.text or "")
-    if st.state == "cancelled":
-        return AgentEvent(kind="cancelled", turn_id=st.turn_id, data={"by": st.cancelled_by})
-    return AgentEvent(kind="error", turn_id=st.turn_id, error=st.error, data={"kind": st.error_kind})
-
-
-def _result_or_raise(st: TurnStatus, conversation_id: str) -> RunResult:
-    if st.state == "cancelled":
-        raise RunCancelled(f"the run {st.turn_id!r} was cancelled by {st.cancelled_by}")
-    if st.state == "failed":
-        if st.error_kind == FINGERPRINT_ERROR:
-            raise FingerprintMismatch(st.error or "configuration mismatch")
-        if st.error_kind == ABORTED:
-            raise RunAborted(f"the run {st.turn_id!r} was stopped: {st.error}")
-        raise RunFailed(f"the run {st.turn_id!r} failed: {st.error}")
-    return RunResult(st, conversation_id)
-
-
 def _td(seconds: float) -> Any:
     from datetime import timedelta
 
     return timedelta(seconds=seconds)
-
-
-def _rpc_error(exc: RPCError, agent: Agent, conversation_id: str | None = None, approval: bool = False) -> Exception:
-    if exc.status == RPCStatusCode.UNAVAILABLE:
-        where = agent.temporal_config.address if agent.temporal_config else "the configured server"
-        return TemporalUnavailable(f"Temporal at {where} is unavailable: {exc.message}")
-    if exc.status == RPCStatusCode.NOT_FOUND and conversation_id is not None:
-        if approval:
-            return ApprovalError(f"conversation {conversation_id!r} has ended; its approvals are closed")
-        return ConversationNotFound(f"no running conversation {conversation_id!r}")
-    return TemporalUnavailable(f"Temporal request failed: {exc.message}")

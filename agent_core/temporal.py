@@ -9,7 +9,9 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.service import TLSConfig
 
-from .errors import TemporalUnavailable, UserError
+from temporalio.service import RPCError, RPCStatusCode
+
+from .errors import ApprovalError, ConversationNotFound, TemporalUnavailable, UserError
 
 
 @dataclass
@@ -75,3 +77,14 @@ class TemporalConfig:
                 f"cannot connect to Temporal at {self.address}: {exc}. Start the server "
                 "(durabot dev starts one) or fix TEMPORAL_ADDRESS."
             ) from None
+
+
+def rpc_error(exc: RPCError, address: str, conversation_id: str | None = None, approval: bool = False) -> Exception:
+    """The error to raise for a failed Temporal request: unavailable, ended conversation, or other."""
+    if exc.status == RPCStatusCode.UNAVAILABLE:
+        return TemporalUnavailable(f"Temporal at {address} is unavailable: {exc.message}")
+    if exc.status == RPCStatusCode.NOT_FOUND and conversation_id is not None:
+        if approval:
+            return ApprovalError(f"conversation {conversation_id!r} has ended; its approvals are closed")
+        return ConversationNotFound(f"no running conversation {conversation_id!r}")
+    return TemporalUnavailable(f"Temporal request failed: {exc.message}")
