@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from tests.fakes.http import serve_local
+
 
 @dataclass
 class Reply:
@@ -80,11 +82,7 @@ class FakeOpenAI:
         asyncio.set_event_loop(self._loop)
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = self._loop.run_until_complete(serve_local(app))
         self._ready.set()
         self._loop.run_forever()
 
