@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -47,6 +47,10 @@ LLM_ACTIVITY = "durabot.llm_round"
 TOOL_ACTIVITY = "durabot.run_tool"
 RESTORE_ACTIVITY = "durabot.restore"
 DELIVER_ACTIVITY = "durabot.deliver"
+
+IDLE_TIMER_PATCH = "idle-timer-per-period"
+# Runs without the patch marker that started before this used a timer per wait (development builds only).
+_UNMARKED_PER_PERIOD_SINCE = datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
 
 _SEEN_IDS = 500  # message ids remembered for deduplication
 _RECENT = 10  # finished turns carried across continue-as-new
@@ -128,6 +132,8 @@ class ConversationWorkflow(Delegation):
         if self.resume is not None:
             await self._run_turn(self.resume.message, self.resume)
             await self._continue_as_new_if_needed()
+        if not self._idle_timer_per_period():
+            return await self._loop_with_a_timer_per_wait()
         self.last_active = workflow.now()
         self.idle = False
         watch = asyncio.create_task(self._idle_watch())
@@ -148,6 +154,36 @@ class ConversationWorkflow(Delegation):
             self.last_active = workflow.now()
             await self._continue_as_new_if_needed()
         watch.cancel()
+
+    def _idle_timer_per_period(self) -> bool:
+        """Which idle timer this run uses: a change of commands, so it must match the run's history.
+
+        Runs that record the patch marker use one timer per idle period. Runs without it started either
+        on the first released code, which already used one timer per idle period (it had no marker), or
+        on earlier development builds, which started a timer on every wait for a message; the time the
+        run started tells them apart.
+        """
+        if workflow.patched(IDLE_TIMER_PATCH):
+            return True
+        return workflow.info().start_time >= _UNMARKED_PER_PERIOD_SINCE
+
+    async def _loop_with_a_timer_per_wait(self) -> Carry:
+        """The message loop of runs that started before the one-timer-per-idle-period change."""
+        while True:
+            if self.parent is not None and self.turns and not self.queue:
+                return self._carry()
+            try:
+                await workflow.wait_condition(lambda: bool(self.queue), timeout=self.spec.timeouts.idle)
+            except asyncio.TimeoutError:
+                if not self.queue:
+                    await workflow.wait_condition(
+                        lambda: not self.outbox and not self.delivering and workflow.all_handlers_finished()
+                    )
+                    if not self.queue:
+                        return self._carry()
+            msg = self.queue.pop(0)
+            await self._run_turn(msg)
+            await self._continue_as_new_if_needed()
 
     async def _idle_watch(self) -> None:
         """One timer per idle period, not one per turn: it re-arms only after it fires."""
@@ -595,7 +631,5 @@ class ConversationWorkflow(Delegation):
             self.delivering = False
 
 
-def _parse_time(value: str):  # -> datetime
-    from datetime import datetime
-
+def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value)

@@ -1,12 +1,17 @@
 """Replay recorded histories against the current workflow code: non-determinism fails here first.
 
 ``tests/histories/*.json`` were recorded from real runs (tools, an approval, a cancel, a queued message,
-an idle end). Regenerate with ``RECORD_HISTORIES=1`` only when a change is meant to be incompatible
-(and then version the workflow instead of breaking running conversations)."""
+an idle end, sub-agents, continue-as-new). They stand for conversations already running in someone's
+Temporal, so they are only ever added, never re-recorded over: ``SHA256SUMS`` pins each file, and a
+change to the workflow that breaks one goes behind ``workflow.patched`` instead. To add histories of
+the current code, run this module with ``RECORD_HISTORIES=<label>`` (e.g. the release): new files
+named ``<name>-<label>.json`` are written, never over an existing one; then add them to SHA256SUMS
+(see tests/histories/README.md)."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +26,16 @@ from agent_core.workflow import ConversationWorkflow
 from tests.fakes.openai_server import Reply
 
 HISTORIES = Path(__file__).parent.parent / "histories"
+CHECKSUMS = HISTORIES / "SHA256SUMS"
+
+
+def _save(name: str, history: WorkflowHistory) -> None:
+    """Write a newly recorded history beside the others; never over one."""
+    label = os.environ["RECORD_HISTORIES"]
+    path = HISTORIES / f"{name}-{label}.json"
+    if path.exists():
+        raise FileExistsError(f"{path.name} exists: recorded histories are only added, choose a new label")
+    path.write_text(history.to_json())
 
 
 @tool(requires_approval=True)
@@ -70,9 +85,23 @@ async def test_replay_of_a_fresh_history(make_agent, fake_openai):
     agent = await make_agent(tools=[plain, guarded], timeouts=timeouts)
     history = await record(agent, fake_openai)
     if os.environ.get("RECORD_HISTORIES"):
-        HISTORIES.mkdir(exist_ok=True)
-        (HISTORIES / "tools_approval_cancel.json").write_text(history.to_json())
+        _save("tools_approval_cancel", history)
     await Replayer(workflows=[ConversationWorkflow], workflow_runner=_RUNNER).replay_workflow(history)
+
+
+def test_recorded_histories_are_only_ever_added():
+    """A history that was re-recorded (or deleted) would hide exactly the breakage replay is for."""
+    pinned = dict(reversed(line.split(maxsplit=1)) for line in CHECKSUMS.read_text().splitlines() if line.strip())
+    present = {p.name for p in HISTORIES.glob("*.json")}
+    assert not (set(pinned) - present), f"recorded histories were removed: {sorted(set(pinned) - present)}"
+    unpinned = sorted(present - set(pinned))
+    assert not unpinned, f"add new histories to {CHECKSUMS.name} (sha256sum NAME >> {CHECKSUMS.name}): {unpinned}"
+    changed = [name for name, digest in pinned.items()
+               if hashlib.sha256((HISTORIES / name).read_bytes()).hexdigest() != digest]
+    assert not changed, (
+        f"recorded histories were rewritten: {changed}. They stand for running conversations: restore them "
+        "(git checkout) and put the workflow change behind workflow.patched() instead"
+    )
 
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
@@ -115,7 +144,7 @@ async def test_replay_of_delegation_and_continue_as_new(temporal_config, model, 
     assert len(histories) >= 3  # the lead's closed runs (it continued as new) and two helper children
     if os.environ.get("RECORD_HISTORIES"):
         for i, history in enumerate(histories):
-            (HISTORIES / f"delegation_{i}.json").write_text(history.to_json())
+            _save(f"delegation_{i}", history)
     replayer = Replayer(workflows=[ConversationWorkflow], workflow_runner=_RUNNER)
     for history in histories:
         await replayer.replay_workflow(history)
