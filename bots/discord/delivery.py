@@ -55,7 +55,8 @@ def classify(exc: Exception) -> Failure:
     if isinstance(exc, discord.RateLimited):
         return Failure.later("rate limited", exc.retry_after)
     if isinstance(exc, discord.HTTPException):
-        reason = f"HTTP {exc.status} {exc.text or ''} (code {exc.code})"
+        said = (exc.text or "").partition("\n")[0][:200]  # Discord's message, without the per-field details
+        reason = f"HTTP {exc.status} {said} (code {exc.code})"
         if exc.status == 429:
             return Failure.later(reason, _retry_after(exc))
         if exc.status >= 500:
