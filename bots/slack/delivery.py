@@ -196,7 +196,7 @@ class _Lookup:
         return self._keys
 
 
-_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+_USER = re.compile(r"[UW][A-Z0-9]+")  # a user id: shown as a mention
 
 
 def _who(user: str | None) -> str:

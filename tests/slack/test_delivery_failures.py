@@ -10,6 +10,8 @@ import logging
 from bots.common.delivery import UNEXPECTED_ATTEMPTS
 from bots.slack.render import metadata_key
 from tests.fakes.openai_server import Reply, echo_script, last_user_text
+from tests.helpers import wait_for_approval
+from tests.slack.test_approvals_and_commands import deploy_script
 
 UI = "http://localhost:8233"
 
@@ -86,3 +88,19 @@ async def test_permanent_refusal_is_not_retried(start_slack, fake_openai, caplog
     await h.final_reply("C1", thread, "echo: after", timeout=15)
     assert len(calls_with(h, "channel_not_found", "MARK-4")) == 1
     assert "refused turn_finished" in caplog.text and "channel_not_found" in caplog.text
+
+
+async def test_refused_card_is_posted_once_as_plain_text(start_slack, fake_openai):
+    fake_openai.script = deploy_script
+    h = await start_slack()
+    h.fake.refuse_blocks["Approval needed"] = "invalid_blocks"  # the card with its buttons
+    event = await h.mention("deploy web", user="U1")
+    thread = event["ts"]
+    card = await h.fake.wait_for(lambda: next(
+        (m for m in h.fake.bot_messages("C1", thread) if "Approval needed" in m["text"]), None), timeout=15)
+    assert not card.get("blocks") and "<@U1>" in card["text"] and metadata_key(card) == f"{thread}:a1"
+    conv = f"slack:T1:C1:{thread}"
+    await h.agent.decide(conv, await wait_for_approval(h.agent.get_run(conv, thread)), True, by="U1")
+    await h.final_reply("C1", thread, "done: Deployed web", timeout=15)
+    await h.fake.wait_for(lambda: "Approved" in h.fake.bot_messages("C1", thread)[1]["text"])
+    assert len(h.fake.bot_messages("C1", thread)) == 2  # the answer and the card, each posted once
