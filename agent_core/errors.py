@@ -11,6 +11,9 @@
         ├── RunCancelled          the run was cancelled
         └── RunFailed             the run ended with an error
             └── RunAborted        a hook stopped the run; the message is the hook's reason
+
+Failures that cross the workflow / activity boundary are ``ApplicationError``s whose ``type`` is one
+of the names at the end of this module.
 """
 
 from __future__ import annotations
@@ -64,3 +67,9 @@ class RunAborted(RunFailed):
 FINGERPRINT_ERROR = "FingerprintMismatch"
 MODEL_ERROR = "ModelError"
 ABORTED = "RunAborted"
+
+# How a platform adapter's delivery attempt (``durabot.deliver``) ended; see bots/common/delivery.py.
+DELIVERY_LATER = "DeliveryRetryLater"  # rate limit or outage: retried until the notice goes through
+DELIVERY_UNEXPECTED = "DeliveryUnexpected"  # retried a few times, then sent once as plain text
+DELIVERY_REFUSED = "DeliveryRefused"  # the platform refused for good (channel gone, no access)
+DELIVERY_FAILED = "DeliveryFailed"  # the plain-text fallback failed too: the notice is dropped

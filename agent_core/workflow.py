@@ -18,7 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from .delegation import Delegation
-    from .errors import ABORTED, FINGERPRINT_ERROR
+    from .errors import ABORTED, DELIVERY_FAILED, DELIVERY_REFUSED, FINGERPRINT_ERROR
     from .fingerprint import describe_mismatch
     from .types import (
         ApprovalInfo,
@@ -614,21 +614,36 @@ class ConversationWorkflow(Delegation):
 
     async def _deliver_all(self) -> None:
         # One at a time, in order: a decision never overtakes its card, nor an answer its approvals.
+        # An item never blocks the ones behind it for long: the adapter's activity retries outages
+        # until they pass and fails for good (non-retryable) on anything retrying cannot fix.
         try:
             while self.outbox:
                 task_queue, item = self.outbox[0]
                 try:
                     await workflow.execute_activity(
-                        DELIVER_ACTIVITY, item, task_queue=task_queue,
-                        start_to_close_timeout=timedelta(seconds=20),  # an adapter that died is retried soon
-                        schedule_to_close_timeout=timedelta(days=1),
-                        retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
-                    )
+                        DELIVER_ACTIVITY, item, task_queue=task_queue, **_DELIVERY_OPTIONS)
                 except ActivityError as err:
-                    workflow.logger.warning("delivery %s of turn %s gave up: %s", item.kind, item.turn_id, err)
+                    cause = err.cause
+                    why = cause.type if isinstance(cause, ApplicationError) else type(cause or err).__name__
+                    workflow.logger.warning(
+                        "delivery %s of conversation %s turn %s dropped (%s): %s", item.kind, self.conv,
+                        item.turn_id, why, cause.message if isinstance(cause, ApplicationError) else cause)
                 self.outbox.pop(0)
         finally:
             self.delivering = False
+
+
+# Delivery activity options. 20 s to close: a delivery cut short by an adapter crash is retried soon.
+# Retries go on for a day (an adapter or a platform that is down still gets its notices), except for
+# the failures the adapter marks as final: a refusal for good, or a notice not even plain text could show.
+_DELIVERY_OPTIONS = dict(
+    start_to_close_timeout=timedelta(seconds=20),
+    schedule_to_close_timeout=timedelta(days=1),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30),
+        non_retryable_error_types=[DELIVERY_REFUSED, DELIVERY_FAILED],
+    ),
+)
 
 
 def _parse_time(value: str) -> datetime:

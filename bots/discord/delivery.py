@@ -1,28 +1,40 @@
 """Durable notices out: the ``durabot.deliver`` activity of the adapter's delivery task queue.
 
-The workflow delivers each notice of a conversation in order and retries until it succeeds, so
-every write here is idempotent: the answer goes into the placeholder whose id is in the delivery
-meta; continuation messages and approval cards are created with deterministic nonces, and a card is
-looked up by its button custom id in the thread before it is posted again after a restart.
+The workflow delivers each notice of a conversation in order, so every write here is idempotent: the
+answer goes into the placeholder whose id is in the delivery meta; continuation messages and approval
+cards are created with deterministic nonces, and a card is looked up by its button custom id in the
+thread before it is posted again after a restart.
+
+Failures are sorted as on every platform (see bots/common/delivery.py): rate limits and outages are
+retried, refusals for good are not, and anything else is retried a few times and then sent as plain
+text (``deliver_plain``): the same notice without components, under the same nonces.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
+import aiohttp
 import discord
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from agent_core.metrics import rate_limit_wait_seconds_total
 from agent_core.types import Delivery
 from agent_core.workflow import DELIVER_ACTIVITY
+from bots.common.delivery import Failure, deliver_with_fallback, plain
+from bots.common.split import split_message
 
 from .buttons import approval_view, run_link_view
 from .ids import button_custom_id, nonce, parse_conversation_id
-from .render import approval_card, approval_decided, cancelled_note, failed_note, reply_parts
+from .render import (
+    MESSAGE_LIMIT,
+    approval_card,
+    approval_decided,
+    cancelled_note,
+    failed_note,
+    mention,
+    reply_parts,
+)
 from .streaming import Reply
 
 if TYPE_CHECKING:
@@ -32,6 +44,36 @@ log = logging.getLogger(__name__)
 
 NO_ANSWER = "_(The agent finished without an answer.)_"
 CARD_SEARCH = 50  # recent thread messages searched for a card posted before a restart
+ANSWERS = ("turn_finished", "turn_cancelled", "turn_failed")
+
+# Refusals that no retry can change: the bot's token, or the thread is gone or closed to the bot.
+REFUSED = frozenset({401, 403, 404})
+_ACCESS_HINT = "; give the bot Send Messages in Threads and Read Message History there"
+
+
+def classify(exc: Exception) -> Failure:
+    if isinstance(exc, discord.RateLimited):
+        return Failure.later("rate limited", exc.retry_after)
+    if isinstance(exc, discord.HTTPException):
+        said = (exc.text or "").partition("\n")[0][:200]  # Discord's message, without the per-field details
+        reason = f"HTTP {exc.status} {said} (code {exc.code})"
+        if exc.status == 429:
+            return Failure.later(reason, _retry_after(exc))
+        if exc.status >= 500:
+            return Failure.later(reason)
+        if exc.status in REFUSED:
+            return Failure.refused(reason + (_ACCESS_HINT if exc.status == 403 else ""))
+        return Failure.unexpected(reason)
+    if isinstance(exc, (TimeoutError, aiohttp.ClientError, OSError)):
+        return Failure.later(type(exc).__name__)
+    return Failure.unexpected(type(exc).__name__)
+
+
+def _retry_after(exc: discord.HTTPException) -> float | None:
+    try:
+        return float(exc.response.headers.get("Retry-After", ""))
+    except (AttributeError, ValueError):
+        return None
 
 
 class DiscordDelivery:
@@ -47,25 +89,9 @@ class DiscordDelivery:
         if handler is None:
             log.warning("unknown delivery kind %r for %s; skipped", d.kind, d.conversation_id)
             return
-        try:
-            await handler(d)
-        except discord.Forbidden as exc:
-            raise ApplicationError(
-                f"Discord refused {d.kind} in channel {d.meta.get('channel')!r} ({exc.text}); give the bot "
-                "Send Messages in Threads and Read Message History there", type="DiscordForbidden",
-                non_retryable=True,
-            ) from None
-        except discord.NotFound as exc:
-            raise ApplicationError(f"the thread of {d.conversation_id!r} is gone ({exc.text})",
-                                   type="DiscordNotFound", non_retryable=True) from None
-        except discord.RateLimited as exc:  # Temporal waits this long before the retry
-            rate_limit_wait_seconds_total.labels(platform="discord").inc(exc.retry_after)
-            raise ApplicationError("Discord rate limit", type="DiscordRateLimited",
-                                   next_retry_delay=timedelta(seconds=exc.retry_after)) from None
-        except discord.HTTPException as exc:
-            retryable = exc.status == 429 or exc.status >= 500
-            raise ApplicationError(f"Discord answered {exc.status} to {d.kind}: {exc.text}",
-                                   type="DiscordHTTPError", non_retryable=not retryable) from None
+        attempt = activity.info().attempt if activity.in_activity() else 1
+        await deliver_with_fallback(d, attempt, lambda: handler(d), lambda: self.deliver_plain(d), classify,
+                                    "Discord")
 
     def _reply(self, d: Delivery) -> Reply:
         reply = self.adapter.replies.get(d.turn_id)
@@ -131,6 +157,48 @@ class DiscordDelivery:
         await channel.get_partial_message(card[0]).edit(content=content, view=None)
         card[1] = content
 
+    # ---------------------------------------------------------------- the plain-text fallback
+    async def deliver_plain(self, d: Delivery) -> None:
+        """The notice as plain text without components, under the normal path's nonces.
+
+        An answer goes through the same reply writer: parts an earlier attempt wrote are edited, missing
+        ones created with the same nonces, so nothing shows twice.
+        """
+        info, ref = d.approval, parse_conversation_id(d.conversation_id)
+        if d.kind in ANSWERS:
+            reply = self._reply(d)
+            reply.stop_live()
+            await self.adapter.writer.show(reply, _plain_answer(d, reply.live_text), final=True)
+        elif info is None or ref is None:
+            return
+        elif d.kind == "approval_requested":
+            key = (d.conversation_id, info.id)
+            if key in self.adapter.cards:
+                return
+            channel_id = int(d.meta["channel"])
+            found = await self._find_card(channel_id, button_custom_id(ref, info.id, True))
+            if found is not None:
+                self.adapter.cards[key] = [found.id, found.content]
+                return
+            content = _plain_card(d)
+            await self.adapter.limiter.acquire(channel_id)
+            channel = self.adapter.client.get_partial_messageable(channel_id)
+            msg = await channel.send(content, nonce=nonce(d.conversation_id, info.id))
+            self.adapter.cards[key] = [msg.id, content]
+        elif d.kind == "approval_decided":
+            channel_id = int(d.meta["channel"])
+            card = self.adapter.cards.get((d.conversation_id, info.id))
+            if card is None:
+                found = await self._find_card(channel_id, button_custom_id(ref, info.id, True))
+                if found is None:
+                    return
+                card = [found.id, found.content]
+            content = _plain_card(d)
+            await self.adapter.limiter.acquire(channel_id)
+            channel = self.adapter.client.get_partial_messageable(channel_id)
+            await channel.get_partial_message(card[0]).edit(content=content, view=None)
+            self.adapter.cards[(d.conversation_id, info.id)] = [card[0], content]
+
     async def _find_card(self, channel_id: int, custom_id: str) -> discord.Message | None:
         me = self.adapter.client.user
         channel = self.adapter.client.get_partial_messageable(channel_id)
@@ -148,3 +216,33 @@ def _custom_ids(message: discord.Message) -> set[str]:
             if cid:
                 out.add(cid)
     return out
+
+
+def _plain(text: str) -> str:
+    return discord.utils.escape_mentions(plain(text))
+
+
+def _plain_answer(d: Delivery, partial: str) -> list[str]:
+    """An answer, failure or cancel notice as plain text parts (no table rendering, no components)."""
+    if d.kind == "turn_finished":
+        text = _plain(d.text or "").strip() or "(The agent finished without an answer.)"
+        if d.tool_calls:
+            text += "\n\nTools: " + ", ".join(_plain(t) for t in d.tool_calls)
+    elif d.kind == "turn_failed":
+        reason = " ".join(_plain(d.text or "unknown error").split())[:300]
+        text = (f"Sorry, I could not finish this: {reason}\n"
+                "Try again in a moment; if it keeps failing, an admin can check the worker logs.")
+    else:
+        by = f" by {mention(d.by)}" if d.by else ""
+        text = "\n\n".join(p for p in (_plain(partial).strip(), f"Run cancelled{by}.") if p)
+    return split_message(text, MESSAGE_LIMIT) or ["(no answer)"]
+
+
+def _plain_card(d: Delivery) -> str:
+    info = d.approval
+    assert info is not None
+    if info.status == "pending":
+        return (f"Approval needed: {_plain(info.tool)}, requested by {mention(info.requested_by)}. The buttons "
+                "could not be shown; it expires unless decided, and an admin can stop the run with /durabot cancel.")
+    by = f" by {mention(info.decided_by)}" if info.decided_by else ""
+    return f"{_plain(info.tool)}: {info.status}{by}"

@@ -5,7 +5,9 @@ dispatches gateway events (MESSAGE_CREATE, THREAD_CREATE, INTERACTION_CREATE...)
 clients, and behaves like Discord where the adapter depends on it: the per-channel bucket for
 message sends and edits (429 with ``retry_after`` past 5 per 5 s), ``enforce_nonce`` deduplication,
 "thread already exists", Message Content withheld without the privileged intent (close code 4014
-when it is requested but not allowed). Tests drive it (``user_message``, ``click``, ``slash``,
+when it is requested but not allowed). ``refuse_components`` / ``fail_components`` make message
+writes that carry components (a final answer's run link, an approval card; never a live edit) and a
+marked content fail, for delivery tests. Tests drive it (``user_message``, ``click``, ``slash``,
 ``send_raw``) and wait on its state with ``wait_for`` (a condition, never a fixed sleep).
 """
 
@@ -81,6 +83,10 @@ class FakeDiscord:
         self.identified: list[int] = []  # intents of each IDENTIFY
         self.fail_edits = 0  # answer the next N message edits with 429
         self.retry_after = 0.3
+        # mark -> "invalid" (400 Invalid Form Body), "forbidden" (403 Missing Access) or "garbled" (200 with a
+        # body that is no message) for every message write carrying components and the mark in its content
+        self.refuse_components: dict[str, str] = {}
+        self.fail_components: dict[str, list[int]] = {}  # mark -> statuses (429, 5xx) for the next such writes
         self._sent: dict[int, deque[float]] = {}
         self._gateways: list[web.WebSocketResponse] = []
         self._seq = 0
@@ -392,6 +398,9 @@ class FakeDiscord:
         if channel is None:
             return 404, {"message": "Unknown Channel", "code": 10003}, cid
         rest = parts[2:]
+        injected = self._injected(method, rest, body)
+        if injected is not None:
+            return (*injected, cid)
         if not rest and method == "GET":
             return 200, channel, cid
         if rest == ["typing"]:
@@ -440,6 +449,25 @@ class FakeDiscord:
             await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
             return 200, thread, cid
         return 404, {"message": "fake Discord: unknown channel route", "code": 0}, cid
+
+    def _injected(self, method: str, rest: list[str], body: Any) -> tuple[int, Any] | None:
+        """A failure a test asked for (``refuse_components``, ``fail_components``), or None."""
+        writes = (method == "POST" and rest == ["messages"]) or (method == "PATCH" and rest[:1] == ["messages"])
+        if not writes or not isinstance(body, dict) or not body.get("components"):
+            return None
+        content = body.get("content") or ""
+        for mark, statuses in self.fail_components.items():
+            if mark in content and statuses:
+                status = statuses.pop(0)
+                return status, self._too_many() if status == 429 else {"message": "upstream error", "code": 0}
+        for mark, how in self.refuse_components.items():
+            if mark in content:
+                return {
+                    "invalid": (400, {"message": "Invalid Form Body", "code": 50035, "errors": {"components": {}}}),
+                    "forbidden": (403, {"message": "Missing Access", "code": 50001}),
+                    "garbled": (200, {"id": str(self.snowflake())}),
+                }[how]
+        return None
 
     def _edit(self, msg: dict[str, Any], body: dict[str, Any]) -> None:
         if "content" in body:

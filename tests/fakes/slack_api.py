@@ -6,6 +6,9 @@ documented limits the adapter must respect:
   "~50 per minute") -> HTTP 429 with Retry-After;
 - chat.postMessage: ~1 per second per channel with short bursts (a token bucket) -> 429;
 - ``rate_limit_next``: a test forces the next calls of a method to answer 429;
+- ``refuse_blocks`` / ``fail_blocks``: a test makes chat writes that carry blocks (final answers with a
+  run link, approval cards; never live edits) and a marked text fail: refused with an error, or
+  answered with the next HTTP statuses of a list (429 with Retry-After, 5xx) without being performed;
 - sizes: text over 40,000 characters (msg_too_long), over 50 blocks, a section over 3,000
   characters, an action_id over 255 or a value over 2,000 (invalid_blocks).
 ``over_limit`` counts requests refused for rate; a well-behaved client keeps it at 0.
@@ -61,6 +64,8 @@ class FakeSlack:
         self.over_limit = 0
         self.lose_response: dict[str, int] = {}  # method -> how many next calls succeed but answer 500
         self.rate_limit_next: dict[str, int] = {}  # method -> how many next calls answer 429 (Retry-After: 1)
+        self.refuse_blocks: dict[str, str] = {}  # mark -> error answered to chat writes with blocks and the mark
+        self.fail_blocks: dict[str, list[int]] = {}  # mark -> HTTP statuses for the next such writes
         self._updates: dict[str, deque[float]] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
         self._ts = itertools.count(1)
@@ -148,6 +153,9 @@ class FakeSlack:
             self.calls.append(Call(method, params, 429, "ratelimited"))
             await self._notify()
             return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "1"})
+        injected = await self._injected(method, params)
+        if injected is not None:
+            return injected
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return await self._answer(method, params, {"ok": False, "error": "unknown_method"})
@@ -161,6 +169,27 @@ class FakeSlack:
             await self._notify()
             return web.Response(status=500, text="upstream connect error")
         return await self._answer(method, params, result)
+
+    async def _injected(self, method: str, params: dict) -> web.Response | None:
+        """A failure a test asked for (``refuse_blocks``, ``fail_blocks``), or None."""
+        if method not in ("chat.postMessage", "chat.update"):
+            return None
+        blocks = params.get("blocks")
+        if not (json.loads(blocks) if isinstance(blocks, str) else blocks):
+            return None
+        text = params.get("text") or ""
+        for mark, statuses in self.fail_blocks.items():
+            if mark in text and statuses:
+                status = statuses.pop(0)
+                error = "ratelimited" if status == 429 else "service_unavailable"
+                self.calls.append(Call(method, params, status, error))
+                await self._notify()
+                return web.json_response({"ok": False, "error": error}, status=status,
+                                         headers={"Retry-After": "1"} if status == 429 else None)
+        for mark, error in self.refuse_blocks.items():
+            if mark in text:
+                return await self._answer(method, params, {"ok": False, "error": error})
+        return None
 
     async def _answer(self, method: str, params: dict, result: dict, status: int = 200,
                       headers: dict | None = None) -> web.Response:

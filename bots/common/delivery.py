@@ -1,0 +1,134 @@
+"""How a delivery attempt ends, the same on every platform.
+
+The workflow delivers a conversation's notices one at a time, in order, so one notice that can never
+go out must not hold up the ones behind it, and a notice that can go out later must not be lost.
+Each adapter's ``durabot.deliver`` activity sorts its failures into three kinds (``Failure``):
+
+- ``later``: a rate limit or an outage (5xx, no connection, a timeout). Retried by Temporal until the
+  notice goes through (after Retry-After for a rate limit): an adapter or a platform that is down
+  still gets its notices once it is back.
+- ``refused``: the platform refused for good (the channel is gone, the bot has no access). Not
+  retried; logged with the platform's reason.
+- ``unexpected``: anything else (a payload the platform rejects, a bug in a renderer). Retried until
+  attempt ``UNEXPECTED_ATTEMPTS``; then the same notice goes out once as plain text, with the same
+  idempotency keys as the normal path, and if that fails too the delivery gives up for good.
+
+Nothing of an unexpected exception's text reaches chat, and logs carry the exception type, where it
+was raised and the conversation and turn ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.exceptions import ApplicationError
+
+from agent_core.errors import DELIVERY_FAILED, DELIVERY_LATER, DELIVERY_REFUSED, DELIVERY_UNEXPECTED
+from agent_core.metrics import rate_limit_wait_seconds_total
+from agent_core.types import Delivery
+
+__all__ = ["UNEXPECTED_ATTEMPTS", "Failure", "deliver_with_fallback", "plain"]
+
+log = logging.getLogger(__name__)
+
+UNEXPECTED_ATTEMPTS = 3  # attempts of the normal path before the plain-text fallback
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: str  # later | refused | unexpected
+    reason: str  # for logs: a platform error code or an exception type, never a secret
+    retry_after: float | None = None  # seconds, for a rate limit
+
+    @classmethod
+    def later(cls, reason: str, retry_after: float | None = None) -> Failure:
+        return cls("later", reason, retry_after)
+
+    @classmethod
+    def refused(cls, reason: str) -> Failure:
+        return cls("refused", reason)
+
+    @classmethod
+    def unexpected(cls, reason: str) -> Failure:
+        return cls("unexpected", reason)
+
+
+def plain(text: str) -> str:
+    """``text`` without control characters (a NUL in a model's answer must not break a fallback)."""
+    return _CONTROL.sub("", text)
+
+
+async def deliver_with_fallback(
+    d: Delivery, attempt: int, normal: Callable[[], Awaitable[None]], fallback: Callable[[], Awaitable[None]],
+    classify: Callable[[Exception], Failure], platform: str,
+) -> None:
+    """Run one attempt of a delivery: ``normal``, and ``fallback`` (plain text) when ``normal`` keeps
+    failing unexpectedly. Raises the ``ApplicationError`` that tells Temporal what to do next."""
+    try:
+        await normal()
+        return
+    except ApplicationError:
+        raise  # the delivery itself already decided (a delivery without a channel, say)
+    except Exception as exc:  # whatever it is, it must not hold up the conversation's later notices
+        failure = classify(exc)
+        if failure.kind != "unexpected":
+            raise _settle(d, failure, platform) from None
+        _log_unexpected(d, exc, failure, attempt, platform, "the normal path")
+        if attempt < UNEXPECTED_ATTEMPTS:
+            raise ApplicationError(
+                f"{platform} delivery of {d.kind} failed unexpectedly ({failure.reason}); retrying",
+                type=DELIVERY_UNEXPECTED,
+            ) from None
+    try:
+        await fallback()
+    except ApplicationError:
+        raise
+    except Exception as exc:  # the last resort failed: give up on this notice, not on the next ones
+        failure = classify(exc)
+        if failure.kind != "unexpected":
+            raise _settle(d, failure, platform) from None
+        _log_unexpected(d, exc, failure, attempt, platform, "the plain-text fallback")
+        raise ApplicationError(
+            f"{platform} delivery of {d.kind} failed, plain text too ({failure.reason}); dropped",
+            type=DELIVERY_FAILED, non_retryable=True,
+        ) from None
+    log.warning("%s: %s of conversation %s turn %s was sent as plain text after %d failed attempts",
+                platform, d.kind, d.conversation_id, d.turn_id, attempt)
+
+
+def _settle(d: Delivery, failure: Failure, platform: str) -> ApplicationError:
+    if failure.kind == "refused":
+        log.warning("%s refused %s of conversation %s turn %s for good (%s); not retried",
+                    platform, d.kind, d.conversation_id, d.turn_id, failure.reason)
+        return ApplicationError(f"{platform} refused {d.kind}: {failure.reason}", type=DELIVERY_REFUSED,
+                                non_retryable=True)
+    delay = None
+    if failure.retry_after:  # Temporal waits this long before the next attempt
+        rate_limit_wait_seconds_total.labels(platform=platform.lower()).inc(failure.retry_after)
+        delay = timedelta(seconds=failure.retry_after)
+    log.info("%s delivery of %s in conversation %s will be retried (%s)", platform, d.kind, d.conversation_id,
+             failure.reason)
+    return ApplicationError(f"{platform} delivery of {d.kind} will be retried: {failure.reason}",
+                            type=DELIVERY_LATER, next_retry_delay=delay)
+
+
+def _log_unexpected(d: Delivery, exc: Exception, failure: Failure, attempt: int, platform: str, path: str) -> None:
+    log.warning("%s: %s of %s of conversation %s turn %s failed on attempt %d: %s at %s",
+                platform, path, d.kind, d.conversation_id, d.turn_id, attempt, failure.reason, _where(exc))
+
+
+def _where(exc: BaseException) -> str:
+    """Where an exception was raised (file:line in function): enough to find a bug, no message text."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "an unknown place"
+    f = frames[-1]
+    return f"{os.path.basename(f.filename)}:{f.lineno} in {f.name}"
