@@ -14,6 +14,7 @@ __all__ = ["tables_to_code_blocks"]
 
 _SEPARATOR_CELL = re.compile(r":?-{2,}:?")
 _PIPE = re.compile(r"(?<!\\)\|")
+_INLINE_MARKS = re.compile(r"\*\*|__|`")
 _MAX_WIDTH = 40  # a wider cell is cut, so one long cell does not push every row off screen
 _MAX_COLUMNS = 20  # cells past this are dropped: padding every row to thousands of columns is no table
 
@@ -62,7 +63,9 @@ def _render(rows: list[list[str]], aligns: list[str]) -> list[str]:
 
 def _strip_inline(cell: str) -> str:
     # Bold and inline code markers mean nothing inside a code block; drop them so columns line up.
-    return re.sub(r"(\*\*|__|`)", "", cell)
+    if "*" not in cell and "_" not in cell and "`" not in cell:
+        return cell
+    return _INLINE_MARKS.sub("", cell)
 
 
 def _aligns(separator: str) -> list[str]:
