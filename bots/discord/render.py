@@ -44,7 +44,7 @@ def reply_parts(text: str, tools: list[str] | None = None, note: str = "", *, pa
     if partial and _open_fence(body):
         body += "\n```"
     main = "\n\n".join(p for p in (body, note) if p)
-    full = "\n".join(p for p in (tools_line(tools or []), main) if p)
+    full = "\n".join(p for p in (clean_text(tools_line(tools or [])), main) if p)
     return split_message(full, MESSAGE_LIMIT) or [THINKING]
 
 

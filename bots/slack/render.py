@@ -10,7 +10,7 @@ from bots.common.sanitize import clean_text
 from bots.common.split import split_message
 
 from .ids import button_ids
-from .mrkdwn import escape, to_mrkdwn
+from .mrkdwn import escape, safe_url, to_mrkdwn
 
 MAX_PART = 12_000  # characters per answer message; Slack truncates text past 40,000
 LIVE_SHOWN = MAX_PART - 200  # characters of answer a live edit shows (the rest comes with the final parts)
@@ -45,7 +45,7 @@ def card_key(turn_id: str, approval_id: str) -> str:
 def tools_line(tools: list[str]) -> str:
     if not tools:
         return ""
-    return "_Tools: " + ", ".join(f"`{escape(t)}`" for t in tools) + "_"
+    return "_Tools: " + ", ".join(f"`{escape(clean_text(t))}`" for t in tools) + "_"
 
 
 def live_text(text: str, tools: list[str], step: str | None = None) -> str:
@@ -93,7 +93,7 @@ def with_run_link(text: str, url: str) -> list[dict]:
     """
     sections = split_message(text, SECTION_TEXT) or [text]
     blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": s}} for s in sections]
-    link = f":mag: <{escape(url)}|{LINK_LABEL}>"
+    link = f":mag: <{safe_url(url)}|{LINK_LABEL}>"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": link}]})
     return blocks
 

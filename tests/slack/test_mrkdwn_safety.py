@@ -80,8 +80,11 @@ def test_hostile_markdown_renders_no_live_markup(text):
 def test_every_pair_of_pieces_and_many_random_texts():
     pairs = ["".join(p) for p in itertools.product(PIECES, repeat=2)]
     triples = ["[" + a + "](http://x" + b + ")" + c for a, b, c in itertools.product(PIECES, repeat=3)][:20_000]
-    for text in pairs + triples + generated(3_000, seed=7):
+    rng = random.Random(3)
+    any_code_points = ["".join(chr(rng.randrange(0x110000)) for _ in range(rng.randint(1, 40))) for _ in range(500)]
+    for text in pairs + triples + generated(3_000, seed=7) + any_code_points:
         assert_safe_slack(to_mrkdwn(text))
+    assert_safe_slack(live_text("ok", ["<!channel>\x00", "a`b"], "running <@U1>\ud800"))
 
 
 def test_links_keep_working_with_safe_urls():
