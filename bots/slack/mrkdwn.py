@@ -98,9 +98,9 @@ class _Inline:
         if c == "`":
             return self._code(i)
         if c == "[":
-            return self._link(i, i)
+            return self._link(i)
         if c == "!":
-            return self._link(i, i + 1) if self.line.startswith("[", i + 1) else None
+            return self._link(i + 1) if self.line.startswith("[", i + 1) else None
         if c == "<":
             m = _AUTOLINK.match(self.line, i)
             if m is None:
@@ -132,12 +132,13 @@ class _Inline:
         self._emit(escape(line[i:close + length]))
         return close + length
 
-    def _link(self, start: int, bracket: int) -> int | None:
+    def _link(self, bracket: int) -> int | None:
+        """``[label](http…)`` (or an image, whose ``!`` is dropped) from the ``[`` at ``bracket``."""
         line = self.line
         if self._close_at != -1 and self._close_at <= bracket:
             self._close_at = line.find("]", bracket + 1)
         close = self._close_at
-        if close == -1 or close == bracket + 1 or "\n" in line[bracket:close]:
+        if close == -1 or close == bracket + 1:
             return None
         if not line.startswith("(", close + 1):
             return None
