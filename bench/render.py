@@ -23,7 +23,7 @@ from bots.common.split import split_message  # noqa: E402
 from bots.common.tables import tables_to_code_blocks  # noqa: E402
 from bots.discord.render import reply_parts  # noqa: E402
 from bots.slack.mrkdwn import escape, to_mrkdwn  # noqa: E402
-from bots.slack.render import answer_parts, live_text  # noqa: E402
+from bots.slack.render import _live_body, answer_parts, live_text  # noqa: E402
 
 
 def repeat(unit: str) -> Callable[[int], str]:
@@ -71,7 +71,7 @@ INPUTS: list[tuple[str, Callable[[int], str]]] = [
 
 RENDERERS: list[tuple[str, Callable[[str], object]]] = [
     ("to_mrkdwn", to_mrkdwn),
-    ("slack live", lambda t: live_text(t, ["tool"], None)),
+    ("slack live", lambda t: (_live_body.cache_clear(), live_text(t, ["tool"], None))),  # uncached cost
     ("slack parts", lambda t: answer_parts(t, [])),
     ("discord parts", lambda t: reply_parts(t, partial=True)),
     ("tables", tables_to_code_blocks),

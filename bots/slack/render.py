@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
 from agent_core.types import ApprovalInfo
 from bots.common.runlink import LINK_LABEL
@@ -54,14 +55,21 @@ def live_text(text: str, tools: list[str], step: str | None = None) -> str:
     The placeholder becomes the answer's first part, so it shows the head of the text; only as much
     of the text as can fill it is rendered, however long the answer grows.
     """
-    body = to_mrkdwn(text[:LIVE_SOURCE]) if text.strip() else ""
-    if len(body) > LIVE_SHOWN or len(text) > LIVE_SOURCE:
-        body = _cut(body, LIVE_SHOWN) + "\n_… (continues)_"
+    body = _live_body(text[:LIVE_SOURCE], len(text) > LIVE_SOURCE) if text.strip() else ""
     lines = [body] if body else []
     if tools:
         lines.append(tools_line(tools))
     lines.append(f"_{escape(clean_text(step))}…_" if step else THINKING)
     return "\n\n".join(lines)
+
+
+@lru_cache(maxsize=32)
+def _live_body(head: str, more: bool) -> str:
+    # Cached: once an answer outgrows the placeholder, every later event of the turn has the same head.
+    body = to_mrkdwn(head)
+    if len(body) > LIVE_SHOWN or more:
+        body = _cut(body, LIVE_SHOWN) + "\n_… (continues)_"
+    return body
 
 
 def _cut(mrkdwn: str, limit: int) -> str:
