@@ -12,8 +12,11 @@ import re
 
 __all__ = ["tables_to_code_blocks"]
 
-_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+_SEPARATOR_CELL = re.compile(r":?-{2,}:?")
+_PIPE = re.compile(r"(?<!\\)\|")
+_INLINE_MARKS = re.compile(r"\*\*|__|`")
 _MAX_WIDTH = 40  # a wider cell is cut, so one long cell does not push every row off screen
+_MAX_COLUMNS = 20  # cells past this are dropped: padding every row to thousands of columns is no table
 
 
 def _cells(line: str) -> list[str]:
@@ -22,8 +25,18 @@ def _cells(line: str) -> list[str]:
         s = s[1:]
     if s.endswith("|") and not s.endswith("\\|"):
         s = s[:-1]
-    cells = re.split(r"(?<!\\)\|", s)
+    cells = _PIPE.split(s)
     return [c.strip().replace("\\|", "|") for c in cells]
+
+
+def _is_separator(line: str) -> bool:
+    """A ``|---|:--:|`` row. Plain string work: the regex it replaces backtracked on long blank runs."""
+    s = line.strip()
+    if s.startswith("|"):
+        s = s[1:]
+    if s.endswith("|"):
+        s = s[:-1]
+    return all(_SEPARATOR_CELL.fullmatch(c.strip()) for c in s.split("|"))
 
 
 def _is_row(line: str) -> bool:
@@ -31,8 +44,8 @@ def _is_row(line: str) -> bool:
 
 
 def _render(rows: list[list[str]], aligns: list[str]) -> list[str]:
-    ncols = max(len(r) for r in rows)
-    rows = [r + [""] * (ncols - len(r)) for r in rows]
+    ncols = min(max(len(r) for r in rows), _MAX_COLUMNS)
+    rows = [r[:ncols] + [""] * (ncols - len(r)) for r in rows]
     rows = [[_strip_inline(c)[:_MAX_WIDTH] for c in r] for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(ncols)]
     aligns = aligns + ["l"] * (ncols - len(aligns))
@@ -50,7 +63,9 @@ def _render(rows: list[list[str]], aligns: list[str]) -> list[str]:
 
 def _strip_inline(cell: str) -> str:
     # Bold and inline code markers mean nothing inside a code block; drop them so columns line up.
-    return re.sub(r"(\*\*|__|`)", "", cell)
+    if "*" not in cell and "_" not in cell and "`" not in cell:
+        return cell
+    return _INLINE_MARKS.sub("", cell)
 
 
 def _aligns(separator: str) -> list[str]:
@@ -77,7 +92,7 @@ def tables_to_code_blocks(text: str) -> str:
             i += 1
             continue
         if (
-            not in_fence and _is_row(line) and i + 1 < len(lines) and _SEPARATOR.match(lines[i + 1])
+            not in_fence and _is_row(line) and i + 1 < len(lines) and _is_separator(lines[i + 1])
             and "|" in lines[i + 1] + line.strip()[1:]
         ):
             rows = [_cells(line)]

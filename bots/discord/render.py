@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from bots.common.sanitize import clean_text
 from bots.common.split import split_message
 from bots.common.tables import tables_to_code_blocks
 
@@ -35,12 +36,15 @@ def reply_parts(text: str, tools: list[str] | None = None, note: str = "", *, pa
 
     The tools line comes first so it does not move while text streams in below it. A ``partial``
     (still streaming) text may stop inside a code block: it is closed so the edit renders cleanly.
+    Control characters and lone surrogates are dropped (Discord refuses some, UTF-8 cannot carry the
+    others); mentions in the text stay text, because every message is sent with no allowed mentions.
     """
-    body = tables_to_code_blocks(text.strip())
+    body = tables_to_code_blocks(clean_text(text).strip())
+    note = clean_text(note)
     if partial and _open_fence(body):
         body += "\n```"
     main = "\n\n".join(p for p in (body, note) if p)
-    full = "\n".join(p for p in (tools_line(tools or []), main) if p)
+    full = "\n".join(p for p in (clean_text(tools_line(tools or [])), main) if p)
     return split_message(full, MESSAGE_LIMIT) or [THINKING]
 
 

@@ -173,7 +173,8 @@ class Streamer:
             if delay > 0:
                 await asyncio.sleep(delay)  # coalesce the tokens of this second into one edit
             self._dirty.clear()
-            parts = reply_parts(self.reply.live_text, self.reply.tools, partial=True)
+            # Off the event loop: a long answer's tables and splits must not delay gateway traffic.
+            parts = await asyncio.to_thread(reply_parts, self.reply.live_text, list(self.reply.tools), partial=True)
             try:
                 await self.writer.show(self.reply, parts, final=False)
             except discord.HTTPException as exc:

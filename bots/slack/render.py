@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
 from agent_core.types import ApprovalInfo
 from bots.common.runlink import LINK_LABEL
+from bots.common.sanitize import clean_text
 from bots.common.split import split_message
 
 from .ids import button_ids
-from .mrkdwn import escape, to_mrkdwn
+from .mrkdwn import escape, safe_url, to_mrkdwn
 
 MAX_PART = 12_000  # characters per answer message; Slack truncates text past 40,000
+LIVE_SHOWN = MAX_PART - 200  # characters of answer a live edit shows (the rest comes with the final parts)
+LIVE_SOURCE = 2 * MAX_PART  # characters of model text rendered for a live edit: enough to fill it
 THINKING = "_Thinking…_"
 SECTION_TEXT = 2_900  # characters per section block (Slack allows 3,000)
 ARGS_SHOWN = 1_500  # characters of tool arguments on a card (a section holds 3,000)
@@ -42,19 +46,44 @@ def card_key(turn_id: str, approval_id: str) -> str:
 def tools_line(tools: list[str]) -> str:
     if not tools:
         return ""
-    return "_Tools: " + ", ".join(f"`{escape(t)}`" for t in tools) + "_"
+    return "_Tools: " + ", ".join(f"`{escape(clean_text(t))}`" for t in tools) + "_"
 
 
 def live_text(text: str, tools: list[str], step: str | None = None) -> str:
-    """The placeholder while the agent works: text so far, a compact tools line, a working marker."""
-    body = to_mrkdwn(text) if text.strip() else ""
-    if len(body) > MAX_PART - 200:
-        body = body[: MAX_PART - 200] + "\n_… (continues)_"
+    """The placeholder while the agent works: text so far, a compact tools line, a working marker.
+
+    The placeholder becomes the answer's first part, so it shows the head of the text; only as much
+    of the text as can fill it is rendered, however long the answer grows.
+    """
+    body = _live_body(text[:LIVE_SOURCE], len(text) > LIVE_SOURCE) if text.strip() else ""
     lines = [body] if body else []
     if tools:
         lines.append(tools_line(tools))
-    lines.append(f"_{escape(step)}…_" if step else THINKING)
+    lines.append(f"_{escape(clean_text(step))}…_" if step else THINKING)
     return "\n\n".join(lines)
+
+
+@lru_cache(maxsize=32)
+def _live_body(head: str, more: bool) -> str:
+    # Cached: once an answer outgrows the placeholder, every later event of the turn has the same head.
+    body = to_mrkdwn(head)
+    if len(body) > LIVE_SHOWN or more:
+        body = _cut(body, LIVE_SHOWN) + "\n_… (continues)_"
+    return body
+
+
+def _cut(mrkdwn: str, limit: int) -> str:
+    """``mrkdwn`` cut to ``limit`` characters, never inside a link (``<...>``) or an entity (``&amp;``)."""
+    if len(mrkdwn) <= limit:
+        return mrkdwn
+    head = mrkdwn[:limit]
+    link = head.rfind("<")
+    if link > head.rfind(">"):
+        head = head[:link]
+    entity = head.rfind("&", max(0, len(head) - 5))
+    if entity != -1 and ";" not in head[entity:]:
+        head = head[:entity]
+    return head
 
 
 def answer_parts(text: str, tools: list[str]) -> list[str]:
@@ -72,13 +101,13 @@ def with_run_link(text: str, url: str) -> list[dict]:
     """
     sections = split_message(text, SECTION_TEXT) or [text]
     blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": s}} for s in sections]
-    link = f":mag: <{escape(url)}|{LINK_LABEL}>"
+    link = f":mag: <{safe_url(url)}|{LINK_LABEL}>"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": link}]})
     return blocks
 
 
 def failed_text(error: str | None) -> str:
-    reason = (error or "unknown error").strip().splitlines()[0][:300]
+    reason = (clean_text(error or "").strip() or "unknown error").splitlines()[0][:300]
     return (f":warning: Sorry, I could not finish this: {escape(reason)}\n"
             "_Write again to retry; if it keeps failing, ask an admin to check the worker logs._")
 

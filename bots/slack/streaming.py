@@ -104,7 +104,9 @@ class LiveStreams:
                     step, changed = f"running {ev.tool}", True
                 if changed:
                     self._partial[key] = acc.text
-                    editor.offer(ref.channel, ts, live_text(acc.text, acc.tools, step), meta_key)
+                    # Rendering is bounded but CPU work: off the loop, so acks and other threads go on.
+                    shown = await asyncio.to_thread(live_text, acc.text, list(acc.tools), step)
+                    editor.offer(ref.channel, ts, shown, meta_key)
                 if acc.final:
                     break
         except asyncio.CancelledError:
