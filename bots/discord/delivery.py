@@ -1,8 +1,9 @@
 """Durable notices out: the ``durabot.deliver`` activity of the adapter's delivery task queue.
 
 The workflow delivers each notice of a conversation in order and retries until it succeeds, so
-every write here is idempotent: the answer goes into the placeholder whose id is in the delivery
-meta; continuation messages and approval cards are created with deterministic nonces, and a card is
+every write here is idempotent: the answer goes into the turn's placeholder (known to this process,
+or found in the thread by its Stop button, or posted as a new message with a deterministic nonce
+when no placeholder was ever posted); continuation messages and approval cards are created with deterministic nonces, and a card is
 looked up by its button custom id in the thread before it is posted again after a restart.
 """
 
@@ -22,6 +23,7 @@ from agent_core.workflow import DELIVER_ACTIVITY
 
 from .buttons import approval_view, run_link_view
 from .ids import button_custom_id, nonce, parse_conversation_id
+from .placeholder import find_placeholder
 from .render import approval_card, approval_decided, cancelled_note, failed_note, reply_parts
 from .streaming import Reply
 
@@ -67,15 +69,21 @@ class DiscordDelivery:
             raise ApplicationError(f"Discord answered {exc.status} to {d.kind}: {exc.text}",
                                    type="DiscordHTTPError", non_retryable=not retryable) from None
 
-    def _reply(self, d: Delivery) -> Reply:
+    async def _reply(self, d: Delivery) -> Reply:
         reply = self.adapter.replies.get(d.turn_id)
-        if reply is None:  # streamed by an earlier process, or not at all: the meta knows the placeholder
-            reply = self.adapter.replies.add(Reply(
-                d.conversation_id, d.turn_id, int(d.meta["channel"]), [int(d.meta["placeholder"])]))
-        return reply
+        if reply is not None:
+            return reply
+        channel_id = int(d.meta["channel"])
+        if d.meta.get("placeholder"):  # a turn submitted when the placeholder came first, with its id
+            found = Reply(d.conversation_id, d.turn_id, channel_id, [int(d.meta["placeholder"])])
+        else:  # streamed by an earlier process, or not at all: look in the thread
+            msg = await find_placeholder(self.adapter.client, channel_id, d.turn_id)
+            found = Reply(d.conversation_id, d.turn_id, channel_id, [] if msg is None else [msg.id],
+                          shown=[] if msg is None else [msg.content], controls=msg is not None)
+        return self.adapter.replies.add(found)
 
     async def _turn_done(self, d: Delivery) -> None:
-        reply = self._reply(d)
+        reply = await self._reply(d)
         reply.stop_live()
         if d.kind == "turn_finished":
             parts = reply_parts(d.text or NO_ANSWER, d.tool_calls)

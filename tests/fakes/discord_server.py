@@ -80,6 +80,7 @@ class FakeDiscord:
         self.typing: list[int] = []
         self.identified: list[int] = []  # intents of each IDENTIFY
         self.fail_edits = 0  # answer the next N message edits with 429
+        self._refusals: list[list[Any]] = []  # [method, path fragment, times left, status, code]
         self.retry_after = 0.3
         self._sent: dict[int, deque[float]] = {}
         self._gateways: list[web.WebSocketResponse] = []
@@ -280,6 +281,19 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload)
         return it
 
+    def refuse(self, method: str, fragment: str, *, times: int = 1, status: int = 403, code: int = 50013) -> None:
+        """Answer the next ``times`` calls of ``method`` on a path containing ``fragment`` with an error
+        (by default 403 Missing Permissions, what Discord says when the bot lacks a permission)."""
+        self._refusals.append([method, fragment, times, status, code])
+
+    def _refused(self, method: str, path: str) -> tuple[int, Any, None] | None:
+        for r in self._refusals:
+            if r[0] == method and r[1] in path and r[2] > 0:
+                r[2] -= 1
+                message = "Missing Permissions" if r[3] == 403 else "refused by the test"
+                return r[3], {"message": message, "code": r[4]}, None
+        return None
+
     # ------------------------------------------------------------------ reading state
     def bot_messages(self, channel_id: int) -> list[dict[str, Any]]:
         return [m for m in self.messages.get(channel_id, []) if m["author"]["id"] == self.bot["id"]]
@@ -337,7 +351,8 @@ class FakeDiscord:
         if request.can_read_body:
             raw = await request.read()
             body = json.loads(raw) if raw and request.content_type == "application/json" else raw
-        status, data, channel = await self._route(request.method, path, body, request.query)
+        status, data, channel = self._refused(request.method, path) or await self._route(
+            request.method, path, body, request.query)
         self.calls.append(Call(request.method, path, body, status, time.monotonic(), channel))
         await self._changed()
         headers = {"Content-Type": "application/json"}
@@ -414,6 +429,8 @@ class FakeDiscord:
                 return 429, self._too_many(), cid
             msg = self._message(cid, self.bot, body.get("content") or "", components=body.get("components"),
                                 nonce=nonce)
+            if body.get("message_reference"):
+                msg["message_reference"] = body["message_reference"]
             await self.dispatch("MESSAGE_CREATE", msg)
             return 200, msg, cid
         if len(rest) == 2 and rest[0] == "messages":
