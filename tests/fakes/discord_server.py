@@ -80,7 +80,7 @@ class FakeDiscord:
         self.typing: list[int] = []
         self.identified: list[int] = []  # intents of each IDENTIFY
         self.fail_edits = 0  # answer the next N message edits with 429
-        self._refusals: list[list[Any]] = []  # [method, path fragment, times left, status, code]
+        self._refusals: list[list[Any]] = []  # [method, path suffix, times left, status, code]
         self.retry_after = 0.3
         self._sent: dict[int, deque[float]] = {}
         self._gateways: list[web.WebSocketResponse] = []
@@ -281,14 +281,14 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload)
         return it
 
-    def refuse(self, method: str, fragment: str, *, times: int = 1, status: int = 403, code: int = 50013) -> None:
-        """Answer the next ``times`` calls of ``method`` on a path containing ``fragment`` with an error
+    def refuse(self, method: str, suffix: str, *, times: int = 1, status: int = 403, code: int = 50013) -> None:
+        """Answer the next ``times`` calls of ``method`` on a path ending with ``suffix`` with an error
         (by default 403 Missing Permissions, what Discord says when the bot lacks a permission)."""
-        self._refusals.append([method, fragment, times, status, code])
+        self._refusals.append([method, suffix, times, status, code])
 
     def _refused(self, method: str, path: str) -> tuple[int, Any, None] | None:
         for r in self._refusals:
-            if r[0] == method and r[1] in path and r[2] > 0:
+            if r[0] == method and path.endswith(r[1]) and r[2] > 0:
                 r[2] -= 1
                 message = "Missing Permissions" if r[3] == 403 else "refused by the test"
                 return r[3], {"message": message, "code": r[4]}, None
@@ -416,9 +416,10 @@ class FakeDiscord:
             msgs = list(reversed(self.messages.get(cid, [])))
             if "before" in query:
                 msgs = [m for m in msgs if int(m["id"]) < int(query["before"])]
-            if "after" in query:
-                msgs = [m for m in msgs if int(m["id"]) > int(query["after"])]
-            return 200, msgs[: int(query.get("limit", 50))], cid
+            limit = int(query.get("limit", 50))
+            if "after" in query:  # like Discord: the oldest ``limit`` after it, newest first
+                msgs = [m for m in msgs if int(m["id"]) > int(query["after"])][-limit:]
+            return 200, msgs[:limit], cid
         if rest == ["messages"] and method == "POST":
             nonce = body.get("nonce")
             if nonce and body.get("enforce_nonce"):
