@@ -41,6 +41,8 @@ NO_THREAD = (
     "permission in this channel. Ask a server admin to give it to me (Server Settings > Roles, or this "
     "channel's permissions), then mention me again; or send me a direct message."
 )
+THREAD_FAILED = ("\N{WARNING SIGN} Discord did not let me open a thread for this just now; "
+                 "please mention me again in a minute.")
 NOT_STARTED = "\N{WARNING SIGN} I could not start on this: " + UNAVAILABLE[0].lower() + UNAVAILABLE[1:]
 
 
@@ -182,9 +184,12 @@ class Ingress:
             await self._answer(message, NO_THREAD, "no-thread")
             return None
         except discord.HTTPException as exc:
-            if exc.code != THREAD_ALREADY_EXISTS:
-                raise
-            return self.adapter.client.get_partial_messageable(message.id)  # a retry: it is there
+            if exc.code == THREAD_ALREADY_EXISTS:
+                return self.adapter.client.get_partial_messageable(message.id)  # a retry: it is there
+            log.warning("no thread for message %s in channel %s: Discord said %s %s", message.id,
+                        message.channel.id, exc.status, exc.text)
+            await self._answer(message, THREAD_FAILED, "no-thread")
+            return None
 
     async def _context(self, channel: discord.abc.Messageable, message: discord.Message) -> list[ChatMessage]:
         try:

@@ -172,3 +172,14 @@ async def test_adapter_maps_are_bounded(make_agent, fake_discord):
     for i in range(CHANNELS + 10):
         await limiter.acquire(i)
     assert len(limiter._channels) == CHANNELS
+
+
+async def test_failed_thread_creation_is_explained(make_agent, fake_openai, fake_discord, adapter):
+    fake = fake_discord
+    agent = await make_agent()
+    await adapter(agent)
+    fake.refuse("POST", "/threads", status=400, code=50035)
+    await fake.user_message("hello?")
+    told = await fake.wait_for(lambda: fake.bot_messages(fake.channel_id), what="the explanation in the channel")
+    assert "mention me again" in told[0]["content"]
+    assert fake.threads() == [] and fake_openai.requests == []
