@@ -2,9 +2,10 @@
 
 The workflow delivers each notice of a conversation in order and retries until it succeeds, so
 every write here is idempotent: the answer goes into the turn's placeholder (known to this process,
-or found in the thread by its Stop button, or posted as a new message with a deterministic nonce
-when no placeholder was ever posted); continuation messages and approval cards are created with deterministic nonces, and a card is
-looked up by its button custom id in the thread before it is posted again after a restart.
+or found in the thread by its Stop button; posted as a new message with a deterministic nonce when
+no placeholder was ever posted); continuation messages and approval cards are created with
+deterministic nonces, and a card is looked up by its button custom id in the thread before it is
+posted again after a restart.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 One ``Reply`` per turn. Its first message is the placeholder posted once the user's message was
 submitted; the delivery finds it again after a restart by its Stop button (see ``placeholder``), so
-the final answer lands in that same message, and removes the button. Messages past the first (answers over 2,000 characters) are created with a deterministic
-nonce, so a retried create returns the existing message instead of posting it twice. All writes to
-one reply go through its lock, and once the final text is written, late live edits are dropped.
+the final answer lands in that same message, and removes the button. Messages past the first
+(answers over 2,000 characters) are created with a deterministic nonce, so a retried create returns
+the existing message instead of posting it twice. All writes to one reply go through its lock, and
+once the final text is written, late live edits are dropped.
 """
 
 from __future__ import annotations

@@ -8,11 +8,15 @@ import logging
 
 from agent_core.settings import Settings
 from bots.discord.app import CARDS, DiscordAdapter
+from bots.discord.ids import ConversationRef
 from bots.discord.ingress import KNOWN_THREADS
+from bots.discord.placeholder import parse_stop_custom_id, stop_custom_id
 from bots.discord.ratelimit import CHANNELS, ChannelLimiter
 from tests.discord.conftest import button_ids, deploy, deploy_script, ephemeral_texts, stop_ids
 from tests.fakes.openai_server import Reply
 from tests.discord.test_operations import eventually
+
+SNOW = 1234567890123456789
 
 
 def conv_of(fake, thread_id: int) -> str:
@@ -183,3 +187,12 @@ async def test_failed_thread_creation_is_explained(make_agent, fake_openai, fake
     told = await fake.wait_for(lambda: fake.bot_messages(fake.channel_id), what="the explanation in the channel")
     assert "mention me again" in told[0]["content"]
     assert fake.threads() == [] and fake_openai.requests == []
+
+
+def test_stop_custom_id_round_trip():
+    ref = ConversationRef(str(SNOW), str(SNOW + 1), str(SNOW + 2))
+    cid = stop_custom_id(ref, str(SNOW + 3), str(SNOW + 4))
+    assert len(cid) <= 100 and parse_stop_custom_id(cid) == (ref, str(SNOW + 3), str(SNOW + 4))
+    dm = ConversationRef("@me", str(SNOW), str(SNOW))
+    assert parse_stop_custom_id(stop_custom_id(dm, str(SNOW), "1")) == (dm, str(SNOW), "1")
+    assert parse_stop_custom_id("db:y:1.2.3:a1") is None
