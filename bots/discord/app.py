@@ -19,6 +19,7 @@ from agent_core import Agent
 from agent_core.errors import UserError
 from agent_core.settings import Settings
 from agent_core.types import Delivery
+from bots.common.cache import BoundedCache
 from bots.common.runlink import run_url
 
 from .apitrace import api_trace
@@ -26,6 +27,7 @@ from .buttons import ApprovalButton
 from .commands import build_group
 from .delivery import DiscordDelivery
 from .ingress import Ingress
+from .placeholder import StopButton
 from .ratelimit import ChannelLimiter
 from .streaming import Replies, ReplyWriter
 
@@ -38,6 +40,7 @@ PERMISSIONS = discord.Permissions(
     read_message_history=True,
 )
 SCOPES = ("bot", "applications.commands")
+CARDS = 5_000
 
 INTENTS_HELP = (
     "Discord intents used: Guilds, Guild Messages, Direct Messages and Message Content. Message Content is "
@@ -85,7 +88,7 @@ class DurabotClient(discord.Client):
         self.tree.add_command(build_group(adapter))
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(ApprovalButton)
+        self.add_dynamic_items(ApprovalButton, StopButton)
         await self.adapter.on_login(self)
 
     async def on_ready(self) -> None:
@@ -105,7 +108,8 @@ class DiscordAdapter:
         self.delivery_queue = f"{agent.task_queue}-discord"
         self.limiter = ChannelLimiter()
         self.replies = Replies()
-        self.cards: dict[tuple[str, str], list] = {}  # (conversation, approval id) -> [message id, content]
+        # (conversation, approval id) -> [message id, content]; a card pushed out is found in its thread again
+        self.cards: BoundedCache[tuple[str, str], list] = BoundedCache(CARDS)
         self.writer = ReplyWriter(lambda: self.client, self.limiter)
         self.ingress = Ingress(self)
         self.delivery = DiscordDelivery(self)

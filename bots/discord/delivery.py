@@ -1,9 +1,11 @@
 """Durable notices out: the ``durabot.deliver`` activity of the adapter's delivery task queue.
 
-The workflow delivers each notice of a conversation in order, so every write here is idempotent: the
-answer goes into the placeholder whose id is in the delivery meta; continuation messages and approval
-cards are created with deterministic nonces, and a card is looked up by its button custom id in the
-thread before it is posted again after a restart.
+The workflow delivers each notice of a conversation in order and retries until it succeeds, so
+every write here is idempotent: the answer goes into the turn's placeholder (known to this process,
+or found in the thread by its Stop button; posted as a new message with a deterministic nonce when
+no placeholder was ever posted); continuation messages and approval cards are created with
+deterministic nonces, and a card is looked up by its button custom id in the thread before it is
+posted again after a restart.
 
 Failures are sorted as on every platform (see bots/common/delivery.py): rate limits and outages are
 retried, refusals for good are not, and anything else is retried a few times and then sent as plain
@@ -26,6 +28,7 @@ from bots.common.split import split_message
 
 from .buttons import approval_view, run_link_view
 from .ids import button_custom_id, nonce, parse_conversation_id
+from .placeholder import find_placeholder
 from .render import (
     MESSAGE_LIMIT,
     approval_card,
@@ -93,15 +96,21 @@ class DiscordDelivery:
         await deliver_with_fallback(d, attempt, lambda: handler(d), lambda: self.deliver_plain(d), classify,
                                     "Discord")
 
-    def _reply(self, d: Delivery) -> Reply:
+    async def _reply(self, d: Delivery) -> Reply:
         reply = self.adapter.replies.get(d.turn_id)
-        if reply is None:  # streamed by an earlier process, or not at all: the meta knows the placeholder
-            reply = self.adapter.replies.add(Reply(
-                d.conversation_id, d.turn_id, int(d.meta["channel"]), [int(d.meta["placeholder"])]))
-        return reply
+        if reply is not None:
+            return reply
+        channel_id = int(d.meta["channel"])
+        if d.meta.get("placeholder"):  # a turn submitted when the placeholder came first, with its id
+            found = Reply(d.conversation_id, d.turn_id, channel_id, [int(d.meta["placeholder"])])
+        else:  # streamed by an earlier process, or not at all: look in the thread
+            msg = await find_placeholder(self.adapter.client, channel_id, d.turn_id)
+            found = Reply(d.conversation_id, d.turn_id, channel_id, [] if msg is None else [msg.id],
+                          shown=[] if msg is None else [msg.content], controls=msg is not None)
+        return self.adapter.replies.add(found)
 
     async def _turn_done(self, d: Delivery) -> None:
-        reply = self._reply(d)
+        reply = await self._reply(d)
         reply.stop_live()
         if d.kind == "turn_finished":
             parts = reply_parts(d.text or NO_ANSWER, d.tool_calls)
@@ -166,7 +175,7 @@ class DiscordDelivery:
         """
         info, ref = d.approval, parse_conversation_id(d.conversation_id)
         if d.kind in ANSWERS:
-            reply = self._reply(d)
+            reply = await self._reply(d)
             reply.stop_live()
             await self.adapter.writer.show(reply, _plain_answer(d, reply.live_text), final=True)
         elif info is None or ref is None:

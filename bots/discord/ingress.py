@@ -1,14 +1,17 @@
 """Messages in: a Discord message becomes a turn of a conversation (one conversation per thread).
 
 ``classify`` is the pure translation: who wrote what where, and whether the bot should answer.
-``Ingress.on_message`` is the small handler around it: open the thread, post the placeholder, send
-the message to the workflow (the Discord message id deduplicates), and follow the live events.
+``Ingress.on_message`` is the small handler around it: open the thread, send the message to the
+workflow (the Discord message id deduplicates), then post the placeholder and follow the live events.
+Submitting before the placeholder means an adapter that dies in between loses nothing: the delivery
+posts the answer as a new message when it finds no placeholder. Whatever cannot be done is said in
+the channel (a missing permission, the agent service down), not only logged.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,8 +19,10 @@ import discord
 
 from agent_core.errors import DurabotError
 from agent_core.types import ChatMessage, DeliveryTarget
+from bots.common.cache import BoundedCache
 
 from .ids import DM, ConversationRef, nonce
+from .placeholder import UNAVAILABLE, stop_view
 from .render import THINKING, strip_mentions, thread_name
 from .streaming import Reply, Streamer
 
@@ -29,6 +34,20 @@ log = logging.getLogger(__name__)
 CONTEXT_MESSAGES = 50  # earlier thread messages given to a conversation started inside a thread
 CONTEXT_CHARS = 8000
 THREAD_ALREADY_EXISTS = 160004  # Discord's code when a message already has a thread
+KNOWN_THREADS = 10_000
+
+NO_THREAD = (
+    "\N{WARNING SIGN} I cannot open a thread for this here: I am missing the **Create Public Threads** "
+    "permission in this channel. Ask a server admin to give it to me (Server Settings > Roles, or this "
+    "channel's permissions), then mention me again; or send me a direct message."
+)
+THREAD_FAILED = ("\N{WARNING SIGN} Discord did not let me open a thread for this just now; "
+                 "please mention me again in a minute.")
+NOT_STARTED = "\N{WARNING SIGN} I could not start on this: " + UNAVAILABLE[0].lower() + UNAVAILABLE[1:]
+
+
+def hint(bot_mention: str) -> str:
+    return f"Ask me something, e.g. {bot_mention} what can you do?"
 
 
 @dataclass(frozen=True)
@@ -44,36 +63,46 @@ class Incoming:
     parent_id: int | None = None  # set when the message is in a thread
     thread_owner_id: int | None = None
     mentions_bot: bool = False
+    has_attachments: bool = False
 
 
 @dataclass(frozen=True)
 class Route:
-    kind: str  # new_thread | thread | dm
+    kind: str  # new_thread | thread | dm | hint (a bare mention: answer how to ask, start no turn)
     ref: ConversationRef
     text: str
     needs_context: bool = False  # a conversation that starts inside an existing thread
 
 
-def classify(m: Incoming, bot_id: int, known_threads: "set[int] | OrderedDict[int, None]") -> Route | None:
+def is_bare(text: str) -> bool:
+    """Nothing to ask in it: only whitespace, punctuation or symbols."""
+    return not any(ch.isalnum() for ch in text)
+
+
+def classify(m: Incoming, bot_id: int, known_threads: Container[int]) -> Route | None:
     """Whether and where the bot answers a message. None: not for us."""
     if m.author_is_bot or m.author_id == bot_id:
         return None  # our own messages, and other bots' (no bot loops)
     text = strip_mentions(m.content, bot_id)
-    if not text:
+    bare = m.mentions_bot and not m.has_attachments and is_bare(text)
+    if not text and not bare:
         return None  # nothing to answer (or the Message Content intent is off)
+    route: Route | None = None
     if m.guild_id is None:
-        return Route("dm", ConversationRef(DM, str(m.channel_id), str(m.channel_id)), text)
-    if m.parent_id is not None:
+        route = Route("dm", ConversationRef(DM, str(m.channel_id), str(m.channel_id)), text)
+    elif m.parent_id is not None:
         owned = m.thread_owner_id == bot_id or m.channel_id in known_threads
         if not owned and not m.mentions_bot:
             return None
         ref = ConversationRef(str(m.guild_id), str(m.parent_id), str(m.channel_id))
-        return Route("thread", ref, text, needs_context=not owned)
-    if m.mentions_bot:
+        route = Route("thread", ref, text, needs_context=not owned)
+    elif m.mentions_bot:
         # A thread started from a message takes the message's id: the conversation id is known now.
         ref = ConversationRef(str(m.guild_id), str(m.channel_id), str(m.message_id))
-        return Route("new_thread", ref, text)
-    return None
+        route = Route("new_thread", ref, text)
+    if route is not None and bare:
+        return Route("hint", route.ref, "")
+    return route
 
 
 def context_from_history(history: list[tuple[int, str, str]], bot_id: int,
@@ -95,12 +124,7 @@ def context_from_history(history: list[tuple[int, str, str]], bot_id: int,
 class Ingress:
     def __init__(self, adapter: "DiscordAdapter") -> None:
         self.adapter = adapter
-        self.known_threads: OrderedDict[int, None] = OrderedDict()
-
-    def _remember(self, thread_id: int) -> None:
-        self.known_threads[thread_id] = None
-        while len(self.known_threads) > 10_000:
-            self.known_threads.popitem(last=False)
+        self.known_threads: BoundedCache[int, None] = BoundedCache(KNOWN_THREADS)
 
     async def on_message(self, message: discord.Message) -> None:
         client = self.adapter.client
@@ -116,30 +140,56 @@ class Ingress:
             parent_id=channel.parent_id if isinstance(channel, discord.Thread) else None,
             thread_owner_id=channel.owner_id if isinstance(channel, discord.Thread) else None,
             mentions_bot=any(u.id == client.user.id for u in message.mentions),
+            has_attachments=bool(message.attachments),
         )
         route = classify(incoming, client.user.id, self.known_threads)
         if route is None:
+            return
+        if route.kind == "hint":
+            await self._answer(message, hint(client.user.mention), "hint")
             return
         turn_id = str(message.id)
         if self.adapter.replies.get(turn_id) is not None:
             return  # the gateway sent this message again
         context: list[ChatMessage] = []
         if route.kind == "new_thread":
-            reply_channel = await self._open_thread(message, route.text)
+            thread = await self._open_thread(message, route.text)
+            if thread is None:
+                return
+            reply_channel: discord.abc.Messageable = thread
         else:
             reply_channel = client.get_partial_messageable(int(route.ref.thread))
             if route.needs_context:
                 context = await self._context(channel, message)
-        self._remember(int(route.ref.thread))
+        self.known_threads.add(int(route.ref.thread))
         await self._start(message, route, reply_channel, context)
 
-    async def _open_thread(self, message: discord.Message, text: str) -> discord.abc.Messageable:
+    async def _answer(self, message: discord.Message, text: str, what: str) -> None:
+        """Reply to the user's message where they wrote it (the nonce makes a repeat a no-op)."""
+        try:
+            await message.reply(text, nonce=nonce(what, message.id))
+        except discord.HTTPException as exc:
+            log.warning("cannot answer message %s in channel %s of guild %s (%s): Discord said %s %s",
+                        message.id, message.channel.id, message.guild.id if message.guild else None, what,
+                        exc.status, exc.text)
+
+    async def _open_thread(self, message: discord.Message, text: str) -> discord.abc.Messageable | None:
+        """The message's new thread; None when the bot may not open one (the user is told why)."""
         try:
             return await message.create_thread(name=thread_name(text), auto_archive_duration=1440)
+        except discord.Forbidden as exc:
+            log.warning("no thread for message %s in channel %s of guild %s: Discord said %s %s",
+                        message.id, message.channel.id, message.guild.id if message.guild else None,
+                        exc.status, exc.text)
+            await self._answer(message, NO_THREAD, "no-thread")
+            return None
         except discord.HTTPException as exc:
-            if exc.code != THREAD_ALREADY_EXISTS:
-                raise
-            return self.adapter.client.get_partial_messageable(message.id)  # a retry: it is there
+            if exc.code == THREAD_ALREADY_EXISTS:
+                return self.adapter.client.get_partial_messageable(message.id)  # a retry: it is there
+            log.warning("no thread for message %s in channel %s: Discord said %s %s", message.id,
+                        message.channel.id, exc.status, exc.text)
+            await self._answer(message, THREAD_FAILED, "no-thread")
+            return None
 
     async def _context(self, channel: discord.abc.Messageable, message: discord.Message) -> list[ChatMessage]:
         try:
@@ -153,25 +203,53 @@ class Ingress:
     async def _start(self, message: discord.Message, route: Route, reply_channel: discord.abc.Messageable,
                      context: list[ChatMessage]) -> None:
         adapter = self.adapter
-        conv, turn_id = route.ref.conversation_id, str(message.id)
+        conv, turn_id, user = route.ref.conversation_id, str(message.id), str(message.author.id)
         channel_id = int(route.ref.thread)
-        await adapter.limiter.acquire(channel_id)
-        placeholder = await reply_channel.send(THINKING, nonce=nonce(conv, turn_id, 0))
-        reply = adapter.replies.add(Reply(conv, turn_id, channel_id, [placeholder.id], shown=[THINKING]))
-        target = DeliveryTarget(task_queue=adapter.delivery_queue,
-                                meta={"channel": str(channel_id), "placeholder": str(placeholder.id)})
-        try:
-            handle = await adapter.agent.run_async(
-                route.text, conv, message_id=turn_id, user=str(message.author.id),
-                user_name=message.author.display_name, context=context, deliver_to=target,
-            )
-        except DurabotError as exc:
-            log.error("cannot start turn %s of %s: %s", turn_id, conv, exc)
-            await adapter.writer.show(reply, [
-                "\N{WARNING SIGN} I could not start on this: the agent service is unavailable right now. "
-                "Please try again in a minute."], final=True)
-            return
-        status = handle.last_status
-        if status is not None and status.done:
-            return  # a repeat of a finished turn: its answer is already in place
+        # In memory before the submit, and locked until the placeholder is posted: a delivery of a fast
+        # answer waits for the placeholder instead of racing it.
+        reply = adapter.replies.add(Reply(conv, turn_id, channel_id, []))
+        target = DeliveryTarget(task_queue=adapter.delivery_queue, meta={"channel": str(channel_id), "user": user})
+        async with reply.lock:
+            try:
+                handle = await adapter.agent.run_async(
+                    route.text, conv, message_id=turn_id, user=user,
+                    user_name=message.author.display_name, context=context, deliver_to=target,
+                )
+            except DurabotError as exc:
+                log.error("cannot start turn %s of %s: %s", turn_id, conv, exc)
+                reply.final = True
+                await self._say(reply_channel, channel_id, NOT_STARTED, nonce(conv, turn_id, "not-started"))
+                return
+            status = handle.last_status
+            if status is not None and status.done:
+                reply.final = True
+                return  # a repeat of a finished turn: its answer is already in place
+            if not await self._placeholder(reply, reply_channel, route.ref, user):
+                return
         Streamer(adapter.agent, adapter.writer, reply, lambda: adapter.client).start()
+
+    async def _placeholder(self, reply: Reply, channel: discord.abc.Messageable, ref: ConversationRef,
+                           user: str) -> bool:
+        """Post the "Thinking…" placeholder (under the reply's lock); False when there is none to stream into."""
+        await self.adapter.limiter.acquire(reply.channel_id)
+        try:
+            msg = await channel.send(THINKING, view=stop_view(ref, reply.turn_id, user),
+                                     nonce=nonce(reply.conversation_id, reply.turn_id, 0))
+        except discord.HTTPException as exc:
+            log.warning("no placeholder for turn %s in channel %s (Discord said %s %s); the answer will come "
+                        "as a new message", reply.turn_id, reply.channel_id, exc.status, exc.text)
+            return False
+        reply.message_ids, reply.shown = [msg.id], [msg.content]
+        if msg.content != THINKING:
+            # The nonce matched the answer another process already delivered as a new message.
+            reply.final = True
+            return False
+        reply.controls = True
+        return True
+
+    async def _say(self, channel: discord.abc.Messageable, channel_id: int, text: str, key: str) -> None:
+        await self.adapter.limiter.acquire(channel_id)
+        try:
+            await channel.send(text, nonce=key)
+        except discord.HTTPException as exc:
+            log.warning("cannot post in channel %s: Discord said %s %s", channel_id, exc.status, exc.text)

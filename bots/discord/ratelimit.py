@@ -13,20 +13,24 @@ import time
 from collections import deque
 
 from agent_core.metrics import rate_limit_wait_seconds_total
+from bots.common.cache import BoundedCache
+
+CHANNELS = 10_000  # channels paced at once; one pushed out only forgets its last few seconds of sends
 
 
 class ChannelLimiter:
     def __init__(self, per: int = 5, window: float = 5.0, margin: float = 0.1) -> None:
         self.per = per
         self.window = window + margin
-        self._sent: dict[int, deque[float]] = {}
-        self._locks: dict[int, asyncio.Lock] = {}
+        self._channels: BoundedCache[int, tuple[deque[float], asyncio.Lock]] = BoundedCache(CHANNELS)
 
     async def acquire(self, channel_id: int) -> None:
         """Wait until one more send or edit in ``channel_id`` fits the window, and count it."""
-        lock = self._locks.setdefault(channel_id, asyncio.Lock())
+        state = self._channels.get(channel_id)
+        if state is None:
+            state = self._channels[channel_id] = (deque(), asyncio.Lock())
+        sent, lock = state
         async with lock:  # first come, first served within a channel
-            sent = self._sent.setdefault(channel_id, deque())
             while True:
                 now = time.monotonic()
                 while sent and now - sent[0] >= self.window:
@@ -36,12 +40,3 @@ class ChannelLimiter:
                     break
                 await asyncio.sleep(sent[0] + self.window - now)
                 rate_limit_wait_seconds_total.labels(platform="discord").inc(time.monotonic() - now)
-        self._forget_idle()
-
-    def _forget_idle(self) -> None:
-        if len(self._sent) < 1000:
-            return
-        now = time.monotonic()
-        for cid in [c for c, d in self._sent.items() if not d or now - d[-1] >= self.window]:
-            if not self._locks[cid].locked():
-                del self._sent[cid], self._locks[cid]

@@ -1,10 +1,11 @@
 """A turn's reply: the messages that show it, live edits while it streams, the final write.
 
-One ``Reply`` per turn. Its first message is the placeholder posted when the user's message came in;
-its id travels in the delivery meta, so the final answer lands in that same message even after a
-restart. Messages past the first (answers over 2,000 characters) are created with a deterministic
-nonce, so a retried create returns the existing message instead of posting it twice. All writes to
-one reply go through its lock, and once the final text is written, late live edits are dropped.
+One ``Reply`` per turn. Its first message is the placeholder posted once the user's message was
+submitted; the delivery finds it again after a restart by its Stop button (see ``placeholder``), so
+the final answer lands in that same message, and removes the button. Messages past the first
+(answers over 2,000 characters) are created with a deterministic nonce, so a retried create returns
+the existing message instead of posting it twice. All writes to one reply go through its lock, and
+once the final text is written, late live edits are dropped.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 import discord
 
 from agent_core.events import TextAccumulator
+from bots.common.cache import BoundedCache
 
 from .ids import nonce
 from .ratelimit import ChannelLimiter
@@ -43,6 +44,7 @@ class Reply:
     live_text: str = ""
     tools: list[str] = field(default_factory=list)
     final: bool = False
+    controls: bool = False  # the first message carries the Stop button, removed with the final text
     paused: bool = False  # waiting for an approval: no typing indicator
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     tasks: list[asyncio.Task] = field(default_factory=list)
@@ -54,24 +56,28 @@ class Reply:
 
 
 class Replies:
-    """Replies of this process, by turn; bounded, because a restart forgets them anyway."""
+    """Replies of this process, by turn; bounded, because a restart forgets them anyway (the delivery
+    finds the placeholder in the thread). A reply pushed out stops its live edits first: they could
+    otherwise overwrite the final text that a later delivery writes through a new Reply."""
 
     def __init__(self, limit: int = 2000) -> None:
-        self._items: OrderedDict[str, Reply] = OrderedDict()
-        self._limit = limit
+        self._items: BoundedCache[str, Reply] = BoundedCache(limit)
 
     def get(self, turn_id: str) -> Reply | None:
         return self._items.get(turn_id)
 
     def add(self, reply: Reply) -> Reply:
+        if reply.turn_id not in self._items:
+            while len(self._items) >= self._items.maxsize:
+                oldest = next(iter(self._items))
+                old = self._items.pop(oldest)
+                if old is not None:
+                    old.stop_live()
         self._items[reply.turn_id] = reply
-        while len(self._items) > self._limit:
-            _, old = self._items.popitem(last=False)
-            old.stop_live()
         return reply
 
     def all(self) -> list[Reply]:
-        return list(self._items.values())
+        return [r for r in (self._items.get(k) for k in self._items) if r is not None]
 
 
 class ReplyWriter:
@@ -89,7 +95,9 @@ class ReplyWriter:
                 return  # the final text is written; a live edit must not overwrite it
             channel = self._client().get_partial_messageable(reply.channel_id)
             for i, part in enumerate(parts):
-                extra = {"view": view} if view is not None and i == len(parts) - 1 else {}
+                extra: dict = {"view": view} if view is not None and i == len(parts) - 1 else {}
+                if final and i == 0 and reply.controls and not extra:
+                    extra = {"view": None}  # the answer is in: the Stop button goes
                 if i < len(reply.message_ids):
                     if i < len(reply.shown) and reply.shown[i] == part and not extra:
                         continue
@@ -115,7 +123,7 @@ class ReplyWriter:
                     except discord.NotFound:
                         pass
                 del reply.message_ids[len(parts):], reply.shown[len(parts):]
-                reply.final = True
+                reply.final, reply.controls = True, False
 
 
 def _set(items: list[str], i: int, value: str) -> None:

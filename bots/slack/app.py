@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web as aioweb
@@ -25,6 +24,7 @@ from agent_core import Agent
 from agent_core.errors import AgentRuntimeError, UserError
 from agent_core.settings import Settings
 from agent_core.types import Delivery, DeliveryTarget
+from bots.common.cache import BoundedCache
 from bots.common.runlink import run_url
 
 from . import approvals
@@ -75,8 +75,8 @@ class SlackAdapter:
         self.bot_user_id: str | None = None
         self.bot_id: str | None = None
         self.team: str = ""
-        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._known_threads: OrderedDict[str, None] = OrderedDict()
+        self._seen: BoundedCache[tuple[str, str], None] = BoundedCache(_SEEN)
+        self._known_threads: BoundedCache[str, None] = BoundedCache(_SEEN)
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task | None = None
         self._runner: aioweb.AppRunner | None = None
@@ -197,8 +197,12 @@ class SlackAdapter:
             return  # this process already took it (a retry, or the message/app_mention pair)
         if inc.needs_membership and not await self._takes_part(inc.ref):
             return
+        if inc.bare_mention:
+            self._seen.add(seen)
+            await self._hint(inc)
+            return
         context = await self._context(inc) if inc.in_existing_thread else []
-        self._remember(self._seen, seen, _SEEN)
+        self._seen.add(seen)
         meta = {"team": team, "channel": inc.ref.channel, "thread": inc.ref.thread_ts, "user": inc.user}
         try:
             handle = await self.agent.run_async(
@@ -209,7 +213,7 @@ class SlackAdapter:
         except Exception:
             self._seen.pop(seen, None)  # answer 500: Slack retries, the retry is not dropped
             raise
-        self._remember(self._known_threads, inc.ref.conversation_id, _SEEN)
+        self._known_threads.add(inc.ref.conversation_id)
         retried = bool(request.headers.get("x-slack-retry-num")) if request is not None else False
         if retried:
             # The submit answer of a repeated message id is the first submit's answer (Temporal dedups
@@ -233,8 +237,16 @@ class SlackAdapter:
             await self.agent.client.get_workflow_handle(self.agent.workflow_id(cid)).describe()
         except (RPCError, AgentRuntimeError):  # no workflow has ever run for this thread
             return False
-        self._remember(self._known_threads, cid, _SEEN)
+        self._known_threads.add(cid)
         return True
+
+    async def _hint(self, inc: IncomingMessage) -> None:
+        """A mention with nothing to ask: say how to ask instead of sending the model an empty turn."""
+        text = f"Ask me something, e.g. <@{self.bot_user_id}> what can you do?"
+        try:  # within the ack's 3 s: a channel out of budget gets no hint rather than a retried event
+            await self.web.post(inc.ref.channel, inc.ref.thread_ts, text, max_wait=CONTEXT_WAIT)
+        except SlackCallError as exc:
+            log.warning("hint for message %s in channel %s not posted: %s", inc.message_id, inc.ref.channel, exc)
 
     async def _context(self, inc: IncomingMessage) -> list:
         """Earlier messages of the thread, for a conversation that starts inside it."""
@@ -272,13 +284,6 @@ class SlackAdapter:
         user = str(command.get("user_id") or "")
         text = await self.commands.answer(str(command.get("text") or ""), team, user)
         await ack(text=text, response_type="ephemeral")
-
-    @staticmethod
-    def _remember(cache: OrderedDict, key: Any, keep: int) -> None:
-        cache[key] = None
-        cache.move_to_end(key)
-        while len(cache) > keep:
-            cache.popitem(last=False)
 
 
 async def _healthz(_request: aioweb.Request) -> aioweb.Response:

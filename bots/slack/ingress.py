@@ -36,12 +36,18 @@ class IncomingMessage:
     text: str
     in_existing_thread: bool  # written as a reply in a thread (earlier messages may be context)
     needs_membership: bool  # only counts if the bot already takes part in the thread
+    bare_mention: bool = False  # a mention with nothing to ask: answer how to ask, start no turn
 
 
 def strip_mention(text: str, bot_user_id: str | None) -> str:
     if bot_user_id:
         text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", "", text)
     return re.sub(r"[ \t]{2,}", " ", text).strip()
+
+
+def is_bare(text: str) -> bool:
+    """Nothing to ask in it: only whitespace, punctuation or symbols."""
+    return not any(ch.isalnum() for ch in text)
 
 
 def mentions(text: str, user_id: str | None) -> bool:
@@ -77,9 +83,11 @@ def translate_event(event: dict, team: str, bot_user_id: str | None, bot_id: str
         ref = ThreadRef(team, channel, thread_ts or ts)
     profile = event.get("user_profile") if isinstance(event.get("user_profile"), dict) else {}
     name = profile.get("display_name") or profile.get("real_name") or None
+    stripped = strip_mention(text, bot_user_id)
+    bare = (kind == "app_mention" or mentions(text, bot_user_id)) and not event.get("files") and is_bare(stripped)
     return IncomingMessage(
-        ref=ref, message_id=ts, user=user, user_name=name, text=strip_mention(text, bot_user_id),
-        in_existing_thread=in_thread, needs_membership=(kind == "message" and not is_dm),
+        ref=ref, message_id=ts, user=user, user_name=name, text=stripped,
+        in_existing_thread=in_thread, needs_membership=(kind == "message" and not is_dm), bare_mention=bare,
     )
 
 

@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_core.metrics import platform_api_calls_total, rate_limit_wait_seconds_total
+from bots.common.cache import BoundedCache
 
 from .limits import TokenBucket
 from .render import metadata, metadata_key
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 _RETRYABLE_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 MAX_WAIT = 20.0  # longer than this for a budget: give the slot back to Temporal's retry instead
+ADMIN_USERS = 10_000
+ADMIN_TTL = 300.0  # admin rights change: ask users.info again after this many seconds
 
 
 class SlackCallError(Exception):
@@ -74,7 +77,7 @@ class SlackWeb:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
         self._post_budgets: dict[str, TokenBucket] = {}
-        self._admins: dict[str, tuple[float, bool]] = {}
+        self._admins: BoundedCache[str, bool] = BoundedCache(ADMIN_USERS, ttl=ADMIN_TTL)
 
     async def call(self, method: str, **params: Any) -> dict:
         # Writes go as JSON (blocks, metadata); reads as form fields, which every method accepts.
@@ -163,8 +166,8 @@ class SlackWeb:
 
     async def is_workspace_admin(self, user: str) -> bool:
         cached = self._admins.get(user)
-        if cached and time.monotonic() - cached[0] < 300:
-            return cached[1]
+        if cached is not None:
+            return cached
         try:
             data = await self.call("users.info", user=user)
         except SlackCallError as exc:
@@ -172,5 +175,5 @@ class SlackWeb:
             return False
         u = data.get("user") or {}
         admin = bool(u.get("is_admin") or u.get("is_owner") or u.get("is_primary_owner"))
-        self._admins[user] = (time.monotonic(), admin)
+        self._admins[user] = admin
         return admin

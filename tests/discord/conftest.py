@@ -77,7 +77,17 @@ async def adapter(fake_discord: FakeDiscord, task_queue: str) -> AsyncIterator[C
 
 
 def button_ids(message: dict) -> list[str]:
-    return [c["custom_id"] for row in message.get("components", []) for c in row.get("components", [])]
+    """The Approve / Deny custom ids of an approval card (not the placeholder's Stop button)."""
+    return [i for i in all_custom_ids(message) if i.startswith(("db:y:", "db:n:"))]
+
+
+def stop_ids(message: dict) -> list[str]:
+    return [i for i in all_custom_ids(message) if i.startswith("db:s:")]
+
+
+def all_custom_ids(message: dict) -> list[str]:
+    return [c["custom_id"] for row in message.get("components", []) for c in row.get("components", [])
+            if c.get("custom_id")]
 
 
 def ephemeral_texts(interaction: Any) -> list[str]:

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from agent_core.metrics import REGISTRY
 from bots.discord.apitrace import route_name
-from tests.discord.conftest import button_ids, deploy, deploy_script, ephemeral_texts
+from tests.discord.conftest import button_ids, deploy, deploy_script, ephemeral_texts, stop_ids
 from tests.fakes.openai_server import Reply
 
 UI = "http://localhost:8233"
@@ -90,7 +90,7 @@ async def test_no_link_without_ui_address(make_agent, fake_openai, fake_discord,
     question = await fake.user_message("plain")
     thread_id = int(question["id"])
     final = await fake.wait_for(lambda: next((m for m in fake.bot_messages(thread_id)
-                                              if m["content"] == "echo: plain"), None))
+                                              if m["content"] == "echo: plain" and not stop_ids(m)), None))
     assert final["components"] == []
 
 

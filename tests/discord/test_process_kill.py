@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.discord.conftest import stop_ids
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import Reply
 from tests.procs.harness import Proc, worker_env
@@ -74,6 +75,7 @@ async def test_sigkill_mid_stream_then_restart_delivers_once(temporal_server, fa
         killed_at = time.monotonic()
         assert await asyncio.to_thread(first.kill) == -9
         placeholder = fake.bot_messages(thread_id)[0]
+        assert stop_ids(placeholder), "the placeholder names its turn (the new process finds it by that)"
         shown_at_kill = placeholder["content"]
         assert shown_at_kill != text, "the answer finished before the kill: make the stream slower"
         assert [m["content"] for m in fake.bot_messages(thread_id)] == [shown_at_kill]
@@ -88,6 +90,7 @@ async def test_sigkill_mid_stream_then_restart_delivers_once(temporal_server, fa
         answers = fake.bot_messages(thread_id)
         assert [m["content"] for m in answers] == [text]
         assert answers[0]["id"] == placeholder["id"]
+        assert answers[0]["components"] == []  # the Stop button went with the final text
         # Nothing posted twice: one thread, one placeholder, nothing from the bot in the channel.
         created = [c for c in fake.calls_to("POST", "/threads") if c.status == 200]
         assert len(created) == 1

@@ -31,7 +31,9 @@ def test_routing():
     assert classify(msg(mentions_bot=False, content="hi"), BOT, set()) is None
     assert classify(msg(author_is_bot=True), BOT, set()) is None
     assert classify(msg(author_id=BOT), BOT, set()) is None
-    assert classify(msg(content=f"<@{BOT}>"), BOT, set()) is None
+    assert classify(msg(content=f"<@{BOT}>"), BOT, set()).kind == "hint"  # a bare mention: no empty turn
+    assert classify(msg(content=f"<@{BOT}> ?!"), BOT, set()).kind == "hint"
+    assert classify(msg(content=f"<@{BOT}>", has_attachments=True), BOT, set()) is None  # files: not a hint
     owned = classify(msg(parent_id=SNOW + 2, thread_owner_id=BOT, mentions_bot=False, content="more"), BOT, set())
     assert owned.kind == "thread" and not owned.needs_context
     foreign = msg(parent_id=SNOW + 2, thread_owner_id=SNOW + 5)

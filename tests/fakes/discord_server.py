@@ -82,6 +82,7 @@ class FakeDiscord:
         self.typing: list[int] = []
         self.identified: list[int] = []  # intents of each IDENTIFY
         self.fail_edits = 0  # answer the next N message edits with 429
+        self._refusals: list[list[Any]] = []  # [method, path suffix, times left, status, code]
         self.retry_after = 0.3
         # mark -> "invalid" (400 Invalid Form Body), "forbidden" (403 Missing Access) or "garbled" (200 with a
         # body that is no message) for every message write carrying components and the mark in its content
@@ -286,6 +287,19 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload)
         return it
 
+    def refuse(self, method: str, suffix: str, *, times: int = 1, status: int = 403, code: int = 50013) -> None:
+        """Answer the next ``times`` calls of ``method`` on a path ending with ``suffix`` with an error
+        (by default 403 Missing Permissions, what Discord says when the bot lacks a permission)."""
+        self._refusals.append([method, suffix, times, status, code])
+
+    def _refused(self, method: str, path: str) -> tuple[int, Any, None] | None:
+        for r in self._refusals:
+            if r[0] == method and path.endswith(r[1]) and r[2] > 0:
+                r[2] -= 1
+                message = "Missing Permissions" if r[3] == 403 else "refused by the test"
+                return r[3], {"message": message, "code": r[4]}, None
+        return None
+
     # ------------------------------------------------------------------ reading state
     def bot_messages(self, channel_id: int) -> list[dict[str, Any]]:
         return [m for m in self.messages.get(channel_id, []) if m["author"]["id"] == self.bot["id"]]
@@ -343,7 +357,8 @@ class FakeDiscord:
         if request.can_read_body:
             raw = await request.read()
             body = json.loads(raw) if raw and request.content_type == "application/json" else raw
-        status, data, channel = await self._route(request.method, path, body, request.query)
+        status, data, channel = self._refused(request.method, path) or await self._route(
+            request.method, path, body, request.query)
         self.calls.append(Call(request.method, path, body, status, time.monotonic(), channel))
         await self._changed()
         headers = {"Content-Type": "application/json"}
@@ -410,9 +425,10 @@ class FakeDiscord:
             msgs = list(reversed(self.messages.get(cid, [])))
             if "before" in query:
                 msgs = [m for m in msgs if int(m["id"]) < int(query["before"])]
-            if "after" in query:
-                msgs = [m for m in msgs if int(m["id"]) > int(query["after"])]
-            return 200, msgs[: int(query.get("limit", 50))], cid
+            limit = int(query.get("limit", 50))
+            if "after" in query:  # like Discord: the oldest ``limit`` after it, newest first
+                msgs = [m for m in msgs if int(m["id"]) > int(query["after"])][-limit:]
+            return 200, msgs[:limit], cid
         if rest == ["messages"] and method == "POST":
             nonce = body.get("nonce")
             if nonce and body.get("enforce_nonce"):
@@ -423,6 +439,8 @@ class FakeDiscord:
                 return 429, self._too_many(), cid
             msg = self._message(cid, self.bot, body.get("content") or "", components=body.get("components"),
                                 nonce=nonce)
+            if body.get("message_reference"):
+                msg["message_reference"] = body["message_reference"]
             await self.dispatch("MESSAGE_CREATE", msg)
             return 200, msg, cid
         if len(rest) == 2 and rest[0] == "messages":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bots.slack.ids import ThreadRef
 from tests.fakes.openai_server import Reply, last_user_text
 
 
@@ -86,3 +87,17 @@ async def test_conversation_started_inside_a_thread_gets_its_history(start_slack
     assert all(len(c) < 2_100 for c in contents)
     assert contents[-1] == "what did U7 say?"
     assert event["ts"] not in str(sent)
+
+
+async def test_bare_mentions_get_a_hint_and_start_no_turn(start_slack, fake_openai):
+    h = await start_slack()
+    bare = await h.mention("")
+    punctuation = await h.mention(" ?! ")
+    dm = h.fake.add_user_message("D1", f"<@{h.fake.bot_user}>")
+    assert (await h.sender.event(dm))[0] == 200
+    for channel, thread in (("C1", bare["ts"]), ("C1", punctuation["ts"]), ("D1", None)):
+        hints = h.fake.bot_messages(channel, thread)
+        assert len(hints) == 1 and hints[0]["text"].startswith("Ask me something, e.g. <@"), hints
+    assert h.fake.bot_messages("C1", bare["ts"])[0]["thread_ts"] == bare["ts"]
+    assert fake_openai.requests == []
+    assert await h.agent.status(ThreadRef(h.fake.team, "C1", bare["ts"]).conversation_id) is None  # none started
