@@ -104,3 +104,21 @@ def test_filter_ignores_too_short_values_and_replaces_longest_first() -> None:
     record = logging.LogRecord("n", logging.INFO, "p", 1, "%s %s", ("abcd",), None)  # bad args: one for two
     assert f.filter(record)
     assert "abcd" not in record.getMessage()
+
+
+def test_url_credentials_are_masked_without_being_configured(capture: io.StringIO) -> None:
+    configure_logging("DEBUG", json=True, secrets=[], stream=capture)
+    log = logging.getLogger("durabot.urls")
+    log.info("connecting to %s", "redis://:hunter22@redis:6379/0")
+    log.debug("HTTP Request: POST %s", "https://bob:pw-1234@mcp.example/mcp?token=tok-123&page=2")
+    try:
+        raise ConnectionError("cannot reach redis://user:hunter22@h:6379/0")
+    except ConnectionError:
+        log.exception("bus down")
+    log.info("with extra", extra={"url": "http://alice:hunter22@h/"})
+    out = capture.getvalue()
+    for secret in ("hunter22", "pw-1234", "tok-123", "bob", "alice"):
+        assert secret not in out
+    assert "connecting to redis://***@redis:6379/0" in out
+    assert "POST https://***@mcp.example/mcp?token=***&page=2" in out
+    assert "cannot reach redis://***@h:6379/0" in out and '"url": "http://***@h/"' in out
