@@ -5,6 +5,7 @@ bodies carry a marker. Chat sees a short reason; the log has the server's text b
 from __future__ import annotations
 
 import asyncio
+import base64
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,5 +103,6 @@ async def test_debug_run_keeps_credentials_out_of_logs_and_server_text_out_of_ch
     assert f"Redis at redis://***@127.0.0.1:{redis_with_password.rsplit(':', 1)[1]}" in output
     assert MARKER in output  # the server's own text is in the worker log, for whoever debugs
     assert "HTTP 503" in output and "HTTP 400" in output
-    for secret in (REDIS_PASSWORD, MCP_PASSWORD, "mcpuser"):
+    basic = base64.b64encode(f"mcpuser:{MCP_PASSWORD}".encode()).decode()  # the Authorization header's form
+    for secret in (REDIS_PASSWORD, MCP_PASSWORD, "mcpuser", basic):
         assert secret not in output, f"{secret!r} leaked into the output of durabot dev"
