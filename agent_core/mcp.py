@@ -162,8 +162,9 @@ class MCPTool(Tool):
     def signature_text(self) -> str:
         return json.dumps({
             "d": self.description, "p": self.parameters, "a": self.requires_approval,
-            "mcp": {"transport": self.server.transport, "where": self.server.where(), "tool": self.remote_name,
-                    "destructive": self.destructive, "trust_destructive": self.server.trust_destructive},
+            "mcp": {"transport": self.server.transport, "where": self.server.where(),
+                    "tool": self.remote_name, "destructive": self.destructive,
+                    "trust_destructive": self.server.trust_destructive},
         }, sort_keys=True)
 
 
@@ -472,7 +473,8 @@ def _markers(variable: str, shown: str, spec: str) -> tuple[str, dict[str, Any]]
         elif marker.startswith("approve="):
             value = [t.strip() for t in marker[len("approve="):].split(",") if t.strip()]
             if not value:
-                raise UserError(f"{variable}: {shown!r}: @approve= needs tool names, e.g. @approve=delete,write")
+                raise UserError(
+                    f"{variable}: {shown!r}: @approve= needs tool names, e.g. @approve=delete,write")
             key = "requires_approval"
         elif marker == "trust-destructive":
             key, value = "trust_destructive", True

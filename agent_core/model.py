@@ -141,8 +141,8 @@ class OpenAIChatModel:
         except (json.JSONDecodeError, openai.APIError) as exc:
             log.warning("model %r: malformed response from the model server: %s", self.model, _describe(exc))
             raise ApplicationError(
-                f"model returned a malformed response ({type(exc).__name__}; not retried); check OPENAI_BASE_URL "
-                "points at an OpenAI-compatible server", type=MODEL_ERROR, non_retryable=True,
+                f"model returned a malformed response ({type(exc).__name__}; not retried); check "
+                "OPENAI_BASE_URL points at an OpenAI-compatible server", type=MODEL_ERROR, non_retryable=True,
             ) from None
         tool_calls = [
             ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"] or "{}")

@@ -19,7 +19,8 @@ __all__ = ["redact_urls", "url_passwords"]
 # where URL parsers split it too), never past the path, a space or a quote.
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s'\"<>?#@]*(?:@[^/\s'\"<>?#@]*)*@")
 _QUERY_SECRET = re.compile(
-    r"(?i)([?&;][\w.-]*?(?:token|key|secret|password|passwd|pwd|signature|sig|credential|auth)s?=)[^&;\s#'\"<>]+"
+    r"(?i)([?&;][\w.-]*?(?:token|key|secret|password|passwd|pwd|signature|sig|credential|auth)s?=)"
+    r"[^&;\s#'\"<>]+"
 )
 
 

@@ -13,7 +13,8 @@ from agent_core.redaction import redact_urls, url_passwords
     ("at rediss://user:p@ss@h:6380/1 now", "at rediss://***@h:6380/1 now"),  # an unescaped @ in the password
     ("https://token@mcp.example/mcp", "https://***@mcp.example/mcp"),
     ("GET https://h/x?api_key=abc&page=2", "GET https://h/x?api_key=***&page=2"),
-    ("https://b.s3/o?X-Amz-Signature=f00&X-Amz-Credential=AK%2F1", "https://b.s3/o?X-Amz-Signature=***&X-Amz-Credential=***"),
+    ("https://b.s3/o?X-Amz-Signature=f00&X-Amz-Credential=AK%2F1",
+     "https://b.s3/o?X-Amz-Signature=***&X-Amz-Credential=***"),
     ("mail bob@example.com or see http://host/a@b", "mail bob@example.com or see http://host/a@b"),
     ("http://host and user@elsewhere", "http://host and user@elsewhere"),
     ("keyboard=3 monkeys=2", "keyboard=3 monkeys=2"),
@@ -23,8 +24,8 @@ def test_redact_urls(text, expected):
 
 
 def test_url_passwords_as_written_and_decoded():
-    assert url_passwords("redis://:p%40ss-word@h/0", None, "http://h/", "stdio:prog@approve") == ["p%40ss-word",
-                                                                                                  "p@ss-word"]
+    found = url_passwords("redis://:p%40ss-word@h/0", None, "http://h/", "stdio:prog@approve")
+    assert found == ["p%40ss-word", "p@ss-word"]
 
 
 def test_the_redact_secrets_hook_masks_url_credentials_in_tool_output():

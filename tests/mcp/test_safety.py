@@ -27,7 +27,7 @@ async def test_the_idempotency_key_reaches_the_server_in_meta(stdio_server, note
     assert note_lines(notes) == ["conv:m1:call_1 one", "conv:m1:call_1 one"]
 
 
-async def test_an_agent_tool_call_sends_the_calls_idempotency_key_over_http(make_agent, fake_openai, http_mcp):
+async def test_an_agent_tool_call_sends_its_idempotency_key_over_http(make_agent, fake_openai, http_mcp):
     fake_openai.script = calls("web_keyed_note", {"text": "hello"})
     agent = await make_agent(tools=await load_mcp_tools([MCPServer("web", url=http_mcp.url)]))
     result = await agent.run("note it", conversation_id="mcp-key")
@@ -69,8 +69,8 @@ async def test_trust_is_in_the_fingerprint(stdio_server):
 
 
 def test_the_environment_marker_trusts_destructive_tools():
-    servers = parse_mcp_env("a=stdio:prog@approve=write@trust-destructive; b=http://u@h/mcp@trust-destructive;"
-                            "c=stdio:prog@trust-destructive@approve")
+    servers = parse_mcp_env("a=stdio:prog@approve=write@trust-destructive;"
+                            "b=http://u@h/mcp@trust-destructive; c=stdio:prog@trust-destructive@approve")
     assert [(s.requires_approval, s.trust_destructive) for s in servers] == [
         (["write"], True), (False, True), (True, True)]
     assert servers[1].url == "http://u@h/mcp"

@@ -50,4 +50,5 @@ async def test_an_unreachable_server_is_retryable_and_says_so():
     model = OpenAIChatModel("m", api_key="k", base_url=f"http://127.0.0.1:{free_port()}/v1")
     err = await _fail(model)
     assert err.type == MODEL_ERROR and not err.non_retryable
-    assert err.message.startswith("the model server is unreachable (APIConnectionError; retried automatically)")
+    assert err.message.startswith(
+        "the model server is unreachable (APIConnectionError; retried automatically)")

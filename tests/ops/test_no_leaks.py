@@ -30,9 +30,9 @@ MARKER = "SERVER-BODY-MARKER-7f3a internal host db-7.corp:5432"
 @pytest.fixture
 def redis_with_password() -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen([find_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--requirepass", REDIS_PASSWORD],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [find_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+           "--appendonly", "no", "--requirepass", REDIS_PASSWORD]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, 10, proc)
         yield f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"

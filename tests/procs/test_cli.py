@@ -42,11 +42,12 @@ def test_dev_without_the_dev_extra_names_the_extra(tmp_path: Path):
     python.symlink_to(sys.executable)
     env = worker_env(f"127.0.0.1:{free_port()}", "q", "http://127.0.0.1:1/v1", tmp_path, PATH="/usr/bin:/bin")
     env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), *site.getsitepackages()])
-    proc = subprocess.run([str(python), "-m", "workers.cli", "dev", "--no-chat", "--data-dir", str(tmp_path / "d")],
-                          env=env, capture_output=True, text=True, timeout=60, cwd=Path.cwd())
+    args = [str(python), "-m", "workers.cli", "dev", "--no-chat", "--data-dir", str(tmp_path / "d")]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, cwd=Path.cwd())
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
-    assert line.startswith("durabot: configuration error: 'temporal' not found: it comes with durabot's 'dev' extra")
+    assert line.startswith("durabot: configuration error: 'temporal' not found: "
+                           "it comes with durabot's 'dev' extra")
     assert "pip install 'durabot[dev]'" in line
 
 
