@@ -122,3 +122,16 @@ def test_url_credentials_are_masked_without_being_configured(capture: io.StringI
     assert "connecting to redis://***@redis:6379/0" in out
     assert "POST https://***@mcp.example/mcp?token=***&page=2" in out
     assert "cannot reach redis://***@h:6379/0" in out and '"url": "http://***@h/"' in out
+
+
+def test_the_command_line_adds_url_passwords_to_the_literal_secrets() -> None:
+    from agent_core.settings import Settings
+    from workers.cli import _secrets
+
+    settings = Settings.load(env={"REDIS_URL": "redis://:p%40ss-word@redis:6379/0", "OPENAI_API_KEY": KEY,
+                                  "DURABOT_MCP_SERVERS": "w=https://u:mcp-tok3n@h/mcp@approve;f=stdio:prog"},
+                             dotenv=None)
+    secrets = _secrets(settings)
+    assert {KEY, "p@ss-word", "mcp-tok3n"} <= set(secrets)
+    # a password quoted without its URL (a driver's own message) is masked too
+    assert SecretFilter(secrets).redact("AUTH failed for p@ss-word") == "AUTH failed for ***"
