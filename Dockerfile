@@ -14,11 +14,13 @@ WORKDIR /src
 # Extra packages for this image, for example the OTLP trace exporter:
 #   docker build --build-arg EXTRA_PACKAGES="opentelemetry-exporter-otlp-proto-http" .
 ARG EXTRA_PACKAGES=""
-COPY pyproject.toml README.md* ./
+COPY pyproject.toml constraints.txt README.md* ./
 COPY agent_core ./agent_core
 COPY bots ./bots
 COPY workers ./workers
-RUN pip install . ${EXTRA_PACKAGES}
+# No extras: the dev extra's local Temporal and Redis servers have no place in production. The
+# constraints pin every package to the version the suite ran with (EXTRA_PACKAGES not listed are free).
+RUN pip install -c constraints.txt . ${EXTRA_PACKAGES}
 
 FROM ${PYTHON_IMAGE}
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PATH=/opt/durabot/bin:$PATH

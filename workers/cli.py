@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings.load()
         from .observability import configure_logging
 
-        configure_logging(settings.log_level, json=settings.log_json, secrets=settings.secrets())
+        configure_logging(settings.log_level, json=settings.log_json, secrets=_secrets(settings))
         logging.getLogger("temporalio").setLevel(logging.WARNING)
         if getattr(args, "no_local_worker", False):
             settings.local_worker = False
@@ -65,6 +65,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         pass
+
+
+def _secrets(settings: Settings) -> list[str]:
+    """The configured secrets plus the passwords inside configured URLs: the log filter masks URL
+    credentials by their shape, and these literals catch a password quoted without its URL."""
+    from agent_core.redaction import url_passwords
+
+    mcp_urls = [part.partition("=")[2].strip() for part in settings.mcp_servers.split(";")]
+    return [*settings.secrets(),
+            *url_passwords(settings.redis_url, settings.openai_base_url, settings.temporal_ui_url, *mcp_urls)]
 
 
 async def _until_signal(coro: Awaitable[None]) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+from agent_core.redaction import redact_urls
 from agent_core.servers import TemporalDevServer, port_open
 from agent_core.settings import Settings
 
@@ -44,8 +45,9 @@ async def run_dev(settings: Settings, data_dir: str = ".durabot", chat: bool = T
     if settings.use_demo_model:
         print("Model: the built-in OFFLINE DEMO model (set OPENAI_API_KEY or OPENAI_BASE_URL for a real one)")
     else:
-        print(f"Model: {settings.model} at {settings.openai_base_url or 'api.openai.com'}")
-    print(f"Event bus and transcripts: {'Redis at ' + settings.redis_url if settings.redis_url else 'in memory'}")
+        print(f"Model: {settings.model} at {redact_urls(settings.openai_base_url or 'api.openai.com')}")
+    bus = f"Redis at {redact_urls(settings.redis_url)}" if settings.redis_url else "in memory"
+    print(f"Event bus and transcripts: {bus}")
     tasks: list[asyncio.Task] = []
     try:
         await agent.start()

@@ -8,8 +8,9 @@ Four parts, each usable on its own; the entry point wires them once:
   so they come out of the Temporal runtime's exporter (``temporal_metrics_runtime``), appended below.
 - **Health**: ``serve_health(port, ready)`` runs a small aiohttp server with ``/healthz`` (liveness),
   ``/readyz`` (readiness, from ``ready()``) and ``/metrics``.
-- **Logging**: ``configure_logging(level, json, secrets)``: one line per event, JSON if asked, and
-  every configured secret value replaced by ``***``.
+- **Logging**: ``configure_logging(level, json, secrets)``: one line per event, JSON if asked, every
+  configured secret value replaced by ``***``, and so are credentials inside any URL (user info and
+  secret-named query parameters), whoever logs it.
 - **Tracing**: ``configure_tracing()`` returns a Temporal ``TracingInterceptor`` when OpenTelemetry
   export is configured (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_TRACES_EXPORTER``), else ``None``.
 
@@ -32,6 +33,8 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from agent_core.redaction import redact_urls
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +172,9 @@ _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__di
 
 
 class SecretFilter(logging.Filter):
-    """Replaces every configured secret value with ``***`` in a record's message, arguments,
-    exception text and extra fields. Attach it to handlers (handler filters see every record)."""
+    """Replaces every configured secret value, and the credentials of any URL, with ``***`` in a
+    record's message, arguments, exception text and extra fields. Attach it to handlers (handler
+    filters see every record, whichever library logged it)."""
 
     def __init__(self, secrets: Iterable[str | None]) -> None:
         super().__init__()
@@ -183,11 +187,9 @@ class SecretFilter(logging.Filter):
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, "***")
-        return text
+        return redact_urls(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         try:
             message = record.getMessage()
         except Exception:  # a bad format string: keep the pieces, redacted

@@ -1,8 +1,10 @@
 """A real MCP server for tests, built with the ``mcp`` package's ``MCPServer``.
 
 Tools: ``add`` (pure), ``write_note`` (appends a line to the file named by ``FAKE_MCP_NOTES``, so a test
-can count side effects), ``fail`` (always errors), ``crash`` (the process exits), ``whoami`` (echoes ``FAKE_MCP_SECRET`` back, to show
-that the env reaches the server).
+can count side effects), ``keyed_note`` (the same, prefixed with the idempotency key the client sent in
+``_meta``), ``erase_notes`` (empties the file; annotated ``destructiveHint: true``), ``fail`` (always
+errors), ``crash`` (the process exits), ``whoami`` (echoes ``FAKE_MCP_SECRET`` back, to show that the env
+reaches the server).
 
     python -m tests.fakes.mcp_server                 # stdio
     python -m tests.fakes.mcp_server --http PORT     # streamable HTTP on 127.0.0.1:PORT/mcp
@@ -22,6 +24,7 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
 
 NOTES_ENV = "FAKE_MCP_NOTES"
 SECRET_ENV = "FAKE_MCP_SECRET"
@@ -42,6 +45,21 @@ def build_server(notes_path: str | None = None) -> MCPServer:
         with open(path, "a", encoding="utf-8") as f:
             f.write(text + "\n")
         return f"noted: {text}"
+
+    @server.tool()
+    def keyed_note(text: str, ctx: Context) -> str:
+        """Append a note, prefixed with the call's idempotency key, to the notes file."""
+        key = (ctx.request_context.meta or {}).get("durabot/idempotency_key", "no key")
+        path = notes_path or os.environ[NOTES_ENV]
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{key} {text}\n")
+        return key
+
+    @server.tool(annotations=ToolAnnotations(destructive_hint=True))
+    def erase_notes() -> str:
+        """Erase every note."""
+        open(notes_path or os.environ[NOTES_ENV], "w").close()
+        return "erased"
 
     @server.tool()
     def fail(reason: str = "disk on fire") -> str:

@@ -63,7 +63,7 @@ async def test_mcp_tools_over_streamable_http(make_agent, fake_openai, http_mcp)
     server = MCPServer("web", url=http_mcp.url, headers={"Authorization": "Bearer unused"},
                        requires_approval=["web_write_note"])
     tools = await load_mcp_tools([server])
-    assert [t.name for t in tools if t.requires_approval] == ["web_write_note"]
+    assert sorted(t.name for t in tools if t.requires_approval) == ["web_erase_notes", "web_write_note"]
     fake_openai.script = calls("web_add", {"a": 1, "b": 2})
     agent = await make_agent(tools=tools)
     assert (await agent.run("add", conversation_id="mcp-http")).text == "result: 3"

@@ -24,13 +24,15 @@ def ctx() -> ToolContext:
 async def test_stdio_tools_have_prefixed_names_schemas_and_approval(stdio_server):
     tools = await load_mcp_tools([stdio_server(requires_approval=["write_note"])])
     by_name = {t.name: t for t in tools}
-    assert sorted(by_name) == ["fake_add", "fake_crash", "fake_fail", "fake_pid", "fake_whoami", "fake_write_note"]
+    assert sorted(by_name) == ["fake_add", "fake_crash", "fake_erase_notes", "fake_fail", "fake_keyed_note",
+                               "fake_pid", "fake_whoami", "fake_write_note"]
     add = by_name["fake_add"]
     assert add.description == "Add two integers."
     assert add.parameters["required"] == ["a", "b"]
     assert add.parameters["properties"]["a"]["type"] == "integer"
     assert by_name["fake_fail"].parameters["required"] == []  # the server omits it; the core needs it
-    assert [t.name for t in tools if t.requires_approval] == ["fake_write_note"]
+    # write_note as configured; erase_notes because it declares itself destructive
+    assert sorted(t.name for t in tools if t.requires_approval) == ["fake_erase_notes", "fake_write_note"]
     assert add.parse_arguments('{"a": 1, "b": 2}') == {"a": 1, "b": 2}
     with pytest.raises(ValueError, match="must be of type integer"):
         add.parse_arguments('{"a": "x", "b": 2}')

@@ -104,3 +104,34 @@ def test_filter_ignores_too_short_values_and_replaces_longest_first() -> None:
     record = logging.LogRecord("n", logging.INFO, "p", 1, "%s %s", ("abcd",), None)  # bad args: one for two
     assert f.filter(record)
     assert "abcd" not in record.getMessage()
+
+
+def test_url_credentials_are_masked_without_being_configured(capture: io.StringIO) -> None:
+    configure_logging("DEBUG", json=True, secrets=[], stream=capture)
+    log = logging.getLogger("durabot.urls")
+    log.info("connecting to %s", "redis://:hunter22@redis:6379/0")
+    log.debug("HTTP Request: POST %s", "https://bob:pw-1234@mcp.example/mcp?token=tok-123&page=2")
+    try:
+        raise ConnectionError("cannot reach redis://user:hunter22@h:6379/0")
+    except ConnectionError:
+        log.exception("bus down")
+    log.info("with extra", extra={"url": "http://alice:hunter22@h/"})
+    out = capture.getvalue()
+    for secret in ("hunter22", "pw-1234", "tok-123", "bob", "alice"):
+        assert secret not in out
+    assert "connecting to redis://***@redis:6379/0" in out
+    assert "POST https://***@mcp.example/mcp?token=***&page=2" in out
+    assert "cannot reach redis://***@h:6379/0" in out and '"url": "http://***@h/"' in out
+
+
+def test_the_command_line_adds_url_passwords_to_the_literal_secrets() -> None:
+    from agent_core.settings import Settings
+    from workers.cli import _secrets
+
+    settings = Settings.load(env={"REDIS_URL": "redis://:p%40ss-word@redis:6379/0", "OPENAI_API_KEY": KEY,
+                                  "DURABOT_MCP_SERVERS": "w=https://u:mcp-tok3n@h/mcp@approve;f=stdio:prog"},
+                             dotenv=None)
+    secrets = _secrets(settings)
+    assert {KEY, "p@ss-word", "mcp-tok3n"} <= set(secrets)
+    # a password quoted without its URL (a driver's own message) is masked too
+    assert SecretFilter(secrets).redact("AUTH failed for p@ss-word") == "AUTH failed for ***"

@@ -62,6 +62,31 @@ def test_dockerfile_runs_durabot_as_non_root() -> None:
     assert ".env" in ignore
 
 
+def test_the_image_installs_the_pinned_versions_without_extras() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    (install,) = re.findall(r"^RUN pip install (.*)$", text, re.MULTILINE)
+    assert install.split()[:3] == ["-c", "constraints.txt", "."]  # no [dev]: no local servers in production
+    rules = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    for line in re.findall(r"^COPY (?!--from)(.*) \S+$", text, re.MULTILINE):
+        for pattern in line.split():
+            paths = sorted(ROOT.glob(pattern))
+            assert paths or pattern.endswith("*"), f"COPY {pattern}: nothing in the repository"
+            for path in paths:
+                assert _in_build_context(path.relative_to(ROOT).as_posix(), rules), \
+                    f"COPY {pattern}: .dockerignore keeps {path.name} out of the build context"
+
+
+def _in_build_context(path: str, rules: list[str]) -> bool:
+    from fnmatch import fnmatch
+
+    included = True
+    for rule in rules:  # the last rule that matches decides, as Docker reads the file
+        if fnmatch(path, rule.lstrip("!")):
+            included = rule.startswith("!")
+    return included
+
+
 # ------------------------------------------------------------------------- the checks catch mistakes
 
 BAD_COMPOSE = """

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +33,22 @@ def test_bad_configuration_is_one_clear_line(env, expected, tmp_path: Path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("durabot: configuration error: ") and expected in lines[0]
+
+
+def test_dev_without_the_dev_extra_names_the_extra(tmp_path: Path):
+    # An install without the dev extra: an interpreter whose bin directory and PATH hold no `temporal`.
+    (tmp_path / "bin").mkdir()
+    python = tmp_path / "bin" / "python"
+    python.symlink_to(sys.executable)
+    env = worker_env(f"127.0.0.1:{free_port()}", "q", "http://127.0.0.1:1/v1", tmp_path, PATH="/usr/bin:/bin")
+    env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), *site.getsitepackages()])
+    args = [str(python), "-m", "workers.cli", "dev", "--no-chat", "--data-dir", str(tmp_path / "d")]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, cwd=Path.cwd())
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("durabot: configuration error: 'temporal' not found: "
+                           "it comes with durabot's 'dev' extra")
+    assert "pip install 'durabot[dev]'" in line
 
 
 async def test_client_gets_a_clear_error_quickly_when_temporal_is_down(model):
