@@ -20,9 +20,10 @@ def link_buttons(message: dict) -> list[dict]:
     return [c for row in message.get("components", []) for c in row.get("components", []) if c.get("style") == 5]
 
 
-def component_writes(fake, thread_id: int) -> list:
+def component_writes(fake, thread_id: int, mark: str = "MARK") -> list:
+    """Writes with components and the test's mark (not the placeholder and its Stop button)."""
     return [c for c in fake.calls if c.channel == thread_id and c.method in ("POST", "PATCH")
-            and isinstance(c.body, dict) and c.body.get("components")]
+            and isinstance(c.body, dict) and c.body.get("components") and mark in (c.body.get("content") or "")]
 
 
 async def linked_answer(fake, thread_id: int, text: str) -> dict:

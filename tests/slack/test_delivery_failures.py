@@ -43,8 +43,8 @@ async def test_refused_blocks_fall_back_to_plain_text_once(start_slack, fake_ope
     assert link_block(nxt) is not None
 
 
-async def test_renderer_error_falls_back_and_the_next_turn_is_answered(start_slack, fake_openai, caplog):
-    # A NUL in the model's answer trips the mrkdwn renderer's link placeholders: an unexpected error.
+async def test_control_characters_do_not_wedge_the_conversation(start_slack, fake_openai):
+    # A NUL in the model's answer once tripped the mrkdwn renderer and held every later notice back.
     def script(body: dict) -> Reply:
         if "broken" in last_user_text(body):
             return Reply(text="before \x00L7\x00 after <here>")
@@ -59,9 +59,6 @@ async def test_renderer_error_falls_back_and_the_next_turn_is_answered(start_sla
     await h.mention("and now", thread_ts=thread)
     await h.final_reply("C1", thread, "echo: and now", timeout=15)
     assert [metadata_key(m) for m in h.fake.bot_messages("C1", thread)][0] == f"{thread}:0"
-    told = [r.getMessage() for r in caplog.records if r.name == "bots.common.delivery"]
-    assert any("IndexError at mrkdwn.py" in t for t in told)  # the type and where it was raised
-    assert not any("out of range" in t for t in told)  # not the exception's text
 
 
 async def test_rate_limit_and_server_errors_are_retried_and_delivered_once(start_slack, fake_openai):
