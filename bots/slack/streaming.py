@@ -174,7 +174,8 @@ class LiveStreams:
         if ended is not None and wrote:
             await self._finish(ref, turn_id, ts, editor, ended)
 
-    async def _follow(self, ref: ThreadRef, turn_id: str, ts: str, editor: EditScheduler) -> TurnStatus | None:
+    async def _follow(self, ref: ThreadRef, turn_id: str, ts: str,
+                      editor: EditScheduler) -> TurnStatus | None:
         """Show the turn's live text until the turn ends; returns how it ended (None: unknown, or
         nothing happened for LIVE_IDLE seconds)."""
         key = (ref.conversation_id, turn_id)
@@ -217,7 +218,8 @@ class LiveStreams:
     async def _turn(self, conversation_id: str, turn_id: str) -> TurnStatus | None:
         handle = self.agent.client.get_workflow_handle(self.agent.workflow_id(conversation_id))
         try:
-            return await asyncio.wait_for(handle.query("turn", turn_id, result_type=TurnStatus), QUERY_TIMEOUT)
+            query = handle.query("turn", turn_id, result_type=TurnStatus)
+            return await asyncio.wait_for(query, QUERY_TIMEOUT)
         except (TimeoutError, RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as exc:
             log.debug("turn %s of %s not read (%s); asking again later", turn_id, conversation_id, exc)
             return None
