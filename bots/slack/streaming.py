@@ -19,6 +19,9 @@ watches its turn and ends with it.
   take over within ``FINAL_GRACE``, it writes the final first part itself, rendered exactly as the
   delivery renders it. Whatever order its writes and the other replica's land in, the last one to
   land shows the final text.
+- A placeholder that had to wait for the channel's post budget is not posted if its turn ended
+  meanwhile: the delivery elsewhere may already have looked for it, found nothing and posted the
+  answer on its own.
 """
 
 from __future__ import annotations
@@ -47,10 +50,10 @@ from .web import SlackCallError, SlackWeb
 log = logging.getLogger(__name__)
 
 LIVE_IDLE = 900.0  # a stream with no event for this long stops (a long approval wait, a lost turn)
-FIRST_CHECK = 2.0  # the bus quiet this long: ask the workflow whether the turn ended
+FIRST_CHECK = 1.0  # the bus quiet this long: ask the workflow whether the turn ended
 MAX_CHECK = 30.0  # ... and then less and less often, down to once in this many seconds
 END_CHECKS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)  # after the model's final text, until the turn ends
-FINAL_GRACE = 1.5  # seconds for this process's own delivery to take the final edit over
+FINAL_GRACE = 1.0  # seconds for this process's own delivery to take the final edit over
 QUERY_TIMEOUT = 5.0
 _KEEP = 2_000
 
@@ -150,7 +153,9 @@ class LiveStreams:
         try:
             if look_first:  # a Slack retry: an earlier delivery of this event may have posted it
                 ts = (await self.web.find_keys(ref.channel, ref.thread_ts, oldest=turn_id)).get(meta_key)
-            if ts is None:
+            if ts is None:  # (a turn ending between this check and the post is left to chance)
+                if await self.web.wait_post_budget(ref.channel) and await self._ended(ref, turn_id):
+                    return None
                 ts = await self.web.post(ref.channel, ref.thread_ts, THINKING, key=meta_key)
         except SlackCallError as exc:
             log.warning("placeholder for turn %s not posted (%s); the answer will be posted when done",
@@ -159,6 +164,17 @@ class LiveStreams:
             if not fut.done():
                 fut.set_result(ts)
         return ts
+
+    async def _ended(self, ref: ThreadRef, turn_id: str) -> bool:
+        """Whether the turn ended while its placeholder waited for the channel's budget. Its delivery,
+        on another replica, may then have looked for the placeholder already and posted the answer
+        as a message of its own: a placeholder posted now would stay beside it for good."""
+        st = await self._turn(ref.conversation_id, turn_id)
+        if st is None or not st.done:
+            return False
+        log.info("turn %s ended before its placeholder could be posted; its delivery posts the answer",
+                 turn_id)
+        return True
 
     async def _stream(self, ref: ThreadRef, turn_id: str, ts: str) -> None:
         editor = self.editor_for(ref.team)

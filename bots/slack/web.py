@@ -111,11 +111,8 @@ class SlackWeb:
     async def post(self, channel: str, thread_ts: str, text: str, *, key: str | None = None,
                    blocks: list[dict] | None = None, max_wait: float = MAX_WAIT) -> str:
         """Post a message (in the thread when ``thread_ts``); returns its ts. Waits for the channel budget."""
+        await self.wait_post_budget(channel, max_wait)
         budget = self.post_budgets.get(channel)
-        while (wait := budget.delay()) > 0:
-            if wait > max_wait:
-                raise SlackCallError("chat.postMessage", "channel budget exhausted", 429, wait)
-            await rate_wait(wait)
         budget.take()
         params: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False, "unfurl_media": False}
         if thread_ts:
@@ -131,6 +128,18 @@ class SlackWeb:
                 budget.pause(exc.retry_after or 1.0)
             raise
         return str(data.get("ts") or "")
+
+    async def wait_post_budget(self, channel: str, max_wait: float = MAX_WAIT) -> float:
+        """Wait until the channel's budget allows a post; returns the seconds waited. Raises a 429
+        SlackCallError instead of waiting longer than ``max_wait``."""
+        budget = self.post_budgets.get(channel)
+        waited = 0.0
+        while (wait := budget.delay()) > 0:
+            if wait > max_wait:
+                raise SlackCallError("chat.postMessage", "channel budget exhausted", 429, wait)
+            await rate_wait(wait)
+            waited += wait
+        return waited
 
     async def update(self, channel: str, ts: str, text: str, *, key: str | None = None,
                      blocks: list[dict] | None = None) -> None:
