@@ -64,9 +64,9 @@ class SlackAdapter:
             raise UserError("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
         self.web = SlackWeb(make_client(settings.slack_bot_token, settings.slack_api_url))
         self.task_queue = delivery_task_queue or delivery_queue(settings)
-        self._editors: dict[str, EditScheduler] = {}
+        self._editors: BoundedCache[str, EditScheduler] = BoundedCache(1_000)  # one per workspace
         self._update_budget = update_budget
-        self.streams = LiveStreams(agent, self.web, self.editor_for)
+        self.streams = LiveStreams(agent, self.web, self.editor_for, self.run_link)
         self.delivery = SlackDelivery(self.web, self.editor_for, self.streams, self.run_link)
         if settings.temporal_ui_url and run_url(settings.temporal_ui_url, "default", "w") is None:
             log.warning("TEMPORAL_UI_URL=%r is not an http(s) address; answers carry no link to their run",
@@ -135,8 +135,10 @@ class SlackAdapter:
             self._worker_task.cancel()
             await asyncio.gather(self._worker_task, return_exceptions=True)
             self._worker_task = None
-        for editor in self._editors.values():
-            await editor.aclose()
+        for team in self._editors:
+            editor = self._editors.get(team)
+            if editor is not None:
+                await editor.aclose()
 
     async def serve_http(self, port: int | None = None, host: str = "0.0.0.0") -> int:
         """Serve ``POST /slack/events`` (events, interactivity, slash commands); returns the port."""

@@ -93,7 +93,7 @@ class SlackDelivery:
         team = d.meta.get("team", "")
         if not channel:
             raise ApplicationError(f"delivery {d.kind} of {d.conversation_id!r} has no channel", non_retryable=True)
-        lookup = _Lookup(self.web, channel, thread)
+        lookup = _Lookup(self.web, channel, thread, oldest=d.turn_id)
         if d.kind in ANSWERS:
             partial = self._partial(d)
             if d.kind == "turn_finished":
@@ -156,7 +156,7 @@ class SlackDelivery:
         overwritten with their plain text rather than posted again.
         """
         channel, thread, team = d.meta.get("channel", ""), d.meta.get("thread", ""), d.meta.get("team", "")
-        lookup = _Lookup(self.web, channel, thread)
+        lookup = _Lookup(self.web, channel, thread, oldest=d.turn_id)
         if d.kind in ANSWERS:
             placeholder = await self.streams.placeholder(d.conversation_id, d.turn_id)
             for i, part in enumerate(_plain_answer(d, self._partial(d))):
@@ -184,15 +184,17 @@ class SlackDelivery:
 
 
 class _Lookup:
-    """The thread's keyed messages, read at most once per delivery attempt and only when needed."""
+    """The thread's keyed messages, read at most once per delivery attempt and only when needed.
 
-    def __init__(self, web: SlackWeb, channel: str, thread: str) -> None:
-        self.web, self.channel, self.thread = web, channel, thread
+    Only messages after ``oldest`` (the turn's own message: everything posted for the turn is later)."""
+
+    def __init__(self, web: SlackWeb, channel: str, thread: str, oldest: str | None = None) -> None:
+        self.web, self.channel, self.thread, self.oldest = web, channel, thread, oldest
         self._keys: dict[str, str] | None = None
 
     async def keys(self) -> dict[str, str]:
         if self._keys is None:
-            self._keys = await self.web.find_keys(self.channel, self.thread)
+            self._keys = await self.web.find_keys(self.channel, self.thread, oldest=self.oldest)
         return self._keys
 
 

@@ -6,6 +6,11 @@ one pending edit, replaced by newer text, and the threads take turns (the one sh
 first, a thread's first text before anything else). Final edits (answers, cards) jump the queue, and
 live edits always leave room in the window for the finals of the streams still open, so a final is
 never starved by streaming.
+
+Per-message state lives only while the message streams: ``close`` (called by the stream when its turn
+ends, wherever the final was delivered) forgets it. The maps are bounded all the same, and a message
+left open by mistake stops counting after ``OPEN_STALE`` seconds without live text, so a leak can
+never shrink the workspace's room for live edits.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 
 from agent_core.metrics import rate_limit_wait_seconds_total
+from bots.common.cache import BoundedCache
 
 from .limits import UPDATE_LIMIT, UPDATE_WINDOW, SlidingWindow, TokenBucket
 from .web import MAX_WAIT, SlackCallError, SlackWeb
@@ -28,7 +34,9 @@ Key = tuple[str, str]  # (channel, message ts)
 LIVE_MIN_INTERVAL = 1.0  # seconds between two live edits of one message
 LIVE_BURST = 10  # live edits allowed back to back before pacing sets in
 FINAL_WAIT = 40.0  # a final edit not sent by then goes back to Temporal for a later retry
+OPEN_STALE = 1_800.0  # seconds without live text after which an open message no longer counts
 _CLOSED_KEEP = 5_000
+_OPEN_KEEP = 5_000
 
 
 @dataclass
@@ -48,10 +56,11 @@ class EditScheduler:
         self.window = window or SlidingWindow()
         self.pace = TokenBucket(rate=live_rate, burst=LIVE_BURST)
         self._finals: deque[_Edit] = deque()
-        self._live: dict[Key, _Edit] = {}
-        self._last: dict[Key, float] = {}
-        self._open: set[Key] = set()  # messages streaming now: each still needs a final edit
-        self._closed: OrderedDict[Key, None] = OrderedDict()
+        self._live: dict[Key, _Edit] = {}  # at most one pending live edit per open message
+        self._last: BoundedCache[Key, float] = BoundedCache(_OPEN_KEEP)  # when each was last edited
+        # messages streaming now: each still needs a final edit
+        self._open: BoundedCache[Key, None] = BoundedCache(_OPEN_KEEP, ttl=OPEN_STALE)
+        self._closed: BoundedCache[Key, None] = BoundedCache(_CLOSED_KEEP)
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.sent = 0
@@ -66,15 +75,19 @@ class EditScheduler:
         self._live[key] = _Edit(key, text, meta_key=meta_key)
         self._kick()
 
-    def close(self, channel: str, ts: str) -> None:
-        """No more live text for this message (its final edit is sent, or the stream ended)."""
+    def close(self, channel: str, ts: str) -> bool:
+        """No more live text for this message (its final edit is sent, or the stream ended): a pending
+        live edit is dropped and a failed one is not retried. True if an edit of this scheduler reached
+        the message (or is on its way), so a write after it may be needed to have the last word."""
         key = (channel, ts)
         self._live.pop(key, None)
-        self._open.discard(key)
-        self._last.pop(key, None)
-        self._closed[key] = None
-        while len(self._closed) > _CLOSED_KEEP:
-            self._closed.popitem(last=False)
+        self._open.pop(key, None)
+        self._closed.add(key)
+        return self._last.pop(key, None) is not None
+
+    def open_count(self) -> int:
+        """Messages streaming now (stale ones expire as they are counted)."""
+        return sum(1 for key in self._open if key in self._open)
 
     async def send(self, channel: str, ts: str, text: str, *, blocks: list[dict] | None = None,
                    meta_key: str | None = None, final: bool = True) -> None:
@@ -118,7 +131,7 @@ class EditScheduler:
         self._wake.set()
 
     def _reserve(self) -> int:
-        return len(self._open) + 2  # a final for every open stream, and room for approval cards
+        return self.open_count() + 2  # a final for every open stream, and room for approval cards
 
     def _next(self) -> tuple[_Edit | None, float, float]:
         """The edit to send now, or how long to wait before looking again and how much of that wait

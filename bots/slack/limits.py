@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from bots.common.cache import BoundedCache
+
 UPDATE_LIMIT = 48  # chat.update per window per workspace (Slack: ~50 a minute)
 UPDATE_WINDOW = 61.0  # seconds; one extra second absorbs network jitter between us and Slack
 POST_RATE = 0.95  # chat.postMessage per second per channel (Slack: ~1)
@@ -78,3 +80,23 @@ class TokenBucket:
 
     def pause(self, seconds: float) -> None:
         self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+
+
+class PostBudgets:
+    """One TokenBucket per channel, for the channels posted to lately.
+
+    A bucket left alone for ``idle`` seconds has refilled and any pause is over, so forgetting it
+    loses nothing; an adapter that runs for weeks keeps only the channels it posts to now."""
+
+    def __init__(self, maxsize: int = 10_000, idle: float = 600.0) -> None:
+        self._buckets: BoundedCache[str, TokenBucket] = BoundedCache(maxsize, ttl=idle)
+
+    def get(self, channel: str) -> TokenBucket:
+        bucket = self._buckets.get(channel)
+        if bucket is None:
+            bucket = TokenBucket()
+        self._buckets[channel] = bucket  # every use restarts its idle clock
+        return bucket
+
+    def __len__(self) -> int:
+        return len(self._buckets)

@@ -3,51 +3,110 @@
 Best effort by design: what must arrive (the final text) comes from the delivery activity, which
 completes the same placeholder. Each turn's placeholder ts is kept here so the delivery can find it
 without a lookup; after a restart the delivery finds it by its metadata key instead.
+
+With several adapter replicas, the delivery may run on another replica than the one streaming (all of
+them poll the same delivery task queue), so a stream does not wait to be stopped by a delivery: it
+watches its turn and ends with it.
+
+- It learns the end from the workflow's ``turn`` query, asked when the bus brings the model's final
+  text (the turn ends a moment later) and whenever the bus has been quiet for a while (a cancelled or
+  failed turn publishes nothing; an approval wait is long). A query adds nothing to the workflow's
+  history and holds none of its ten update slots, where a progress long poll per streamed turn would
+  do both.
+- It then closes its edit state at once: no live edit of this process is sent, or retried after a
+  429, from then on.
+- If an edit of this process may have reached the message, and this process's own delivery does not
+  take over within ``FINAL_GRACE``, it writes the final first part itself, rendered exactly as the
+  delivery renders it. Whatever order its writes and the other replica's land in, the last one to
+  land shows the final text.
+- A placeholder that had to wait for the channel's post budget is not posted if its turn ended
+  meanwhile: the delivery elsewhere may already have looked for it, found nothing and posted the
+  answer on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections import OrderedDict
+import time
 from collections.abc import Callable
+
+from prometheus_client import Gauge
+from temporalio.client import WorkflowQueryFailedError, WorkflowQueryRejectedError
+from temporalio.service import RPCError
 
 from agent_core import Agent
 from agent_core.events import TextAccumulator
+from agent_core.metrics import REGISTRY
+from agent_core.types import Delivery, TurnStatus
+from bots.common.cache import BoundedCache
 
 from .edits import EditScheduler
 from .ids import ThreadRef
-from .render import THINKING, answer_key, live_text
+from .render import THINKING, answer_key, answer_parts, cancelled_text, failed_text, live_text, with_run_link
 from .web import SlackCallError, SlackWeb
 
 log = logging.getLogger(__name__)
 
 LIVE_IDLE = 900.0  # a stream with no event for this long stops (a long approval wait, a lost turn)
+FIRST_CHECK = 1.0  # the bus quiet this long: ask the workflow whether the turn ended
+MAX_CHECK = 30.0  # ... and then less and less often, down to once in this many seconds
+END_CHECKS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)  # after the model's final text, until the turn ends
+FINAL_GRACE = 1.0  # seconds for this process's own delivery to take the final edit over
+QUERY_TIMEOUT = 5.0
 _KEEP = 2_000
 
 TurnKey = tuple[str, str]  # (conversation id, turn id)
 
+open_streams = Gauge(
+    "slack_open_streams",
+    "Turns this Slack adapter process streams into a placeholder now; each holds per-thread edit state "
+    "until its turn ends, wherever the final answer is delivered. Stays high only while turns run.",
+    namespace="durabot", registry=REGISTRY,
+)
+
+
+def _no_link(_d: Delivery) -> str | None:
+    return None
+
+
+def final_first_part(st: TurnStatus, partial: str | None) -> tuple[str, bool]:
+    """The first message of an ended turn as the delivery writes it, and whether it is the only one."""
+    if st.state == "finished":
+        parts = answer_parts(st.text or "", st.tool_calls)
+    elif st.state == "failed":
+        parts = [failed_text(st.error)]
+    else:
+        parts = [cancelled_text(partial, st.cancelled_by)]
+    return parts[0], len(parts) == 1
+
 
 class LiveStreams:
-    def __init__(self, agent: Agent, web: SlackWeb, editor_for: Callable[[str], EditScheduler]) -> None:
+    def __init__(self, agent: Agent, web: SlackWeb, editor_for: Callable[[str], EditScheduler],
+                 run_link: Callable[[Delivery], str | None] = _no_link) -> None:
         self.agent = agent
         self.web = web
         self.editor_for = editor_for
-        self._placeholders: OrderedDict[TurnKey, asyncio.Future] = OrderedDict()
-        self._tasks: dict[TurnKey, asyncio.Task] = {}
-        self._partial: dict[TurnKey, str] = {}
+        self.run_link = run_link
+        self._placeholders: BoundedCache[TurnKey, asyncio.Future] = BoundedCache(_KEEP)
+        self._tasks: dict[TurnKey, asyncio.Task] = {}  # running streams only: each removes itself
+        self._partial: BoundedCache[TurnKey, str] = BoundedCache(_KEEP, ttl=2 * LIVE_IDLE)
+
+    @property
+    def open_count(self) -> int:
+        return len(self._tasks)
 
     def start(self, ref: ThreadRef, turn_id: str, *, look_first: bool = False) -> None:
         """Post the placeholder and stream into it, in the background (after the event is acked)."""
         key = (ref.conversation_id, turn_id)
         if key in self._placeholders:
             return
-        self._placeholders[key] = asyncio.get_running_loop().create_future()
-        while len(self._placeholders) > _KEEP:
-            _, old = self._placeholders.popitem(last=False)
-            old.cancel()
-        self._tasks[key] = asyncio.create_task(self._run(ref, turn_id, look_first), name=f"slack-live-{turn_id}")
-        self._tasks[key].add_done_callback(lambda _t, k=key: self._tasks.pop(k, None))
+        fut = asyncio.get_running_loop().create_future()
+        self._placeholders[key] = fut
+        task = asyncio.create_task(self._run(ref, turn_id, look_first, fut), name=f"slack-live-{turn_id}")
+        self._tasks[key] = task
+        task.add_done_callback(lambda _t, k=key: self._tasks.pop(k, None))
 
     async def placeholder(self, conversation_id: str, turn_id: str, wait: float = 10.0) -> str | None:
         """The placeholder's ts if this process posted (or is posting) it; None when unknown here."""
@@ -72,19 +131,31 @@ class LiveStreams:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for fut in self._placeholders.values():
-            fut.cancel()
+        for key in self._placeholders:
+            fut = self._placeholders.get(key)
+            if fut is not None:
+                fut.cancel()
         self._placeholders.clear()
 
-    async def _run(self, ref: ThreadRef, turn_id: str, look_first: bool) -> None:
-        key = (ref.conversation_id, turn_id)
-        fut = self._placeholders[key]
+    async def _run(self, ref: ThreadRef, turn_id: str, look_first: bool, fut: asyncio.Future) -> None:
+        open_streams.inc()
+        try:
+            ts = await self._post_placeholder(ref, turn_id, look_first, fut)
+            if ts:
+                await self._stream(ref, turn_id, ts)
+        finally:
+            open_streams.dec()
+
+    async def _post_placeholder(self, ref: ThreadRef, turn_id: str, look_first: bool,
+                                fut: asyncio.Future) -> str | None:
         meta_key = answer_key(turn_id, 0)
         ts: str | None = None
         try:
             if look_first:  # a Slack retry: an earlier delivery of this event may have posted it
-                ts = (await self.web.find_keys(ref.channel, ref.thread_ts)).get(meta_key)
-            if ts is None:
+                ts = (await self.web.find_keys(ref.channel, ref.thread_ts, oldest=turn_id)).get(meta_key)
+            if ts is None:  # (a turn ending between this check and the post is left to chance)
+                if await self.web.wait_post_budget(ref.channel) and await self._ended(ref, turn_id):
+                    return None
                 ts = await self.web.post(ref.channel, ref.thread_ts, THINKING, key=meta_key)
         except SlackCallError as exc:
             log.warning("placeholder for turn %s not posted (%s); the answer will be posted when done",
@@ -92,24 +163,107 @@ class LiveStreams:
         finally:
             if not fut.done():
                 fut.set_result(ts)
-        if not ts:
-            return
+        return ts
+
+    async def _ended(self, ref: ThreadRef, turn_id: str) -> bool:
+        """Whether the turn ended while its placeholder waited for the channel's budget. Its delivery,
+        on another replica, may then have looked for the placeholder already and posted the answer
+        as a message of its own: a placeholder posted now would stay beside it for good."""
+        st = await self._turn(ref.conversation_id, turn_id)
+        if st is None or not st.done:
+            return False
+        log.info("turn %s ended before its placeholder could be posted; its delivery posts the answer",
+                 turn_id)
+        return True
+
+    async def _stream(self, ref: ThreadRef, turn_id: str, ts: str) -> None:
         editor = self.editor_for(ref.team)
-        acc = TextAccumulator()
+        ended: TurnStatus | None = None
         try:
-            async for ev in self.agent.subscribe(ref.conversation_id, turn_id, idle_timeout=LIVE_IDLE):
-                changed = acc.feed(ev)
-                step = None
-                if ev.kind == "tool_started" and ev.tool:
-                    step, changed = f"running {ev.tool}", True
-                if changed:
-                    self._partial[key] = acc.text
-                    # Rendering is bounded but CPU work: off the loop, so acks and other threads go on.
-                    shown = await asyncio.to_thread(live_text, acc.text, list(acc.tools), step)
-                    editor.offer(ref.channel, ts, shown, meta_key)
-                if acc.final:
-                    break
+            ended = await self._follow(ref, turn_id, ts, editor)
         except asyncio.CancelledError:
             raise
         except Exception:  # the bus is best effort: the delivery still completes the placeholder
             log.exception("live stream of turn %s stopped", turn_id)
+        finally:
+            wrote = editor.close(ref.channel, ts)
+        if ended is not None and wrote:
+            await self._finish(ref, turn_id, ts, editor, ended)
+
+    async def _follow(self, ref: ThreadRef, turn_id: str, ts: str,
+                      editor: EditScheduler) -> TurnStatus | None:
+        """Show the turn's live text until the turn ends; returns how it ended (None: unknown, or
+        nothing happened for LIVE_IDLE seconds)."""
+        key = (ref.conversation_id, turn_id)
+        meta_key = answer_key(turn_id, 0)
+        acc = TextAccumulator()
+        offset: str | None = None
+        check = FIRST_CHECK
+        quiet_since = time.monotonic()
+        while not acc.final:
+            events = self.agent.subscribe(ref.conversation_id, turn_id, after=offset, idle_timeout=check)
+            async with contextlib.aclosing(events):
+                async for ev in events:
+                    offset = ev.offset or offset
+                    quiet_since, check = time.monotonic(), FIRST_CHECK
+                    changed = acc.feed(ev)
+                    step = None
+                    if ev.kind == "tool_started" and ev.tool:
+                        step, changed = f"running {ev.tool}", True
+                    if changed:
+                        self._partial[key] = acc.text
+                        # Rendering is bounded but CPU work: off the loop, so acks and other threads go on.
+                        shown = await asyncio.to_thread(live_text, acc.text, list(acc.tools), step)
+                        editor.offer(ref.channel, ts, shown, meta_key)
+                    if acc.final:
+                        break
+            if acc.final:
+                break
+            st = await self._turn(ref.conversation_id, turn_id)
+            if st is not None and st.done:
+                return st
+            if time.monotonic() - quiet_since >= LIVE_IDLE:
+                return None
+            check = min(check * 2, MAX_CHECK)
+        for delay in END_CHECKS:  # the final text is in: the workflow records the end within moments
+            st = await self._turn(ref.conversation_id, turn_id)
+            if st is not None and st.done:
+                return st
+            await asyncio.sleep(delay)
+        st = await self._turn(ref.conversation_id, turn_id)
+        return st if st is not None and st.done else None
+
+    async def _turn(self, conversation_id: str, turn_id: str) -> TurnStatus | None:
+        handle = self.agent.client.get_workflow_handle(self.agent.workflow_id(conversation_id))
+        try:
+            query = handle.query("turn", turn_id, result_type=TurnStatus)
+            return await asyncio.wait_for(query, QUERY_TIMEOUT)
+        except (TimeoutError, RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as exc:
+            log.debug("turn %s of %s not read (%s); asking again later", turn_id, conversation_id, exc)
+            return None
+
+    async def _finish(self, ref: ThreadRef, turn_id: str, ts: str, editor: EditScheduler,
+                      st: TurnStatus) -> None:
+        """Have the last word on the placeholder: the final first part, as the delivery writes it."""
+        await asyncio.sleep(FINAL_GRACE)  # this process's own delivery, if it has the turn, cancels us
+        text, only = final_first_part(st, self._partial.get((ref.conversation_id, turn_id)))
+        blocks = None
+        if only and (link := await self._run_link(ref.conversation_id, turn_id)):
+            blocks = with_run_link(text, link)
+        try:
+            await editor.send(ref.channel, ts, text, blocks=blocks, meta_key=answer_key(turn_id, 0))
+        except SlackCallError as exc:
+            log.info("final text of turn %s not written by its stream (%s); the delivery writes it",
+                     turn_id, exc)
+
+    async def _run_link(self, conversation_id: str, turn_id: str) -> str | None:
+        workflow_id = self.agent.workflow_id(conversation_id)
+        probe = Delivery(kind="turn_finished", conversation_id=conversation_id, turn_id=turn_id, meta={},
+                         workflow_id=workflow_id)
+        if self.run_link(probe) is None:
+            return None
+        try:  # the delivery links the run that ended the turn: the current one, but for a continue-as-new
+            probe.run_id = (await self.agent.client.get_workflow_handle(workflow_id).describe()).run_id
+        except RPCError:
+            pass
+        return self.run_link(probe)

@@ -3,12 +3,22 @@
 The slack_sdk client is built without its own retry handlers: a retried chat.postMessage whose first
 response was lost would post twice. Retries belong to Temporal (deliveries) and to the edit scheduler
 (live text); messages carry metadata keys so a retry can find what an earlier attempt posted.
+
+Finding those messages again reads the thread, and a thread can be long: the lookup follows
+``conversations.replies``' cursor to the end, and starts at ``oldest=<the turn's message ts>``.
+Everything the bot posts for a turn (placeholder, parts, approval cards) comes after the message that
+started it, so the lookup reads only that turn's tail of the thread, usually one page however long
+the thread is. This matters beyond correctness: Slack caps this method hard for some apps (Tier 3, or
+one call a minute and 15 messages a page for apps distributed outside the Marketplace). Keeping the
+message ids durably instead (in the workflow or a store) would add a write per message for a read
+that retries and restarts alone need; the metadata key on the message is already durable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Any
 
@@ -19,7 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent_core.metrics import platform_api_calls_total, rate_limit_wait_seconds_total
 from bots.common.cache import BoundedCache
 
-from .limits import TokenBucket
+from .limits import PostBudgets
 from .render import metadata, metadata_key
 
 log = logging.getLogger(__name__)
@@ -28,6 +38,9 @@ _RETRYABLE_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_un
 MAX_WAIT = 20.0  # longer than this for a budget: give the slot back to Temporal's retry instead
 ADMIN_USERS = 10_000
 ADMIN_TTL = 300.0  # admin rights change: ask users.info again after this many seconds
+_TS = re.compile(r"^\d+\.\d+$")
+PAGE = 200  # messages per conversations.replies / history page (Slack's advice: at most 200)
+MAX_PAGES = 50  # a lookup reads at most this many pages (10,000 messages after the turn's message)
 
 
 class SlackCallError(Exception):
@@ -78,6 +91,8 @@ class SlackWeb:
         self.client = client
         self._post_budgets: dict[str, TokenBucket] = {}
         self._admins: BoundedCache[str, bool] = BoundedCache(ADMIN_USERS, ttl=ADMIN_TTL)
+        self.post_budgets = PostBudgets()
+        self._admins: BoundedCache[str, bool] = BoundedCache(10_000, ttl=300.0)
 
     async def call(self, method: str, **params: Any) -> dict:
         # Writes go as JSON (blocks, metadata); reads as form fields, which every method accepts.
@@ -97,20 +112,11 @@ class SlackWeb:
             raise SlackCallError(method, f"no answer ({type(exc).__name__})") from None
         return resp.data if isinstance(resp.data, dict) else {}
 
-    def post_budget(self, channel: str) -> TokenBucket:
-        budget = self._post_budgets.get(channel)
-        if budget is None:
-            budget = self._post_budgets[channel] = TokenBucket()
-        return budget
-
     async def post(self, channel: str, thread_ts: str, text: str, *, key: str | None = None,
                    blocks: list[dict] | None = None, max_wait: float = MAX_WAIT) -> str:
         """Post a message (in the thread when ``thread_ts``); returns its ts. Waits for the channel budget."""
-        budget = self.post_budget(channel)
-        while (wait := budget.delay()) > 0:
-            if wait > max_wait:
-                raise SlackCallError("chat.postMessage", "channel budget exhausted", 429, wait)
-            await rate_wait(wait)
+        await self.wait_post_budget(channel, max_wait)
+        budget = self.post_budgets.get(channel)
         budget.take()
         params: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False, "unfurl_media": False}
         if thread_ts:
@@ -126,6 +132,18 @@ class SlackWeb:
                 budget.pause(exc.retry_after or 1.0)
             raise
         return str(data.get("ts") or "")
+
+    async def wait_post_budget(self, channel: str, max_wait: float = MAX_WAIT) -> float:
+        """Wait until the channel's budget allows a post; returns the seconds waited. Raises a 429
+        SlackCallError instead of waiting longer than ``max_wait``."""
+        budget = self.post_budgets.get(channel)
+        waited = 0.0
+        while (wait := budget.delay()) > 0:
+            if wait > max_wait:
+                raise SlackCallError("chat.postMessage", "channel budget exhausted", 429, wait)
+            await rate_wait(wait)
+            waited += wait
+        return waited
 
     async def update(self, channel: str, ts: str, text: str, *, key: str | None = None,
                      blocks: list[dict] | None = None) -> None:
@@ -145,20 +163,35 @@ class SlackWeb:
         except SlackCallError as exc:  # a refusal that cannot be shown changes nothing: log only
             log.warning("could not show an ephemeral message to %s in %s: %s", user, channel, exc)
 
-    async def thread_messages(self, channel: str, thread_ts: str, limit: int = 200) -> list[dict]:
-        """The thread's messages (or, for a DM's main conversation, the DM's recent history)."""
+    async def thread_messages(self, channel: str, thread_ts: str, limit: int = PAGE, *,
+                              oldest: str | None = None, pages: int = 1) -> list[dict]:
+        """The thread's messages, oldest first (for a DM's main conversation, the DM's history, newest
+        first), at most ``pages`` pages of ``limit``; only those after ``oldest`` when given."""
+        method = "conversations.replies" if thread_ts else "conversations.history"
+        params: dict[str, Any] = {"channel": channel, "limit": limit, "include_all_metadata": True}
         if thread_ts:
-            data = await self.call("conversations.replies", channel=channel, ts=thread_ts, limit=limit,
-                                   include_all_metadata=True)
+            params["ts"] = thread_ts
+        if oldest and _TS.match(oldest):  # a turn id that is not a message ts narrows nothing
+            params["oldest"] = oldest
+        out: list[dict] = []
+        cursor = ""
+        for _ in range(pages):
+            data = await self.call(method, **params, **({"cursor": cursor} if cursor else {}))
+            out.extend(m for m in data.get("messages") or [] if isinstance(m, dict))
+            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                break
         else:
-            data = await self.call("conversations.history", channel=channel, limit=limit, include_all_metadata=True)
-        messages = data.get("messages") or []
-        return [m for m in messages if isinstance(m, dict)]
+            if pages > 1:  # a lookup that may miss what it looks for: worth knowing about
+                log.warning("%s of %s/%s: stopped after %d pages", method, channel, thread_ts, pages)
+        return out
 
-    async def find_keys(self, channel: str, thread_ts: str) -> dict[str, str]:
-        """Our own messages in a thread, by metadata key -> ts: what earlier attempts already posted."""
+    async def find_keys(self, channel: str, thread_ts: str, oldest: str | None = None) -> dict[str, str]:
+        """Our own messages in a thread, by metadata key -> ts: what earlier attempts already posted.
+
+        ``oldest`` (the ts of the message that started the turn) skips the thread's earlier messages."""
         found: dict[str, str] = {}
-        for m in await self.thread_messages(channel, thread_ts):
+        for m in await self.thread_messages(channel, thread_ts, oldest=oldest, pages=MAX_PAGES):
             key = metadata_key(m)
             if key and m.get("ts"):
                 found.setdefault(key, str(m["ts"]))

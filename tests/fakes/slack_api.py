@@ -18,6 +18,7 @@ Runs on the caller's event loop (``await fake.start()``).
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import itertools
@@ -288,20 +289,71 @@ class FakeSlack:
         keep = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
         return [{k: v for k, v in m.items() if keep or k != "metadata"} for m in msgs]
 
+    @staticmethod
+    def _page(msgs: list[dict], p: dict, default_limit: int, max_limit: int = 1000) -> dict:
+        """One page of ``msgs`` (already in Slack's order) as Slack pages it: ``limit`` items, and an
+        opaque ``response_metadata.next_cursor`` (empty on the last page) that the next call passes as
+        ``cursor``. A cursor that was not handed out answers ``invalid_cursor``."""
+        try:
+            limit = int(p.get("limit") or default_limit)
+        except ValueError:
+            return {"ok": False, "error": "invalid_limit"}
+        limit = max(1, min(limit, max_limit))
+        start = 0
+        if p.get("cursor"):
+            try:
+                start = int(base64.urlsafe_b64decode(str(p["cursor"]).encode()).decode().removeprefix("next:"))
+            except (ValueError, UnicodeDecodeError):
+                return {"ok": False, "error": "invalid_cursor"}
+        page, rest = msgs[start:start + limit], msgs[start + limit:]
+        cursor = base64.urlsafe_b64encode(f"next:{start + limit}".encode()).decode() if rest else ""
+        return {"ok": True, "messages": page, "has_more": bool(rest), "response_metadata": {"next_cursor": cursor}}
+
+    @staticmethod
+    def _in_range(msgs: list[dict], p: dict) -> list[dict] | None:
+        """``oldest`` / ``latest`` (exclusive unless ``inclusive``); None for a malformed bound."""
+        inclusive = str(p.get("inclusive", "")).lower() in ("1", "true")
+        try:
+            oldest = float(p["oldest"]) if p.get("oldest") else None
+            latest = float(p["latest"]) if p.get("latest") else None
+        except ValueError:
+            return None
+
+        def keep(m: dict) -> bool:
+            ts = float(m["ts"])
+            if oldest is not None and (ts < oldest or (ts == oldest and not inclusive)):
+                return False
+            return latest is None or ts < latest or (ts == latest and inclusive)
+
+        return [m for m in msgs if keep(m)]
+
     def _m_conversations_replies(self, p: dict) -> dict:
+        """The parent first, then replies oldest first. As in Slack, ``oldest`` / ``latest`` select the
+        replies while the parent always opens the first page."""
         channel, ts = p.get("channel") or "", p.get("ts") or ""
         msgs = self.thread(channel, ts)
         if not msgs:
             return {"ok": False, "error": "thread_not_found"}
-        limit = int(p.get("limit") or 1000)
-        return {"ok": True, "messages": self._with_metadata(msgs[:limit], p), "has_more": len(msgs) > limit}
+        parent, replies = [m for m in msgs if m["ts"] == ts], [m for m in msgs if m["ts"] != ts]
+        selected = self._in_range(replies, p)
+        if selected is None:
+            return {"ok": False, "error": "invalid_ts_oldest"}
+        result = self._page(parent + selected, p, default_limit=1000)
+        if result.get("ok"):
+            result["messages"] = self._with_metadata(result["messages"], p)
+        return result
 
     def _m_conversations_history(self, p: dict) -> dict:
         channel = p.get("channel") or ""
         top = [m for m in self.messages.get(channel, []) if m.get("thread_ts") in (None, m["ts"])]
         top.sort(key=lambda m: float(m["ts"]), reverse=True)
-        limit = int(p.get("limit") or 100)
-        return {"ok": True, "messages": self._with_metadata(top[:limit], p), "has_more": len(top) > limit}
+        selected = self._in_range(top, p)
+        if selected is None:
+            return {"ok": False, "error": "invalid_ts_oldest"}
+        result = self._page(selected, p, default_limit=100, max_limit=999)
+        if result.get("ok"):
+            result["messages"] = self._with_metadata(result["messages"], p)
+        return result
 
     def _m_users_info(self, p: dict) -> dict:
         user = p.get("user") or ""
