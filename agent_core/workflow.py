@@ -18,7 +18,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from .delegation import Delegation
-    from .errors import ABORTED, FINGERPRINT_ERROR
+    from .errors import ABORTED, APPROVAL_NOT_ALLOWED, FINGERPRINT_ERROR
+    from .approval_ids import APPROVAL_IDS_PATCH, approval_id
     from .fingerprint import describe_mismatch
     from .types import (
         ApprovalInfo,
@@ -41,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         TurnCheckpoint,
         TurnStatus,
         UserMessage,
+        may_decide,
     )
 
 LLM_ACTIVITY = "durabot.llm_round"
@@ -268,6 +270,18 @@ class ConversationWorkflow(Delegation):
             raise ApplicationError(
                 f"approval {d.approval_id!r} is already {info.status}{who}", type="ApprovalAlreadyDecided"
             )
+        if not may_decide(info, d.by, d.admin):
+            # The policy was recorded when the approval was asked: what a button or caller claims
+            # about the requester or the approvers plays no part.
+            raise ApplicationError(
+                f"{d.by!r} may not decide approval {d.approval_id!r}: only {_who_may(info)} can",
+                info.requested_by, type=APPROVAL_NOT_ALLOWED,
+            )
+
+    @workflow.query(name="approval")
+    def approval(self, approval_id: str) -> ApprovalInfo | None:
+        """One approval of this run, with its whole arguments (cards show them shortened)."""
+        return self.approvals.get(approval_id)
 
     @workflow.signal(name="cancel")
     def cancel(self, req: CancelRequest) -> None:
@@ -460,13 +474,19 @@ class ConversationWorkflow(Delegation):
             self.running_tools -= 1
 
     async def _ask_approval(self, msg: UserMessage, st: TurnStatus, call: ToolCall) -> ApprovalInfo:
-        info = next((a for a in st.approvals if a.call_id == call.id), None)
+        rnd = self.phase[0] if self.phase else 0
+        # Approvals of older versions carry no round: matched by call id alone, as they were.
+        info = next((a for a in st.approvals if a.call_id == call.id and a.round in (None, rnd)), None)
         if info is None:
             self.approval_count += 1
             deadline = workflow.now() + timedelta(seconds=self.spec.timeouts.approval)
+            unique = workflow.patched(APPROVAL_IDS_PATCH)
             info = ApprovalInfo(
-                id=f"a{self.approval_count}", turn_id=msg.id, tool=call.name, arguments=call.arguments[:2000],
+                id=approval_id(msg.id, str(rnd), call.id) if unique else f"a{self.approval_count}",
+                turn_id=msg.id, tool=call.name, arguments=call.arguments,
                 requested_by=msg.user, call_id=call.id, deadline=deadline.isoformat(),
+                approvers=None if msg.approvers is None else list(msg.approvers), admins=list(msg.admins),
+                round=rnd if unique else None,
             )
             self.approvals[info.id] = info
             st.approvals.append(info)
@@ -593,6 +613,17 @@ class ConversationWorkflow(Delegation):
                 self.outbox.pop(0)
         finally:
             self.delivering = False
+
+
+def _who_may(info: ApprovalInfo) -> str:
+    who = []
+    if info.approvers and "requester" in info.approvers:
+        who.append(f"the requester {info.requested_by!r}")
+    listed = [a for a in info.approvers or [] if a not in ("requester", "anyone")]
+    if listed:
+        who.append("the approvers " + ", ".join(repr(a) for a in listed))
+    who.append("an admin")
+    return ", ".join(who[:-1]) + (" or " if len(who) > 1 else "") + who[-1]
 
 
 def _parse_time(value: str):  # -> datetime

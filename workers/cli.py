@@ -108,7 +108,8 @@ async def _decide(settings: Settings, args: Any) -> None:
 
     agent = build_agent(settings, local_worker=False)
     await agent.start()
-    info = await agent.decide(args.conversation, args.approval, args.command == "approve", by=args.by)
+    # Whoever runs this has Temporal access, so could signal the workflow anyway: an operator decides as admin.
+    info = await agent.decide(args.conversation, args.approval, args.command == "approve", by=args.by, admin=True)
     print(f"{info.tool}: {info.status} by {info.decided_by}")
 
 
