@@ -395,7 +395,7 @@ class Agent:
                 raise rpc_error(exc, self.temporal_address, conversation_id, approval=True) from None
         raise ApprovalError(f"conversation {conversation_id!r} did not settle into its next run; try again")
 
-    async def approval(self, conversation_id: str, approval_id: str) -> ApprovalInfo | None:
+    async def get_approval(self, conversation_id: str, approval_id: str) -> ApprovalInfo | None:
         """One approval with its whole arguments, as the conversation recorded it; None when this run
         does not know it (it ended, or it was decided long ago)."""
         try:
