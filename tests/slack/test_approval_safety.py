@@ -42,8 +42,6 @@ async def test_a_stale_button_from_a_previous_run_cannot_decide_a_new_approval(s
     await h.agent.client.get_workflow_handle(h.agent.workflow_id(conv)).terminate("test")
     await h.mention("deploy web again", user="U1", thread_ts=event["ts"])
     await h.fake.wait_for(lambda: len(cards(h, "C1", event["ts"])) == 2)
-    new_approve = cards(h, "C1", event["ts"])[1][1][0]
-    assert new_approve["action_id"] != old_approve["action_id"]
 
     await click(h, old_card, old_approve, "U1")  # the first card's button, still on screen
     await h.fake.wait_for(lambda: ephemerals(h, "U1"))
