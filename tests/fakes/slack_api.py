@@ -7,7 +7,8 @@ documented limits the adapter must respect:
 - chat.postMessage: ~1 per second per channel with short bursts (a token bucket) -> 429;
 - ``rate_limit_next``: a test forces the next calls of a method to answer 429;
 - sizes: text over 40,000 characters (msg_too_long), over 50 blocks, a section over 3,000
-  characters, an action_id over 255 or a value over 2,000 (invalid_blocks).
+  characters, an action_id over 255 or a value over 2,000 (invalid_blocks); a modal (views.open) without
+  a trigger_id, over 100 blocks, a section over 3,000 characters or a title over 24 (``views`` keeps them).
 ``over_limit`` counts requests refused for rate; a well-behaved client keeps it at 0.
 Runs on the caller's event loop (``await fake.start()``).
 """
