@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from .approval_ids import APPROVAL_IDS_PATCH, approval_id
+    from .approvals import APPROVAL_IDS_PATCH, approval_id
     from .events import stream_key
     from .types import (
         ApprovalInfo,

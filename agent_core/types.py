@@ -269,15 +269,6 @@ class ApprovalInfo:
     round: int | None = None  # the model round of the call; None on approvals asked by older versions
 
 
-def may_decide(info: ApprovalInfo, by: str, admin: bool = False) -> bool:
-    """Whether ``by`` may decide ``info`` under the policy recorded when it was asked."""
-    if info.approvers is None or admin or by in info.admins:
-        return True
-    if "anyone" in info.approvers or by in info.approvers:
-        return True
-    return "requester" in info.approvers and by == info.requested_by
-
-
 @dataclass
 class Decision:
     approval_id: str

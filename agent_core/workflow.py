@@ -19,7 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     from .delegation import Delegation
     from .errors import ABORTED, APPROVAL_NOT_ALLOWED, FINGERPRINT_ERROR
-    from .approval_ids import APPROVAL_IDS_PATCH, approval_id
+    from .approvals import APPROVAL_IDS_PATCH, approval_id, may_decide, who_may
     from .fingerprint import describe_mismatch
     from .types import (
         ApprovalInfo,
@@ -42,7 +42,6 @@ with workflow.unsafe.imports_passed_through():
         TurnCheckpoint,
         TurnStatus,
         UserMessage,
-        may_decide,
     )
 
 LLM_ACTIVITY = "durabot.llm_round"
@@ -274,7 +273,7 @@ class ConversationWorkflow(Delegation):
             # The policy was recorded when the approval was asked: what a button or caller claims
             # about the requester or the approvers plays no part.
             raise ApplicationError(
-                f"{d.by!r} may not decide approval {d.approval_id!r}: only {_who_may(info)} can",
+                f"{d.by!r} may not decide approval {d.approval_id!r}: only {who_may(info)} can",
                 info.requested_by, type=APPROVAL_NOT_ALLOWED,
             )
 
@@ -613,17 +612,6 @@ class ConversationWorkflow(Delegation):
                 self.outbox.pop(0)
         finally:
             self.delivering = False
-
-
-def _who_may(info: ApprovalInfo) -> str:
-    who = []
-    if info.approvers and "requester" in info.approvers:
-        who.append(f"the requester {info.requested_by!r}")
-    listed = [a for a in info.approvers or [] if a not in ("requester", "anyone")]
-    if listed:
-        who.append("the approvers " + ", ".join(repr(a) for a in listed))
-    who.append("an admin")
-    return ", ".join(who[:-1]) + (" or " if len(who) > 1 else "") + who[-1]
 
 
 def _parse_time(value: str):  # -> datetime

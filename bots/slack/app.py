@@ -264,7 +264,8 @@ class SlackAdapter:
         if button.decision == "show":
             problem = await approvals.show_arguments(self.agent, self.web, button, str(body.get("trigger_id") or ""))
         else:
-            problem = await approvals.decide(self.agent, button, user, self.settings)
+            user_team = str((body.get("user") or {}).get("team_id") or (body.get("team") or {}).get("id") or "")
+            problem = await approvals.decide(self.agent, self.web, button, user, user_team, self.settings)
         if problem:
             await self.web.ephemeral(channel, user, problem, thread)
 

@@ -18,7 +18,7 @@ from agent_core import Agent
 from agent_core.errors import AgentRuntimeError, ApprovalError, ApprovalNotAllowed, ConversationNotFound
 from agent_core.settings import Settings
 
-from .ids import ApprovalButton
+from .ids import ApprovalButton, parse_conversation_id
 from .render import arguments_modal
 from .web import SlackWeb
 
@@ -40,15 +40,19 @@ def refusal(requested_by: str | None, settings: Settings) -> str:
     if requested_by and "requester" in (settings.approvers or ["requester"]):
         who.append(f"<@{requested_by}> (who asked)")
     listed = [a for a in settings.approvers if a not in ("requester", "anyone")]
-    if listed or settings.admins:
-        who.append("the configured approvers and admins")
+    who.append("the configured approvers and admins" if listed or settings.admins else "workspace admins")
     return (f":no_entry: You cannot decide this request; only {' or '.join(who) or 'an admin'} can. "
             "Nothing changed.")
 
 
-async def decide(agent: Agent, button: ApprovalButton, user: str, settings: Settings) -> str | None:
-    """Send the decision; None when accepted, else the explanation to show the clicker."""
+async def decide(agent: Agent, web: SlackWeb, button: ApprovalButton, user: str, user_team: str,
+                 settings: Settings) -> str | None:
+    """Send the decision; None when accepted, else the explanation to show the clicker.
+
+    A workspace admin is known only here (users.info), so only after the workflow refused the clicker
+    is it asked, and only for a clicker of the conversation's own workspace."""
     conv, approval_id = button.conversation_id, button.approval_id
+    approve = button.decision == "approve"
     try:
         try:
             info = await asyncio.wait_for(agent.get_approval(conv, approval_id), LOOKUP_WAIT)
@@ -57,7 +61,13 @@ async def decide(agent: Agent, button: ApprovalButton, user: str, settings: Sett
         if info is not None and info.approvers is None and not may_decide(user, info.requested_by, settings):
             # Asked before approvals recorded their policy: check here, against the workflow's record.
             return refusal(info.requested_by, settings)
-        await agent.decide(conv, approval_id, button.decision == "approve", by=user)
+        try:
+            await agent.decide(conv, approval_id, approve, by=user)
+        except ApprovalNotAllowed:
+            ref = parse_conversation_id(conv)
+            if ref is None or ref.team != user_team or not await web.is_workspace_admin(user):
+                raise
+            await agent.decide(conv, approval_id, approve, by=user, admin=True)
     except ConversationNotFound:
         return ":information_source: This run has ended; its approvals are closed. Nothing changed."
     except ApprovalNotAllowed as exc:

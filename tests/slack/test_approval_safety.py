@@ -90,3 +90,19 @@ async def test_escaped_arguments_make_a_valid_card_and_show_all_opens_them_whole
     assert "Approved by <@U1>" in json.dumps(decided["blocks"])
     assert all(len((b.get("text") or {}).get("text") or "") <= 3000 for b in decided["blocks"])
     assert h.fake.count("chat.update", ok=False) == 0
+
+
+async def test_a_workspace_admin_of_the_conversations_workspace_may_decide(start_slack, fake_openai):
+    fake_openai.script = deploy_script()
+    h = await start_slack()
+    h.fake.users["UWS"] = {"id": "UWS", "is_admin": True}
+    event = await h.mention("deploy web", user="U1")
+    message, (approve, _) = await h.fake.wait_for(lambda: card_of(h, "C1", event["ts"]))
+    # An admin of another workspace (a shared channel) is not an admin here.
+    other = SlackSender.click_payload(approve["action_id"], approve["value"], "UWS", "C1", message, team="T2")
+    assert (await h.sender.click(other))[0] == 200
+    await h.fake.wait_for(lambda: ephemerals(h, "UWS"))
+    assert "cannot decide" in ephemerals(h, "UWS")[0]
+    await click(h, message, approve, "UWS")
+    await h.final_reply("C1", event["ts"], "done: Deployed web")
+    assert "Approved by <@UWS>" in json.dumps(h.fake.bot_messages("C1", event["ts"])[1]["blocks"])
