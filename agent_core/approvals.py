@@ -1,10 +1,11 @@
 """Approvals: their ids, and who may decide them. Pure and deterministic: the workflow uses both.
 
-Ids are derived from what the approval is about, so they never repeat in a conversation. A counter restarted at ``a1`` whenever a run began without the previous run's state, and a card's
-stale button then decided a different tool call. An id hashed from the turn, the model round and the
-tool call id names one call for good. The ``a`` prefix stays, so ``durabot approve <conversation> <id>``
-reads as before; 12 hex digits keep Discord's 100-character custom ids (which also carry the
-conversation) well within bounds.
+Ids are derived from what the approval is about, so they never repeat in a conversation. A counter
+restarted at ``a1`` whenever a run began without the previous run's state, and a card's stale button
+then decided a different tool call. An id hashed from the turn, the model round and the tool call id
+names one call for good (the round too, because some servers number call ids per response). The ``a``
+prefix stays, so ``durabot approve <conversation> <id>`` reads as before; 12 hex digits keep Discord's
+100-character custom ids (which also carry the conversation) well within bounds.
 
 Who may decide is the policy of the message that asked, recorded in the ``ApprovalInfo``: the workflow
 checks a decision against that record, never against what a button or a caller claims.

@@ -227,3 +227,40 @@ async def test_full_arguments_are_kept_for_the_approver(make_agent, fake_openai)
     assert info is not None and json.loads(info.arguments) == {"service": long_service}
     assert await agent.get_approval("long-args", "a-none") is None
     await handle.deny(approval_id)
+
+
+async def test_an_approval_numbered_by_an_older_version_is_still_decidable(make_agent, fake_openai):
+    """A turn paused for continue-as-new by an older version carries its pending ``a3`` into this one."""
+    from agent_core.types import (
+        ApprovalInfo,
+        Carry,
+        ChatMessage,
+        ConversationInput,
+        ToolCall,
+        TurnCheckpoint,
+        TurnStatus,
+        UserMessage,
+    )
+    from agent_core.workflow import ConversationWorkflow
+
+    RAN.clear()
+    fake_openai.script = deploy_script
+    agent = await make_agent(tools=[deploy])
+    call = ToolCall(id="call_7", name="deploy", arguments='{"service": "legacy"}')
+    pending = ApprovalInfo(id="a3", turn_id="m1", tool="deploy", arguments=call.arguments, requested_by="U1",
+                           call_id=call.id)
+    paused = TurnCheckpoint(
+        message=UserMessage(id="m1", text="deploy legacy", user="U1"),
+        status=TurnStatus(turn_id="m1", state="awaiting_approval", approvals=[pending]),
+        round=0, calls=[call], results=[],
+    )
+    window = [ChatMessage(role="user", content="deploy legacy"), ChatMessage(role="assistant", tool_calls=[call])]
+    resumed = ConversationInput(conversation_id="legacy", spec=agent.spec(), restored=True, resume=paused,
+                                carry=Carry(window=window, next_seq=2))
+    await agent.client.start_workflow(ConversationWorkflow.run, resumed, id=agent.workflow_id("legacy"),
+                                      task_queue=agent.task_queue)
+    handle = agent.get_run("legacy", "m1")
+    assert await wait_for_approval(handle) == "a3"
+    await handle.approve("a3", by="U2")  # no policy was recorded then: anyone, as before
+    result = await handle.result(30)
+    assert RAN == ["legacy"] and [a.id for a in result.approvals] == ["a3"]
