@@ -8,6 +8,7 @@ from .handle import RunHandle, RunResult
 from .errors import (
     AgentRuntimeError,
     ApprovalError,
+    ApprovalNotAllowed,
     ConversationNotFound,
     DurabotError,
     FingerprintMismatch,
@@ -44,6 +45,7 @@ __all__ = [
     "MCPServer", "load_mcp_tools", "parse_mcp_env",
     "AbortRun", "BlockToolArguments", "HookContext", "Hooks", "RedactSecrets", "RunAborted", "TextAccumulator",
     "Agent", "AgentEvent", "AgentMode", "AgentRuntimeError", "AgentWorker", "ApprovalError", "ApprovalInfo",
+    "ApprovalNotAllowed",
     "ApprovalPolicy", "ChatMessage", "ChatModel", "ConversationNotFound", "ConversationStatus", "Delivery",
     "DeliveryTarget", "DemoModel", "DurabotError", "EventBus", "FingerprintMismatch", "InMemoryEventBus",
     "InMemoryTranscriptStore", "NoWorkerError", "OpenAIChatModel", "RunCancelled", "RunFailed", "RunHandle",

@@ -20,7 +20,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from .errors import (
+    APPROVAL_NOT_ALLOWED,
     ApprovalError,
+    ApprovalNotAllowed,
     NoWorkerError,
     UserError,
 )
@@ -257,14 +259,20 @@ class Agent:
         user_name: str | None = None,
         context: list[ChatMessage] | None = None,
         deliver_to: DeliveryTarget | None = None,
+        approvers: list[str] | None = None,
+        admins: list[str] | None = None,
         _wait: bool = False,
     ) -> "RunHandle":
-        """Send a message (queued if a turn is running) and return a handle to its run at once."""
+        """Send a message (queued if a turn is running) and return a handle to its run at once.
+
+        ``approvers`` ("requester", "anyone" and/or user ids) and ``admins`` say who may decide the
+        run's approvals; the workflow records them with each approval. Without them anyone may."""
         if len(text) > MAX_MESSAGE:  # Temporal refuses payloads past 2 MB; say so instead of failing
             text = text[:MAX_MESSAGE] + f"\n[message truncated: {len(text)} characters in all]"
         msg = UserMessage(
             id=message_id or uuid.uuid4().hex, text=text, user=user, user_name=user_name,
             context=list(context or []), deliver_to=deliver_to,
+            approvers=None if approvers is None else list(approvers), admins=list(admins or []),
         )
         await self._ensure_worker()
         start = WithStartWorkflowOperation(
@@ -363,13 +371,16 @@ class Agent:
 
     # ------------------------------------------------------------------ conversations
     async def decide(
-        self, conversation_id: str, approval_id: str, approved: bool, by: str, reason: str | None = None
+        self, conversation_id: str, approval_id: str, approved: bool, by: str, reason: str | None = None,
+        *, admin: bool = False,
     ) -> ApprovalInfo:
-        """Approve or deny a pending approval. Raises ApprovalError if it is unknown or already decided."""
+        """Approve or deny a pending approval. Raises ApprovalError if it is unknown or already decided,
+        ApprovalNotAllowed if ``by`` may not decide it. ``admin``: the caller verified ``by`` as an admin
+        of the conversation's workspace or guild (or is an operator), who may always decide."""
         for _ in range(100):
             try:
                 return await self._handle(conversation_id).execute_update(
-                    ConversationWorkflow.decide, Decision(approval_id, approved, by, reason),
+                    ConversationWorkflow.decide, Decision(approval_id, approved, by, reason, admin=admin),
                     id=f"decide-{approval_id}-{uuid.uuid4().hex[:8]}",
                 )
             except WorkflowUpdateFailedError as exc:
@@ -377,10 +388,22 @@ class Agent:
                 if isinstance(cause, ApplicationError) and cause.type == "Continuing":
                     await asyncio.sleep(0.05)  # the next run takes over in a moment
                     continue
+                if isinstance(cause, ApplicationError) and cause.type == APPROVAL_NOT_ALLOWED:
+                    raise ApprovalNotAllowed(cause.message, *cause.details[:1]) from None
                 raise ApprovalError(cause.message if isinstance(cause, ApplicationError) else str(exc)) from None
             except RPCError as exc:
                 raise rpc_error(exc, self.temporal_address, conversation_id, approval=True) from None
         raise ApprovalError(f"conversation {conversation_id!r} did not settle into its next run; try again")
+
+    async def get_approval(self, conversation_id: str, approval_id: str) -> ApprovalInfo | None:
+        """One approval with its whole arguments, as the conversation recorded it; None when this run
+        does not know it (it ended, or it was decided long ago)."""
+        try:
+            return await self._handle(conversation_id).query(ConversationWorkflow.approval, approval_id)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise rpc_error(exc, self.temporal_address, conversation_id) from None
 
     async def cancel(
         self, conversation_id: str, by: str, reason: str | None = None, turn_id: str | None = None

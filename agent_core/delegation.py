@@ -15,6 +15,7 @@ from temporalio import workflow
 from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from .approvals import APPROVAL_IDS_PATCH, approval_id
     from .events import stream_key
     from .types import (
         ApprovalInfo,
@@ -46,11 +47,11 @@ class Delegation:
         if target is not None:  # the approval belongs to a sub-agent: it decides there
             self._proxy_resolved(info)
             await workflow.get_external_workflow_handle(target[0]).signal(
-                "decide_signal", Decision(target[1], d.approved, d.by, d.reason))
+                "decide_signal", Decision(target[1], d.approved, d.by, d.reason, admin=d.admin))
 
     @workflow.signal(name="child_approval")
     async def child_approval(self, ca: ChildApproval) -> None:
-        """A sub-agent asks (or reports the end of) an approval: show it as ours, under our numbering."""
+        """A sub-agent asks (or reports the end of) an approval: show it as ours, under an id of ours."""
         key = (ca.child_workflow_id, ca.approval.id)
         proxy = self.child_proxies.get(key)
         st, msg = self.current, self.current_msg
@@ -58,7 +59,13 @@ class Delegation:
             if ca.approval.status != "pending" or st is None or msg is None:
                 return
             self.approval_count += 1
-            proxy = dataclasses.replace(ca.approval, id=f"a{self.approval_count}", turn_id=msg.id, call_id=None)
+            unique = workflow.patched(APPROVAL_IDS_PATCH)
+            # Decided here, so checked against this conversation's policy, not the child's.
+            proxy = dataclasses.replace(
+                ca.approval, turn_id=msg.id, call_id=None,
+                id=approval_id(ca.child_workflow_id, ca.approval.id) if unique else f"a{self.approval_count}",
+                approvers=None if msg.approvers is None else list(msg.approvers), admins=list(msg.admins),
+            )
             self.child_proxies[key] = proxy
             self.proxy_targets[proxy.id] = key
             self.approvals[proxy.id] = proxy
@@ -110,7 +117,8 @@ class Delegation:
         )
         child = ConversationInput(
             conversation_id=child_conv, spec=dataclasses.replace(sub, approval=self.spec.approval),
-            pending=[UserMessage(id=call.id, text=task, user=msg.user, user_name=msg.user_name)],
+            pending=[UserMessage(id=call.id, text=task, user=msg.user, user_name=msg.user_name,
+                                 approvers=msg.approvers, admins=list(msg.admins))],
             restored=True, parent=link,
         )
         try:

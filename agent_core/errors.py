@@ -8,6 +8,7 @@
         ├── TemporalUnavailable   the Temporal server cannot be reached
         ├── ConversationNotFound  no such conversation (or it has ended)
         ├── ApprovalError         an approval decision was refused (unknown, already decided, expired)
+        │   └── ApprovalNotAllowed    the decider is not one the approval's policy allows
         ├── RunCancelled          the run was cancelled
         └── RunFailed             the run ended with an error
             └── RunAborted        a hook stopped the run; the message is the hook's reason
@@ -51,6 +52,14 @@ class ApprovalError(AgentRuntimeError):
     pass
 
 
+class ApprovalNotAllowed(ApprovalError):
+    """``requested_by`` is who asked, as the workflow recorded it (for a helpful refusal)."""
+
+    def __init__(self, message: str, requested_by: str | None = None) -> None:
+        super().__init__(message)
+        self.requested_by = requested_by
+
+
 class RunCancelled(AgentRuntimeError):
     pass
 
@@ -67,6 +76,7 @@ class RunAborted(RunFailed):
 FINGERPRINT_ERROR = "FingerprintMismatch"
 MODEL_ERROR = "ModelError"
 ABORTED = "RunAborted"
+APPROVAL_NOT_ALLOWED = "ApprovalNotAllowed"
 
 # How a platform adapter's delivery attempt (``durabot.deliver``) ended; see bots/common/delivery.py.
 DELIVERY_LATER = "DeliveryRetryLater"  # rate limit or outage: retried until the notice goes through

@@ -134,11 +134,16 @@ class RunHandle:
             )
         return pending[0].id
 
-    async def approve(self, approval_id: str | None = None, by: str = "user", reason: str | None = None) -> ApprovalInfo:
-        return await self.agent.decide(self.conversation_id, await self._approval_id(approval_id), True, by, reason)
+    async def approve(self, approval_id: str | None = None, by: str = "user", reason: str | None = None,
+                      *, admin: bool = False) -> ApprovalInfo:
+        """Approve; ``admin``: ``by`` is verified as an admin (see ``Agent.decide``)."""
+        return await self.agent.decide(self.conversation_id, await self._approval_id(approval_id), True, by, reason,
+                                       admin=admin)
 
-    async def deny(self, approval_id: str | None = None, by: str = "user", reason: str | None = None) -> ApprovalInfo:
-        return await self.agent.decide(self.conversation_id, await self._approval_id(approval_id), False, by, reason)
+    async def deny(self, approval_id: str | None = None, by: str = "user", reason: str | None = None,
+                   *, admin: bool = False) -> ApprovalInfo:
+        return await self.agent.decide(self.conversation_id, await self._approval_id(approval_id), False, by, reason,
+                                       admin=admin)
 
     async def cancel(self, by: str = "user", reason: str | None = None) -> None:
         await self.agent.cancel(self.conversation_id, by, reason, turn_id=self.turn_id)

@@ -135,6 +135,10 @@ class UserMessage:
     user_name: str | None = None
     context: list[ChatMessage] = field(default_factory=list)  # earlier thread messages, first turn only
     deliver_to: DeliveryTarget | None = None
+    # Who may decide this turn's approvals, recorded with each approval when it is asked. None: anyone
+    # (an SDK caller that gives no policy). Else "requester", "anyone" and/or user ids.
+    approvers: list[str] | None = None
+    admins: list[str] = field(default_factory=list)  # may always decide
 
 
 @dataclass
@@ -259,6 +263,10 @@ class ApprovalInfo:
     reason: str | None = None
     call_id: str | None = None
     deadline: str | None = None  # ISO time after which it expires
+    # The policy of the message that asked (see UserMessage): the decide validator checks against it.
+    approvers: list[str] | None = None
+    admins: list[str] = field(default_factory=list)
+    round: int | None = None  # the model round of the call; None on approvals asked by older versions
 
 
 @dataclass
@@ -267,6 +275,7 @@ class Decision:
     approved: bool
     by: str
     reason: str | None = None
+    admin: bool = False  # the caller verified ``by`` as an admin of the conversation's workspace or guild
 
 
 @dataclass

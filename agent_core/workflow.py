@@ -18,7 +18,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from .delegation import Delegation
-    from .errors import ABORTED, DELIVERY_FAILED, DELIVERY_REFUSED, FINGERPRINT_ERROR
+    from .errors import ABORTED, APPROVAL_NOT_ALLOWED, DELIVERY_FAILED, DELIVERY_REFUSED, FINGERPRINT_ERROR
+    from .approvals import APPROVAL_IDS_PATCH, approval_id, may_decide, who_may
     from .fingerprint import describe_mismatch
     from .types import (
         ApprovalInfo,
@@ -304,6 +305,18 @@ class ConversationWorkflow(Delegation):
             raise ApplicationError(
                 f"approval {d.approval_id!r} is already {info.status}{who}", type="ApprovalAlreadyDecided"
             )
+        if not may_decide(info, d.by, d.admin):
+            # The policy was recorded when the approval was asked: what a button or caller claims
+            # about the requester or the approvers plays no part.
+            raise ApplicationError(
+                f"{d.by!r} may not decide approval {d.approval_id!r}: only {who_may(info)} can",
+                info.requested_by, type=APPROVAL_NOT_ALLOWED,
+            )
+
+    @workflow.query(name="approval")
+    def approval(self, approval_id: str) -> ApprovalInfo | None:
+        """One approval of this run, with its whole arguments (cards show them shortened)."""
+        return self.approvals.get(approval_id)
 
     @workflow.signal(name="cancel")
     def cancel(self, req: CancelRequest) -> None:
@@ -496,13 +509,19 @@ class ConversationWorkflow(Delegation):
             self.running_tools -= 1
 
     async def _ask_approval(self, msg: UserMessage, st: TurnStatus, call: ToolCall) -> ApprovalInfo:
-        info = next((a for a in st.approvals if a.call_id == call.id), None)
+        rnd = self.phase[0] if self.phase else 0
+        # Approvals of older versions carry no round: matched by call id alone, as they were.
+        info = next((a for a in st.approvals if a.call_id == call.id and a.round in (None, rnd)), None)
         if info is None:
             self.approval_count += 1
             deadline = workflow.now() + timedelta(seconds=self.spec.timeouts.approval)
+            unique = workflow.patched(APPROVAL_IDS_PATCH)
             info = ApprovalInfo(
-                id=f"a{self.approval_count}", turn_id=msg.id, tool=call.name, arguments=call.arguments[:2000],
+                id=approval_id(msg.id, str(rnd), call.id) if unique else f"a{self.approval_count}",
+                turn_id=msg.id, tool=call.name, arguments=call.arguments,
                 requested_by=msg.user, call_id=call.id, deadline=deadline.isoformat(),
+                approvers=None if msg.approvers is None else list(msg.approvers), admins=list(msg.admins),
+                round=rnd if unique else None,
             )
             self.approvals[info.id] = info
             st.approvals.append(info)

@@ -23,7 +23,7 @@ from bots.common.cache import BoundedCache
 from bots.common.runlink import run_url
 
 from .apitrace import api_trace
-from .buttons import ApprovalButton
+from .buttons import ApprovalButton, ShowAllButton
 from .commands import build_group
 from .delivery import DiscordDelivery
 from .ingress import Ingress
@@ -88,7 +88,7 @@ class DurabotClient(discord.Client):
         self.tree.add_command(build_group(adapter))
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(ApprovalButton, StopButton)
+        self.add_dynamic_items(ApprovalButton, ShowAllButton, StopButton)
         await self.adapter.on_login(self)
 
     async def on_ready(self) -> None:

@@ -1,29 +1,48 @@
-"""Approve / Deny buttons that keep working across restarts.
+"""Approve / Deny / Show all buttons that keep working across restarts.
 
 The buttons are ``DynamicItem``s: the custom id carries the conversation and the approval id (see
 ``ids.button_custom_id``), so any adapter process can handle a click without a registry. A click is
-acknowledged at once (deferred), then checked (requester, approvers, admins), then sent to the
-workflow; refusals and stale clicks get an ephemeral answer, never an error.
+answered only where its card belongs: a copy of the card in another guild or channel is refused.
+Who may decide is the workflow's call (it recorded the policy when it asked); the adapter adds only
+what Discord alone knows, that the clicker has Manage Server in the conversation's guild. Refusals and
+stale clicks get an ephemeral answer, never an error.
 """
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 import re
 from typing import TYPE_CHECKING, Any
 
 import discord
 
-from agent_core.errors import ApprovalError, DurabotError
+from agent_core.errors import ApprovalError, ApprovalNotAllowed, ConversationNotFound, DurabotError
+from bots.common.fit import pretty_arguments
 from bots.common.runlink import LINK_LABEL
 
-from .ids import BUTTON_TEMPLATE, ConversationRef, button_custom_id, from_match
-from .render import approval_decided
+from .ids import (
+    BUTTON_TEMPLATE,
+    SHOW_TEMPLATE,
+    ConversationRef,
+    button_custom_id,
+    from_match,
+    ref_from_match,
+    show_custom_id,
+)
+from .render import approval_decided, mention
 
 if TYPE_CHECKING:
     from .app import DiscordAdapter
 
 log = logging.getLogger(__name__)
+
+LOOKUP_WAIT = 2.0  # seconds for reading an approval from the workflow while the click waits
+NOT_HERE = ("This card belongs to another conversation (it was copied or forwarded here); "
+            "use the buttons on the card in its own thread. Nothing changed.")
+NOT_ALLOWED = "Only the person who asked, the configured approvers or an admin can decide this."
+UNREACHABLE = "I cannot reach the agent service right now; please try again in a minute."
 
 
 def is_admin(user_id: str, admins: list[str], manage_guild: bool) -> bool:
@@ -35,6 +54,13 @@ def may_decide(user_id: str, requester: str, approvers: list[str], admin: bool) 
     if admin or "anyone" in approvers or user_id in approvers:
         return True
     return "requester" in approvers and user_id == requester
+
+
+def in_its_place(interaction: discord.Interaction, ref: ConversationRef) -> bool:
+    """Whether the click happened in the conversation's own guild and thread (or DM)."""
+    guild = None if ref.is_dm else ref.guild
+    here = None if interaction.guild_id is None else str(interaction.guild_id)
+    return here == guild and str(interaction.channel_id) == ref.thread
 
 
 class ApprovalButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_TEMPLATE):
@@ -56,10 +82,29 @@ class ApprovalButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_
         await on_click(adapter, interaction, self.ref, self.approval_id, self.approve)
 
 
-def approval_view(ref: ConversationRef, approval_id: str) -> discord.ui.View:
+class ShowAllButton(discord.ui.DynamicItem[discord.ui.Button], template=SHOW_TEMPLATE):
+    def __init__(self, ref: ConversationRef, approval_id: str) -> None:
+        super().__init__(discord.ui.Button(
+            label="Show all", style=discord.ButtonStyle.secondary, custom_id=show_custom_id(ref, approval_id)))
+        self.ref, self.approval_id = ref, approval_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str], /) -> "ShowAllButton":
+        return cls(ref_from_match(match), match["a"])
+
+    async def callback(self, interaction: discord.Interaction) -> Any:
+        adapter: DiscordAdapter = interaction.client.adapter  # type: ignore[attr-defined]
+        await on_show(adapter, interaction, self.ref, self.approval_id)
+
+
+def approval_view(ref: ConversationRef, approval_id: str, show_all: bool = False) -> discord.ui.View:
+    """Approve and Deny, and "Show all" when the card could not show the whole arguments."""
     view = discord.ui.View(timeout=None)
     view.add_item(ApprovalButton(ref, approval_id, True))
     view.add_item(ApprovalButton(ref, approval_id, False))
+    if show_all:
+        view.add_item(ShowAllButton(ref, approval_id))
     return view
 
 
@@ -82,36 +127,69 @@ def run_link_view(url: str) -> discord.ui.View | None:
 
 async def on_click(adapter: "DiscordAdapter", interaction: discord.Interaction, ref: ConversationRef,
                    approval_id: str, approve: bool) -> None:
-    # Acknowledge first: the checks below talk to Temporal, and Discord wants an answer within 3 s.
+    if not in_its_place(interaction, ref):
+        return await interaction.response.send_message(NOT_HERE, ephemeral=True)
+    # Acknowledge first: the workflow is asked below, and Discord wants an answer within 3 s.
     await interaction.response.defer()
     conv, user = ref.conversation_id, str(interaction.user.id)
+    # The click is in the conversation's own guild (checked above), so these are rights there.
+    manage = interaction.guild_id is not None and interaction.permissions.manage_guild
 
     async def tell(text: str) -> None:
         await interaction.followup.send(text, ephemeral=True)
 
     try:
-        status = await adapter.agent.status(conv)
-    except DurabotError as exc:
-        log.warning("approval click on %s: status failed: %s", conv, exc)
-        return await tell("I cannot reach the agent service right now; please try again in a minute.")
-    pending = None
-    if status is not None and status.current is not None:
-        pending = next((a for a in status.current.approvals if a.id == approval_id), None)
-    if pending is None or pending.status != "pending":
-        what = f"already {pending.status}" if pending else "no longer pending (its run has ended)"
-        return await tell(f"This approval is {what}; there is nothing to decide.")
-    admin = is_admin(user, adapter.settings.admins, interaction.permissions.manage_guild)
-    if not may_decide(user, pending.requested_by, adapter.settings.approvers, admin):
-        return await tell("Only the person who asked, the configured approvers or an admin can decide this.")
-    try:
-        info = await adapter.agent.decide(conv, approval_id, approve, by=user)
+        try:
+            asked = await asyncio.wait_for(adapter.agent.get_approval(conv, approval_id), LOOKUP_WAIT)
+        except TimeoutError:
+            asked = None  # the decision below meets the workflow's own check either way
+        if asked is not None and asked.approvers is None:
+            # Asked before approvals recorded their policy: check here, against the workflow's record.
+            admin = is_admin(user, adapter.settings.admins, manage)
+            if not may_decide(user, asked.requested_by, adapter.settings.approvers, admin):
+                return await tell(NOT_ALLOWED)
+        info = await adapter.agent.decide(conv, approval_id, approve, by=user, admin=manage)
+    except ApprovalNotAllowed:
+        return await tell(NOT_ALLOWED)
+    except ConversationNotFound:
+        return await tell("This approval is no longer pending (its run has ended); there is nothing to decide.")
     except ApprovalError as exc:
-        return await tell(f"Nothing was changed: {exc}.")
+        return await tell(_explain(str(exc)))
     except DurabotError as exc:
         log.warning("approval click on %s: decide failed: %s", conv, exc)
-        return await tell("I cannot reach the agent service right now; please try again in a minute.")
+        return await tell(UNREACHABLE)
     content = approval_decided(info.tool, info.arguments, info.status, info.decided_by)
     message = interaction.message
     if message is not None:
         adapter.cards[(conv, approval_id)] = [message.id, content]
     await interaction.edit_original_response(content=content, view=None)
+
+
+async def on_show(adapter: "DiscordAdapter", interaction: discord.Interaction, ref: ConversationRef,
+                  approval_id: str) -> None:
+    """The whole arguments, as a file in an ephemeral answer: read from the workflow, never the card."""
+    if not in_its_place(interaction, ref):
+        return await interaction.response.send_message(NOT_HERE, ephemeral=True)
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    try:
+        info = await asyncio.wait_for(adapter.agent.get_approval(ref.conversation_id, approval_id), LOOKUP_WAIT)
+    except (TimeoutError, DurabotError) as exc:
+        log.warning("arguments of %s in %s not read: %s", approval_id, ref.conversation_id, exc)
+        return await interaction.followup.send(UNREACHABLE, ephemeral=True)
+    if info is None:
+        return await interaction.followup.send(
+            "This request is no longer open; its arguments are not kept.", ephemeral=True)
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", info.tool)[:60] or "tool"
+    data = pretty_arguments(info.arguments).encode()
+    await interaction.followup.send(
+        f"Arguments of `{name}`, requested by {mention(info.requested_by)} ({len(data):,} bytes):",
+        file=discord.File(io.BytesIO(data), filename=f"{name}-arguments.json"), ephemeral=True)
+
+
+def _explain(message: str) -> str:
+    if "already" in message:
+        message = re.sub(r"by (\d+)\b", r"by <@\1>", message)
+        return "Nothing was changed: " + re.sub(r"^approval '[^']*'", "this approval", message) + "."
+    if "no approval" in message:
+        return "This approval is no longer pending (its run has ended or restarted); there is nothing to decide."
+    return f"Nothing was changed: {message}."

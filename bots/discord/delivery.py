@@ -31,11 +31,11 @@ from .ids import button_custom_id, nonce, parse_conversation_id
 from .placeholder import find_placeholder
 from .render import (
     MESSAGE_LIMIT,
-    approval_card,
     approval_decided,
     cancelled_note,
     failed_note,
     mention,
+    pending_card,
     reply_parts,
 )
 from .streaming import Reply
@@ -137,10 +137,11 @@ class DiscordDelivery:
         if found is not None:
             self.adapter.cards[key] = [found.id, found.content]
             return
-        content = approval_card(info.tool, info.arguments, info.requested_by)
+        content, cut = pending_card(info.tool, info.arguments, info.requested_by)
         await self.adapter.limiter.acquire(channel_id)
         channel = self.adapter.client.get_partial_messageable(channel_id)
-        msg = await channel.send(content, view=approval_view(ref, info.id), nonce=nonce(d.conversation_id, info.id))
+        msg = await channel.send(content, view=approval_view(ref, info.id, show_all=cut),
+                                 nonce=nonce(d.conversation_id, info.id))
         self.adapter.cards[key] = [msg.id, content]
 
     async def _approval_decided(self, d: Delivery) -> None:

@@ -19,6 +19,9 @@ CUSTOM_ID_LIMIT = 100
 # verb y = approve, n = deny; g.c.t = guild (0 for DMs), channel, thread in base 36; then approval id.
 BUTTON_TEMPLATE = r"db:(?P<verb>[yn]):(?P<g>[0-9a-z]+)\.(?P<c>[0-9a-z]+)\.(?P<t>[0-9a-z]+):(?P<a>[A-Za-z0-9_-]{1,40})"
 _BUTTON_RE = re.compile(BUTTON_TEMPLATE + r"\Z")
+# "Show all" (the whole arguments of an approval's tool call): the same reference, verb s.
+SHOW_TEMPLATE = r"db:s:(?P<g>[0-9a-z]+)\.(?P<c>[0-9a-z]+)\.(?P<t>[0-9a-z]+):(?P<a>[A-Za-z0-9_-]{1,40})"
+_SHOW_RE = re.compile(SHOW_TEMPLATE + r"\Z")
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,21 @@ def _b36(n: int) -> str:
             return out
 
 
-def button_custom_id(ref: ConversationRef, approval_id: str, approve: bool) -> str:
+def _ref_part(ref: ConversationRef) -> str:
     guild = 0 if ref.is_dm else int(ref.guild)
-    custom_id = (
-        f"db:{'y' if approve else 'n'}:{_b36(guild)}.{_b36(int(ref.channel))}.{_b36(int(ref.thread))}:{approval_id}"
-    )
+    return f"{_b36(guild)}.{_b36(int(ref.channel))}.{_b36(int(ref.thread))}"
+
+
+def button_custom_id(ref: ConversationRef, approval_id: str, approve: bool) -> str:
+    custom_id = f"db:{'y' if approve else 'n'}:{_ref_part(ref)}:{approval_id}"
     if len(custom_id) > CUSTOM_ID_LIMIT or not _BUTTON_RE.match(custom_id):
+        raise ValueError(f"approval id {approval_id!r} does not fit a Discord custom_id")
+    return custom_id
+
+
+def show_custom_id(ref: ConversationRef, approval_id: str) -> str:
+    custom_id = f"db:s:{_ref_part(ref)}:{approval_id}"
+    if len(custom_id) > CUSTOM_ID_LIMIT or not _SHOW_RE.match(custom_id):
         raise ValueError(f"approval id {approval_id!r} does not fit a Discord custom_id")
     return custom_id
 
@@ -78,9 +90,12 @@ def parse_button_custom_id(custom_id: str) -> tuple[ConversationRef, str, bool] 
 
 
 def from_match(m: re.Match[str]) -> tuple[ConversationRef, str, bool]:
+    return ref_from_match(m), m["a"], m["verb"] == "y"
+
+
+def ref_from_match(m: re.Match[str]) -> ConversationRef:
     guild = int(m["g"], 36)
-    ref = ConversationRef(DM if guild == 0 else str(guild), str(int(m["c"], 36)), str(int(m["t"], 36)))
-    return ref, m["a"], m["verb"] == "y"
+    return ConversationRef(DM if guild == 0 else str(guild), str(int(m["c"], 36)), str(int(m["t"], 36)))
 
 
 def nonce(*parts: str | int) -> str:

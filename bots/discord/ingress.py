@@ -214,6 +214,7 @@ class Ingress:
                 handle = await adapter.agent.run_async(
                     route.text, conv, message_id=turn_id, user=user,
                     user_name=message.author.display_name, context=context, deliver_to=target,
+                    approvers=adapter.settings.approvers, admins=adapter.settings.admins,
                 )
             except DurabotError as exc:
                 log.error("cannot start turn %s of %s: %s", turn_id, conv, exc)

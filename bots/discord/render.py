@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 from bots.common.sanitize import clean_text
+from bots.common.fit import fit, pretty_arguments
 from bots.common.split import split_message
 from bots.common.tables import tables_to_code_blocks
 
@@ -69,8 +69,13 @@ def mention(user_id: str) -> str:
 
 
 def approval_card(tool: str, arguments: str, requested_by: str) -> str:
-    return (f"\N{LOCK} **Approval needed**: {mention(requested_by)}'s request wants to run `{tool}`\n"
-            f"{_arguments_block(arguments)}")
+    return pending_card(tool, arguments, requested_by)[0]
+
+
+def pending_card(tool: str, arguments: str, requested_by: str) -> tuple[str, bool]:
+    """(content of a pending approval card, whether its arguments were cut: then the card offers "Show all")."""
+    head = f"\N{LOCK} **Approval needed**: {mention(requested_by)}'s request wants to run `{_tool(tool)}`"
+    return _card(head, arguments, pending=True)
 
 
 def approval_decided(tool: str, arguments: str, status: str, decided_by: str | None) -> str:
@@ -78,16 +83,31 @@ def approval_decided(tool: str, arguments: str, status: str, decided_by: str | N
     who = f" by {mention(decided_by)}" if decided_by and status in ("approved", "denied") else ""
     label = {"expired": "Expired: nobody decided in time", "cancelled": "Cancelled: the run ended"}.get(
         status, status.capitalize())
-    return f"{icon} **{label}**{who}: `{tool}`\n{_arguments_block(arguments)}"
+    return _card(f"{icon} **{label}**{who}: `{_tool(tool)}`", arguments, pending=False)[0]
 
 
-def _arguments_block(arguments: str, limit: int = 1500) -> str:
-    try:
-        pretty = json.dumps(json.loads(arguments), indent=2, ensure_ascii=False)
-    except (ValueError, TypeError):
-        pretty = arguments
-    if len(pretty) > limit:
-        pretty = pretty[:limit] + "\n\N{HORIZONTAL ELLIPSIS}"
+def _tool(name: str) -> str:
+    return name[:100].replace("`", "'")
+
+
+def _card(head: str, arguments: str, *, pending: bool) -> tuple[str, bool]:
+    """``head`` and the arguments in a code block, cut after rendering so the whole stays within
+    Discord's 2,000 characters (a longer card is refused, and its approval would expire unseen)."""
+    pretty = pretty_arguments(arguments)
+    budget = MESSAGE_LIMIT - len(head) - 1
+    block, left = fit(pretty, budget, _arguments_block)
+    if left:
+        room = budget - len(_more(len(pretty), pending)) - 1  # the note, with the largest count it can show
+        block, left = fit(pretty, room, _arguments_block)
+        block += "\n" + _more(left, pending)
+    return f"{head}\n{block}", bool(left)
+
+
+def _more(left: int, pending: bool) -> str:
+    return f"-# \N{HORIZONTAL ELLIPSIS} {left:,} more characters" + (": **Show all** shows them." if pending else ".")
+
+
+def _arguments_block(pretty: str) -> str:
     return "```json\n" + pretty.replace("```", "`\u200b``") + "\n```"
 
 

@@ -211,6 +211,7 @@ class SlackAdapter:
                 inc.text, inc.ref.conversation_id, message_id=inc.message_id, user=inc.user,
                 user_name=inc.user_name, context=context,
                 deliver_to=DeliveryTarget(task_queue=self.task_queue, meta=meta),
+                approvers=self.settings.approvers, admins=self.settings.admins,
             )
         except Exception:
             self._seen.pop(seen, None)  # answer 500: Slack retries, the retry is not dropped
@@ -274,10 +275,11 @@ class SlackAdapter:
         if button is None:
             await self.web.ephemeral(channel, user, "This button is not one I understand; nothing changed.", thread)
             return
-        if not approvals.may_decide(user, button.requested_by, self.settings):
-            await self.web.ephemeral(channel, user, approvals.refusal(button, self.settings), thread)
-            return
-        problem = await approvals.decide(self.agent, button, user)
+        if button.decision == "show":
+            problem = await approvals.show_arguments(self.agent, self.web, button, str(body.get("trigger_id") or ""))
+        else:
+            user_team = str((body.get("user") or {}).get("team_id") or (body.get("team") or {}).get("id") or "")
+            problem = await approvals.decide(self.agent, self.web, button, user, user_team, self.settings)
         if problem:
             await self.web.ephemeral(channel, user, problem, thread)
 

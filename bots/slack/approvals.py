@@ -1,18 +1,30 @@
-"""Approve / Deny clicks: who may decide, and what the clicker is told. The card itself is edited by
-the ``approval_decided`` delivery, so one writer owns it and a click never races a timeout."""
+"""Approve / Deny / Show all clicks: what goes to the workflow, and what the clicker is told.
+
+Who may decide is the workflow's call: each approval records the policy of the message that asked
+(requester, DURABOT_APPROVERS, DURABOT_ADMINS) and its validator refuses anyone else, whatever a
+button says. The card itself is edited by the ``approval_decided`` delivery, so one writer owns it and
+a click never races a timeout.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
+from slack_sdk.errors import SlackApiError
+
 from agent_core import Agent
-from agent_core.errors import AgentRuntimeError, ApprovalError, ConversationNotFound
+from agent_core.errors import AgentRuntimeError, ApprovalError, ApprovalNotAllowed, ConversationNotFound
 from agent_core.settings import Settings
 
-from .ids import ApprovalButton
+from .ids import ApprovalButton, parse_conversation_id
+from .render import arguments_modal
+from .web import SlackWeb
 
 log = logging.getLogger(__name__)
+
+LOOKUP_WAIT = 2.0  # seconds: a modal must open within 3 s of the click (its trigger_id expires)
 
 
 def may_decide(user: str, requested_by: str, settings: Settings) -> bool:
@@ -23,28 +35,66 @@ def may_decide(user: str, requested_by: str, settings: Settings) -> bool:
     return "requester" in approvers and user == requested_by
 
 
-def refusal(button: ApprovalButton, settings: Settings) -> str:
+def refusal(requested_by: str | None, settings: Settings) -> str:
     who = []
-    if "requester" in (settings.approvers or ["requester"]):
-        who.append(f"<@{button.requested_by}> (who asked)")
+    if requested_by and "requester" in (settings.approvers or ["requester"]):
+        who.append(f"<@{requested_by}> (who asked)")
     listed = [a for a in settings.approvers if a not in ("requester", "anyone")]
-    if listed or settings.admins:
-        who.append("the configured approvers and admins")
+    who.append("the configured approvers and admins" if listed or settings.admins else "workspace admins")
     return (f":no_entry: You cannot decide this request; only {' or '.join(who) or 'an admin'} can. "
             "Nothing changed.")
 
 
-async def decide(agent: Agent, button: ApprovalButton, user: str) -> str | None:
-    """Send the decision; None when accepted, else the explanation to show the clicker."""
+async def decide(agent: Agent, web: SlackWeb, button: ApprovalButton, user: str, user_team: str,
+                 settings: Settings) -> str | None:
+    """Send the decision; None when accepted, else the explanation to show the clicker.
+
+    A workspace admin is known only here (users.info), so only after the workflow refused the clicker
+    is it asked, and only for a clicker of the conversation's own workspace."""
+    conv, approval_id = button.conversation_id, button.approval_id
+    approve = button.decision == "approve"
     try:
-        await agent.decide(button.conversation_id, button.approval_id, button.decision == "approve", by=user)
+        try:
+            info = await asyncio.wait_for(agent.get_approval(conv, approval_id), LOOKUP_WAIT)
+        except TimeoutError:
+            info = None  # the decision below meets the workflow's own check either way
+        if info is not None and info.approvers is None and not may_decide(user, info.requested_by, settings):
+            # Asked before approvals recorded their policy: check here, against the workflow's record.
+            return refusal(info.requested_by, settings)
+        try:
+            await agent.decide(conv, approval_id, approve, by=user)
+        except ApprovalNotAllowed:
+            ref = parse_conversation_id(conv)
+            if ref is None or ref.team != user_team or not await web.is_workspace_admin(user):
+                raise
+            await agent.decide(conv, approval_id, approve, by=user, admin=True)
     except ConversationNotFound:
         return ":information_source: This run has ended; its approvals are closed. Nothing changed."
+    except ApprovalNotAllowed as exc:
+        return refusal(exc.requested_by, settings)
     except ApprovalError as exc:
         return f":information_source: Nothing changed: {_explain(str(exc))}"
     except AgentRuntimeError as exc:
-        log.warning("decision on %s failed: %s", button.approval_id, exc)
+        log.warning("decision on %s failed: %s", approval_id, exc)
         return ":warning: The agent could not be reached; please click again in a minute."
+    return None
+
+
+async def show_arguments(agent: Agent, web: SlackWeb, button: ApprovalButton, trigger_id: str) -> str | None:
+    """Open a modal with the call's whole arguments, read from the workflow (never from the card);
+    None when it opened, else the explanation to show the clicker."""
+    try:
+        info = await asyncio.wait_for(agent.get_approval(button.conversation_id, button.approval_id), LOOKUP_WAIT)
+    except (TimeoutError, AgentRuntimeError) as exc:
+        log.warning("arguments of %s not read: %s", button.approval_id, exc)
+        return ":warning: The agent could not be reached; please click again in a minute."
+    if info is None:
+        return ":information_source: This request is no longer open; its arguments are not kept."
+    try:
+        await web.client.views_open(trigger_id=trigger_id, view=arguments_modal(info))
+    except SlackApiError as exc:
+        log.warning("views.open for %s failed: %s", button.approval_id, exc.response.get("error"))
+        return ":warning: Slack did not open the arguments; please click again."
     return None
 
 

@@ -74,14 +74,16 @@ def thread_link(base_url: str, ref: ThreadRef) -> str:
 # ---------------------------------------------------------------- approval buttons
 @dataclass(frozen=True)
 class ApprovalButton:
-    decision: str  # approve | deny
+    decision: str  # approve | deny | show (the whole arguments, in a modal)
     conversation_id: str
     approval_id: str
     requested_by: str
 
 
 def button_ids(decision: str, conversation_id: str, approval_id: str, requested_by: str) -> tuple[str, str]:
-    """(action_id, value) of a card button: everything a click needs, so buttons survive restarts."""
+    """(action_id, value) of a card button: everything a click needs, so buttons survive restarts.
+
+    ``requested_by`` is only shown in a refusal: who may decide is the workflow's record, not the button's."""
     action_id = f"{ACTION_PREFIX}:{decision}:{approval_id}"
     value = f"{conversation_id}|{approval_id}|{requested_by}"
     if len(action_id) > MAX_ACTION_ID or len(value) > MAX_VALUE:
@@ -89,7 +91,7 @@ def button_ids(decision: str, conversation_id: str, approval_id: str, requested_
     return action_id, value
 
 
-ACTION_PATTERN = re.compile(rf"^{ACTION_PREFIX}:(approve|deny):")
+ACTION_PATTERN = re.compile(rf"^{ACTION_PREFIX}:(approve|deny|show):")
 
 
 def parse_button(action_id: str, value: str) -> ApprovalButton | None:

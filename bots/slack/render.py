@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 
 from agent_core.types import ApprovalInfo
+from bots.common.fit import chunks, fit, pretty_arguments
 from bots.common.runlink import LINK_LABEL
 from bots.common.sanitize import clean_text
 from bots.common.split import split_message
@@ -18,7 +18,7 @@ LIVE_SHOWN = MAX_PART - 200  # characters of answer a live edit shows (the rest 
 LIVE_SOURCE = 2 * MAX_PART  # characters of model text rendered for a live edit: enough to fill it
 THINKING = "_Thinking…_"
 SECTION_TEXT = 2_900  # characters per section block (Slack allows 3,000)
-ARGS_SHOWN = 1_500  # characters of tool arguments on a card (a section holds 3,000)
+MODAL_BLOCKS = 100  # blocks a Slack modal holds
 METADATA_TYPE = "durabot_message"
 
 
@@ -118,38 +118,72 @@ def cancelled_text(partial: str | None, by: str | None) -> str:
     return f"{to_mrkdwn(partial)}\n\n{notice}" if partial and partial.strip() else notice
 
 
-def _arguments(arguments: str) -> str:
-    try:
-        shown = json.dumps(json.loads(arguments), ensure_ascii=False, indent=1)
-    except (ValueError, TypeError):
-        shown = arguments or ""
-    if len(shown) > ARGS_SHOWN:
-        shown = shown[:ARGS_SHOWN] + "\n… (truncated)"
-    return shown.replace("```", "'''")
+def _code(text: str) -> str:
+    return "```" + escape(text.replace("```", "'''")) + "```"
+
+
+def _more(left: int, pending: bool = False) -> str:
+    return f"_… {left:,} more characters_" + (": *Show all* shows them." if pending else "")
+
+
+def _card_arguments(info: ApprovalInfo) -> tuple[str, int]:
+    """The card's arguments section and how many characters it leaves out. Cut after escaping, so the
+    section stays within Slack's 3,000 characters: a refused card would let the approval expire unseen."""
+    pretty = pretty_arguments(info.arguments, indent=1)
+    shown, left = fit(pretty, SECTION_TEXT, _code)
+    if not left:
+        return shown, 0
+    pending = info.status == "pending"
+    room = SECTION_TEXT - len(_more(len(pretty), pending)) - 1  # the note, with the largest count it can show
+    shown, left = fit(pretty, room, _code)
+    return f"{shown}\n{_more(left, pending)}", left
 
 
 def card_blocks(conversation_id: str, info: ApprovalInfo) -> tuple[str, list[dict]]:
-    """(fallback text, blocks) of an approval card; with buttons while pending."""
-    head = f":lock: *Approval needed:* `{escape(info.tool)}` requested by <@{info.requested_by}>"
+    """(fallback text, blocks) of an approval card; with buttons while pending, and "Show all" (the
+    whole arguments in a modal) when the card had to leave some out."""
+    tool = escape(info.tool[:200])
+    head = f":lock: *Approval needed:* `{tool}` requested by <@{info.requested_by}>"
+    shown, left = _card_arguments(info)
     blocks: list[dict] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": head}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"```{escape(_arguments(info.arguments))}```"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": shown}},
     ]
     if info.status == "pending":
         approve = button_ids("approve", conversation_id, info.id, info.requested_by)
         deny = button_ids("deny", conversation_id, info.id, info.requested_by)
-        blocks.append({"type": "actions", "block_id": f"durabot-approval-{info.id}", "elements": [
+        buttons = [
             {"type": "button", "text": {"type": "plain_text", "text": "Approve"}, "style": "primary",
              "action_id": approve[0], "value": approve[1]},
             {"type": "button", "text": {"type": "plain_text", "text": "Deny"}, "style": "danger",
              "action_id": deny[0], "value": deny[1]},
-        ]})
-        fallback = f"Approval needed: {info.tool} requested by <@{info.requested_by}>"
+        ]
+        if left:
+            show = button_ids("show", conversation_id, info.id, info.requested_by)
+            buttons.append({"type": "button", "text": {"type": "plain_text", "text": "Show all"},
+                            "action_id": show[0], "value": show[1]})
+        blocks.append({"type": "actions", "block_id": f"durabot-approval-{info.id}", "elements": buttons})
+        fallback = f"Approval needed: {tool} requested by <@{info.requested_by}>"
     else:
         outcome = decision_text(info)
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": outcome}]})
-        fallback = f"{info.tool}: {outcome}"
+        fallback = f"{tool}: {outcome}"
     return fallback, blocks
+
+
+def arguments_modal(info: ApprovalInfo) -> dict:
+    """A modal with a tool call's whole arguments, in as many sections as they take (a modal holds 100
+    blocks); what still does not fit is counted in a last note."""
+    head = f"`{escape(info.tool[:200])}` requested by <@{info.requested_by}>"
+    pretty = pretty_arguments(info.arguments, indent=1)
+    sections, left = chunks(pretty, SECTION_TEXT, _code, MODAL_BLOCKS - 2)
+    blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": head}}]
+    blocks += [{"type": "section", "text": {"type": "mrkdwn", "text": s}} for s in sections]
+    if left:
+        note = f"_… {left:,} more characters: too long to show here._"
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+    return {"type": "modal", "title": {"type": "plain_text", "text": "Tool call arguments"},
+            "close": {"type": "plain_text", "text": "Close"}, "blocks": blocks}
 
 
 def decision_text(info: ApprovalInfo) -> str:

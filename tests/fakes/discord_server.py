@@ -4,10 +4,10 @@ It keeps guild, channels, threads and messages in memory, answers the REST calls
 dispatches gateway events (MESSAGE_CREATE, THREAD_CREATE, INTERACTION_CREATE...) to connected
 clients, and behaves like Discord where the adapter depends on it: the per-channel bucket for
 message sends and edits (429 with ``retry_after`` past 5 per 5 s), ``enforce_nonce`` deduplication,
-"thread already exists", Message Content withheld without the privileged intent (close code 4014
-when it is requested but not allowed). ``refuse_components`` / ``fail_components`` make message
-writes that carry components (a final answer's run link, an approval card; never a live edit) and a
-marked content fail, for delivery tests. Tests drive it (``user_message``, ``click``, ``slash``,
+"thread already exists", content over 2,000 characters refused (400), Message Content withheld without
+the privileged intent (close code 4014 when it is requested but not allowed). ``refuse_components`` /
+``fail_components`` make message writes that carry components (a final answer's run link, an approval
+card; never a live edit) and a marked content fail, for delivery tests. Tests drive it (``user_message``, ``click``, ``slash``,
 ``send_raw``) and wait on its state with ``wait_for`` (a condition, never a fixed sleep).
 """
 
@@ -30,6 +30,7 @@ DISCORD_EPOCH = 1420070400000
 MANAGE_GUILD = 1 << 5
 MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 38) | (1 << 16)  # view, send, send in threads, history
 MESSAGE_CONTENT_INTENT = 1 << 15
+CONTENT_LIMIT = 2000  # characters of a message's content
 
 
 def _now() -> str:
@@ -254,10 +255,22 @@ class FakeDiscord:
         await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
         return int(thread["id"])
 
-    async def click(self, message: dict[str, Any], custom_id: str, user: dict[str, Any]) -> Interaction:
-        cid = int(message["channel_id"])
+    async def click(self, message: dict[str, Any], custom_id: str, user: dict[str, Any], *,
+                    channel_id: int | None = None, permissions: int | None = None) -> Interaction:
+        """A click on ``message``'s button; ``channel_id``: clicked where a copy of it was posted
+        (another channel or guild, see ``foreign_channel``); ``permissions``: the clicker's there."""
+        cid = channel_id or int(message["channel_id"])
         return await self._interaction(3, cid, user, {"custom_id": custom_id, "component_type": 2},
-                                       message=message)
+                                       message=message, permissions=permissions)
+
+    def foreign_channel(self, guild: bool = True) -> int:
+        """A text channel in another guild the bot is not in (or, ``guild=False``, in this guild)."""
+        cid = self.snowflake()
+        gid = self.snowflake() if guild else self.guild_id
+        self.channels[cid] = {**self.channels[self.channel_id], "id": str(cid), "guild_id": str(gid),
+                              "name": f"elsewhere-{cid}"}
+        self.messages[cid] = []
+        return cid
 
     async def slash(self, sub: str, user: dict[str, Any], channel_id: int) -> Interaction:
         cmds = self.commands.get(f"guild:{self.guild_id}") or self.commands.get("global") or []
@@ -267,7 +280,7 @@ class FakeDiscord:
         return await self._interaction(2, channel_id, user, data)
 
     async def _interaction(self, kind: int, channel_id: int, user: dict[str, Any], data: dict[str, Any],
-                           message: dict[str, Any] | None = None) -> Interaction:
+                           message: dict[str, Any] | None = None, permissions: int | None = None) -> Interaction:
         iid = self.snowflake()
         channel = self.channels[channel_id]
         payload: dict[str, Any] = {
@@ -277,7 +290,10 @@ class FakeDiscord:
             "authorizing_integration_owners": {}, "context": 0 if channel.get("guild_id") else 1,
         }
         if channel.get("guild_id"):
-            payload.update(guild_id=str(self.guild_id), guild_locale="en-US", member=self.member(user))
+            member = self.member(user)
+            if permissions is not None:
+                member["permissions"] = str(permissions)
+            payload.update(guild_id=channel["guild_id"], guild_locale="en-US", member=member)
         else:
             payload["user"] = user
         if message is not None:
@@ -354,7 +370,12 @@ class FakeDiscord:
     async def _rest(self, request: web.Request) -> web.Response:
         path = "/" + request.match_info["path"]
         body: Any = None
-        if request.can_read_body:
+        if request.content_type.startswith("multipart/"):  # a message with files: JSON part + file parts
+            form = await request.post()
+            body = json.loads(str(form.get("payload_json") or "{}"))
+            body["_files"] = {f.filename: f.file.read().decode("utf-8", errors="replace")
+                              for f in form.values() if hasattr(f, "file")}
+        elif request.can_read_body:
             raw = await request.read()
             body = json.loads(raw) if raw and request.content_type == "application/json" else raw
         status, data, channel = self._refused(request.method, path) or await self._route(
@@ -378,6 +399,10 @@ class FakeDiscord:
             return True
         sent.append(now)
         return False
+
+    def _too_long(self) -> dict[str, Any]:
+        return {"message": "Invalid Form Body", "code": 50035, "errors": {"content": {"_errors": [
+            {"code": "BASE_TYPE_MAX_LENGTH", "message": f"Must be {CONTENT_LIMIT} or fewer in length."}]}}}
 
     def _too_many(self) -> dict[str, Any]:
         return {"message": "You are being rate limited.", "retry_after": self.retry_after, "global": False}
@@ -435,6 +460,8 @@ class FakeDiscord:
                 for m in self.messages.get(cid, []):
                     if m.get("nonce") == nonce and m["author"]["id"] == self.bot["id"]:
                         return 200, m, cid
+            if len(body.get("content") or "") > CONTENT_LIMIT:
+                return 400, self._too_long(), cid
             if self._limited(cid):
                 return 429, self._too_many(), cid
             msg = self._message(cid, self.bot, body.get("content") or "", components=body.get("components"),
@@ -448,6 +475,8 @@ class FakeDiscord:
             if msg is None:
                 return 404, {"message": "Unknown Message", "code": 10008}, cid
             if method == "PATCH":
+                if len(body.get("content") or "") > CONTENT_LIMIT:
+                    return 400, self._too_long(), cid
                 if self.fail_edits > 0:
                     self.fail_edits -= 1
                     return 429, self._too_many(), cid
@@ -496,6 +525,8 @@ class FakeDiscord:
 
     async def _callback(self, iid: int, body: dict[str, Any]) -> tuple[int, Any, int | None]:
         it = self.interactions[iid]
+        if len((body.get("data") or {}).get("content") or "") > CONTENT_LIMIT:
+            return 400, self._too_long(), None
         if it.responses:
             return 400, {"message": "Interaction has already been acknowledged.", "code": 40060}, None
         it.first_response_after = time.monotonic() - it.dispatched_at  # type: ignore[attr-defined]
@@ -526,6 +557,8 @@ class FakeDiscord:
         if it is None:
             return 404, {"message": "Unknown Webhook", "code": 10015}, None
         cid = int(it.payload["channel_id"])
+        if isinstance(body, dict) and len(body.get("content") or "") > CONTENT_LIMIT:
+            return 400, self._too_long(), None
         if method == "POST":
             it.followups.append(body)
             return 200, self._loose_message(cid, body), None

@@ -10,7 +10,8 @@ documented limits the adapter must respect:
   run link, approval cards; never live edits) and a marked text fail: refused with an error, or
   answered with the next HTTP statuses of a list (429 with Retry-After, 5xx) without being performed;
 - sizes: text over 40,000 characters (msg_too_long), over 50 blocks, a section over 3,000
-  characters, an action_id over 255 or a value over 2,000 (invalid_blocks).
+  characters, an action_id over 255 or a value over 2,000 (invalid_blocks); a modal (views.open) without
+  a trigger_id, over 100 blocks, a section over 3,000 characters or a title over 24 (``views`` keeps them).
 ``over_limit`` counts requests refused for rate; a well-behaved client keeps it at 0.
 Runs on the caller's event loop (``await fake.start()``).
 """
@@ -61,6 +62,7 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.messages: dict[str, list[dict]] = {}
         self.users: dict[str, dict] = {}
+        self.views: list[dict] = []  # modals opened with views.open
         self.visible: list[tuple[float, str, str, str]] = []  # (at, channel, ts, text) of posts and edits
         self.over_limit = 0
         self.lose_response: dict[str, int] = {}  # method -> how many next calls succeed but answer 500
@@ -285,6 +287,24 @@ class FakeSlack:
             return {"ok": False, "error": "invalid_arguments"}
         return {"ok": True, "message_ts": self.next_ts()}
 
+    def _m_views_open(self, p: dict) -> dict:
+        """A modal: needs the click's trigger_id; at most 100 blocks, sections of 3,000 characters,
+        a title of 24."""
+        view = p.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not p.get("trigger_id"):
+            return {"ok": False, "error": "invalid_trigger_id"}
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            return {"ok": False, "error": "invalid_arguments"}
+        blocks = view.get("blocks") or []
+        title = ((view.get("title") or {}).get("text")) or ""
+        if not title or len(title) > 24 or len(blocks) > 100 or any(
+                len(((b.get("text") or {}).get("text")) or "") > 3000 for b in blocks):
+            return {"ok": False, "error": "invalid_arguments"}
+        self.views.append(view)
+        return {"ok": True, "view": {**view, "id": f"V{len(self.views)}"}}
+
     def _with_metadata(self, msgs: list[dict], p: dict) -> list[dict]:
         keep = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
         return [{k: v for k, v in m.items() if keep or k != "metadata"} for m in msgs]
@@ -432,7 +452,7 @@ class SlackSender:
     def click_payload(action_id: str, value: str, user: str, channel: str, message: dict, team: str = "T1") -> dict:
         return {
             "type": "block_actions", "team": {"id": team}, "user": {"id": user, "team_id": team},
-            "api_app_id": "A1", "token": "legacy", "trigger_id": "1.2.3",
+            "api_app_id": "A1", "token": "legacy", "trigger_id": f"1.2.{uuid.uuid4().hex[:8]}",
             "channel": {"id": channel}, "container": {"type": "message", "message_ts": message["ts"],
                                                        "channel_id": channel},
             "message": message, "response_url": "https://hooks.example/r",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import site
 import subprocess
 import sys
@@ -98,9 +99,9 @@ async def test_durabot_run_is_autonomous_and_prints_the_answer(temporal_server, 
                             "cli-run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = await asyncio.to_thread(_read_until, run.stderr, "waiting for approval")
-        assert "durabot approve cli-run a1" in line
+        approval_id = re.search(r"durabot approve cli-run (a[0-9a-f]{12})\b", line).group(1)
         approve = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "workers.cli", "approve", "cli-run", "a1", "--by", "ops"],
+            subprocess.run, [sys.executable, "-m", "workers.cli", "approve", "cli-run", approval_id, "--by", "ops"],
             env=env, capture_output=True, text=True, timeout=60)
         assert approve.returncode == 0 and "guarded_step: approved by ops" in approve.stdout
         out, _ = await asyncio.to_thread(run.communicate, timeout=60)

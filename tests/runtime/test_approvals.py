@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from dataclasses import replace
 from datetime import timedelta
@@ -154,3 +155,112 @@ async def test_approval_timeout_on_the_time_skipping_server(fake_openai, model, 
         assert result.approvals[0].status == "expired" and RAN == []
     finally:
         await env.shutdown()
+
+
+async def test_the_workflow_refuses_a_decider_its_recorded_policy_does_not_allow(make_agent, fake_openai):
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from agent_core.errors import ApprovalNotAllowed
+    from agent_core.types import ApprovalInfo, Decision
+
+    RAN.clear()
+    fake_openai.script = deploy_script
+    agent = await make_agent(tools=[deploy])
+    policy = dict(user="U1", approvers=["requester", "U7"], admins=["UADM"])
+    handle = await agent.run_async("deploy api", conversation_id="policy", **policy)
+    approval_id = await wait_for_approval(handle)
+    with pytest.raises(ApprovalNotAllowed, match="'U2' may not decide") as refused:
+        await handle.approve(approval_id, by="U2")
+    assert refused.value.requested_by == "U1"
+    # Straight to the workflow, bypassing the SDK: its own validator refuses, whatever the caller claims.
+    wf = agent.client.get_workflow_handle(agent.workflow_id("policy"))
+    with pytest.raises(WorkflowUpdateFailedError) as direct:
+        await wf.execute_update("decide", Decision(approval_id, True, "U2"), result_type=ApprovalInfo)
+    assert direct.value.cause.type == "ApprovalNotAllowed"
+    assert [a.status for a in await handle.pending_approvals()] == ["pending"]
+    # A caller that verified U2 as an admin of the workspace (or an operator) may.
+    info = await handle.approve(approval_id, by="U2", admin=True)
+    assert (info.status, info.decided_by, info.approvers, info.admins) == (
+        "approved", "U2", ["requester", "U7"], ["UADM"])
+    assert (await handle.result(30)).text == "result: deployed api"
+
+    for decider in ("U7", "UADM", "U1"):  # a listed approver, a listed admin, the requester
+        handle = await agent.run_async("deploy api", conversation_id="policy", **policy)
+        approval_id = await wait_for_approval(handle)
+        with pytest.raises(ApprovalNotAllowed):
+            await handle.deny(approval_id, by="U9")
+        assert (await handle.deny(approval_id, by=decider)).decided_by == decider
+        await handle.result(30)
+
+
+async def test_no_policy_lets_anyone_decide_as_before(make_agent, fake_openai):
+    fake_openai.script = deploy_script
+    agent = await make_agent(tools=[deploy])
+    handle = await agent.run_async("deploy api", conversation_id="nopolicy-decide", user="U1")
+    info = await handle.deny(await wait_for_approval(handle), by="someone-else")
+    assert (info.status, info.approvers) == ("denied", None)
+
+
+async def test_ids_never_repeat_when_a_run_starts_without_the_previous_state(make_agent, fake_openai):
+    fake_openai.script = deploy_script
+    agent = await make_agent(tools=[deploy])
+    first = await agent.run_async("deploy api", conversation_id="fresh-ids", user="U1")
+    old_id = await wait_for_approval(first)
+    # The run ends with nothing to restore from (terminated), so the next message starts afresh.
+    await agent.client.get_workflow_handle(agent.workflow_id("fresh-ids")).terminate("test")
+    second = await agent.run_async("deploy api", conversation_id="fresh-ids", user="U1")
+    new_id = await wait_for_approval(second)
+    assert new_id != old_id and new_id.startswith("a") and len(new_id) <= 20
+    with pytest.raises(ApprovalError, match="no approval"):
+        await agent.decide("fresh-ids", old_id, True, by="U1")  # a stale card's button
+    assert [a.id for a in await second.pending_approvals()] == [new_id]
+
+
+async def test_full_arguments_are_kept_for_the_approver(make_agent, fake_openai):
+    long_service = "<&>" * 5000
+    fake_openai.script = lambda b: (Reply(text="ok") if b["messages"][-1]["role"] == "tool"
+                                    else Reply(tool_calls=[("deploy", {"service": long_service})]))
+    agent = await make_agent(tools=[deploy])
+    handle = await agent.run_async("deploy", conversation_id="long-args", user="U1")
+    approval_id = await wait_for_approval(handle)
+    info = await agent.get_approval("long-args", approval_id)
+    assert info is not None and json.loads(info.arguments) == {"service": long_service}
+    assert await agent.get_approval("long-args", "a-none") is None
+    await handle.deny(approval_id)
+
+
+async def test_an_approval_numbered_by_an_older_version_is_still_decidable(make_agent, fake_openai):
+    """A turn paused for continue-as-new by an older version carries its pending ``a3`` into this one."""
+    from agent_core.types import (
+        ApprovalInfo,
+        Carry,
+        ChatMessage,
+        ConversationInput,
+        ToolCall,
+        TurnCheckpoint,
+        TurnStatus,
+        UserMessage,
+    )
+    from agent_core.workflow import ConversationWorkflow
+
+    RAN.clear()
+    fake_openai.script = deploy_script
+    agent = await make_agent(tools=[deploy])
+    call = ToolCall(id="call_7", name="deploy", arguments='{"service": "legacy"}')
+    pending = ApprovalInfo(id="a3", turn_id="m1", tool="deploy", arguments=call.arguments, requested_by="U1",
+                           call_id=call.id)
+    paused = TurnCheckpoint(
+        message=UserMessage(id="m1", text="deploy legacy", user="U1"),
+        status=TurnStatus(turn_id="m1", state="awaiting_approval", approvals=[pending]),
+        round=0, calls=[call], results=[],
+    )
+    window = [ChatMessage(role="user", content="deploy legacy"), ChatMessage(role="assistant", tool_calls=[call])]
+    resumed = ConversationInput(conversation_id="legacy", spec=agent.spec(), restored=True, resume=paused,
+                                carry=Carry(window=window, next_seq=2))
+    await agent.client.start_workflow(ConversationWorkflow.run, resumed, id=agent.workflow_id("legacy"),
+                                      task_queue=agent.task_queue)
+    handle = agent.get_run("legacy", "m1")
+    assert await wait_for_approval(handle) == "a3"
+    await handle.approve("a3", by="U2")  # no policy was recorded then: anyone, as before
+    result = await handle.result(30)
+    assert RAN == ["legacy"] and [a.id for a in result.approvals] == ["a3"]

@@ -38,9 +38,10 @@ async def test_approval_card_foreign_click_decision_and_stale_click(start_slack,
     fake_openai.script = deploy_script
     h = await start_slack(DURABOT_ADMINS="UADMIN")
     event = await h.mention("deploy web", user="U1")
-    message, (approve, deny) = await h.fake.wait_for(lambda: card_of(h, "C1", event["ts"]))
+    message, (approve, deny, show) = await h.fake.wait_for(lambda: card_of(h, "C1", event["ts"]))
     card_text = json.dumps(message["blocks"])
-    assert "deploy" in card_text and "<@U1>" in card_text and "(truncated)" in card_text
+    assert "deploy" in card_text and "<@U1>" in card_text and "more characters" in card_text
+    assert show["action_id"].startswith("durabot:show:")
     assert len(approve["action_id"]) <= 255 and len(approve["value"]) <= 2000
     assert approve["value"].startswith(f"slack:T1:C1:{event['ts']}|")
 
@@ -68,7 +69,7 @@ async def test_denied_by_approver_and_click_on_gone_run(start_slack, fake_openai
     fake_openai.script = deploy_script
     h = await start_slack(DURABOT_APPROVERS="U5")
     event = await h.mention("deploy web", user="U1")
-    message, (_, deny) = await h.fake.wait_for(lambda: card_of(h, "C1", event["ts"]))
+    message, (_, deny, _) = await h.fake.wait_for(lambda: card_of(h, "C1", event["ts"]))
     await click(h, message, deny, "U1")  # the requester is not an approver when approvers are listed
     await h.fake.wait_for(lambda: ephemerals(h, "U1"))
     await click(h, message, deny, "U5")
