@@ -33,7 +33,7 @@ PLACEHOLDER_SEARCH = 500  # thread messages read after the user's message, oldes
 UNAVAILABLE = "I cannot reach the agent service right now; please try again in a minute."
 
 # g.c.t = guild (0 for DMs), channel, thread; then the turn (the user's message id) and who asked.
-STOP_TEMPLATE = (r"db:s:(?P<g>[0-9a-z]+)\.(?P<c>[0-9a-z]+)\.(?P<t>[0-9a-z]+)"
+STOP_TEMPLATE = (r"db:x:(?P<g>[0-9a-z]+)\.(?P<c>[0-9a-z]+)\.(?P<t>[0-9a-z]+)"
                  r":(?P<turn>[0-9a-z]+):(?P<u>[0-9a-z]+)")
 _STOP_RE = re.compile(STOP_TEMPLATE + r"\Z")
 
@@ -50,7 +50,7 @@ def _b36(n: int) -> str:
 
 def stop_custom_id(ref: ConversationRef, turn_id: str, requester: str) -> str:
     guild = 0 if ref.is_dm else int(ref.guild)
-    return (f"db:s:{_b36(guild)}.{_b36(int(ref.channel))}.{_b36(int(ref.thread))}"
+    return (f"db:x:{_b36(guild)}.{_b36(int(ref.channel))}.{_b36(int(ref.thread))}"
             f":{_b36(int(turn_id))}:{_b36(int(requester))}")
 
 

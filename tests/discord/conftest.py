@@ -77,12 +77,12 @@ async def adapter(fake_discord: FakeDiscord, task_queue: str) -> AsyncIterator[C
 
 
 def button_ids(message: dict) -> list[str]:
-    """The Approve / Deny custom ids of an approval card (not the placeholder's Stop button)."""
-    return [i for i in all_custom_ids(message) if i.startswith(("db:y:", "db:n:"))]
+    """The Approve / Deny (and Show all) custom ids of an approval card, not the placeholder's Stop button."""
+    return [i for i in all_custom_ids(message) if i.startswith(("db:y:", "db:n:", "db:s:"))]
 
 
 def stop_ids(message: dict) -> list[str]:
-    return [i for i in all_custom_ids(message) if i.startswith("db:s:")]
+    return [i for i in all_custom_ids(message) if i.startswith("db:x:")]
 
 
 def all_custom_ids(message: dict) -> list[str]:
