@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 NOT_A_THREAD = "Use this inside a durabot conversation thread (or in a DM with me)."
 UNAVAILABLE = "I cannot reach the agent service right now; please try again in a minute."
 MAX_RUNS = 20  # lines shown
-SCAN = 200  # newest conversations asked for their state; older ones are only counted
+SCAN = 500  # newest conversations asked for their state; older ones are only counted
 DETAIL_BUDGET = 2.0  # seconds for the conversations' own status answers
 
 

@@ -25,9 +25,9 @@ from .web import SlackWeb
 log = logging.getLogger(__name__)
 
 BUDGET = 2.5  # seconds: Slack wants the answer within 3
-DETAIL_BUDGET = 1.5  # seconds for the conversations' own status answers, inside BUDGET
+DETAIL_BUDGET = 1.8  # seconds for the conversations' own status answers, inside BUDGET
 MAX_RUNS = 20  # lines shown
-SCAN = 200  # newest conversations asked for their state; older ones are only counted
+SCAN = 500  # newest conversations asked for their state; older ones are only counted
 
 USAGE = ("Usage: `/durabot runs` (active runs in this channel; admins: the workspace), `/durabot status <id>`, "
          "`/durabot cancel <id>` (admins). An id is what `runs` shows, or a thread link.")

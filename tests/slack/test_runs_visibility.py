@@ -1,0 +1,143 @@
+"""/durabot runs and status show a member only the conversations of the channel they are in; admins see
+the workspace; nobody sees another workspace's. With hundreds of conversations, runs still answers in
+Slack's 3 s."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+
+from agent_core.types import ConversationInput
+from agent_core.workflow import ConversationWorkflow
+from tests.fakes.openai_server import Reply
+from tests.fakes.slack_api import SlackSender
+from tests.slack.conftest import SECRET
+
+
+def deploy_script(body):
+    if body["messages"][-1]["role"] == "tool":
+        return Reply(text="deployed")
+    return Reply(tool_calls=[("deploy", {"service": "web", "version": "v1"})])
+
+
+async def command(sender: SlackSender, text: str, user: str, channel: str) -> str:
+    status, body = await sender.command(text, user, channel)
+    assert status == 200
+    answer = json.loads(body)
+    assert answer["response_type"] == "ephemeral"
+    return answer["text"]
+
+
+async def until_listed(sender: SlackSender, user: str, channel: str, *needles: str) -> str:
+    """The visibility store lags a little behind a new workflow: ask again until all are listed."""
+    deadline = time.monotonic() + 20
+    while True:
+        text = await command(sender, "runs", user, channel)
+        if all(n in text for n in needles):
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{needles} not all listed after 20 s: {text}")
+        await asyncio.sleep(0.1)  # poll interval
+
+
+async def test_member_sees_only_this_channel_admin_the_workspace_nobody_another_workspace(
+        start_slack, fake_openai):
+    fake_openai.script = deploy_script
+    h = await start_slack(DURABOT_ADMINS="UADMIN")
+    h.fake.users["UWSADMIN"] = {"id": "UWSADMIN", "is_admin": True}
+    mine = await h.mention("deploy web", channel="C1", user="U1")
+    private = await h.mention("deploy web", channel="CPRIV", user="U2")  # a private channel U1 is not in
+    # A DM of U2 with the bot, and a conversation of another workspace in a channel with the same id.
+    await h.agent.run_async("deploy web", "slack:T1:D2:dm", user="U2")
+    await h.agent.run_async("deploy web", f"slack:T2:C1:{mine['ts']}", user="U9")
+    ours, theirs, dm = f"C1:{mine['ts']}", f"CPRIV:{private['ts']}", "D2:dm"
+
+    admin_view = await until_listed(h.sender, "UADMIN", "C1", ours, theirs, dm)
+    member_view = await command(h.sender, "runs", "U1", "C1")
+    assert ours in member_view
+    assert theirs not in member_view and dm not in member_view and "CPRIV" not in member_view
+    assert "in this channel" in member_view
+
+    assert "awaiting_approval" in admin_view and "in this workspace" in admin_view
+    assert "T2" not in admin_view and admin_view.count(ours) == 2  # link label + id: one line, not two
+    ws_admin_view = await command(h.sender, "runs", "UWSADMIN", "C1")  # a Slack workspace admin
+    assert ours in ws_admin_view and theirs in ws_admin_view and dm in ws_admin_view
+    assert "No active runs in this channel." == await command(h.sender, "runs", "U1", "CEMPTY")
+
+    # status of what one may not see answers exactly as for a conversation that does not exist
+    nothing = await command(h.sender, "status CPRIV:1111111111.000001", "U1", "C1")
+    assert nothing == "No conversation is open in `CPRIV:1111111111.000001`."
+    assert await command(h.sender, f"status {theirs}", "U1", "C1") == f"No conversation is open in `{theirs}`."
+    link = f"https://fake.slack.test/archives/CPRIV/p{private['ts'].replace('.', '')}"
+    assert await command(h.sender, f"status <{link}>", "U1", "C1") == f"No conversation is open in `{theirs}`."
+    assert await command(h.sender, f"status {dm}", "U1", "C1") == f"No conversation is open in `{dm}`."
+    assert "waiting for approval of deploy" in await command(h.sender, f"status {ours}", "U1", "C1")
+    assert "waiting for approval of deploy" in await command(h.sender, f"status {theirs}", "U2", "CPRIV")
+    assert "waiting for approval of deploy" in await command(h.sender, f"status {theirs}", "UADMIN", "C1")
+    assert "waiting for approval of deploy" in await command(h.sender, f"status {dm}", "U2", "D2")
+    assert dm in await command(h.sender, "runs", "U2", "D2")  # one's own DM
+
+    # The other workspace: its member sees its conversation, and never ours, even as an admin.
+    other = SlackSender(h.sender.url, SECRET, "T2")
+    try:
+        t2_view = await command(other, "runs", "UADMIN", "C1")
+        assert ours in t2_view  # same channel and thread ids, but T2's conversation
+        assert theirs not in t2_view and dm not in t2_view and t2_view.count(ours) == 2
+        assert await command(other, f"status {theirs}", "UADMIN", "C1") == f"No conversation is open in `{theirs}`."
+        full = await command(h.sender, f"status slack:T2:C1:{mine['ts']}", "UADMIN", "C1")
+        assert "not a run id or a thread link of this workspace" in full
+    finally:
+        await other.close()
+
+
+async def test_runs_answers_within_three_seconds_with_hundreds_of_conversations(start_slack, fake_openai):
+    fake_openai.script = deploy_script
+    h = await start_slack()
+    agent = h.agent
+    spec = agent.spec()
+    gate = asyncio.Semaphore(32)
+
+    async def open_conversation(i: int, channel: str) -> None:
+        cid = f"slack:T1:{channel}:{1700000000 + i}.000100"
+        async with gate:  # started through the client: no Slack event, no model call; they wait idle
+            await agent.client.start_workflow(
+                ConversationWorkflow.run, ConversationInput(cid, spec, restored=True),
+                id=agent.workflow_id(cid), task_queue=agent.task_queue)
+
+    # The one busy conversation is the oldest: newer idle ones must not hide it.
+    busy = await h.mention("deploy web", channel="C1", user="U1")
+    busy_id = f"C1:{busy['ts']}"
+    await h.fake.wait_for(lambda: any(b.get("type") == "actions" for m in h.fake.bot_messages("C1", busy["ts"])
+                                      for b in m.get("blocks") or []))  # its approval card is up
+    await asyncio.gather(*(open_conversation(i, "C1") for i in range(300)),
+                         *(open_conversation(i, "C2") for i in range(20)))
+
+    deadline = time.monotonic() + 60
+    while True:  # until the visibility store lists them all and every one has run its first task
+        listed = await agent.list_conversations("slack:T1:C1:", limit=400)
+        if len(listed) == 301 and all(s.state in ("idle", "awaiting_approval") for s in listed):
+            break
+        assert time.monotonic() < deadline, f"{len(listed)} listed"
+        await asyncio.sleep(0.1)  # poll interval
+
+    for _ in range(3):
+        started = time.monotonic()
+        text = await command(h.sender, "runs", "U1", "C1")
+        elapsed = time.monotonic() - started
+        assert elapsed < 3.0, f"runs took {elapsed:.2f} s"
+        assert busy_id in text and "awaiting_approval" in text, text
+        assert "C2:" not in text
+        lines = text.splitlines()
+        header = re.fullmatch(r"\*Active runs in this channel \((\d+)\):\*", lines[0])
+        assert header, lines[0]
+        shown = [line for line in lines[1:] if not line.startswith("… and")]
+        assert 1 <= len(shown) <= 20
+        # idle conversations are not runs; any that missed the deadline say so instead of vanishing
+        assert all(busy_id in line or "no answer in time" in line for line in shown), shown
+        unanswered = int(header.group(1)) - 1
+        if unanswered > 20 - 1:
+            assert lines[-1] == f"… and {unanswered + 1 - 20} more", lines[-1]
+        else:
+            assert len(shown) == unanswered + 1 and not lines[-1].startswith("… and")
