@@ -189,7 +189,8 @@ async def test_conversations_that_do_not_answer_are_listed_not_dropped(start_sla
                                               id=agent.workflow_id(cid), task_queue=idle_queue)
             opened.append(cid)
         deadline = time.monotonic() + 20
-        while await agent.count_conversations("slack:T1:C1:") < 25:
+        started_here = f"TaskQueue = '{idle_queue}'"
+        while (await agent.client.count_workflows(started_here)).count < 25:  # visible to listings
             assert time.monotonic() < deadline
             await asyncio.sleep(0.1)  # poll interval
 
