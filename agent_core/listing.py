@@ -21,6 +21,7 @@ from datetime import datetime
 
 from temporalio.client import Client
 
+from .errors import UserError
 from .types import ConversationStatus
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,16 @@ StatusQuery = Callable[[str, str], Awaitable[ConversationStatus | None]]  # (wor
 
 
 def quoted(value: str) -> str:
-    """A string literal of Temporal's list filter."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A string literal of Temporal's list filter.
+
+    A backslash inside a literal is not taken literally by every visibility store (the dev server's
+    SQLite store is one), so a value holding one, or a control character, is refused rather than
+    matched wrongly; platform ids never contain them.
+    """
+    if "\\" in value or any(ord(c) < 32 for c in value):
+        raise UserError(f"{value!r} cannot be used in a conversation listing: "
+                        "it must hold no backslash and no control character")
+    return "'" + value.replace("'", "\\'") + "'"
 
 
 def running_query(workflow_id_prefixes: Iterable[str], task_queue: str) -> str:

@@ -54,7 +54,8 @@ async def old_scan(agent: Agent, prefix: str, limit: int) -> list[ConversationSt
     async for ex in agent.client.list_workflows(query, limit=500):
         if not ex.id.startswith(wid_prefix) or ex.task_queue != agent.task_queue:
             continue
-        status = await agent._query_status(agent.client.get_workflow_handle(ex.id), ex.id[len(agent.name) + 1:])
+        handle = agent.client.get_workflow_handle(ex.id)
+        status = await agent._query_status(handle, ex.id[len(agent.name) + 1:])
         if status is not None:
             out.append(status)
         if len(out) >= limit:
@@ -69,8 +70,9 @@ async def open_conversations(agent: Agent, team: str, channel: str, n: int) -> N
     async def one(i: int) -> None:
         cid = f"slack:{team}:{channel}:{1700000000 + i}.000100"
         async with gate:
-            await agent.client.start_workflow(ConversationWorkflow.run, ConversationInput(cid, spec, restored=True),
-                                              id=agent.workflow_id(cid), task_queue=agent.task_queue)
+            await agent.client.start_workflow(
+                ConversationWorkflow.run, ConversationInput(cid, spec, restored=True),
+                id=agent.workflow_id(cid), task_queue=agent.task_queue)
 
     await asyncio.gather(*(one(i) for i in range(n)))
 
@@ -97,8 +99,8 @@ async def main(rounds: int) -> None:
                                   "DURABOT_ADMINS": "UADMIN"}, dotenv=None)
     adapter = SlackAdapter(settings, agent)
     await adapter.start()
-    sender = SlackSender(f"http://127.0.0.1:{await adapter.serve_http(port=0, host='127.0.0.1')}/slack/events",
-                         SECRET)
+    http_port = await adapter.serve_http(port=0, host="127.0.0.1")
+    sender = SlackSender(f"http://127.0.0.1:{http_port}/slack/events", SECRET)
     try:
         busy = "slack:T1:C1:1600000000.000100"  # the oldest conversation, waiting for an approval
         await agent.run_async("deploy web", busy)

@@ -137,9 +137,9 @@ def build_group(adapter: "DiscordAdapter") -> app_commands.Group:
 
     @group.command(name="runs", description="Running durabot conversations in this channel (admins: server)")
     async def runs(interaction: discord.Interaction) -> None:
-        manage = interaction.guild_id is not None and interaction.permissions.manage_guild
-        admin = interaction.guild_id is not None and is_admin(str(interaction.user.id), adapter.settings.admins,
-                                                               manage)
+        in_guild = interaction.guild_id is not None
+        admin = in_guild and is_admin(str(interaction.user.id), adapter.settings.admins,
+                                      interaction.permissions.manage_guild)
         prefix = visible_prefix(interaction, admin)
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:

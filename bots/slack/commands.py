@@ -29,7 +29,8 @@ DETAIL_BUDGET = 1.8  # seconds for the conversations' own status answers, inside
 MAX_RUNS = 20  # lines shown
 SCAN = 500  # newest conversations asked for their state; older ones are only counted
 
-USAGE = ("Usage: `/durabot runs` (active runs in this channel; admins: the workspace), `/durabot status <id>`, "
+USAGE = ("Usage: `/durabot runs` (active runs in this channel; admins: the workspace), "
+         "`/durabot status <id>`, "
          "`/durabot cancel <id>` (admins). An id is what `runs` shows, or a thread link.")
 
 

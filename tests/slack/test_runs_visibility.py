@@ -74,9 +74,10 @@ async def test_member_sees_only_this_channel_admin_the_workspace_nobody_another_
     # status of what one may not see answers exactly as for a conversation that does not exist
     nothing = await command(h.sender, "status CPRIV:1111111111.000001", "U1", "C1")
     assert nothing == "No conversation is open in `CPRIV:1111111111.000001`."
-    assert await command(h.sender, f"status {theirs}", "U1", "C1") == f"No conversation is open in `{theirs}`."
+    hidden = f"No conversation is open in `{theirs}`."
+    assert await command(h.sender, f"status {theirs}", "U1", "C1") == hidden
     link = f"https://fake.slack.test/archives/CPRIV/p{private['ts'].replace('.', '')}"
-    assert await command(h.sender, f"status <{link}>", "U1", "C1") == f"No conversation is open in `{theirs}`."
+    assert await command(h.sender, f"status <{link}>", "U1", "C1") == hidden
     assert await command(h.sender, f"status {dm}", "U1", "C1") == f"No conversation is open in `{dm}`."
     assert "waiting for approval of deploy" in await command(h.sender, f"status {ours}", "U1", "C1")
     assert "waiting for approval of deploy" in await command(h.sender, f"status {theirs}", "U2", "CPRIV")
@@ -90,7 +91,7 @@ async def test_member_sees_only_this_channel_admin_the_workspace_nobody_another_
         t2_view = await command(other, "runs", "UADMIN", "C1")
         assert ours in t2_view  # same channel and thread ids, but T2's conversation
         assert theirs not in t2_view and dm not in t2_view and t2_view.count(ours) == 2
-        assert await command(other, f"status {theirs}", "UADMIN", "C1") == f"No conversation is open in `{theirs}`."
+        assert await command(other, f"status {theirs}", "UADMIN", "C1") == hidden
         full = await command(h.sender, f"status slack:T2:C1:{mine['ts']}", "UADMIN", "C1")
         assert "not a run id or a thread link of this workspace" in full
     finally:
@@ -118,8 +119,9 @@ async def test_runs_answers_within_three_seconds_with_hundreds_of_conversations(
     # The one busy conversation is the oldest: newer idle ones must not hide it.
     busy = await h.mention("deploy web", channel="C1", user="U1")
     busy_id = f"C1:{busy['ts']}"
-    await h.fake.wait_for(lambda: any(b.get("type") == "actions" for m in h.fake.bot_messages("C1", busy["ts"])
-                                      for b in m.get("blocks") or []))  # its approval card is up
+    await h.fake.wait_for(lambda: any(b.get("type") == "actions"  # its approval card is up
+                                      for m in h.fake.bot_messages("C1", busy["ts"])
+                                      for b in m.get("blocks") or []))
     try:
         await asyncio.gather(*(open_conversation(i, "C1") for i in range(300)),
                              *(open_conversation(i, "C2") for i in range(20)))
@@ -185,8 +187,9 @@ async def test_conversations_that_do_not_answer_are_listed_not_dropped(start_sla
         base = random.randrange(1_000_000_000, 1_600_000_000)  # ids unique on the session's server
         for i in range(25):
             cid = f"slack:T1:C1:{base + i}.000100"
-            await agent.client.start_workflow(ConversationWorkflow.run, ConversationInput(cid, spec, restored=True),
-                                              id=agent.workflow_id(cid), task_queue=idle_queue)
+            await agent.client.start_workflow(
+                ConversationWorkflow.run, ConversationInput(cid, spec, restored=True),
+                id=agent.workflow_id(cid), task_queue=idle_queue)
             opened.append(cid)
         deadline = time.monotonic() + 20
         started_here = f"TaskQueue = '{idle_queue}'"
