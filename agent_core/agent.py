@@ -437,25 +437,50 @@ class Agent:
                 return None  # it ended between the listing and the query
             raise rpc_error(exc, self.temporal_address, conversation_id) from None
 
-    async def list_conversations(self, prefix: str = "", limit: int = 50) -> list[ConversationStatus]:
-        """Running conversations whose id starts with ``prefix``."""
-        query = "WorkflowType = 'DurabotConversation' AND ExecutionStatus = 'Running'"
-        wid_prefix = self.workflow_id(prefix)
-        out: list[ConversationStatus] = []
+    async def list_conversations(
+        self, prefix: str = "", limit: int = 50, *, prefixes: Iterable[str] | None = None,
+        detail_timeout: float | None = None,
+    ) -> list[ConversationStatus]:
+        """Running conversations whose id starts with ``prefix`` (or with any of ``prefixes``), newest first.
+
+        The Temporal server filters on the workflow id, so the cost follows the conversations that
+        match, not the namespace. Each one's state is queried concurrently; with ``detail_timeout``
+        (seconds) one that has not answered by then is listed with ``state == "unknown"``.
+        """
+        from .listing import list_running
+
+        query = self._running_query(prefix, prefixes)
+        if query is None:
+            return []
         try:
-            async for ex in self.client.list_workflows(query, limit=500):
-                if not ex.id.startswith(wid_prefix) or ex.task_queue != self.task_queue:
-                    continue
-                # the listing already says it runs: query it straight away, no describe
-                conversation_id = ex.id[len(self.name) + 1:]
-                status = await self._query_status(self.client.get_workflow_handle(ex.id), conversation_id)
-                if status is not None:
-                    out.append(status)
-                if len(out) >= limit:
-                    break
+            return await list_running(
+                self.client, query, len(self.name) + 1,
+                lambda wid, cid: self._query_status(self.client.get_workflow_handle(wid), cid),
+                limit, detail_timeout,
+            )
         except RPCError as exc:
             raise rpc_error(exc, self.temporal_address) from None
-        return out
+
+    async def count_conversations(self, prefix: str = "", *, prefixes: Iterable[str] | None = None) -> int:
+        """How many conversations whose id starts with ``prefix`` (or any of ``prefixes``) are running."""
+        from .listing import count_running
+
+        query = self._running_query(prefix, prefixes)
+        if query is None:
+            return 0
+        try:
+            return await count_running(self.client, query)
+        except RPCError as exc:
+            raise rpc_error(exc, self.temporal_address) from None
+
+    def _running_query(self, prefix: str, prefixes: Iterable[str] | None) -> str | None:
+        """The visibility query, or None when ``prefixes`` is empty (nothing may be listed)."""
+        from .listing import running_query
+
+        chosen = [prefix] if prefixes is None else list(prefixes)
+        if not chosen:
+            return None
+        return running_query([self.workflow_id(p) for p in chosen], self.task_queue)
 
     def subscribe(self, conversation_id: str, turn_id: str, after: str | None = None,
                   idle_timeout: float | None = None) -> AsyncIterator[AgentEvent]:

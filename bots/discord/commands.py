@@ -2,6 +2,10 @@
 
 Default command permissions are only a default that server admins can change, so ``cancel`` checks
 admin rights (Manage Server, or DURABOT_ADMINS) every time it runs.
+
+``runs`` shows a member the conversations of the channel they are in (in a conversation thread: those
+of its parent channel, which holds the thread); admins see the whole guild; in a DM, that DM's own.
+Nobody sees another guild's: the guild is part of every conversation id and of every query.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import discord
 from discord import app_commands
 
 from agent_core.errors import DurabotError
+from agent_core.listing import UNKNOWN
 from agent_core.types import ConversationStatus
 
 from .buttons import is_admin
-from .ids import DM, ConversationRef, guild_prefix, parse_conversation_id
+from .ids import DM, PREFIX, ConversationRef, guild_prefix, parse_conversation_id
 
 if TYPE_CHECKING:
     from .app import DiscordAdapter
@@ -25,6 +30,9 @@ log = logging.getLogger(__name__)
 
 NOT_A_THREAD = "Use this inside a durabot conversation thread (or in a DM with me)."
 UNAVAILABLE = "I cannot reach the agent service right now; please try again in a minute."
+MAX_RUNS = 20  # lines shown
+SCAN = 500  # newest conversations asked for their state; older ones are only counted
+DETAIL_BUDGET = 2.0  # seconds for the conversations' own status answers
 
 
 def conversation_here(interaction: discord.Interaction) -> ConversationRef | None:
@@ -51,17 +59,39 @@ def describe(status: ConversationStatus | None) -> str:
     return "\n".join(lines)
 
 
-def describe_runs(runs: list[ConversationStatus]) -> str:
-    if not runs:
-        return "No durabot conversations are running here."
+def visible_prefix(interaction: discord.Interaction, admin: bool) -> str | None:
+    """The conversation id prefix of what this person may list here, or None for nothing."""
+    channel = interaction.channel
+    if interaction.guild_id is None:
+        return f"{PREFIX}:{DM}:{channel.id}:" if channel is not None else None
+    if admin:
+        return guild_prefix(interaction.guild_id)
+    if isinstance(channel, discord.Thread):
+        parent = channel.parent_id
+    else:
+        parent = channel.id if channel is not None else None
+    return f"{PREFIX}:{interaction.guild_id}:{parent}:" if parent is not None else None
+
+
+def describe_runs(runs: list[ConversationStatus], unchecked: int = 0, where: str = "here") -> str:
+    if not runs and unchecked <= 0:
+        return f"No durabot conversations are running {where}."
     lines = []
-    for st in runs[:20]:
+    for st in runs[:MAX_RUNS]:
         ref = parse_conversation_id(st.conversation_id)
-        where = f"<#{ref.thread}>" if ref and not ref.is_dm else st.conversation_id
+        place = f"<#{ref.thread}>" if ref and not ref.is_dm else st.conversation_id
+        if st.state == UNKNOWN:
+            lines.append(f"• {place}: no answer in time")
+            continue
         step = st.current.step if st.current and st.current.step else st.state.replace("_", " ")
-        lines.append(f"• {where}: {step} ({st.turns} turn(s), {st.queued} queued)")
-    if len(runs) > 20:
-        lines.append(f"… and {len(runs) - 20} more")
+        lines.append(f"• {place}: {step} ({st.turns} turn(s), {st.queued} queued)")
+    more = []
+    if len(runs) > MAX_RUNS:
+        more.append(f"{len(runs) - MAX_RUNS} more")
+    if unchecked > 0:
+        more.append(f"{unchecked} older one(s) not checked")
+    if more:
+        lines.append("… and " + ", ".join(more))
     return "\n".join(lines)
 
 
@@ -105,15 +135,21 @@ def build_group(adapter: "DiscordAdapter") -> app_commands.Group:
             text = UNAVAILABLE
         await interaction.followup.send(text, ephemeral=True)
 
-    @group.command(name="runs", description="Running durabot conversations in this server")
+    @group.command(name="runs", description="Running durabot conversations in this channel (admins: server)")
     async def runs(interaction: discord.Interaction) -> None:
+        in_guild = interaction.guild_id is not None
+        admin = in_guild and is_admin(str(interaction.user.id), adapter.settings.admins,
+                                      interaction.permissions.manage_guild)
+        prefix = visible_prefix(interaction, admin)
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            found = await adapter.agent.list_conversations(prefix=guild_prefix(interaction.guild_id))
-            if interaction.guild_id is None:  # in a DM, only that DM's conversation
-                here = conversation_here(interaction)
-                found = [s for s in found if here and s.conversation_id == here.conversation_id]
-            text = describe_runs(found)
+            found = [] if prefix is None else await adapter.agent.list_conversations(
+                prefix=prefix, limit=SCAN, detail_timeout=DETAIL_BUDGET)
+            unchecked = 0
+            if prefix is not None and len(found) >= SCAN:
+                unchecked = await adapter.agent.count_conversations(prefix) - len(found)
+            where = "in this server" if admin else "here"
+            text = describe_runs(sorted(found, key=lambda st: st.state == UNKNOWN), unchecked, where)
         except DurabotError as exc:
             log.warning("/durabot runs failed: %s", exc)
             text = UNAVAILABLE

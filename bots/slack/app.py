@@ -286,7 +286,8 @@ class SlackAdapter:
     async def _on_command(self, ack: Any, command: dict) -> None:
         team = str(command.get("team_id") or self.team)
         user = str(command.get("user_id") or "")
-        text = await self.commands.answer(str(command.get("text") or ""), team, user)
+        channel = str(command.get("channel_id") or "")
+        text = await self.commands.answer(str(command.get("text") or ""), team, user, channel)
         await ack(text=text, response_type="ephemeral")
 
 

@@ -1,4 +1,11 @@
-"""``/durabot runs | status <id> | cancel <id>``: answers are ephemeral text, built within 3 s."""
+"""``/durabot runs | status <id> | cancel <id>``: answers are ephemeral text, built within 3 s.
+
+A member sees the conversations of the channel the command was run in (Slack only lets people run
+a slash command in a channel they are in, and says which); admins (DURABOT_ADMINS or Slack workspace
+admins) see the whole workspace. A conversation outside what someone may see is answered exactly as
+one that does not exist. Nobody sees another workspace's conversations: the team is part of every
+conversation id and of every query.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from datetime import UTC, datetime
 
 from agent_core import Agent
 from agent_core.errors import AgentRuntimeError
+from agent_core.listing import UNKNOWN
 from agent_core.settings import Settings
 from agent_core.types import ConversationStatus
 
@@ -17,9 +25,12 @@ from .web import SlackWeb
 log = logging.getLogger(__name__)
 
 BUDGET = 2.5  # seconds: Slack wants the answer within 3
-MAX_RUNS = 20
+DETAIL_BUDGET = 1.8  # seconds for the conversations' own status answers, inside BUDGET
+MAX_RUNS = 20  # lines shown
+SCAN = 500  # newest conversations asked for their state; older ones are only counted
 
-USAGE = ("Usage: `/durabot runs` (active runs in this workspace), `/durabot status <id>`, "
+USAGE = ("Usage: `/durabot runs` (active runs in this channel; admins: the workspace), "
+         "`/durabot status <id>`, "
          "`/durabot cancel <id>` (admins). An id is what `runs` shows, or a thread link.")
 
 
@@ -42,6 +53,8 @@ def describe(status: ConversationStatus, base_url: str) -> str:
     ref = parse_conversation_id(status.conversation_id)
     label = ref.short_id if ref else status.conversation_id
     link = f"<{thread_link(base_url, ref)}|{label}>" if ref else label
+    if status.state == UNKNOWN:
+        return f"• {link} `{label}` — no answer in time · {age(status.started_at)}"
     step = status.current.step if status.current and status.current.step else None
     bits = [status.state, age(status.started_at)]
     if step:
@@ -58,41 +71,59 @@ class Commands:
         self.settings = settings
         self.base_url = base_url
 
-    async def answer(self, text: str, team: str, user: str) -> str:
+    async def answer(self, text: str, team: str, user: str, channel: str = "") -> str:
         try:
-            return await asyncio.wait_for(self._answer(text.strip(), team, user), BUDGET)
+            return await asyncio.wait_for(self._answer(text.strip(), team, user, channel), BUDGET)
         except TimeoutError:
             return ":hourglass: The agent did not answer in time; try again in a moment."
         except AgentRuntimeError as exc:
             log.warning("/durabot %r failed: %s", text, exc)
             return ":warning: The agent could not be reached; try again in a minute."
 
-    async def _answer(self, text: str, team: str, user: str) -> str:
+    async def _answer(self, text: str, team: str, user: str, channel: str) -> str:
         verb, _, arg = text.partition(" ")
         verb = verb.lower()
         if verb in ("", "help"):
             return USAGE
         if verb == "runs":
-            return await self._runs(team)
+            return await self._runs(team, user, channel)
         if verb not in ("status", "cancel"):
             return f"Unknown command {verb!r}. {USAGE}"
         ref = parse_thread_reference(team, arg)
         if ref is None:
             return f"{arg.strip() or 'That'!s} is not a run id or a thread link of this workspace. {USAGE}"
         if verb == "status":
-            return await self._status(ref)
+            return await self._status(ref, user, channel)
         return await self._cancel(ref, user)
 
-    async def _runs(self, team: str) -> str:
-        runs = await self.agent.list_conversations(prefix=f"{PREFIX}:{team}:", limit=MAX_RUNS)
-        active = [r for r in runs if r.state != "idle"]
-        if not active:
-            return "No active runs in this workspace."
-        lines = [describe(r, self.base_url) for r in active]
-        return f"*Active runs ({len(active)}):*\n" + "\n".join(lines)
+    async def _runs(self, team: str, user: str, channel: str) -> str:
+        admin = await self.is_admin(user)
+        if not admin and not channel:
+            return "No active runs you can see here."
+        prefix = f"{PREFIX}:{team}:" if admin else f"{PREFIX}:{team}:{channel}:"
+        where = "this workspace" if admin else "this channel"
+        runs = await self.agent.list_conversations(prefix=prefix, limit=SCAN, detail_timeout=DETAIL_BUDGET)
+        unchecked = await self.agent.count_conversations(prefix) - len(runs) if len(runs) >= SCAN else 0
+        known = [r for r in runs if r.state not in ("idle", UNKNOWN)]
+        active = known + [r for r in runs if r.state == UNKNOWN]  # unanswered ones may be busy: listed last
+        if not active and unchecked <= 0:
+            return f"No active runs in {where}."
+        lines = [describe(r, self.base_url) for r in active[:MAX_RUNS]]
+        more = []
+        if len(active) > MAX_RUNS:
+            more.append(f"{len(active) - MAX_RUNS} more")
+        if unchecked > 0:
+            more.append(f"{unchecked} older open conversation(s) not checked")
+        if more:
+            lines.append("… and " + ", ".join(more))
+        return f"*Active runs in {where} ({len(active)}):*\n" + "\n".join(lines)
 
-    async def _status(self, ref: ThreadRef) -> str:
-        st = await self.agent.status(ref.conversation_id)
+    async def _may_see(self, ref: ThreadRef, user: str, channel: str) -> bool:
+        return ref.channel == channel or await self.is_admin(user)
+
+    async def _status(self, ref: ThreadRef, user: str, channel: str) -> str:
+        # The same answer for a conversation one may not see as for none: its existence is not told.
+        st = await self.agent.status(ref.conversation_id) if await self._may_see(ref, user, channel) else None
         if st is None:
             return f"No conversation is open in `{ref.short_id}`."
         text = describe(st, self.base_url)
