@@ -260,6 +260,12 @@ class ApprovalInfo:
     call_id: str | None = None
     deadline: str | None = None  # ISO time after which it expires
 
+    def __post_init__(self) -> None:
+        # Cards, statuses and carried turns repeat the arguments: whoever builds one, they stay small.
+        from .limits import APPROVAL_ARGUMENTS_BYTES, clip
+
+        self.arguments = clip(self.arguments, APPROVAL_ARGUMENTS_BYTES, "arguments")
+
 
 @dataclass
 class Decision:

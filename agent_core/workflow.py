@@ -17,6 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from . import limits
     from .delegation import Delegation
     from .errors import ABORTED, FINGERPRINT_ERROR
     from .fingerprint import describe_mismatch
@@ -100,6 +101,8 @@ class ConversationWorkflow(Delegation):
     def _apply_carry(self, carry: Carry) -> None:
         self.carry_in = carry
         self.window: list[ChatMessage] = list(carry.window)
+        self.window_sizes = [limits.message_bytes(m) for m in self.window]
+        self.window_bytes = limits.bound_messages(self.window, self.window_sizes, limits.WINDOW_BYTES)
         self.next_seq = carry.next_seq
         self.synced_seq = carry.next_seq  # assume the store has them; a miss triggers one resync
         self.turns = carry.turns
@@ -161,8 +164,16 @@ class ConversationWorkflow(Delegation):
             await workflow.sleep(remaining)
 
     async def _continue_as_new_if_needed(self) -> None:
-        if self.checkpoint is not None or self._history_is_large():
+        if self.checkpoint is not None:
             await self._continue_as_new()
+        elif self._history_is_large() and not self._pending_too_large():
+            await self._continue_as_new()
+
+    def _pending_too_large(self) -> bool:
+        # Queued messages ride in the next run's input; past the budget, the queue drains first.
+        if sum(limits.payload_size(m) for m in self.queue) <= limits.PENDING_BYTES:
+            return False
+        return workflow.patched("bounded-pending")
 
     def _history_is_large(self) -> bool:
         info = workflow.info()
@@ -186,7 +197,7 @@ class ConversationWorkflow(Delegation):
         )
 
     def _carry(self) -> Carry:
-        finished = [s for s in self.statuses.values() if s.done][-_RECENT:]
+        finished = limits.bound_statuses([s for s in self.statuses.values() if s.done][-_RECENT:])
         return Carry(
             window=list(self.window), next_seq=self.next_seq, turns=self.turns,
             approvals=self.approval_count, seen_message_ids=list(self.seen_ids), recent=finished,
@@ -218,6 +229,7 @@ class ConversationWorkflow(Delegation):
             self._enqueue(msg)
 
     def _enqueue(self, msg: UserMessage) -> TurnStatus:
+        limits.bound_user_message(msg)  # a client of another version may not have cut it
         self._remember(msg.id)
         status = TurnStatus(turn_id=msg.id, state="queued", step="queued",
                             meta=dict(msg.deliver_to.meta) if msg.deliver_to else {})
@@ -326,8 +338,10 @@ class ConversationWorkflow(Delegation):
         except _Checkpoint:
             self.current = self.current_msg = self.current_task = None
             self.checkpoint = TurnCheckpoint(
-                message=msg, status=st, round=self.phase[0] if self.phase else 0,
-                calls=list(self.phase[1]) if self.phase else [], results=list(self.phase_results.values()),
+                message=dataclasses.replace(msg, context=[]),  # already in the transcript
+                status=st, round=self.phase[0] if self.phase else 0,
+                calls=list(self.phase[1]) if self.phase else [],
+                results=_bound_results(list(self.phase_results.values())),
             )
             return  # no notice: the turn goes on in the next run
         except (asyncio.CancelledError, ActivityError, ChildWorkflowError) as err:
@@ -339,6 +353,7 @@ class ConversationWorkflow(Delegation):
                 raise  # the workflow itself is being cancelled
             else:
                 st.state, st.error, st.error_kind = "failed", *self._explain(err)
+                st.error = limits.clip(st.error, limits.ERROR_BYTES, "error")
                 self._close_open_tool_calls("Not run: the request failed.")
                 kind = "turn_failed"
         finally:
@@ -539,11 +554,20 @@ class ConversationWorkflow(Delegation):
 
     # ---------------------------------------------------------------- transcript window
     def _append(self, *messages: ChatMessage) -> None:
+        sizes = [limits.message_bytes(m) for m in messages]
         self.window.extend(messages)
+        self.window_sizes.extend(sizes)
+        self.window_bytes += sum(sizes)
         self.next_seq += len(messages)
         limit = self.spec.context_messages + _WINDOW_SLACK
         if len(self.window) > limit:
-            del self.window[: len(self.window) - limit]
+            cut = len(self.window) - limit
+            self.window_bytes -= sum(self.window_sizes[:cut])
+            del self.window[:cut], self.window_sizes[:cut]
+        if self.window_bytes > limits.WINDOW_BYTES:
+            # The window rides in the carry and in every model round's input: the oldest texts give
+            # way to stubs. The transcript store still holds the whole messages it was sent.
+            self.window_bytes = limits.bound_messages(self.window, self.window_sizes, limits.WINDOW_BYTES)
 
     def _close_open_tool_calls(self, note: str) -> None:
         answered = {m.tool_call_id for m in self.window if m.role == "tool"}
@@ -593,6 +617,19 @@ class ConversationWorkflow(Delegation):
                 self.outbox.pop(0)
         finally:
             self.delivering = False
+
+
+def _bound_results(results: list[ToolResult]) -> list[ToolResult]:
+    """A paused turn's finished tool results, cut (oldest first) to fit the next run's input."""
+    total = sum(limits.encoded_len(r.output) for r in results)
+    out = []
+    for r in results:
+        if total > limits.CHECKPOINT_BYTES:
+            short = limits.clip(r.output, 1_000, "tool output")
+            total -= limits.encoded_len(r.output) - limits.encoded_len(short)
+            r = dataclasses.replace(r, output=short)
+        out.append(r)
+    return out
 
 
 def _parse_time(value: str):  # -> datetime

@@ -1,0 +1,82 @@
+"""Inputs that once pushed a payload past Temporal's 2 MB limit and stuck the conversation for good.
+
+Each drives a real conversation (real Temporal, the fake model server) through a continue-as-new
+and shows the next turn still works, and that no event of the histories comes near the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from agent_core import tool
+from agent_core.limits import PAYLOAD_LIMIT
+from tests.fakes.openai_server import Reply, echo_script
+
+BIG = 32_000
+
+
+@tool
+async def big(i: int) -> str:
+    """A tool with a 32 KB answer."""
+    return f"{i:05d}:" + "x" * (BIG - 12) + f":{i:05d}"
+
+
+async def runs_and_largest_event(agent, conversation_id: str) -> tuple[list[str], int]:
+    wid = agent.workflow_id(conversation_id)
+    statuses, largest = [], 0
+    async for ex in agent.client.list_workflows(f"WorkflowId = '{wid}'"):
+        statuses.append(ex.status.name)
+        history = await agent.client.get_workflow_handle(wid, run_id=ex.run_id).fetch_history()
+        largest = max([largest, *(e.ByteSize() for e in history.events)])
+    return statuses, largest
+
+
+async def test_seventy_tool_outputs_of_32_kb(make_agent, fake_openai):
+    def script(body: dict) -> Reply:
+        last = body["messages"][-1]
+        if last["role"] == "tool":
+            return Reply(text=f"read {sum(m['role'] == 'tool' for m in body['messages'])} outputs")
+        if last["content"] == "fetch":
+            return Reply(tool_calls=[("big", {"i": i}) for i in range(70)])
+        return echo_script(body)
+
+    fake_openai.script = script
+    agent = await make_agent(tools=[big], max_history_events=40, context_chars=10_000_000)
+    first = await asyncio.wait_for(agent.run("fetch", conversation_id="tools"), 90)
+    assert first.text == "read 70 outputs"
+    tools_seen = [m["content"] for m in fake_openai.requests[-1]["messages"] if m["role"] == "tool"]
+    assert tools_seen[-1].endswith(":00069") and len(tools_seen[-1]) == BIG  # the newest ones whole
+    assert "cut to save room" in tools_seen[0]  # the oldest gave way to stubs, and say so
+    second = await asyncio.wait_for(agent.run("ping", conversation_id="tools"), 60)
+    assert second.text == "echo: ping"
+    statuses, largest = await runs_and_largest_event(agent, "tools")
+    assert "CONTINUED_AS_NEW" in statuses
+    assert largest < PAYLOAD_LIMIT // 2, largest
+
+
+async def test_twenty_messages_of_20000_accented_characters(make_agent, fake_openai):
+    agent = await make_agent(max_history_events=150)
+    text = "é" * 20_000  # 120 KB once Temporal's JSON escapes it
+    for i in range(20):
+        result = await asyncio.wait_for(agent.run(f"{i} {text}", conversation_id="accents"), 60)
+        assert result.text == f"echo: {i} {text}"
+    result = await asyncio.wait_for(agent.run("ping", conversation_id="accents"), 60)
+    assert result.text == "echo: ping"
+    statuses, largest = await runs_and_largest_event(agent, "accents")
+    assert "CONTINUED_AS_NEW" in statuses
+    assert largest < PAYLOAD_LIMIT // 2, largest
+
+
+async def test_one_message_of_100000_emoji(make_agent, fake_openai):
+    agent = await make_agent(max_history_events=10)
+    result = await asyncio.wait_for(agent.run("😀" * 100_000, conversation_id="emoji"), 60)
+    sent = fake_openai.requests[-1]["messages"][-1]["content"]
+    assert sent.startswith("😀" * 1000) and "[message cut to fit: " in sent  # cut, with a note
+    assert len(json.dumps(sent)) <= 128 * 1024
+    assert result.text == f"echo: {sent}"
+    result = await asyncio.wait_for(agent.run("ping", conversation_id="emoji"), 60)
+    assert result.text == "echo: ping"
+    statuses, largest = await runs_and_largest_event(agent, "emoji")
+    assert "CONTINUED_AS_NEW" in statuses
+    assert largest < PAYLOAD_LIMIT // 2, largest
