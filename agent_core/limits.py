@@ -15,7 +15,7 @@ the carried state) under budgets whose sum stays well below the limit:
                                                                           unsynced tail is part of it)
     finished turns carried to the next run  RECENT_BYTES          192 KB
     a paused turn's finished tool results   CHECKPOINT_BYTES      256 KB
-    messages queued across continue-as-new  PENDING_BYTES         512 KB
+    messages queued across continue-as-new  PENDING_BYTES         256 KB
 
 Pure functions without I/O: the workflow imports this module.
 """
@@ -35,7 +35,7 @@ CONTEXT_BYTES = 128 * 1024
 WINDOW_BYTES = 512 * 1024
 RECENT_BYTES = 192 * 1024
 CHECKPOINT_BYTES = 256 * 1024
-PENDING_BYTES = 512 * 1024
+PENDING_BYTES = 256 * 1024
 APPROVAL_ARGUMENTS_BYTES = 2_000
 ERROR_BYTES = 4_096
 NAME_CHARS = 200  # user ids, user names, message ids: short by nature

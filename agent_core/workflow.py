@@ -223,9 +223,22 @@ class ConversationWorkflow(Delegation):
         await workflow.wait_condition(lambda: st.done or self.continuing)
         return Progress(turn=st, continued=not st.done)
 
+    @submit.validator
+    def _validate_submit(self, msg: UserMessage) -> None:
+        problem = _refusal(msg)
+        if problem:
+            raise ApplicationError(problem, type="MessageRejected")
+
+    @submit_and_wait.validator
+    def _validate_submit_and_wait(self, msg: UserMessage) -> None:
+        self._validate_submit(msg)
+
     @workflow.signal(name="submit_signal")
     def submit_signal(self, msg: UserMessage) -> None:
-        if msg.id not in self.seen_set:
+        problem = _refusal(msg)
+        if problem:
+            workflow.logger.warning("message dropped: %s", problem)  # a signal cannot be answered
+        elif msg.id not in self.seen_set:
             self._enqueue(msg)
 
     def _enqueue(self, msg: UserMessage) -> TurnStatus:
@@ -617,6 +630,15 @@ class ConversationWorkflow(Delegation):
                 self.outbox.pop(0)
         finally:
             self.delivering = False
+
+
+def _refusal(msg: UserMessage) -> str | None:
+    """Why a message cannot be taken as it is (its id and delivery target are kept, not cut)."""
+    if len(msg.id) > limits.NAME_CHARS:
+        return f"message id is {len(msg.id)} characters long; at most {limits.NAME_CHARS} are accepted"
+    if msg.deliver_to is not None and limits.payload_size(msg.deliver_to) > limits.ERROR_BYTES:
+        return f"the delivery target is larger than {limits.ERROR_BYTES} bytes"
+    return None
 
 
 def _bound_results(results: list[ToolResult]) -> list[ToolResult]:

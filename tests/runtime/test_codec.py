@@ -104,3 +104,36 @@ def test_secret_key_formats():
     settings = Settings.load(env={"DURABOT_SECRET_KEY": KEY}, dotenv=None)
     assert settings.temporal_config().secret_key == KEY and KEY in settings.secrets()
     assert KEY not in repr(settings) and KEY not in repr(settings.temporal_config())
+
+
+async def test_worker_process_and_client_share_the_key(temporal_server, fake_openai, task_queue, tmp_path):
+    """`durabot worker` and a client built from the same settings talk through the encrypting codec;
+    a client with another key cannot read the conversation and says why."""
+    from tests.procs.harness import Proc, settings_for, worker_env
+    from workers.app import build_agent
+
+    def script(body: dict) -> Reply:
+        last = body["messages"][-1]
+        if last["role"] == "tool":
+            return Reply(text=f"done: {last['content']}")
+        return Reply(tool_calls=[("quick_step", {"name": "PROC-SECRET-55"})])
+
+    fake_openai.script = script
+    env = worker_env(temporal_server.address, task_queue, fake_openai.base_url, tmp_path, DURABOT_SECRET_KEY=KEY)
+    worker = Proc(["worker"], env, tmp_path / "worker.log")
+    agent = build_agent(settings_for(env), local_worker=False)
+    try:
+        worker.wait_for("polling task queue")
+        await agent.start()
+        result = await agent.run("run the step", conversation_id="proc")
+        assert result.text == "done: quick PROC-SECRET-55 done"
+        raw = await raw_history(temporal_server, agent, "proc")
+        assert b"PROC-SECRET-55" not in raw and b"run the step" not in raw
+        other = build_agent(settings_for({**env, "DURABOT_SECRET_KEY": OLD_KEY}), local_worker=False)
+        await other.start()
+        with pytest.raises(CodecError, match="does not hold"):
+            await other.status("proc")
+        await other.close()
+    finally:
+        await agent.close()
+        worker.stop()

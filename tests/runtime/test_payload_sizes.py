@@ -1,19 +1,42 @@
 """Inputs that once pushed a payload past Temporal's 2 MB limit and stuck the conversation for good.
 
 Each drives a real conversation (real Temporal, the fake model server) through a continue-as-new
-and shows the next turn still works, and that no event of the histories comes near the limit.
+and shows the next turn still works, and that no event of the histories comes near the limit. The
+agents here encode payloads without compression: these texts compress well and would hide the sizes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
+from typing import Sequence
+
+import pytest
+from temporalio.api.common.v1 import Payload
+from temporalio.converter import PayloadCodec
 
 from agent_core import tool
 from agent_core.limits import PAYLOAD_LIMIT
 from tests.fakes.openai_server import Reply, echo_script
 
 BIG = 32_000
+
+
+class Uncompressed(PayloadCodec):
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+
+@pytest.fixture
+def make_agent(make_agent, temporal_config):
+    async def make(**kwargs):
+        return await make_agent(temporal=replace(temporal_config, payload_codec=Uncompressed()), **kwargs)
+
+    return make
 
 
 @tool
@@ -80,3 +103,27 @@ async def test_one_message_of_100000_emoji(make_agent, fake_openai):
     statuses, largest = await runs_and_largest_event(agent, "emoji")
     assert "CONTINUED_AS_NEW" in statuses
     assert largest < PAYLOAD_LIMIT // 2, largest
+
+
+async def test_messages_from_other_clients_are_bounded_in_the_workflow(make_agent, fake_openai):
+    """A client that skips the SDK's own cut: the workflow cuts the text itself and refuses bad ids."""
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from agent_core.types import UserMessage
+    from agent_core.workflow import ConversationWorkflow
+
+    agent = await make_agent(max_history_events=10)
+    await agent.run("hello", conversation_id="foreign")
+    handle = agent.client.get_workflow_handle(agent.workflow_id("foreign"))
+    try:
+        await handle.execute_update(ConversationWorkflow.submit, UserMessage(id="i" * 300, text="hi"))
+        raise AssertionError("a 300-character message id was accepted")
+    except WorkflowUpdateFailedError as exc:
+        assert "message id is 300 characters long" in str(exc.cause)
+    progress = await asyncio.wait_for(handle.execute_update(
+        ConversationWorkflow.submit_and_wait, UserMessage(id="big", text="ü" * 300_000)), 60)  # 1.8 MB
+    assert progress.turn.state == "finished" and "[message cut to fit: 300000 characters" in progress.turn.text
+    result = await asyncio.wait_for(agent.run("ping", conversation_id="foreign"), 60)
+    assert result.text == "echo: ping"
+    statuses, _ = await runs_and_largest_event(agent, "foreign")
+    assert "CONTINUED_AS_NEW" in statuses
