@@ -180,7 +180,7 @@ class AgentActivities:
             result = await _run_hook(hook.after_llm(hook_ctx, result)) or result
         if len(result.text) > MAX_MODEL_TEXT:  # keep the workflow's payloads far below Temporal's limits
             result.text = result.text[:MAX_MODEL_TEXT] + f"\n[answer truncated: {len(result.text)} characters in all]"
-        result.text = limits.clip(result.text, limits.TEXT_BYTES, "answer")
+        result.text = limits.clip(result.text, limits.ANSWER_BYTES, "answer")
         room = limits.ROUND_ARGUMENTS_BYTES
         for call in result.tool_calls:
             call.id, call.name = call.id[:limits.NAME_CHARS], call.name[:limits.NAME_CHARS]

@@ -7,7 +7,8 @@ characters or messages bounds nothing. Every text that reaches a workflow is cut
 encoded bytes, with a note saying so, and the workflow keeps its own copies (the transcript window,
 the carried state) under budgets whose sum stays well below the limit:
 
-    one user message, one model answer      TEXT_BYTES            128 KB
+    one user message                        TEXT_BYTES            128 KB
+    one model answer                        ANSWER_BYTES          256 KB
     one tool output                         TOOL_OUTPUT_BYTES      64 KB
     one tool call's arguments               TOOL_ARGUMENTS_BYTES   64 KB, a round's calls 256 KB
     earlier thread messages (first turn)    CONTEXT_BYTES         128 KB
@@ -28,6 +29,7 @@ from typing import Any
 
 PAYLOAD_LIMIT = 2 * 1024 * 1024  # Temporal's hard limit on one payload
 TEXT_BYTES = 128 * 1024
+ANSWER_BYTES = 256 * 1024
 TOOL_OUTPUT_BYTES = 64 * 1024
 TOOL_ARGUMENTS_BYTES = 64 * 1024
 ROUND_ARGUMENTS_BYTES = 256 * 1024
