@@ -92,13 +92,24 @@ class AgentActivities:
     async def _transcript(self, req: LLMRequest) -> list[ChatMessage] | None:
         ref = req.transcript
         first_unsynced = ref.end_seq - len(ref.unsynced)
-        if ref.resync and first_unsynced <= ref.start_seq:
+        if ref.resync:
             # The workflow sent its whole window: use it, and refill the store if it answers.
-            messages = list(ref.unsynced[ref.start_seq - first_unsynced:])
+            messages = list(ref.unsynced[max(0, ref.start_seq - first_unsynced):])
+            older: list[ChatMessage] | None = []
             try:
                 await self.store.write(ref.conversation_id, first_unsynced, ref.unsynced)
+                if first_unsynced > ref.start_seq:  # the window is a byte-bounded tail
+                    older = await self.store.read(ref.conversation_id, ref.start_seq, first_unsynced)
             except Exception as exc:
                 self._warn("transcript store", exc)
+                older = None if first_unsynced > ref.start_seq else []
+            if older is None:
+                while messages and messages[0].role == "tool":  # their call is among the lost ones
+                    messages.pop(0)
+                missing = ref.end_seq - ref.start_seq - len(messages)
+                older = [ChatMessage(role="system", content=(
+                    f"[{missing} earlier message(s) of this conversation are no longer available]"))]
+            messages = older + messages
         else:
             try:
                 if ref.unsynced:

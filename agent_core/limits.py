@@ -83,7 +83,7 @@ def message_bytes(msg: Any) -> int:
 def stub(msg: Any) -> Any:
     """A copy of ``msg`` cut to a short stub, keeping its role and tool-call links intact."""
     content = msg.content
-    if content and len(content) > _STUB_CHARS:
+    if content and len(content) > 2 * _STUB_CHARS:  # a stub is shorter: cutting one again changes nothing
         content = content[:_STUB_CHARS] + (
             f"\n[cut to save room: {len(msg.content)} characters in all; the full text is no longer kept]")
     calls = [dataclasses.replace(c, arguments="{}") if len(c.arguments) > 2 else c for c in msg.tool_calls]

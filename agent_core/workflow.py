@@ -102,7 +102,8 @@ class ConversationWorkflow(Delegation):
         self.carry_in = carry
         self.window: list[ChatMessage] = list(carry.window)
         self.window_sizes = [limits.message_bytes(m) for m in self.window]
-        self.window_bytes = limits.bound_messages(self.window, self.window_sizes, limits.WINDOW_BYTES)
+        self.window_bytes = sum(self.window_sizes)
+        self._bound_window()
         self.next_seq = carry.next_seq
         self.synced_seq = carry.next_seq  # assume the store has them; a miss triggers one resync
         self.turns = carry.turns
@@ -445,7 +446,7 @@ class ConversationWorkflow(Delegation):
     def _ref(self, resync: bool) -> TranscriptRef:
         window_start = self.next_seq - len(self.window)
         first_unsynced = window_start if resync else max(self.synced_seq, window_start)
-        start = max(window_start, self.next_seq - self.spec.context_messages)
+        start = max(0, self.next_seq - self.spec.context_messages)  # the store has more than the window
         return TranscriptRef(
             conversation_id=self.conv, start_seq=start, end_seq=self.next_seq,
             unsynced=self.window[first_unsynced - window_start:], resync=resync,
@@ -578,9 +579,18 @@ class ConversationWorkflow(Delegation):
             self.window_bytes -= sum(self.window_sizes[:cut])
             del self.window[:cut], self.window_sizes[:cut]
         if self.window_bytes > limits.WINDOW_BYTES:
-            # The window rides in the carry and in every model round's input: the oldest texts give
-            # way to stubs. The transcript store still holds the whole messages it was sent.
-            self.window_bytes = limits.bound_messages(self.window, self.window_sizes, limits.WINDOW_BYTES)
+            self._bound_window()
+
+    def _bound_window(self) -> None:
+        # The window rides in the carry and in every model round's input: the oldest texts give way
+        # to stubs, and stubs past the budget (a very long window) to nothing. The transcript store
+        # still holds the whole messages it was sent; the model is told of any it cannot get.
+        self.window_bytes = limits.bound_messages(self.window, self.window_sizes, limits.WINDOW_BYTES)
+        cut = 0
+        while self.window_bytes > limits.WINDOW_BYTES and cut < len(self.window) - 1:
+            self.window_bytes -= self.window_sizes[cut]
+            cut += 1
+        del self.window[:cut], self.window_sizes[:cut]
 
     def _close_open_tool_calls(self, note: str) -> None:
         answered = {m.tool_call_id for m in self.window if m.role == "tool"}

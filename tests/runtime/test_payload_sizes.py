@@ -127,3 +127,23 @@ async def test_messages_from_other_clients_are_bounded_in_the_workflow(make_agen
     assert result.text == "echo: ping"
     statuses, _ = await runs_and_largest_event(agent, "foreign")
     assert "CONTINUED_AS_NEW" in statuses
+
+
+async def test_the_store_keeps_whole_messages_and_a_lost_store_leaves_notes(make_agent, fake_openai):
+    """The window is only a byte-bounded fallback: the model reads whole messages from the store, and
+    when the store lost them, the window's stubs say what was cut."""
+    from agent_core import InMemoryTranscriptStore
+
+    store = InMemoryTranscriptStore()
+    agent = await make_agent(store=store, context_chars=10_000_000)
+    text = "é" * 20_000
+    for i in range(6):
+        await asyncio.wait_for(agent.run(f"{i} {text}", conversation_id="lost"), 60)
+    sent = [m["content"] for m in fake_openai.requests[-1]["messages"]]
+    assert sent[0] == f"0 {text}" and len(sent) == 11  # all whole, though the window holds stubs
+    store.forget("lost")
+    result = await asyncio.wait_for(agent.run("ping", conversation_id="lost"), 60)
+    assert result.text == "echo: ping"
+    sent = [m["content"] for m in fake_openai.requests[-1]["messages"]]
+    assert len(sent) == 13 and "[cut to save room: 20002 characters in all" in sent[0]
+    assert sent[-3:] == [f"5 {text}", f"echo: 5 {text}", "ping"]
