@@ -130,12 +130,16 @@ class DurabotCodec(PayloadCodec):
             if not self._ciphers:
                 raise CodecError("a payload is encrypted but DURABOT_SECRET_KEY is not set")
             raise CodecError(f"a payload is encrypted with key {key_id!r}, which DURABOT_SECRET_KEY does not hold")
-        from cryptography.exceptions import InvalidTag
-
         try:
             return cipher.decrypt(payload.data[:12], payload.data[12:], key_id.encode())  # type: ignore[attr-defined]
-        except InvalidTag:
+        except _invalid_tag():
             raise CodecError(f"a payload does not decrypt with key {key_id!r}: wrong key or damaged data") from None
+
+
+def _invalid_tag() -> type[Exception]:
+    from cryptography.exceptions import InvalidTag
+
+    return InvalidTag
 
 
 def data_converter(secret_key: str | None = None, codec: PayloadCodec | None = None) -> DataConverter:
