@@ -147,3 +147,24 @@ async def test_the_store_keeps_whole_messages_and_a_lost_store_leaves_notes(make
     sent = [m["content"] for m in fake_openai.requests[-1]["messages"]]
     assert len(sent) == 13 and "[cut to save room: 20002 characters in all" in sent[0]
     assert sent[-3:] == [f"5 {text}", f"echo: 5 {text}", "ping"]
+
+
+async def test_a_long_thread_context_is_cut_to_its_newest_messages(make_agent, fake_openai):
+    from agent_core import ChatMessage
+
+    agent = await make_agent()
+    context = [ChatMessage(role="user", content=f"{i} " + "ß" * 5_000, name="someone") for i in range(100)]  # 3 MB
+    result = await asyncio.wait_for(agent.run("and now?", conversation_id="ctx", context=context), 60)
+    assert result.text == "echo: and now?"
+    sent = [m["content"] for m in fake_openai.requests[-1]["messages"]]
+    assert sent[0].startswith("[") and "earlier thread message(s) left out" in sent[0]
+    assert sent[-2] == f"99 {'ß' * 5_000}" and sent[-1] == "and now?"  # the newest kept whole
+
+
+def test_approval_arguments_are_bounded_by_bytes():
+    from agent_core.types import ApprovalInfo
+
+    info = ApprovalInfo(id="a1", turn_id="t", tool="deploy", arguments=json.dumps({"note": "ü" * 2_000},
+                                                                                   ensure_ascii=False),
+                        requested_by="u")
+    assert len(json.dumps(info.arguments)) <= 2_000 and "[arguments cut to fit" in info.arguments
