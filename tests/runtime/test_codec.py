@@ -50,12 +50,12 @@ async def test_encrypted_conversation_leaves_no_plaintext_in_history(
     fake_openai.script = tool_script
     long_text = "USER-SECRET-4242 please look up the zebra " + "padding " * 2000  # compressed, then sealed
     agent = await make_agent(tools=[lookup], temporal=replace(temporal_config, secret_key=KEY))
-    result = await agent.run(long_text, conversation_id="sealed")
+    result = await agent.run(long_text, conversation_id="codec-sealed")
     assert result.text == "answer: the vault code for zebra is TOOL-SECRET-7731"
     assert fake_openai.requests[0]["messages"][-1]["content"] == long_text  # the model saw it whole
-    again = await agent.run("short USER-SECRET-9 again", conversation_id="sealed")
+    again = await agent.run("short USER-SECRET-9 again", conversation_id="codec-sealed")
     assert again.text.startswith("answer:")
-    raw = await raw_history(temporal_server, agent, "sealed")
+    raw = await raw_history(temporal_server, agent, "codec-sealed")
     for secret in (b"USER-SECRET-4242", b"USER-SECRET-9", b"TOOL-SECRET-7731", b"zebra"):
         assert secret not in raw
     assert ENCRYPTED in raw
@@ -64,12 +64,12 @@ async def test_encrypted_conversation_leaves_no_plaintext_in_history(
 async def test_without_a_key_large_payloads_are_compressed(make_agent, fake_openai, temporal_server):
     agent = await make_agent()
     text = "compress me " * 1000
-    result = await agent.run(text, conversation_id="zipped")
+    result = await agent.run(text, conversation_id="codec-zipped")
     assert result.text == f"echo: {text}"
-    raw = await raw_history(temporal_server, agent, "zipped")
+    raw = await raw_history(temporal_server, agent, "codec-zipped")
     assert ZLIB in raw and b"compress me compress me" not in raw
-    await agent.run("tiny", conversation_id="zipped")
-    assert b"tiny" in await raw_history(temporal_server, agent, "zipped")  # small payloads stay as they are
+    await agent.run("tiny", conversation_id="codec-zipped")
+    assert b"tiny" in await raw_history(temporal_server, agent, "codec-zipped")  # small payloads stay as they are
 
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
@@ -125,14 +125,14 @@ async def test_worker_process_and_client_share_the_key(temporal_server, fake_ope
     try:
         worker.wait_for("polling task queue")
         await agent.start()
-        result = await agent.run("run the step", conversation_id="proc")
+        result = await agent.run("run the step", conversation_id="codec-proc")
         assert result.text == "done: quick PROC-SECRET-55 done"
-        raw = await raw_history(temporal_server, agent, "proc")
+        raw = await raw_history(temporal_server, agent, "codec-proc")
         assert b"PROC-SECRET-55" not in raw and b"run the step" not in raw
         other = build_agent(settings_for({**env, "DURABOT_SECRET_KEY": OLD_KEY}), local_worker=False)
         await other.start()
         with pytest.raises(CodecError, match="does not hold"):
-            await other.status("proc")
+            await other.status("codec-proc")
         await other.close()
     finally:
         await agent.close()

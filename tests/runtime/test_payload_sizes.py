@@ -66,14 +66,14 @@ async def test_seventy_tool_outputs_of_32_kb(make_agent, fake_openai):
 
     fake_openai.script = script
     agent = await make_agent(tools=[big], max_history_events=40, context_chars=10_000_000)
-    first = await asyncio.wait_for(agent.run("fetch", conversation_id="tools"), 90)
+    first = await asyncio.wait_for(agent.run("fetch", conversation_id="sizes-tools"), 90)
     assert first.text == "read 70 outputs"
     tools_seen = [m["content"] for m in fake_openai.requests[-1]["messages"] if m["role"] == "tool"]
     assert tools_seen[-1].endswith(":00069") and len(tools_seen[-1]) == BIG  # the newest ones whole
     assert "cut to save room" in tools_seen[0]  # the oldest gave way to stubs, and say so
-    second = await asyncio.wait_for(agent.run("ping", conversation_id="tools"), 60)
+    second = await asyncio.wait_for(agent.run("ping", conversation_id="sizes-tools"), 60)
     assert second.text == "echo: ping"
-    statuses, largest = await runs_and_largest_event(agent, "tools")
+    statuses, largest = await runs_and_largest_event(agent, "sizes-tools")
     assert "CONTINUED_AS_NEW" in statuses
     assert largest < PAYLOAD_LIMIT // 2, largest
 
@@ -82,25 +82,25 @@ async def test_twenty_messages_of_20000_accented_characters(make_agent, fake_ope
     agent = await make_agent(max_history_events=150)
     text = "é" * 20_000  # 120 KB once Temporal's JSON escapes it
     for i in range(20):
-        result = await asyncio.wait_for(agent.run(f"{i} {text}", conversation_id="accents"), 60)
+        result = await asyncio.wait_for(agent.run(f"{i} {text}", conversation_id="sizes-accents"), 60)
         assert result.text == f"echo: {i} {text}"
-    result = await asyncio.wait_for(agent.run("ping", conversation_id="accents"), 60)
+    result = await asyncio.wait_for(agent.run("ping", conversation_id="sizes-accents"), 60)
     assert result.text == "echo: ping"
-    statuses, largest = await runs_and_largest_event(agent, "accents")
+    statuses, largest = await runs_and_largest_event(agent, "sizes-accents")
     assert "CONTINUED_AS_NEW" in statuses
     assert largest < PAYLOAD_LIMIT // 2, largest
 
 
 async def test_one_message_of_100000_emoji(make_agent, fake_openai):
     agent = await make_agent(max_history_events=10)
-    result = await asyncio.wait_for(agent.run("😀" * 100_000, conversation_id="emoji"), 60)
+    result = await asyncio.wait_for(agent.run("😀" * 100_000, conversation_id="sizes-emoji"), 60)
     sent = fake_openai.requests[-1]["messages"][-1]["content"]
     assert sent.startswith("😀" * 1000) and "[message cut to fit: " in sent  # cut, with a note
     assert len(json.dumps(sent)) <= 128 * 1024
     assert result.text == f"echo: {sent}"
-    result = await asyncio.wait_for(agent.run("ping", conversation_id="emoji"), 60)
+    result = await asyncio.wait_for(agent.run("ping", conversation_id="sizes-emoji"), 60)
     assert result.text == "echo: ping"
-    statuses, largest = await runs_and_largest_event(agent, "emoji")
+    statuses, largest = await runs_and_largest_event(agent, "sizes-emoji")
     assert "CONTINUED_AS_NEW" in statuses
     assert largest < PAYLOAD_LIMIT // 2, largest
 
@@ -113,8 +113,8 @@ async def test_messages_from_other_clients_are_bounded_in_the_workflow(make_agen
     from agent_core.workflow import ConversationWorkflow
 
     agent = await make_agent(max_history_events=10)
-    await agent.run("hello", conversation_id="foreign")
-    handle = agent.client.get_workflow_handle(agent.workflow_id("foreign"))
+    await agent.run("hello", conversation_id="sizes-foreign")
+    handle = agent.client.get_workflow_handle(agent.workflow_id("sizes-foreign"))
     try:
         await handle.execute_update(ConversationWorkflow.submit, UserMessage(id="i" * 300, text="hi"))
         raise AssertionError("a 300-character message id was accepted")
@@ -123,9 +123,9 @@ async def test_messages_from_other_clients_are_bounded_in_the_workflow(make_agen
     progress = await asyncio.wait_for(handle.execute_update(
         ConversationWorkflow.submit_and_wait, UserMessage(id="big", text="ü" * 300_000)), 60)  # 1.8 MB
     assert progress.turn.state == "finished" and "[message cut to fit: 300000 characters" in progress.turn.text
-    result = await asyncio.wait_for(agent.run("ping", conversation_id="foreign"), 60)
+    result = await asyncio.wait_for(agent.run("ping", conversation_id="sizes-foreign"), 60)
     assert result.text == "echo: ping"
-    statuses, _ = await runs_and_largest_event(agent, "foreign")
+    statuses, _ = await runs_and_largest_event(agent, "sizes-foreign")
     assert "CONTINUED_AS_NEW" in statuses
 
 
@@ -138,11 +138,11 @@ async def test_the_store_keeps_whole_messages_and_a_lost_store_leaves_notes(make
     agent = await make_agent(store=store, context_chars=10_000_000)
     text = "é" * 20_000
     for i in range(6):
-        await asyncio.wait_for(agent.run(f"{i} {text}", conversation_id="lost"), 60)
+        await asyncio.wait_for(agent.run(f"{i} {text}", conversation_id="sizes-lost"), 60)
     sent = [m["content"] for m in fake_openai.requests[-1]["messages"]]
     assert sent[0] == f"0 {text}" and len(sent) == 11  # all whole, though the window holds stubs
-    store.forget("lost")
-    result = await asyncio.wait_for(agent.run("ping", conversation_id="lost"), 60)
+    store.forget("sizes-lost")
+    result = await asyncio.wait_for(agent.run("ping", conversation_id="sizes-lost"), 60)
     assert result.text == "echo: ping"
     sent = [m["content"] for m in fake_openai.requests[-1]["messages"]]
     assert len(sent) == 13 and "[cut to save room: 20002 characters in all" in sent[0]
@@ -154,7 +154,7 @@ async def test_a_long_thread_context_is_cut_to_its_newest_messages(make_agent, f
 
     agent = await make_agent()
     context = [ChatMessage(role="user", content=f"{i} " + "ß" * 5_000, name="someone") for i in range(100)]  # 3 MB
-    result = await asyncio.wait_for(agent.run("and now?", conversation_id="ctx", context=context), 60)
+    result = await asyncio.wait_for(agent.run("and now?", conversation_id="sizes-ctx", context=context), 60)
     assert result.text == "echo: and now?"
     sent = [m["content"] for m in fake_openai.requests[-1]["messages"]]
     assert sent[0].startswith("[") and "earlier thread message(s) left out" in sent[0]
