@@ -103,7 +103,9 @@ class DurabotCodec(PayloadCodec):
 
     def encode_one(self, payload: Payload) -> Payload:
         if payload.ByteSize() > self.compress_above:
-            payload = Payload(metadata={"encoding": ZLIB}, data=zlib.compress(payload.SerializeToString(), 6))
+            packed = Payload(metadata={"encoding": ZLIB}, data=zlib.compress(payload.SerializeToString(), 6))
+            if packed.ByteSize() < payload.ByteSize():  # already-compressed data stays as it is
+                payload = packed
         if self.key_id is not None:
             nonce = os.urandom(12)
             sealed = self._ciphers[self.key_id].encrypt(nonce, payload.SerializeToString(), self.key_id.encode())

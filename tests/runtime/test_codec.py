@@ -137,3 +137,11 @@ async def test_worker_process_and_client_share_the_key(temporal_server, fake_ope
     finally:
         await agent.close()
         worker.stop()
+
+
+async def test_incompressible_payloads_are_not_wrapped():
+    noise = Payload(metadata={"encoding": b"binary/plain"}, data=os.urandom(20_000))
+    assert (await DurabotCodec().encode([noise]))[0] == noise
+    text = Payload(metadata={"encoding": b"json/plain"}, data=b'"' + b"ab" * 5_000 + b'"')
+    packed = (await DurabotCodec().encode([text]))[0]
+    assert packed.metadata["encoding"] == ZLIB and (await DurabotCodec().decode([packed]))[0] == text
