@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from .errors import ABORTED, FINGERPRINT_ERROR
-from . import metrics
+from . import limits, metrics
 from .events import EventBus, stream_key
 from .hooks import AbortRun, HookContext, Hooks
 from .model import ChatModel
@@ -92,13 +92,24 @@ class AgentActivities:
     async def _transcript(self, req: LLMRequest) -> list[ChatMessage] | None:
         ref = req.transcript
         first_unsynced = ref.end_seq - len(ref.unsynced)
-        if ref.resync and first_unsynced <= ref.start_seq:
+        if ref.resync:
             # The workflow sent its whole window: use it, and refill the store if it answers.
-            messages = list(ref.unsynced[ref.start_seq - first_unsynced:])
+            messages = list(ref.unsynced[max(0, ref.start_seq - first_unsynced):])
+            older: list[ChatMessage] | None = []
             try:
                 await self.store.write(ref.conversation_id, first_unsynced, ref.unsynced)
+                if first_unsynced > ref.start_seq:  # the window is a byte-bounded tail
+                    older = await self.store.read(ref.conversation_id, ref.start_seq, first_unsynced)
             except Exception as exc:
                 self._warn("transcript store", exc)
+                older = None if first_unsynced > ref.start_seq else []
+            if older is None:
+                while messages and messages[0].role == "tool":  # their call is among the lost ones
+                    messages.pop(0)
+                missing = ref.end_seq - ref.start_seq - len(messages)
+                older = [ChatMessage(role="system", content=(
+                    f"[{missing} earlier message(s) of this conversation are no longer available]"))]
+            messages = older + messages
         else:
             try:
                 if ref.unsynced:
@@ -180,10 +191,18 @@ class AgentActivities:
             result = await _run_hook(hook.after_llm(hook_ctx, result)) or result
         if len(result.text) > MAX_MODEL_TEXT:  # keep the workflow's payloads far below Temporal's limits
             result.text = result.text[:MAX_MODEL_TEXT] + f"\n[answer truncated: {len(result.text)} characters in all]"
+        result.text = limits.clip(result.text, limits.ANSWER_BYTES, "answer")
+        room = limits.ROUND_ARGUMENTS_BYTES
         for call in result.tool_calls:
-            if len(call.arguments) > MAX_TOOL_OUTPUT:
+            call.id, call.name = call.id[:limits.NAME_CHARS], call.name[:limits.NAME_CHARS]
+            size = limits.encoded_len(call.arguments)
+            if len(call.arguments) > MAX_TOOL_OUTPUT or size > limits.TOOL_ARGUMENTS_BYTES:
                 call.error = f"arguments too long ({len(call.arguments)} characters)"
                 call.arguments = "{}"
+            elif size > room:
+                call.error = "too many tool calls with long arguments in one round; make fewer at a time"
+                call.arguments = "{}"
+            room -= limits.encoded_len(call.arguments)
             call.error = call.error or self._call_error(call)
         if not req.allow_tools:
             result.tool_calls = []
@@ -240,6 +259,7 @@ class AgentActivities:
             text = await _run_hook(hook.after_tool(hook_ctx, call.name, text)) or text
         if len(text) > MAX_TOOL_OUTPUT:
             text = text[:MAX_TOOL_OUTPUT] + f"\n[output truncated: {len(text)} characters in all]"
+        text = limits.clip(text, limits.TOOL_OUTPUT_BYTES, "output")
         metrics.tool_calls_total.labels(tool=call.name, outcome="ok" if ok else "error").inc()
         await self._publish(stream, AgentEvent(kind="tool_finished", turn_id=req.turn_id, tool=call.name,
                                                call_id=call.id, data={"ok": ok}, source=req.source))

@@ -19,6 +19,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from . import limits
 from .errors import (
     APPROVAL_NOT_ALLOWED,
     ApprovalError,
@@ -269,11 +270,13 @@ class Agent:
         run's approvals; the workflow records them with each approval. Without them anyone may."""
         if len(text) > MAX_MESSAGE:  # Temporal refuses payloads past 2 MB; say so instead of failing
             text = text[:MAX_MESSAGE] + f"\n[message truncated: {len(text)} characters in all]"
-        msg = UserMessage(
+        if message_id is not None and len(message_id) > limits.NAME_CHARS:
+            raise UserError(f"message_id is {len(message_id)} characters long; use at most {limits.NAME_CHARS}")
+        msg = limits.bound_user_message(UserMessage(  # by encoded bytes: non-ASCII takes 6 to 12 each
             id=message_id or uuid.uuid4().hex, text=text, user=user, user_name=user_name,
             context=list(context or []), deliver_to=deliver_to,
             approvers=None if approvers is None else list(approvers), admins=list(admins or []),
-        )
+        ))
         await self._ensure_worker()
         start = WithStartWorkflowOperation(
             ConversationWorkflow.run,

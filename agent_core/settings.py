@@ -49,10 +49,11 @@ ENV_VARS: dict[str, str | None] = {
     "DISCORD_API_BASE": None,
     "DISCORD_GATEWAY_URL": None,
     "DISCORD_GUILD_ID": None,
+    "DURABOT_SECRET_KEY": None,
 }
 
 SECRET_VARS = ("TEMPORAL_API_KEY", "OPENAI_API_KEY", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN",
-               "DISCORD_BOT_TOKEN")
+               "DISCORD_BOT_TOKEN", "DURABOT_SECRET_KEY")
 
 
 def _csv(value: str | None) -> list[str]:
@@ -94,6 +95,7 @@ class Settings:
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
     discord_guild_id: str | None = None
+    secret_key: str | None = field(default=None, repr=False)  # encrypts Temporal payloads (agent_core.codec)
 
     @property
     def use_demo_model(self) -> bool:
@@ -101,7 +103,8 @@ class Settings:
 
     def secrets(self) -> list[str]:
         return [v for v in (self.temporal_api_key, self.openai_api_key, self.slack_bot_token,
-                            self.slack_signing_secret, self.slack_app_token, self.discord_bot_token) if v]
+                            self.slack_signing_secret, self.slack_app_token, self.discord_bot_token,
+                            self.secret_key) if v]
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, dotenv: str | None = ".env") -> "Settings":
@@ -137,6 +140,10 @@ class Settings:
         log_format = (get("DURABOT_LOG_FORMAT") or "text").lower()
         if log_format not in ("text", "json"):
             raise UserError(f"DURABOT_LOG_FORMAT={log_format!r} is not one of: text, json")
+        from .codec import parse_keys
+
+        secret_key = get("DURABOT_SECRET_KEY")
+        parse_keys(secret_key)  # a malformed key stops start-up here, with how to make one
         return cls(
             temporal_address=address,
             temporal_namespace=get("TEMPORAL_NAMESPACE") or "default",
@@ -171,6 +178,7 @@ class Settings:
             discord_api_base=get("DISCORD_API_BASE"),
             discord_gateway_url=get("DISCORD_GATEWAY_URL"),
             discord_guild_id=get("DISCORD_GUILD_ID"),
+            secret_key=secret_key,
         )
 
     def temporal_config(self):  # -> TemporalConfig
@@ -180,5 +188,6 @@ class Settings:
             self.temporal_address, namespace=self.temporal_namespace, task_queue=self.task_queue,
             api_key=self.temporal_api_key, tls_cert=self.temporal_tls_cert, tls_key=self.temporal_tls_key,
             tls_ca=self.temporal_tls_ca, tls_server_name=self.temporal_tls_server_name,
+            secret_key=self.secret_key,
         )
 

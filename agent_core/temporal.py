@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from temporalio.client import Client
@@ -27,6 +27,8 @@ class TemporalConfig:
     tls_server_name: str | None = None  # the name on the server's certificate, if not the host
     interceptors: tuple = ()  # client interceptors, e.g. tracing
     connect_timeout: float = 10.0
+    secret_key: str | None = field(default=None, repr=False)  # DURABOT_SECRET_KEY: see agent_core.codec
+    payload_codec: object | None = None  # a codec of your own instead of durabot's (compression, encryption)
 
     @property
     def address(self) -> str:
@@ -54,12 +56,19 @@ class TemporalConfig:
         return TLSConfig(client_cert=cert, client_private_key=key, server_root_ca_cert=ca,
                          domain=self.tls_server_name)
 
+    def data_converter(self):  # -> temporalio.converter.DataConverter
+        """Every client and worker the project builds encodes payloads with this (see agent_core.codec)."""
+        from .codec import data_converter
+
+        return data_converter(self.secret_key, self.payload_codec)  # type: ignore[arg-type]
+
     async def connect(self) -> Client:
         tls = self._tls()
+        converter = self.data_converter()
         try:
             return await asyncio.wait_for(
                 Client.connect(self.address, namespace=self.namespace, api_key=self.api_key, tls=tls,
-                               interceptors=list(self.interceptors)),
+                               interceptors=list(self.interceptors), data_converter=converter),
                 self.connect_timeout,
             )
         except asyncio.TimeoutError:

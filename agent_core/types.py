@@ -268,6 +268,12 @@ class ApprovalInfo:
     admins: list[str] = field(default_factory=list)
     round: int | None = None  # the model round of the call; None on approvals asked by older versions
 
+    def __post_init__(self) -> None:
+        # Cards, statuses and carried turns repeat the arguments: whoever builds one, they stay small.
+        from .limits import APPROVAL_ARGUMENTS_BYTES, clip
+
+        self.arguments = clip(self.arguments, APPROVAL_ARGUMENTS_BYTES, "arguments")
+
 
 @dataclass
 class Decision:

@@ -17,6 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from . import limits
     from .delegation import Delegation
     from .errors import ABORTED, APPROVAL_NOT_ALLOWED, DELIVERY_FAILED, DELIVERY_REFUSED, FINGERPRINT_ERROR
     from .approvals import APPROVAL_IDS_PATCH, approval_id, may_decide, who_may
@@ -105,6 +106,9 @@ class ConversationWorkflow(Delegation):
     def _apply_carry(self, carry: Carry) -> None:
         self.carry_in = carry
         self.window: list[ChatMessage] = list(carry.window)
+        self.window_sizes = [limits.message_bytes(m) for m in self.window]
+        self.window_bytes = sum(self.window_sizes)
+        self._bound_window()
         self.next_seq = carry.next_seq
         self.synced_seq = carry.next_seq  # assume the store has them; a miss triggers one resync
         self.turns = carry.turns
@@ -198,8 +202,16 @@ class ConversationWorkflow(Delegation):
             await workflow.sleep(remaining)
 
     async def _continue_as_new_if_needed(self) -> None:
-        if self.checkpoint is not None or self._history_is_large():
+        if self.checkpoint is not None:
             await self._continue_as_new()
+        elif self._history_is_large() and not self._pending_too_large():
+            await self._continue_as_new()
+
+    def _pending_too_large(self) -> bool:
+        # Queued messages ride in the next run's input; past the budget, the queue drains first.
+        if sum(limits.payload_size(m) for m in self.queue) <= limits.PENDING_BYTES:
+            return False
+        return workflow.patched("bounded-pending")
 
     def _history_is_large(self) -> bool:
         info = workflow.info()
@@ -223,7 +235,7 @@ class ConversationWorkflow(Delegation):
         )
 
     def _carry(self) -> Carry:
-        finished = [s for s in self.statuses.values() if s.done][-_RECENT:]
+        finished = limits.bound_statuses([s for s in self.statuses.values() if s.done][-_RECENT:])
         return Carry(
             window=list(self.window), next_seq=self.next_seq, turns=self.turns,
             approvals=self.approval_count, seen_message_ids=list(self.seen_ids), recent=finished,
@@ -249,12 +261,26 @@ class ConversationWorkflow(Delegation):
         await workflow.wait_condition(lambda: st.done or self.continuing)
         return Progress(turn=st, continued=not st.done)
 
+    @submit.validator
+    def _validate_submit(self, msg: UserMessage) -> None:
+        problem = _refusal(msg)
+        if problem:
+            raise ApplicationError(problem, type="MessageRejected")
+
+    @submit_and_wait.validator
+    def _validate_submit_and_wait(self, msg: UserMessage) -> None:
+        self._validate_submit(msg)
+
     @workflow.signal(name="submit_signal")
     def submit_signal(self, msg: UserMessage) -> None:
-        if msg.id not in self.seen_set:
+        problem = _refusal(msg)
+        if problem:
+            workflow.logger.warning("message dropped: %s", problem)  # a signal cannot be answered
+        elif msg.id not in self.seen_set:
             self._enqueue(msg)
 
     def _enqueue(self, msg: UserMessage) -> TurnStatus:
+        limits.bound_user_message(msg)  # a client of another version may not have cut it
         self._remember(msg.id)
         status = TurnStatus(turn_id=msg.id, state="queued", step="queued",
                             meta=dict(msg.deliver_to.meta) if msg.deliver_to else {})
@@ -375,8 +401,10 @@ class ConversationWorkflow(Delegation):
         except _Checkpoint:
             self.current = self.current_msg = self.current_task = None
             self.checkpoint = TurnCheckpoint(
-                message=msg, status=st, round=self.phase[0] if self.phase else 0,
-                calls=list(self.phase[1]) if self.phase else [], results=list(self.phase_results.values()),
+                message=dataclasses.replace(msg, context=[]),  # already in the transcript
+                status=st, round=self.phase[0] if self.phase else 0,
+                calls=list(self.phase[1]) if self.phase else [],
+                results=_bound_results(list(self.phase_results.values())),
             )
             return  # no notice: the turn goes on in the next run
         except (asyncio.CancelledError, ActivityError, ChildWorkflowError) as err:
@@ -388,6 +416,7 @@ class ConversationWorkflow(Delegation):
                 raise  # the workflow itself is being cancelled
             else:
                 st.state, st.error, st.error_kind = "failed", *self._explain(err)
+                st.error = limits.clip(st.error, limits.ERROR_BYTES, "error")
                 self._close_open_tool_calls("Not run: the request failed.")
                 kind = "turn_failed"
         finally:
@@ -466,7 +495,7 @@ class ConversationWorkflow(Delegation):
     def _ref(self, resync: bool) -> TranscriptRef:
         window_start = self.next_seq - len(self.window)
         first_unsynced = window_start if resync else max(self.synced_seq, window_start)
-        start = max(window_start, self.next_seq - self.spec.context_messages)
+        start = max(0, self.next_seq - self.spec.context_messages)  # the store has more than the window
         return TranscriptRef(
             conversation_id=self.conv, start_seq=start, end_seq=self.next_seq,
             unsynced=self.window[first_unsynced - window_start:], resync=resync,
@@ -594,11 +623,29 @@ class ConversationWorkflow(Delegation):
 
     # ---------------------------------------------------------------- transcript window
     def _append(self, *messages: ChatMessage) -> None:
+        sizes = [limits.message_bytes(m) for m in messages]
         self.window.extend(messages)
+        self.window_sizes.extend(sizes)
+        self.window_bytes += sum(sizes)
         self.next_seq += len(messages)
         limit = self.spec.context_messages + _WINDOW_SLACK
         if len(self.window) > limit:
-            del self.window[: len(self.window) - limit]
+            cut = len(self.window) - limit
+            self.window_bytes -= sum(self.window_sizes[:cut])
+            del self.window[:cut], self.window_sizes[:cut]
+        if self.window_bytes > limits.WINDOW_BYTES:
+            self._bound_window()
+
+    def _bound_window(self) -> None:
+        # The window rides in the carry and in every model round's input: the oldest texts give way
+        # to stubs, and stubs past the budget (a very long window) to nothing. The transcript store
+        # still holds the whole messages it was sent; the model is told of any it cannot get.
+        self.window_bytes = limits.bound_messages(self.window, self.window_sizes, limits.WINDOW_BYTES)
+        cut = 0
+        while self.window_bytes > limits.WINDOW_BYTES and cut < len(self.window) - 1:
+            self.window_bytes -= self.window_sizes[cut]
+            cut += 1
+        del self.window[:cut], self.window_sizes[:cut]
 
     def _close_open_tool_calls(self, note: str) -> None:
         answered = {m.tool_call_id for m in self.window if m.role == "tool"}
@@ -663,6 +710,28 @@ _DELIVERY_OPTIONS = dict(
         non_retryable_error_types=[DELIVERY_REFUSED, DELIVERY_FAILED],
     ),
 )
+
+
+def _refusal(msg: UserMessage) -> str | None:
+    """Why a message cannot be taken as it is (its id and delivery target are kept, not cut)."""
+    if len(msg.id) > limits.NAME_CHARS:
+        return f"message id is {len(msg.id)} characters long; at most {limits.NAME_CHARS} are accepted"
+    if msg.deliver_to is not None and limits.payload_size(msg.deliver_to) > limits.ERROR_BYTES:
+        return f"the delivery target is larger than {limits.ERROR_BYTES} bytes"
+    return None
+
+
+def _bound_results(results: list[ToolResult]) -> list[ToolResult]:
+    """A paused turn's finished tool results, cut (oldest first) to fit the next run's input."""
+    total = sum(limits.encoded_len(r.output) for r in results)
+    out = []
+    for r in results:
+        if total > limits.CHECKPOINT_BYTES:
+            short = limits.clip(r.output, 1_000, "tool output")
+            total -= limits.encoded_len(r.output) - limits.encoded_len(short)
+            r = dataclasses.replace(r, output=short)
+        out.append(r)
+    return out
 
 
 def _parse_time(value: str) -> datetime:
