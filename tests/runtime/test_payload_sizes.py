@@ -164,7 +164,11 @@ async def test_a_long_thread_context_is_cut_to_its_newest_messages(make_agent, f
 def test_approval_arguments_are_bounded_by_bytes():
     from agent_core.types import ApprovalInfo
 
-    info = ApprovalInfo(id="a1", turn_id="t", tool="deploy", arguments=json.dumps({"note": "ü" * 2_000},
+    from agent_core.limits import APPROVAL_ARGUMENTS_BYTES
+
+    info = ApprovalInfo(id="a1", turn_id="t", tool="deploy", arguments=json.dumps({"note": "ü" * 20_000},
                                                                                    ensure_ascii=False),
                         requested_by="u")
-    assert len(json.dumps(info.arguments)) <= 2_000 and "[arguments cut to fit" in info.arguments
+    assert len(json.dumps(info.arguments)) <= APPROVAL_ARGUMENTS_BYTES and "[arguments cut to fit" in info.arguments
+    whole = json.dumps({"note": "ü" * 1_000}, ensure_ascii=False)  # what an approver's Show all needs
+    assert ApprovalInfo(id="a2", turn_id="t", tool="deploy", arguments=whole, requested_by="u").arguments == whole

@@ -1,0 +1,83 @@
+"""Names that cross process boundaries, defined once.
+
+Clients, workers and platform adapters of different versions talk through these names (Temporal
+workflow, update, signal, query and activity names, delivery kinds, ApplicationError types), so
+they are part of the contract with every conversation already running: add, never rename.
+Everyone imports them from here; nothing else spells them.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = [
+    "WORKFLOW",
+    "LLM_ACTIVITY",
+    "TOOL_ACTIVITY",
+    "RESTORE_ACTIVITY",
+    "DELIVER_ACTIVITY",
+    "Update",
+    "Signal",
+    "Query",
+    "DeliveryKind",
+    "ErrorType",
+]
+
+WORKFLOW = "DurabotConversation"
+
+LLM_ACTIVITY = "durabot.llm_round"
+TOOL_ACTIVITY = "durabot.run_tool"
+RESTORE_ACTIVITY = "durabot.restore"
+DELIVER_ACTIVITY = "durabot.deliver"  # runs on a platform adapter's delivery task queue
+
+
+class Update(str, Enum):
+    SUBMIT = "submit"
+    SUBMIT_AND_WAIT = "submit_and_wait"
+    WAIT_PROGRESS = "wait_progress"
+    DECIDE = "decide"
+
+
+class Signal(str, Enum):
+    SUBMIT = "submit_signal"
+    CANCEL = "cancel"
+    DECIDE_CHILD = "decide_signal"  # a parent passes a decision down to its sub-agent
+    CHILD_APPROVAL = "child_approval"  # a sub-agent raises an approval to its parent
+
+
+class Query(str, Enum):
+    STATUS = "status"
+    TURN = "turn"
+    APPROVAL = "approval"
+
+
+class DeliveryKind(str, Enum):
+    """What a durable notice to a platform adapter is about. A str enum: it travels as its value."""
+
+    APPROVAL_REQUESTED = "approval_requested"
+    APPROVAL_DECIDED = "approval_decided"
+    TURN_FINISHED = "turn_finished"
+    TURN_CANCELLED = "turn_cancelled"
+    TURN_FAILED = "turn_failed"
+
+    @property
+    def ends_turn(self) -> bool:
+        return self in (DeliveryKind.TURN_FINISHED, DeliveryKind.TURN_CANCELLED, DeliveryKind.TURN_FAILED)
+
+
+class ErrorType(str, Enum):
+    """``ApplicationError.type`` values that cross the workflow / activity / client boundaries."""
+
+    FINGERPRINT = "FingerprintMismatch"
+    MODEL = "ModelError"
+    ABORTED = "RunAborted"
+    APPROVAL_NOT_ALLOWED = "ApprovalNotAllowed"
+    APPROVAL_UNKNOWN = "ApprovalUnknown"
+    APPROVAL_ALREADY_DECIDED = "ApprovalAlreadyDecided"
+    CONTINUING = "Continuing"
+    MESSAGE_REJECTED = "MessageRejected"
+    # How a platform adapter's delivery attempt ended; see bots/common/delivery.py.
+    DELIVERY_LATER = "DeliveryRetryLater"  # rate limit or outage: retried until the notice goes through
+    DELIVERY_UNEXPECTED = "DeliveryUnexpected"  # retried a few times, then sent once as plain text
+    DELIVERY_REFUSED = "DeliveryRefused"  # the platform refused for good (channel gone, no access)
+    DELIVERY_FAILED = "DeliveryFailed"  # the plain-text fallback failed too: the notice is dropped
