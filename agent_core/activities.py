@@ -24,7 +24,7 @@ from .model import ChatModel
 from .store import TranscriptStore
 from .tools import Tool, ToolContext
 from .types import AgentEvent, Carry, ChatMessage, LLMRequest, LLMResult, ToolRequest, ToolResult
-from .workflow import LLM_ACTIVITY, RESTORE_ACTIVITY, TOOL_ACTIVITY
+from .contract import LLM_ACTIVITY, RESTORE_ACTIVITY, TOOL_ACTIVITY
 
 log = logging.getLogger(__name__)
 

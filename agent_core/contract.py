@@ -76,7 +76,7 @@ class ErrorType(str, Enum):
     APPROVAL_ALREADY_DECIDED = "ApprovalAlreadyDecided"
     CONTINUING = "Continuing"
     MESSAGE_REJECTED = "MessageRejected"
-    # How a platform adapter's delivery attempt ended; see bots/common/delivery.py.
+    # How a platform adapter's delivery attempt ended; see bots/core/delivery.py.
     DELIVERY_LATER = "DeliveryRetryLater"  # rate limit or outage: retried until the notice goes through
     DELIVERY_UNEXPECTED = "DeliveryUnexpected"  # retried a few times, then sent once as plain text
     DELIVERY_REFUSED = "DeliveryRefused"  # the platform refused for good (channel gone, no access)

@@ -19,6 +19,8 @@ of the names at the end of this module.
 
 from __future__ import annotations
 
+from .contract import ErrorType
+
 
 class DurabotError(Exception):
     """Root of every error this package raises on purpose."""
@@ -72,14 +74,12 @@ class RunAborted(RunFailed):
     pass
 
 
-# ApplicationError type names used across the workflow / activity boundary.
-FINGERPRINT_ERROR = "FingerprintMismatch"
-MODEL_ERROR = "ModelError"
-ABORTED = "RunAborted"
-APPROVAL_NOT_ALLOWED = "ApprovalNotAllowed"
-
-# How a platform adapter's delivery attempt (``durabot.deliver``) ended; see bots/common/delivery.py.
-DELIVERY_LATER = "DeliveryRetryLater"  # rate limit or outage: retried until the notice goes through
-DELIVERY_UNEXPECTED = "DeliveryUnexpected"  # retried a few times, then sent once as plain text
-DELIVERY_REFUSED = "DeliveryRefused"  # the platform refused for good (channel gone, no access)
-DELIVERY_FAILED = "DeliveryFailed"  # the plain-text fallback failed too: the notice is dropped
+# ApplicationError type names used across the workflow / activity boundary (defined in contract.py).
+FINGERPRINT_ERROR = ErrorType.FINGERPRINT.value
+MODEL_ERROR = ErrorType.MODEL.value
+ABORTED = ErrorType.ABORTED.value
+APPROVAL_NOT_ALLOWED = ErrorType.APPROVAL_NOT_ALLOWED.value
+DELIVERY_LATER = ErrorType.DELIVERY_LATER.value
+DELIVERY_UNEXPECTED = ErrorType.DELIVERY_UNEXPECTED.value
+DELIVERY_REFUSED = ErrorType.DELIVERY_REFUSED.value
+DELIVERY_FAILED = ErrorType.DELIVERY_FAILED.value

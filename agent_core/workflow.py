@@ -19,6 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     from . import limits
     from .delegation import Delegation
+    from .contract import DELIVER_ACTIVITY, LLM_ACTIVITY, RESTORE_ACTIVITY, TOOL_ACTIVITY, WORKFLOW
     from .errors import ABORTED, APPROVAL_NOT_ALLOWED, DELIVERY_FAILED, DELIVERY_REFUSED, FINGERPRINT_ERROR
     from .approvals import APPROVAL_IDS_PATCH, approval_id, may_decide, who_may
     from .fingerprint import describe_mismatch
@@ -45,10 +46,6 @@ with workflow.unsafe.imports_passed_through():
         UserMessage,
     )
 
-LLM_ACTIVITY = "durabot.llm_round"
-TOOL_ACTIVITY = "durabot.run_tool"
-RESTORE_ACTIVITY = "durabot.restore"
-DELIVER_ACTIVITY = "durabot.deliver"
 
 IDLE_TIMER_PATCH = "idle-timer-per-period"
 # Runs without the patch marker that started before this used a timer per wait (development builds only).
@@ -63,7 +60,7 @@ class _Checkpoint(Exception):
     """Raised inside a turn when only approval waits remain and the run should continue as new."""
 
 
-@workflow.defn(name="DurabotConversation")
+@workflow.defn(name=WORKFLOW)
 class ConversationWorkflow(Delegation):
     @workflow.init
     def __init__(self, inp: ConversationInput) -> None:

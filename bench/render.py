@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bots.common.split import split_message  # noqa: E402
-from bots.common.tables import tables_to_code_blocks  # noqa: E402
+from bots.core.split import split_message  # noqa: E402
+from bots.core.tables import tables_to_code_blocks  # noqa: E402
 from bots.discord.render import reply_parts  # noqa: E402
 from bots.slack.mrkdwn import escape, to_mrkdwn  # noqa: E402
 from bots.slack.render import _live_body, answer_parts, live_text  # noqa: E402

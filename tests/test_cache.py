@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bots.common.cache import BoundedCache
+from bots.core.cache import BoundedCache
 
 
 class Clock:

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import aiohttp
 import discord
 
-from bots.common.delivery import plain
+from bots.core.delivery import plain
 from bots.discord import delivery as discord_delivery
 from bots.slack import delivery as slack_delivery
 from bots.slack.web import SlackCallError

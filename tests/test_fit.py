@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from bots.common.fit import chunks, fit
+from bots.core.fit import chunks, fit
 from bots.slack.mrkdwn import escape
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from bots.common.split import split_message
+from bots.core.split import split_message
 
 
 def fences_balanced(part: str) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bots.common.tables import tables_to_code_blocks
+from bots.core.tables import tables_to_code_blocks
 
 
 def test_separator_forms_and_alignment():

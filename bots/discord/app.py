@@ -19,8 +19,8 @@ from agent_core import Agent
 from agent_core.errors import UserError
 from agent_core.settings import Settings
 from agent_core.types import Delivery
-from bots.common.cache import BoundedCache
-from bots.common.runlink import run_url
+from bots.core.cache import BoundedCache
+from bots.core.runlink import run_url
 
 from .apitrace import api_trace
 from .buttons import ApprovalButton, ShowAllButton

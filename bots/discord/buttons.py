@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from agent_core.errors import ApprovalError, ApprovalNotAllowed, ConversationNotFound, DurabotError
-from bots.common.fit import pretty_arguments
-from bots.common.runlink import LINK_LABEL
+from bots.core.fit import pretty_arguments
+from bots.core.runlink import LINK_LABEL
 
 from .ids import (
     BUTTON_TEMPLATE,

@@ -7,7 +7,7 @@ no placeholder was ever posted); continuation messages and approval cards are cr
 deterministic nonces, and a card is looked up by its button custom id in the thread before it is
 posted again after a restart.
 
-Failures are sorted as on every platform (see bots/common/delivery.py): rate limits and outages are
+Failures are sorted as on every platform (see bots/core/delivery.py): rate limits and outages are
 retried, refusals for good are not, and anything else is retried a few times and then sent as plain
 text (``deliver_plain``): the same notice without components, under the same nonces.
 """
@@ -22,9 +22,9 @@ import discord
 from temporalio import activity
 
 from agent_core.types import Delivery
-from agent_core.workflow import DELIVER_ACTIVITY
-from bots.common.delivery import Failure, deliver_with_fallback, plain
-from bots.common.split import split_message
+from agent_core.contract import DELIVER_ACTIVITY
+from bots.core.delivery import Failure, deliver_with_fallback, plain
+from bots.core.split import split_message
 
 from .buttons import approval_view, run_link_view
 from .ids import button_custom_id, nonce, parse_conversation_id

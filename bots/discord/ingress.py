@@ -19,7 +19,7 @@ import discord
 
 from agent_core.errors import DurabotError
 from agent_core.types import ChatMessage, DeliveryTarget
-from bots.common.cache import BoundedCache
+from bots.core.cache import BoundedCache
 
 from .ids import DM, ConversationRef, nonce
 from .placeholder import UNAVAILABLE, stop_view

@@ -13,7 +13,7 @@ import time
 from collections import deque
 
 from agent_core.metrics import rate_limit_wait_seconds_total
-from bots.common.cache import BoundedCache
+from bots.core.cache import BoundedCache
 
 CHANNELS = 10_000  # channels paced at once; one pushed out only forgets its last few seconds of sends
 

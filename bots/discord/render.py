@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from bots.common.sanitize import clean_text
-from bots.common.fit import fit, pretty_arguments
-from bots.common.split import split_message
-from bots.common.tables import tables_to_code_blocks
+from bots.core.sanitize import clean_text
+from bots.core.fit import fit, pretty_arguments
+from bots.core.split import split_message
+from bots.core.tables import tables_to_code_blocks
 
 MESSAGE_LIMIT = 2000
 THINKING = "\N{HOURGLASS WITH FLOWING SAND} Thinking\N{HORIZONTAL ELLIPSIS}"

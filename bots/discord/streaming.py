@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 import discord
 
 from agent_core.events import TextAccumulator
-from bots.common.cache import BoundedCache
+from bots.core.cache import BoundedCache
 
 from .ids import nonce
 from .ratelimit import ChannelLimiter

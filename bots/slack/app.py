@@ -24,8 +24,8 @@ from agent_core import Agent
 from agent_core.errors import AgentRuntimeError, UserError
 from agent_core.settings import Settings
 from agent_core.types import Delivery, DeliveryTarget
-from bots.common.cache import BoundedCache
-from bots.common.runlink import run_url
+from bots.core.cache import BoundedCache
+from bots.core.runlink import run_url
 
 from . import approvals
 from .commands import Commands

@@ -5,7 +5,7 @@ At least once in, exactly once visible: every message the bot posts carries a me
 process knows; a retried attempt (or one that does not know the placeholder, after a restart) first
 reads the thread and skips what an earlier attempt already posted. Edits are idempotent by nature.
 
-Failures are sorted as on every platform (see bots/common/delivery.py): rate limits and outages are
+Failures are sorted as on every platform (see bots/core/delivery.py): rate limits and outages are
 retried, refusals for good are not, and anything else is retried a few times and then sent as plain
 text (``deliver_plain``): the same notice, escaped, without blocks, under the same keys.
 """
@@ -20,10 +20,11 @@ import aiohttp
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from agent_core.contract import DELIVER_ACTIVITY
 from agent_core.types import Delivery
-from bots.common.cache import BoundedCache
-from bots.common.delivery import Failure, deliver_with_fallback, plain
-from bots.common.split import split_message
+from bots.core.cache import BoundedCache
+from bots.core.delivery import Failure, deliver_with_fallback, plain
+from bots.core.split import split_message
 
 from .edits import EditScheduler
 from .mrkdwn import escape
@@ -42,7 +43,6 @@ from .web import SlackCallError, SlackWeb
 
 log = logging.getLogger(__name__)
 
-DELIVER_ACTIVITY = "durabot.deliver"
 ANSWERS = ("turn_finished", "turn_failed", "turn_cancelled")
 
 # Refusals that no retry can change: the channel is gone or closed to the bot, or the bot's token is.

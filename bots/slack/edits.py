@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from agent_core.metrics import rate_limit_wait_seconds_total
-from bots.common.cache import BoundedCache
+from bots.core.cache import BoundedCache
 
 from .limits import UPDATE_LIMIT, UPDATE_WINDOW, SlidingWindow, TokenBucket
 from .web import MAX_WAIT, SlackCallError, SlackWeb

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from bots.common.cache import BoundedCache
+from bots.core.cache import BoundedCache
 
 UPDATE_LIMIT = 48  # chat.update per window per workspace (Slack: ~50 a minute)
 UPDATE_WINDOW = 61.0  # seconds; one extra second absorbs network jitter between us and Slack

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from bots.common.sanitize import clean_text
+from bots.core.sanitize import clean_text
 
 __all__ = ["escape", "safe_url", "to_mrkdwn"]
 

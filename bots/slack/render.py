@@ -5,10 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 
 from agent_core.types import ApprovalInfo
-from bots.common.fit import chunks, fit, pretty_arguments
-from bots.common.runlink import LINK_LABEL
-from bots.common.sanitize import clean_text
-from bots.common.split import split_message
+from bots.core.fit import chunks, fit, pretty_arguments
+from bots.core.runlink import LINK_LABEL
+from bots.core.sanitize import clean_text
+from bots.core.split import split_message
 
 from .ids import button_ids
 from .mrkdwn import escape, safe_url, to_mrkdwn

@@ -40,7 +40,7 @@ from agent_core import Agent
 from agent_core.events import TextAccumulator
 from agent_core.metrics import REGISTRY
 from agent_core.types import Delivery, TurnStatus
-from bots.common.cache import BoundedCache
+from bots.core.cache import BoundedCache
 
 from .edits import EditScheduler
 from .ids import ThreadRef

@@ -27,7 +27,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_core.metrics import platform_api_calls_total, rate_limit_wait_seconds_total
-from bots.common.cache import BoundedCache
+from bots.core.cache import BoundedCache
 
 from .limits import PostBudgets
 from .render import metadata, metadata_key

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from bots.common.delivery import UNEXPECTED_ATTEMPTS
+from bots.core.delivery import UNEXPECTED_ATTEMPTS
 from tests.discord.conftest import button_ids, deploy, deploy_script
 from tests.helpers import wait_for_approval
 

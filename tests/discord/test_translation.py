@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bots.common.tables import tables_to_code_blocks
+from bots.core.tables import tables_to_code_blocks
 from bots.discord.buttons import may_decide
 from bots.discord.ids import (
     ConversationRef,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from bots.common.delivery import UNEXPECTED_ATTEMPTS
+from bots.core.delivery import UNEXPECTED_ATTEMPTS
 from bots.slack.render import metadata_key
 from tests.fakes.openai_server import Reply, echo_script, last_user_text
 from tests.helpers import wait_for_approval

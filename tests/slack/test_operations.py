@@ -7,7 +7,7 @@ import time
 from urllib.parse import quote
 
 from agent_core.metrics import REGISTRY
-from bots.common.runlink import run_url
+from bots.core.runlink import run_url
 from bots.slack.render import metadata_key, with_run_link
 from tests.fakes.openai_server import Reply
 from tests.slack.test_approvals_and_commands import card_of, deploy_script
