@@ -20,8 +20,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from . import limits
+from .contract import WORKFLOW, ErrorType, Query, Signal, Update
 from .errors import (
-    APPROVAL_NOT_ALLOWED,
     ApprovalError,
     ApprovalNotAllowed,
     NoWorkerError,
@@ -42,18 +42,20 @@ from .types import (
     ApprovalInfo,
     ApprovalPolicy,
     CancelRequest,
+    Carry,
     ChatMessage,
     ConversationInput,
     ConversationStatus,
     Decision,
     DeliveryTarget,
+    Progress,
     Timeouts,
     ToolSpec,
+    TurnStatus,
     UserMessage,
     timeouts_for,
     workflow_id_for,
 )
-from .workflow import ConversationWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -279,9 +281,9 @@ class Agent:
         ))
         await self._ensure_worker()
         start = WithStartWorkflowOperation(
-            ConversationWorkflow.run,
+            WORKFLOW,
             await self._start_input(conversation_id),
-            id=self.workflow_id(conversation_id), task_queue=self.task_queue,
+            id=self.workflow_id(conversation_id), task_queue=self.task_queue, result_type=Carry,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
         update_id = f"msg-{msg.id}-{uuid.uuid4().hex[:8]}"  # the workflow itself dedups by message id
@@ -290,8 +292,8 @@ class Agent:
             if _wait:  # one update that returns when the turn ends: no separate long poll
                 update = await asyncio.wait_for(
                     self.client.start_update_with_start_workflow(
-                        ConversationWorkflow.submit_and_wait, msg, start_workflow_operation=start, id=update_id,
-                        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                        Update.SUBMIT_AND_WAIT.value, msg, start_workflow_operation=start, id=update_id,
+                        wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=Progress,
                     ),
                     accept_within,
                 )
@@ -299,7 +301,7 @@ class Agent:
                 return RunHandle(self, conversation_id, msg.id, None, waiting=update)
             status = await asyncio.wait_for(
                 self.client.execute_update_with_start_workflow(
-                    ConversationWorkflow.submit, msg, start_workflow_operation=start, id=update_id,
+                    Update.SUBMIT.value, msg, start_workflow_operation=start, id=update_id, result_type=TurnStatus,
                 ),
                 accept_within,
             )
@@ -383,15 +385,15 @@ class Agent:
         for _ in range(100):
             try:
                 return await self._handle(conversation_id).execute_update(
-                    ConversationWorkflow.decide, Decision(approval_id, approved, by, reason, admin=admin),
-                    id=f"decide-{approval_id}-{uuid.uuid4().hex[:8]}",
+                    Update.DECIDE.value, Decision(approval_id, approved, by, reason, admin=admin),
+                    id=f"decide-{approval_id}-{uuid.uuid4().hex[:8]}", result_type=ApprovalInfo,
                 )
             except WorkflowUpdateFailedError as exc:
                 cause = exc.cause
-                if isinstance(cause, ApplicationError) and cause.type == "Continuing":
+                if isinstance(cause, ApplicationError) and cause.type == ErrorType.CONTINUING:
                     await asyncio.sleep(0.05)  # the next run takes over in a moment
                     continue
-                if isinstance(cause, ApplicationError) and cause.type == APPROVAL_NOT_ALLOWED:
+                if isinstance(cause, ApplicationError) and cause.type == ErrorType.APPROVAL_NOT_ALLOWED:
                     raise ApprovalNotAllowed(cause.message, *cause.details[:1]) from None
                 raise ApprovalError(cause.message if isinstance(cause, ApplicationError) else str(exc)) from None
             except RPCError as exc:
@@ -402,7 +404,7 @@ class Agent:
         """One approval with its whole arguments, as the conversation recorded it; None when this run
         does not know it (it ended, or it was decided long ago)."""
         try:
-            return await self._handle(conversation_id).query(ConversationWorkflow.approval, approval_id)
+            return await self._handle(conversation_id).query(Query.APPROVAL.value, approval_id, result_type=ApprovalInfo)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return None
@@ -413,7 +415,7 @@ class Agent:
     ) -> None:
         """Cancel the running turn (or a queued one); the conversation itself goes on."""
         try:
-            await self._handle(conversation_id).signal(ConversationWorkflow.cancel, CancelRequest(by, reason, turn_id))
+            await self._handle(conversation_id).signal(Signal.CANCEL.value, CancelRequest(by, reason, turn_id))
         except RPCError as exc:
             raise rpc_error(exc, self.temporal_address, conversation_id) from None
 
@@ -434,7 +436,7 @@ class Agent:
 
     async def _query_status(self, handle: WorkflowHandle, conversation_id: str) -> ConversationStatus | None:
         try:
-            return await handle.query(ConversationWorkflow.status)
+            return await handle.query(Query.STATUS.value, result_type=ConversationStatus)
         except RPCError as exc:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
                 return None  # it ended between the listing and the query

@@ -15,6 +15,7 @@ from temporalio import workflow
 from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from .contract import WORKFLOW, DeliveryKind, Signal
     from .approvals import APPROVAL_IDS_PATCH, approval_id
     from .events import stream_key
     from .types import (
@@ -32,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
 
 
 class Delegation:
-    @workflow.signal(name="decide_signal")
+    @workflow.signal(name=Signal.DECIDE_CHILD.value)
     async def decide_signal(self, d: Decision) -> None:
         """A parent passing down a decision on an approval this sub-agent raised to it."""
         info = self.approvals.get(d.approval_id)
@@ -47,9 +48,9 @@ class Delegation:
         if target is not None:  # the approval belongs to a sub-agent: it decides there
             self._proxy_resolved(info)
             await workflow.get_external_workflow_handle(target[0]).signal(
-                "decide_signal", Decision(target[1], d.approved, d.by, d.reason, admin=d.admin))
+                Signal.DECIDE_CHILD.value, Decision(target[1], d.approved, d.by, d.reason, admin=d.admin))
 
-    @workflow.signal(name="child_approval")
+    @workflow.signal(name=Signal.CHILD_APPROVAL.value)
     async def child_approval(self, ca: ChildApproval) -> None:
         """A sub-agent asks (or reports the end of) an approval: show it as ours, under an id of ours."""
         key = (ca.child_workflow_id, ca.approval.id)
@@ -72,7 +73,7 @@ class Delegation:
             st.approvals.append(proxy)
             st.state, st.step = "awaiting_approval", f"waiting for approval of {proxy.tool}"
             self._bump(st, milestone=True)
-            self._notify("approval_requested", msg, st, approval=proxy)
+            self._notify(DeliveryKind.APPROVAL_REQUESTED, msg, st, approval=proxy)
             await self._raise_to_parent(proxy)
         elif proxy.status == "pending" and ca.approval.status != "pending":
             proxy.status, proxy.decided_by, proxy.reason = (
@@ -86,14 +87,14 @@ class Delegation:
         if not any(a.status == "pending" for a in st.approvals):
             st.state = "running"
         self._bump(st, milestone=True)
-        self._notify("approval_decided", msg, st, approval=proxy)
+        self._notify(DeliveryKind.APPROVAL_DECIDED, msg, st, approval=proxy)
         if self.parent is not None:
             asyncio.create_task(self._raise_to_parent(proxy))
 
     async def _raise_to_parent(self, info: ApprovalInfo) -> None:
         if self.parent is not None:
             await workflow.get_external_workflow_handle(self.parent.workflow_id).signal(
-                "child_approval", ChildApproval(workflow.info().workflow_id, info))
+                Signal.CHILD_APPROVAL.value, ChildApproval(workflow.info().workflow_id, info))
 
     async def _delegate(self, msg: UserMessage, st: TurnStatus, call: ToolCall, name: str) -> ToolResult:
         """Run a sub-agent on the task as a child workflow on its own task queue; its answer is the result."""
@@ -123,7 +124,7 @@ class Delegation:
         )
         try:
             carry = await workflow.execute_child_workflow(
-                "DurabotConversation", child, id=f"{sub.name}/{child_conv}", task_queue=sub.task_queue,
+                WORKFLOW, child, id=f"{sub.name}/{child_conv}", task_queue=sub.task_queue,
                 result_type=Carry, execution_timeout=timedelta(seconds=sub.timeouts.run),
             )
         except ChildWorkflowError as err:

@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from .contract import ErrorType, Update
 from .errors import (
-    ABORTED,
-    FINGERPRINT_ERROR,
     ApprovalError,
     ConversationNotFound,
     FingerprintMismatch,
@@ -21,7 +20,6 @@ from .errors import (
 )
 from .temporal import rpc_error
 from .types import AgentEvent, ApprovalInfo, Carry, Progress, ProgressQuery, TurnStatus
-from .workflow import ConversationWorkflow
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -61,8 +59,8 @@ class RunHandle:
         while True:
             try:
                 p: Progress = await handle.execute_update(
-                    ConversationWorkflow.wait_progress, ProgressQuery(self.turn_id, seen_milestone),
-                    id=f"progress-{uuid.uuid4().hex}",
+                    Update.WAIT_PROGRESS.value, ProgressQuery(self.turn_id, seen_milestone),
+                    id=f"progress-{uuid.uuid4().hex}", result_type=Progress,
                 )
             except RPCError as exc:
                 closed = await self._from_closed_run(exc)
@@ -227,9 +225,9 @@ def _result_or_raise(st: TurnStatus, conversation_id: str) -> RunResult:
     if st.state == "cancelled":
         raise RunCancelled(f"the run {st.turn_id!r} was cancelled by {st.cancelled_by}")
     if st.state == "failed":
-        if st.error_kind == FINGERPRINT_ERROR:
+        if st.error_kind == ErrorType.FINGERPRINT:
             raise FingerprintMismatch(st.error or "configuration mismatch")
-        if st.error_kind == ABORTED:
+        if st.error_kind == ErrorType.ABORTED:
             raise RunAborted(f"the run {st.turn_id!r} was stopped: {st.error}")
         raise RunFailed(f"the run {st.turn_id!r} failed: {st.error}")
     return RunResult(st, conversation_id)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from .contract import DeliveryKind
+
 
 class AgentMode(str, Enum):
     """How a run behaves when things are slow or absent.
@@ -339,7 +341,7 @@ class ConversationStatus:
 class Delivery:
     """A durable notice for a platform adapter, delivered by an activity on its task queue."""
 
-    kind: str  # approval_requested | approval_decided | turn_finished | turn_cancelled | turn_failed
+    kind: DeliveryKind  # a str enum: the wire value is the plain string
     conversation_id: str
     turn_id: str
     meta: dict[str, str]

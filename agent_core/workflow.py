@@ -19,8 +19,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     from . import limits
     from .delegation import Delegation
-    from .contract import DELIVER_ACTIVITY, LLM_ACTIVITY, RESTORE_ACTIVITY, TOOL_ACTIVITY, WORKFLOW
-    from .errors import ABORTED, APPROVAL_NOT_ALLOWED, DELIVERY_FAILED, DELIVERY_REFUSED, FINGERPRINT_ERROR
+    from .contract import (
+        DELIVER_ACTIVITY, LLM_ACTIVITY, RESTORE_ACTIVITY, TOOL_ACTIVITY, WORKFLOW,
+        DeliveryKind, ErrorType, Query, Signal, Update,
+    )
     from .approvals import APPROVAL_IDS_PATCH, approval_id, may_decide, who_may
     from .fingerprint import describe_mismatch
     from .types import (
@@ -239,7 +241,7 @@ class ConversationWorkflow(Delegation):
         )
 
     # ---------------------------------------------------------------- messages in
-    @workflow.update(name="submit")
+    @workflow.update(name=Update.SUBMIT.value)
     def submit(self, msg: UserMessage) -> TurnStatus:
         if msg.id in self.seen_set:
             known = self.statuses.get(msg.id)
@@ -248,7 +250,7 @@ class ConversationWorkflow(Delegation):
             return dataclasses.replace(known, duplicate=True)
         return self._enqueue(msg)
 
-    @workflow.update(name="submit_and_wait")
+    @workflow.update(name=Update.SUBMIT_AND_WAIT.value)
     async def submit_and_wait(self, msg: UserMessage) -> Progress:
         """Submit, then answer when the turn ends: one update for a caller that only wants the result."""
         accepted = self.submit(msg)
@@ -262,13 +264,13 @@ class ConversationWorkflow(Delegation):
     def _validate_submit(self, msg: UserMessage) -> None:
         problem = _refusal(msg)
         if problem:
-            raise ApplicationError(problem, type="MessageRejected")
+            raise ApplicationError(problem, type=ErrorType.MESSAGE_REJECTED.value)
 
     @submit_and_wait.validator
     def _validate_submit_and_wait(self, msg: UserMessage) -> None:
         self._validate_submit(msg)
 
-    @workflow.signal(name="submit_signal")
+    @workflow.signal(name=Signal.SUBMIT.value)
     def submit_signal(self, msg: UserMessage) -> None:
         problem = _refusal(msg)
         if problem:
@@ -298,7 +300,7 @@ class ConversationWorkflow(Delegation):
             del self.statuses[key]
 
     # ---------------------------------------------------------------- progress, decisions, cancel
-    @workflow.update(name="wait_progress")
+    @workflow.update(name=Update.WAIT_PROGRESS.value)
     async def wait_progress(self, q: ProgressQuery) -> Progress:
         def changed() -> bool:
             st = self.statuses.get(q.turn_id)
@@ -310,7 +312,7 @@ class ConversationWorkflow(Delegation):
             return Progress(turn=st)
         return Progress(turn=st, continued=self.continuing)
 
-    @workflow.update(name="decide")
+    @workflow.update(name=Update.DECIDE.value)
     async def decide(self, d: Decision) -> ApprovalInfo:
         info = self.approvals[d.approval_id]
         await self._apply_decision(info, d)
@@ -319,29 +321,29 @@ class ConversationWorkflow(Delegation):
     @decide.validator
     def _validate_decision(self, d: Decision) -> None:
         if self.continuing:
-            raise ApplicationError("the conversation is moving to a new run; try again", type="Continuing")
+            raise ApplicationError("the conversation is moving to a new run; try again", type=ErrorType.CONTINUING.value)
         info = self.approvals.get(d.approval_id)
         if info is None:
-            raise ApplicationError(f"no approval {d.approval_id!r} in this conversation", type="ApprovalUnknown")
+            raise ApplicationError(f"no approval {d.approval_id!r} in this conversation", type=ErrorType.APPROVAL_UNKNOWN.value)
         if info.status != "pending":
             who = f" by {info.decided_by}" if info.decided_by else ""
             raise ApplicationError(
-                f"approval {d.approval_id!r} is already {info.status}{who}", type="ApprovalAlreadyDecided"
+                f"approval {d.approval_id!r} is already {info.status}{who}", type=ErrorType.APPROVAL_ALREADY_DECIDED.value
             )
         if not may_decide(info, d.by, d.admin):
             # The policy was recorded when the approval was asked: what a button or caller claims
             # about the requester or the approvers plays no part.
             raise ApplicationError(
                 f"{d.by!r} may not decide approval {d.approval_id!r}: only {who_may(info)} can",
-                info.requested_by, type=APPROVAL_NOT_ALLOWED,
+                info.requested_by, type=ErrorType.APPROVAL_NOT_ALLOWED.value,
             )
 
-    @workflow.query(name="approval")
+    @workflow.query(name=Query.APPROVAL.value)
     def approval(self, approval_id: str) -> ApprovalInfo | None:
         """One approval of this run, with its whole arguments (cards show them shortened)."""
         return self.approvals.get(approval_id)
 
-    @workflow.signal(name="cancel")
+    @workflow.signal(name=Signal.CANCEL.value)
     def cancel(self, req: CancelRequest) -> None:
         if self.continuing and self.checkpoint is not None:
             self.pending_cancel = req  # the paused turn is cancelled as soon as the next run resumes it
@@ -353,14 +355,14 @@ class ConversationWorkflow(Delegation):
                     st = self.statuses[msg.id]
                     st.state, st.cancelled_by, st.step = "cancelled", req.by, None
                     self._bump(st, milestone=True)
-                    self._notify("turn_cancelled", msg, st)
+                    self._notify(DeliveryKind.TURN_CANCELLED, msg, st)
                     return
             return
         if self.current is not None and self.current_task is not None and not self.current_task.done():
             self.current.cancelled_by = req.by
             self.current_task.cancel()
 
-    @workflow.query(name="status")
+    @workflow.query(name=Query.STATUS.value)
     def status(self) -> ConversationStatus:
         cur = self.current
         state = "idle" if cur is None else ("awaiting_approval" if cur.state == "awaiting_approval" else "running")
@@ -370,7 +372,7 @@ class ConversationWorkflow(Delegation):
             started_at=self.started_at, history_length=info.get_current_history_length(),
         )
 
-    @workflow.query(name="turn")
+    @workflow.query(name=Query.TURN.value)
     def turn(self, turn_id: str) -> TurnStatus | None:
         return self.statuses.get(turn_id)
 
@@ -394,7 +396,7 @@ class ConversationWorkflow(Delegation):
         try:
             st.text = await self.current_task
             st.state = "finished"
-            kind = "turn_finished"
+            kind = DeliveryKind.TURN_FINISHED
         except _Checkpoint:
             self.current = self.current_msg = self.current_task = None
             self.checkpoint = TurnCheckpoint(
@@ -408,14 +410,14 @@ class ConversationWorkflow(Delegation):
             if st.cancelled_by is not None:  # cancelled by our cancel signal
                 self._close_open_tool_calls("Not run: the request was cancelled.")
                 st.state = "cancelled"
-                kind = "turn_cancelled"
+                kind = DeliveryKind.TURN_CANCELLED
             elif isinstance(err, asyncio.CancelledError):
                 raise  # the workflow itself is being cancelled
             else:
                 st.state, st.error, st.error_kind = "failed", *self._explain(err)
                 st.error = limits.clip(st.error, limits.ERROR_BYTES, "error")
                 self._close_open_tool_calls("Not run: the request failed.")
-                kind = "turn_failed"
+                kind = DeliveryKind.TURN_FAILED
         finally:
             self.current = self.current_msg = self.current_task = None
         st.step = None
@@ -428,7 +430,7 @@ class ConversationWorkflow(Delegation):
         for info in st.approvals:
             if info.status == "pending":
                 info.status = "cancelled"
-                self._notify("approval_decided", msg, st, approval=info)
+                self._notify(DeliveryKind.APPROVAL_DECIDED, msg, st, approval=info)
         self._notify(kind, msg, st)
 
     async def _turn_body(self, msg: UserMessage, st: TurnStatus, resume: TurnCheckpoint | None) -> str:
@@ -553,7 +555,7 @@ class ConversationWorkflow(Delegation):
             st.approvals.append(info)
             st.state, st.step = "awaiting_approval", f"waiting for approval of {call.name}"
             self._bump(st, milestone=True)
-            self._notify("approval_requested", msg, st, approval=info)
+            self._notify(DeliveryKind.APPROVAL_REQUESTED, msg, st, approval=info)
             workflow.metric_meter().create_counter("durabot_approvals_requested", "Approvals asked").add(1)
             await self._raise_to_parent(info)
         else:  # resumed after continue-as-new: the card is already out, only wait again
@@ -575,7 +577,7 @@ class ConversationWorkflow(Delegation):
         if not any(a.status == "pending" for a in st.approvals):
             st.state = "running"
         self._bump(st, milestone=True)
-        self._notify("approval_decided", msg, st, approval=info)
+        self._notify(DeliveryKind.APPROVAL_DECIDED, msg, st, approval=info)
         meter = workflow.metric_meter()
         meter.create_counter("durabot_approvals_decided", "Approvals ended").add(1, {"outcome": info.status})
         if info.deadline:
@@ -603,15 +605,15 @@ class ConversationWorkflow(Delegation):
             retry_policy=RetryPolicy(
                 initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
                 maximum_interval=timedelta(seconds=30), maximum_attempts=8,
-                non_retryable_error_types=[FINGERPRINT_ERROR, ABORTED],
+                non_retryable_error_types=[ErrorType.FINGERPRINT.value, ErrorType.ABORTED.value],
             ),
         )
 
     def _explain(self, err: ActivityError | ChildWorkflowError) -> tuple[str, str]:
         cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.type == FINGERPRINT_ERROR:
+        if isinstance(cause, ApplicationError) and cause.type == ErrorType.FINGERPRINT:
             worker_manifest = cause.details[0] if cause.details else {}
-            return describe_mismatch(self.spec.manifest, worker_manifest), FINGERPRINT_ERROR
+            return describe_mismatch(self.spec.manifest, worker_manifest), ErrorType.FINGERPRINT.value
         if isinstance(cause, ApplicationError):
             return cause.message, cause.type or "ApplicationError"
         if isinstance(cause, CancelledError):
@@ -661,15 +663,15 @@ class ConversationWorkflow(Delegation):
         if milestone:
             st.milestone += 1
 
-    def _notify(self, kind: str, msg: UserMessage, st: TurnStatus, approval: ApprovalInfo | None = None) -> None:
+    def _notify(self, kind: DeliveryKind, msg: UserMessage, st: TurnStatus, approval: ApprovalInfo | None = None) -> None:
         if msg.deliver_to is None:
             return
         info = workflow.info()
         self.outbox.append((msg.deliver_to.task_queue, Delivery(
             kind=kind, conversation_id=self.conv, turn_id=msg.id, meta=dict(msg.deliver_to.meta),
-            text=st.text if kind == "turn_finished" else (st.error if kind == "turn_failed" else None),
+            text=st.text if kind is DeliveryKind.TURN_FINISHED else (st.error if kind is DeliveryKind.TURN_FAILED else None),
             approval=approval, tool_calls=list(st.tool_calls), workflow_id=info.workflow_id, run_id=info.run_id,
-            by=st.cancelled_by if kind == "turn_cancelled" else None,
+            by=st.cancelled_by if kind is DeliveryKind.TURN_CANCELLED else None,
         )))
         if not self.delivering:
             self.delivering = True
@@ -704,7 +706,7 @@ _DELIVERY_OPTIONS = dict(
     schedule_to_close_timeout=timedelta(days=1),
     retry_policy=RetryPolicy(
         initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30),
-        non_retryable_error_types=[DELIVERY_REFUSED, DELIVERY_FAILED],
+        non_retryable_error_types=[ErrorType.DELIVERY_REFUSED.value, ErrorType.DELIVERY_FAILED.value],
     ),
 )
 
