@@ -313,6 +313,12 @@ class TurnStatus:
     def done(self) -> bool:
         return self.state in ("finished", "cancelled", "failed")
 
+    def bump(self, milestone: bool = False) -> None:
+        """Mark a change; a milestone also wakes the long polls waiting on this turn."""
+        self.version += 1
+        if milestone:
+            self.milestone += 1
+
 
 @dataclass
 class ProgressQuery:

@@ -18,35 +18,34 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from . import limits
-    from .delegation import Delegation
-    from .contract import (
-        DELIVER_ACTIVITY, LLM_ACTIVITY, RESTORE_ACTIVITY, TOOL_ACTIVITY, WORKFLOW,
-        DeliveryKind, ErrorType, Query, Signal, Update,
-    )
-    from .approvals import APPROVAL_IDS_PATCH, approval_id, may_decide, who_may
-    from .fingerprint import describe_mismatch
+    from .retries import activity_options, explain
+    from .approvals import ApprovalGate, Checkpoint
+    from .contract import LLM_ACTIVITY, RESTORE_ACTIVITY, TOOL_ACTIVITY, WORKFLOW, DeliveryKind, ErrorType
+    from .contract import Query, Signal, Update
+    from .delegation import delegate
+    from .outbox import Outbox
     from .types import (
         ApprovalInfo,
         CancelRequest,
         Carry,
         ChatMessage,
-        ParentLink,
+        ChildApproval,
         ConversationInput,
         ConversationStatus,
         Decision,
-        Delivery,
         LLMRequest,
         LLMResult,
+        ParentLink,
         Progress,
         ProgressQuery,
         ToolCall,
         ToolRequest,
         ToolResult,
-        TranscriptRef,
         TurnCheckpoint,
         TurnStatus,
         UserMessage,
     )
+    from .window import TranscriptWindow
 
 
 IDLE_TIMER_PATCH = "idle-timer-per-period"
@@ -55,19 +54,18 @@ _UNMARKED_PER_PERIOD_SINCE = datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
 
 _SEEN_IDS = 500  # message ids remembered for deduplication
 _RECENT = 10  # finished turns carried across continue-as-new
-_WINDOW_SLACK = 20
-
-
-class _Checkpoint(Exception):
-    """Raised inside a turn when only approval waits remain and the run should continue as new."""
 
 
 @workflow.defn(name=WORKFLOW)
-class ConversationWorkflow(Delegation):
+class ConversationWorkflow:
     @workflow.init
     def __init__(self, inp: ConversationInput) -> None:
         self.conv = inp.conversation_id
         self.spec = inp.spec
+        # Sub-agents: this run's parent, if it is one (its task is one turn; approvals are raised to it).
+        self.parent: ParentLink | None = inp.parent
+        self.gate = ApprovalGate(self, inp.parent, inp.spec.timeouts.approval)
+        self.outbox = Outbox(self.conv)
         self._apply_carry(inp.carry or Carry())
         self.queue: list[UserMessage] = []
         self.statuses: dict[str, TurnStatus] = {s.turn_id: s for s in self.carry_in.recent}
@@ -76,14 +74,11 @@ class ConversationWorkflow(Delegation):
         self.current: TurnStatus | None = None
         self.current_msg: UserMessage | None = None
         self.current_task: asyncio.Task | None = None
-        self.approvals: dict[str, ApprovalInfo] = {}
-        self.outbox: list[tuple[str, Delivery]] = []
-        self.delivering = False
         self.continuing = False
         self.started_at = workflow.now().isoformat()
         self.turn_started = workflow.now().timestamp()
         self.turn_spoke = False
-        # Pausing a turn for continue-as-new (see _Checkpoint).
+        # Pausing a turn for continue-as-new (see Checkpoint).
         self.resume = inp.resume
         self.pending_cancel: CancelRequest | None = inp.cancel
         self.checkpoint_wanted = False
@@ -91,27 +86,18 @@ class ConversationWorkflow(Delegation):
         self.phase_results: dict[str, ToolResult] = {}
         self.phase: tuple[int, list[ToolCall]] | None = None
         self.checkpoint: TurnCheckpoint | None = None
-        # Sub-agents: this run's parent (if it is one) and approvals raised by its own children.
-        self.parent: ParentLink | None = inp.parent
-        self.child_proxies: dict[tuple[str, str], ApprovalInfo] = {}  # (child workflow, its id) -> ours
-        self.proxy_targets: dict[str, tuple[str, str]] = {}  # our approval id -> (child workflow, its id)
         if inp.resume is not None:
             st = inp.resume.status
             self.statuses[st.turn_id] = st
             for info in st.approvals:
                 if info.status == "pending":
-                    self.approvals[info.id] = info  # decisions are accepted from the first task on
+                    self.gate.approvals[info.id] = info  # decisions are accepted from the first task on
 
     def _apply_carry(self, carry: Carry) -> None:
         self.carry_in = carry
-        self.window: list[ChatMessage] = list(carry.window)
-        self.window_sizes = [limits.message_bytes(m) for m in self.window]
-        self.window_bytes = sum(self.window_sizes)
-        self._bound_window()
-        self.next_seq = carry.next_seq
-        self.synced_seq = carry.next_seq  # assume the store has them; a miss triggers one resync
+        self.window = TranscriptWindow(carry.window, carry.next_seq)
         self.turns = carry.turns
-        self.approval_count = carry.approvals
+        self.gate.count = carry.approvals
         self.seen_ids: list[str] = list(carry.seen_message_ids)
         self.seen_set = set(self.seen_ids)
 
@@ -128,7 +114,7 @@ class ConversationWorkflow(Delegation):
             except ActivityError as err:
                 workflow.logger.warning("could not restore the previous run's context: %s", err.cause or err)
                 previous = None
-            if previous is not None and previous.next_seq > self.next_seq:
+            if previous is not None and previous.next_seq > self.window.next_seq:
                 seen, self.seen_ids = self.seen_ids, []
                 self._apply_carry(previous)
                 for mid in seen:
@@ -147,7 +133,7 @@ class ConversationWorkflow(Delegation):
             await workflow.wait_condition(lambda: bool(self.queue) or self.idle)
             if not self.queue:
                 await workflow.wait_condition(
-                    lambda: not self.outbox and not self.delivering and workflow.all_handlers_finished()
+                    lambda: self.outbox.empty and workflow.all_handlers_finished()
                 )
                 if not self.queue:
                     return self._carry()
@@ -181,7 +167,7 @@ class ConversationWorkflow(Delegation):
             except asyncio.TimeoutError:
                 if not self.queue:
                     await workflow.wait_condition(
-                        lambda: not self.outbox and not self.delivering and workflow.all_handlers_finished()
+                        lambda: self.outbox.empty and workflow.all_handlers_finished()
                     )
                     if not self.queue:
                         return self._carry()
@@ -223,7 +209,7 @@ class ConversationWorkflow(Delegation):
     async def _continue_as_new(self) -> None:
         self.continuing = True  # long polls return "continued" and ask the next run
         await workflow.wait_condition(
-            lambda: not self.outbox and not self.delivering and workflow.all_handlers_finished()
+            lambda: self.outbox.empty and workflow.all_handlers_finished()
         )
         workflow.continue_as_new(
             ConversationInput(
@@ -236,8 +222,8 @@ class ConversationWorkflow(Delegation):
     def _carry(self) -> Carry:
         finished = limits.bound_statuses([s for s in self.statuses.values() if s.done][-_RECENT:])
         return Carry(
-            window=list(self.window), next_seq=self.next_seq, turns=self.turns,
-            approvals=self.approval_count, seen_message_ids=list(self.seen_ids), recent=finished,
+            window=list(self.window.messages), next_seq=self.window.next_seq, turns=self.turns,
+            approvals=self.gate.count, seen_message_ids=list(self.seen_ids), recent=finished,
         )
 
     # ---------------------------------------------------------------- messages in
@@ -262,7 +248,7 @@ class ConversationWorkflow(Delegation):
 
     @submit.validator
     def _validate_submit(self, msg: UserMessage) -> None:
-        problem = _refusal(msg)
+        problem = limits.refusal(msg)
         if problem:
             raise ApplicationError(problem, type=ErrorType.MESSAGE_REJECTED.value)
 
@@ -272,7 +258,7 @@ class ConversationWorkflow(Delegation):
 
     @workflow.signal(name=Signal.SUBMIT.value)
     def submit_signal(self, msg: UserMessage) -> None:
-        problem = _refusal(msg)
+        problem = limits.refusal(msg)
         if problem:
             workflow.logger.warning("message dropped: %s", problem)  # a signal cannot be answered
         elif msg.id not in self.seen_set:
@@ -314,34 +300,24 @@ class ConversationWorkflow(Delegation):
 
     @workflow.update(name=Update.DECIDE.value)
     async def decide(self, d: Decision) -> ApprovalInfo:
-        info = self.approvals[d.approval_id]
-        await self._apply_decision(info, d)
-        return info
+        return await self.gate.decide(d)
 
     @decide.validator
     def _validate_decision(self, d: Decision) -> None:
-        if self.continuing:
-            raise ApplicationError("the conversation is moving to a new run; try again", type=ErrorType.CONTINUING.value)
-        info = self.approvals.get(d.approval_id)
-        if info is None:
-            raise ApplicationError(f"no approval {d.approval_id!r} in this conversation", type=ErrorType.APPROVAL_UNKNOWN.value)
-        if info.status != "pending":
-            who = f" by {info.decided_by}" if info.decided_by else ""
-            raise ApplicationError(
-                f"approval {d.approval_id!r} is already {info.status}{who}", type=ErrorType.APPROVAL_ALREADY_DECIDED.value
-            )
-        if not may_decide(info, d.by, d.admin):
-            # The policy was recorded when the approval was asked: what a button or caller claims
-            # about the requester or the approvers plays no part.
-            raise ApplicationError(
-                f"{d.by!r} may not decide approval {d.approval_id!r}: only {who_may(info)} can",
-                info.requested_by, type=ErrorType.APPROVAL_NOT_ALLOWED.value,
-            )
+        self.gate.validate(d, self.continuing)
+
+    @workflow.signal(name=Signal.DECIDE_CHILD.value)
+    async def decide_signal(self, d: Decision) -> None:
+        await self.gate.decide_from_parent(d, self.continuing)
+
+    @workflow.signal(name=Signal.CHILD_APPROVAL.value)
+    async def child_approval(self, ca: ChildApproval) -> None:
+        await self.gate.from_child(ca)
 
     @workflow.query(name=Query.APPROVAL.value)
     def approval(self, approval_id: str) -> ApprovalInfo | None:
         """One approval of this run, with its whole arguments (cards show them shortened)."""
-        return self.approvals.get(approval_id)
+        return self.gate.approvals.get(approval_id)
 
     @workflow.signal(name=Signal.CANCEL.value)
     def cancel(self, req: CancelRequest) -> None:
@@ -354,8 +330,8 @@ class ConversationWorkflow(Delegation):
                     self.queue.pop(i)
                     st = self.statuses[msg.id]
                     st.state, st.cancelled_by, st.step = "cancelled", req.by, None
-                    self._bump(st, milestone=True)
-                    self._notify(DeliveryKind.TURN_CANCELLED, msg, st)
+                    st.bump(milestone=True)
+                    self.notify(DeliveryKind.TURN_CANCELLED, msg, st)
                     return
             return
         if self.current is not None and self.current_task is not None and not self.current_task.done():
@@ -382,8 +358,8 @@ class ConversationWorkflow(Delegation):
         self.current, self.current_msg = st, msg
         if resume is None:
             st.state, st.step = "running", "thinking"
-            self._bump(st)
-            if msg.context and self.next_seq == 0:
+            st.bump()
+            if msg.context and self.window.next_seq == 0:
                 self._append(*msg.context)
             self._append(ChatMessage(role="user", content=msg.text, name=msg.user_name))
         self.turn_started = workflow.now().timestamp()
@@ -397,32 +373,32 @@ class ConversationWorkflow(Delegation):
             st.text = await self.current_task
             st.state = "finished"
             kind = DeliveryKind.TURN_FINISHED
-        except _Checkpoint:
+        except Checkpoint:
             self.current = self.current_msg = self.current_task = None
             self.checkpoint = TurnCheckpoint(
                 message=dataclasses.replace(msg, context=[]),  # already in the transcript
                 status=st, round=self.phase[0] if self.phase else 0,
                 calls=list(self.phase[1]) if self.phase else [],
-                results=_bound_results(list(self.phase_results.values())),
+                results=limits.bound_results(list(self.phase_results.values())),
             )
             return  # no notice: the turn goes on in the next run
         except (asyncio.CancelledError, ActivityError, ChildWorkflowError) as err:
             if st.cancelled_by is not None:  # cancelled by our cancel signal
-                self._close_open_tool_calls("Not run: the request was cancelled.")
+                self._append(*self.window.open_tool_calls("Not run: the request was cancelled."))
                 st.state = "cancelled"
                 kind = DeliveryKind.TURN_CANCELLED
             elif isinstance(err, asyncio.CancelledError):
                 raise  # the workflow itself is being cancelled
             else:
-                st.state, st.error, st.error_kind = "failed", *self._explain(err)
+                st.state, st.error, st.error_kind = "failed", *explain(err, self.spec.manifest)
                 st.error = limits.clip(st.error, limits.ERROR_BYTES, "error")
-                self._close_open_tool_calls("Not run: the request failed.")
+                self._append(*self.window.open_tool_calls("Not run: the request failed."))
                 kind = DeliveryKind.TURN_FAILED
         finally:
             self.current = self.current_msg = self.current_task = None
         st.step = None
         self.turns += 1
-        self._bump(st, milestone=True)
+        st.bump(milestone=True)
         meter = workflow.metric_meter()
         meter.create_counter("durabot_turns", "Turns ended, by outcome").add(1, {"outcome": st.state})
         meter.create_histogram_float("durabot_turn_seconds", "Turn duration", "s").record(
@@ -430,8 +406,8 @@ class ConversationWorkflow(Delegation):
         for info in st.approvals:
             if info.status == "pending":
                 info.status = "cancelled"
-                self._notify(DeliveryKind.APPROVAL_DECIDED, msg, st, approval=info)
-        self._notify(kind, msg, st)
+                self.notify(DeliveryKind.APPROVAL_DECIDED, msg, st, approval=info)
+        self.notify(kind, msg, st)
 
     async def _turn_body(self, msg: UserMessage, st: TurnStatus, resume: TurnCheckpoint | None) -> str:
         rounds = self.spec.max_iterations
@@ -459,8 +435,8 @@ class ConversationWorkflow(Delegation):
         self.checkpoint_wanted = False
         todo = [c for c in calls if c.id not in self.phase_results]
         outcomes = await asyncio.gather(*(self._tool_call(msg, st, c) for c in todo), return_exceptions=True)
-        if any(isinstance(o, _Checkpoint) for o in outcomes):
-            raise _Checkpoint()
+        if any(isinstance(o, Checkpoint) for o in outcomes):
+            raise Checkpoint()
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -472,7 +448,7 @@ class ConversationWorkflow(Delegation):
     async def _llm_round(self, msg: UserMessage, rnd: int, allow_tools: bool) -> LLMResult:
         resync = False
         while True:
-            ref = self._ref(resync)
+            ref = self.window.ref(self.conv, self.spec.context_messages, resync)
             request = LLMRequest(
                 conversation_id=self.conv, turn_id=msg.id, round=rnd, transcript=ref,
                 allow_tools=allow_tools, fingerprint=self.spec.fingerprint,
@@ -482,23 +458,15 @@ class ConversationWorkflow(Delegation):
                 turn_started=None if self.turn_spoke else self.turn_started,  # until the turn's first text
             )
             result = await workflow.execute_activity(
-                LLM_ACTIVITY, request, result_type=LLMResult, **self._activity_options(self.spec.timeouts.llm),
+                LLM_ACTIVITY, request, result_type=LLMResult,
+                **activity_options(self.spec.timeouts, self.spec.timeouts.llm),
             )
             if result.transcript_missing and not resync:
                 resync = True
                 continue
             self.turn_spoke = self.turn_spoke or bool(result.text)
-            self.synced_seq = self.next_seq
+            self.window.synced()
             return result
-
-    def _ref(self, resync: bool) -> TranscriptRef:
-        window_start = self.next_seq - len(self.window)
-        first_unsynced = window_start if resync else max(self.synced_seq, window_start)
-        start = max(0, self.next_seq - self.spec.context_messages)  # the store has more than the window
-        return TranscriptRef(
-            conversation_id=self.conv, start_seq=start, end_seq=self.next_seq,
-            unsynced=self.window[first_unsynced - window_start:], resync=resync,
-        )
 
     async def _tool_call(self, msg: UserMessage, st: TurnStatus, call: ToolCall) -> ToolResult:
         result = await self._tool_call_inner(msg, st, call)
@@ -510,9 +478,9 @@ class ConversationWorkflow(Delegation):
             return ToolResult(call_id=call.id, name=call.name, output=f"Error: {call.error}", ok=False)
         tool_spec = self.spec.tool(call.name)
         if tool_spec is not None and tool_spec.subagent:
-            return await self._delegate(msg, st, call, tool_spec.subagent)
+            return await delegate(self.spec, self.conv, self.parent, msg, st, call, tool_spec.subagent)
         if self.spec.needs_approval(call.name):
-            info = await self._ask_approval(msg, st, call)
+            info = await self.gate.ask(msg, st, call, self.phase[0] if self.phase else 0)
             if info.status != "approved":
                 why = {"denied": f"denied by {info.decided_by}", "expired": "not approved in time"}.get(
                     info.status, info.status)
@@ -521,7 +489,7 @@ class ConversationWorkflow(Delegation):
                                   output=f"The tool was not run: the call was {why}.{note}")
         st.tool_calls.append(call.name)
         st.step = f"running {call.name}"
-        self._bump(st)
+        st.bump()
         request = ToolRequest(
             conversation_id=self.conv, turn_id=msg.id, call=call,
             idempotency_key=f"{self.conv}:{msg.id}:{call.id}", fingerprint=self.spec.fingerprint,
@@ -531,207 +499,26 @@ class ConversationWorkflow(Delegation):
         self.running_tools += 1
         try:
             return await workflow.execute_activity(
-                TOOL_ACTIVITY, request, result_type=ToolResult, **self._activity_options(self.spec.timeouts.tool),
+                TOOL_ACTIVITY, request, result_type=ToolResult,
+                **activity_options(self.spec.timeouts, self.spec.timeouts.tool),
             )
         finally:
             self.running_tools -= 1
 
-    async def _ask_approval(self, msg: UserMessage, st: TurnStatus, call: ToolCall) -> ApprovalInfo:
-        rnd = self.phase[0] if self.phase else 0
-        # Approvals of older versions carry no round: matched by call id alone, as they were.
-        info = next((a for a in st.approvals if a.call_id == call.id and a.round in (None, rnd)), None)
-        if info is None:
-            self.approval_count += 1
-            deadline = workflow.now() + timedelta(seconds=self.spec.timeouts.approval)
-            unique = workflow.patched(APPROVAL_IDS_PATCH)
-            info = ApprovalInfo(
-                id=approval_id(msg.id, str(rnd), call.id) if unique else f"a{self.approval_count}",
-                turn_id=msg.id, tool=call.name, arguments=call.arguments,
-                requested_by=msg.user, call_id=call.id, deadline=deadline.isoformat(),
-                approvers=None if msg.approvers is None else list(msg.approvers), admins=list(msg.admins),
-                round=rnd if unique else None,
-            )
-            self.approvals[info.id] = info
-            st.approvals.append(info)
-            st.state, st.step = "awaiting_approval", f"waiting for approval of {call.name}"
-            self._bump(st, milestone=True)
-            self._notify(DeliveryKind.APPROVAL_REQUESTED, msg, st, approval=info)
-            workflow.metric_meter().create_counter("durabot_approvals_requested", "Approvals asked").add(1)
-            await self._raise_to_parent(info)
-        else:  # resumed after continue-as-new: the card is already out, only wait again
-            self.approvals[info.id] = info
-        if info.status == "pending" and self._history_is_large():
-            self.checkpoint_wanted = True
-        remaining = (_parse_time(info.deadline) - workflow.now()).total_seconds() if info.deadline else None
-        try:
-            await workflow.wait_condition(
-                lambda: info.status != "pending" or self._pause_now(),
-                timeout=max(remaining, 0.001) if remaining is not None else self.spec.timeouts.approval,
-            )
-        except asyncio.TimeoutError:
-            info.status = "expired"
-        finally:
-            self._trim_approvals()
-        if info.status == "pending":
-            raise _Checkpoint()
-        if not any(a.status == "pending" for a in st.approvals):
-            st.state = "running"
-        self._bump(st, milestone=True)
-        self._notify(DeliveryKind.APPROVAL_DECIDED, msg, st, approval=info)
-        meter = workflow.metric_meter()
-        meter.create_counter("durabot_approvals_decided", "Approvals ended").add(1, {"outcome": info.status})
-        if info.deadline:
-            asked = _parse_time(info.deadline) - timedelta(seconds=self.spec.timeouts.approval)
-            meter.create_histogram_float("durabot_approval_wait_seconds", "Approval wait", "s").record(
-                max(0.0, (workflow.now() - asked).total_seconds()))
-        await self._raise_to_parent(info)
-        return info
-
-    def _pause_now(self) -> bool:
+    def pause_now(self) -> bool:
         # Continue as new mid-turn only once no tool is running: activities cannot cross runs.
         return self.checkpoint_wanted and self.running_tools == 0
 
-    def _trim_approvals(self) -> None:
-        decided = [k for k, a in self.approvals.items() if a.status != "pending"]
-        for key in decided[: max(0, len(decided) - 50)]:
-            del self.approvals[key]
+    # ---------------------------------------------------------------- what the approval gate needs
+    def current_turn(self) -> tuple[UserMessage | None, TurnStatus | None]:
+        return self.current_msg, self.current
 
-    def _activity_options(self, timeout: float) -> dict:
-        t = self.spec.timeouts
-        return dict(
-            start_to_close_timeout=timedelta(seconds=timeout),
-            schedule_to_start_timeout=timedelta(seconds=t.schedule_to_start) if t.schedule_to_start else None,
-            heartbeat_timeout=timedelta(seconds=t.heartbeat),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
-                maximum_interval=timedelta(seconds=30), maximum_attempts=8,
-                non_retryable_error_types=[ErrorType.FINGERPRINT.value, ErrorType.ABORTED.value],
-            ),
-        )
+    def notify(self, kind: DeliveryKind, msg: UserMessage, st: TurnStatus, approval: ApprovalInfo | None = None) -> None:
+        self.outbox.notify(kind, msg, st, approval)
 
-    def _explain(self, err: ActivityError | ChildWorkflowError) -> tuple[str, str]:
-        cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.type == ErrorType.FINGERPRINT:
-            worker_manifest = cause.details[0] if cause.details else {}
-            return describe_mismatch(self.spec.manifest, worker_manifest), ErrorType.FINGERPRINT.value
-        if isinstance(cause, ApplicationError):
-            return cause.message, cause.type or "ApplicationError"
-        if isinstance(cause, CancelledError):
-            return "the activity was cancelled", "Cancelled"
-        return str(cause or err), type(cause or err).__name__
+    def checkpoint_if_history_large(self) -> None:
+        if self._history_is_large():
+            self.checkpoint_wanted = True
 
-    # ---------------------------------------------------------------- transcript window
     def _append(self, *messages: ChatMessage) -> None:
-        sizes = [limits.message_bytes(m) for m in messages]
-        self.window.extend(messages)
-        self.window_sizes.extend(sizes)
-        self.window_bytes += sum(sizes)
-        self.next_seq += len(messages)
-        limit = self.spec.context_messages + _WINDOW_SLACK
-        if len(self.window) > limit:
-            cut = len(self.window) - limit
-            self.window_bytes -= sum(self.window_sizes[:cut])
-            del self.window[:cut], self.window_sizes[:cut]
-        if self.window_bytes > limits.WINDOW_BYTES:
-            self._bound_window()
-
-    def _bound_window(self) -> None:
-        # The window rides in the carry and in every model round's input: the oldest texts give way
-        # to stubs, and stubs past the budget (a very long window) to nothing. The transcript store
-        # still holds the whole messages it was sent; the model is told of any it cannot get.
-        self.window_bytes = limits.bound_messages(self.window, self.window_sizes, limits.WINDOW_BYTES)
-        cut = 0
-        while self.window_bytes > limits.WINDOW_BYTES and cut < len(self.window) - 1:
-            self.window_bytes -= self.window_sizes[cut]
-            cut += 1
-        del self.window[:cut], self.window_sizes[:cut]
-
-    def _close_open_tool_calls(self, note: str) -> None:
-        answered = {m.tool_call_id for m in self.window if m.role == "tool"}
-        for m in reversed(self.window):
-            if m.role == "assistant" and m.tool_calls:
-                missing = [c for c in m.tool_calls if c.id not in answered]
-                self._append(*(ChatMessage(role="tool", content=note, tool_call_id=c.id, name=c.name)
-                               for c in missing))
-                return
-            if m.role == "user":
-                return
-
-    # ---------------------------------------------------------------- status and delivery
-    def _bump(self, st: TurnStatus, milestone: bool = False) -> None:
-        st.version += 1
-        if milestone:
-            st.milestone += 1
-
-    def _notify(self, kind: DeliveryKind, msg: UserMessage, st: TurnStatus, approval: ApprovalInfo | None = None) -> None:
-        if msg.deliver_to is None:
-            return
-        info = workflow.info()
-        self.outbox.append((msg.deliver_to.task_queue, Delivery(
-            kind=kind, conversation_id=self.conv, turn_id=msg.id, meta=dict(msg.deliver_to.meta),
-            text=st.text if kind is DeliveryKind.TURN_FINISHED else (st.error if kind is DeliveryKind.TURN_FAILED else None),
-            approval=approval, tool_calls=list(st.tool_calls), workflow_id=info.workflow_id, run_id=info.run_id,
-            by=st.cancelled_by if kind is DeliveryKind.TURN_CANCELLED else None,
-        )))
-        if not self.delivering:
-            self.delivering = True
-            asyncio.create_task(self._deliver_all())
-
-    async def _deliver_all(self) -> None:
-        # One at a time, in order: a decision never overtakes its card, nor an answer its approvals.
-        # An item never blocks the ones behind it for long: the adapter's activity retries outages
-        # until they pass and fails for good (non-retryable) on anything retrying cannot fix.
-        try:
-            while self.outbox:
-                task_queue, item = self.outbox[0]
-                try:
-                    await workflow.execute_activity(
-                        DELIVER_ACTIVITY, item, task_queue=task_queue, **_DELIVERY_OPTIONS)
-                except ActivityError as err:
-                    cause = err.cause
-                    why = cause.type if isinstance(cause, ApplicationError) else type(cause or err).__name__
-                    workflow.logger.warning(
-                        "delivery %s of conversation %s turn %s dropped (%s): %s", item.kind, self.conv,
-                        item.turn_id, why, cause.message if isinstance(cause, ApplicationError) else cause)
-                self.outbox.pop(0)
-        finally:
-            self.delivering = False
-
-
-# Delivery activity options. 20 s to close: a delivery cut short by an adapter crash is retried soon.
-# Retries go on for a day (an adapter or a platform that is down still gets its notices), except for
-# the failures the adapter marks as final: a refusal for good, or a notice not even plain text could show.
-_DELIVERY_OPTIONS = dict(
-    start_to_close_timeout=timedelta(seconds=20),
-    schedule_to_close_timeout=timedelta(days=1),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30),
-        non_retryable_error_types=[ErrorType.DELIVERY_REFUSED.value, ErrorType.DELIVERY_FAILED.value],
-    ),
-)
-
-
-def _refusal(msg: UserMessage) -> str | None:
-    """Why a message cannot be taken as it is (its id and delivery target are kept, not cut)."""
-    if len(msg.id) > limits.NAME_CHARS:
-        return f"message id is {len(msg.id)} characters long; at most {limits.NAME_CHARS} are accepted"
-    if msg.deliver_to is not None and limits.payload_size(msg.deliver_to) > limits.ERROR_BYTES:
-        return f"the delivery target is larger than {limits.ERROR_BYTES} bytes"
-    return None
-
-
-def _bound_results(results: list[ToolResult]) -> list[ToolResult]:
-    """A paused turn's finished tool results, cut (oldest first) to fit the next run's input."""
-    total = sum(limits.encoded_len(r.output) for r in results)
-    out = []
-    for r in results:
-        if total > limits.CHECKPOINT_BYTES:
-            short = limits.clip(r.output, 1_000, "tool output")
-            total -= limits.encoded_len(r.output) - limits.encoded_len(short)
-            r = dataclasses.replace(r, output=short)
-        out.append(r)
-    return out
-
-
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+        self.window.append(self.spec.context_messages, *messages)
