@@ -4,26 +4,32 @@ It queues messages, runs turns (LLM round -> tool calls behind the approval gate
 repeat), waits for the next message, ends after an idle timeout and continues-as-new before its
 history grows large. The transcript reaches activities by reference (``TranscriptRef``). Durable
 notices for chat platforms go out through a delivery activity on the adapter's task queue.
+
+Its parts, each given what it needs explicitly: ``TranscriptWindow`` (window.py), ``ApprovalGate``
+(approvals.py, through the ``GateHost`` methods at the end of this class), ``ToolPhase``
+(tool_phase.py, with sub-agents in delegation.py), ``Outbox`` (outbox.py), ``IdleWatch`` (idle.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from . import limits
+    from .seen_ids import SeenIds
     from .retries import activity_options, explain
     from .approvals import ApprovalGate, Checkpoint
-    from .contract import LLM_ACTIVITY, RESTORE_ACTIVITY, TOOL_ACTIVITY, WORKFLOW, DeliveryKind, ErrorType
+    from .contract import LLM_ACTIVITY, RESTORE_ACTIVITY, WORKFLOW, DeliveryKind, ErrorType
     from .contract import Query, Signal, Update
-    from .delegation import delegate
+    from .idle import IdleWatch, timer_per_period
     from .outbox import Outbox
+    from .tool_phase import ToolPhase
     from .types import (
         ApprovalInfo,
         CancelRequest,
@@ -39,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
         Progress,
         ProgressQuery,
         ToolCall,
-        ToolRequest,
         ToolResult,
         TurnCheckpoint,
         TurnStatus,
@@ -48,11 +53,6 @@ with workflow.unsafe.imports_passed_through():
     from .window import TranscriptWindow
 
 
-IDLE_TIMER_PATCH = "idle-timer-per-period"
-# Runs without the patch marker that started before this used a timer per wait (development builds only).
-_UNMARKED_PER_PERIOD_SINCE = datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
-
-_SEEN_IDS = 500  # message ids remembered for deduplication
 _RECENT = 10  # finished turns carried across continue-as-new
 
 
@@ -81,10 +81,7 @@ class ConversationWorkflow:
         # Pausing a turn for continue-as-new (see Checkpoint).
         self.resume = inp.resume
         self.pending_cancel: CancelRequest | None = inp.cancel
-        self.checkpoint_wanted = False
-        self.running_tools = 0
-        self.phase_results: dict[str, ToolResult] = {}
-        self.phase: tuple[int, list[ToolCall]] | None = None
+        self.tools = ToolPhase(self.spec, self.conv, self.parent, self.gate, self._history_is_large)
         self.checkpoint: TurnCheckpoint | None = None
         if inp.resume is not None:
             st = inp.resume.status
@@ -98,8 +95,7 @@ class ConversationWorkflow:
         self.window = TranscriptWindow(carry.window, carry.next_seq)
         self.turns = carry.turns
         self.gate.count = carry.approvals
-        self.seen_ids: list[str] = list(carry.seen_message_ids)
-        self.seen_set = set(self.seen_ids)
+        self.seen = SeenIds(carry.seen_message_ids)
 
     # ---------------------------------------------------------------- main loop
     @workflow.run
@@ -115,47 +111,30 @@ class ConversationWorkflow:
                 workflow.logger.warning("could not restore the previous run's context: %s", err.cause or err)
                 previous = None
             if previous is not None and previous.next_seq > self.window.next_seq:
-                seen, self.seen_ids = self.seen_ids, []
+                seen = self.seen.order
                 self._apply_carry(previous)
                 for mid in seen:
-                    self._remember(mid)
+                    self.seen.add(mid)
         if self.resume is not None:
             await self._run_turn(self.resume.message, self.resume)
             await self._continue_as_new_if_needed()
-        if not self._idle_timer_per_period():
+        if not timer_per_period():
             return await self._loop_with_a_timer_per_wait()
-        self.last_active = workflow.now()
-        self.idle = False
-        watch = asyncio.create_task(self._idle_watch())
+        watch = IdleWatch(self.spec.timeouts.idle, lambda: self.current is not None or bool(self.queue))
+        watch.start()
         while True:
             if self.parent is not None and self.turns and not self.queue:
                 return self._carry()  # a sub-agent's task is one turn; its answer is in carry.recent
-            await workflow.wait_condition(lambda: bool(self.queue) or self.idle)
+            await workflow.wait_condition(lambda: bool(self.queue) or watch.idle)
             if not self.queue:
-                await workflow.wait_condition(
-                    lambda: self.outbox.empty and workflow.all_handlers_finished()
-                )
+                await workflow.wait_condition(lambda: self.outbox.empty and workflow.all_handlers_finished())
                 if not self.queue:
                     return self._carry()
-                self.idle = False
-                watch = asyncio.create_task(self._idle_watch())
+                watch.start()
             msg = self.queue.pop(0)
             await self._run_turn(msg)
-            self.last_active = workflow.now()
+            watch.touch()
             await self._continue_as_new_if_needed()
-        watch.cancel()
-
-    def _idle_timer_per_period(self) -> bool:
-        """Which idle timer this run uses: a change of commands, so it must match the run's history.
-
-        Runs that record the patch marker use one timer per idle period. Runs without it started either
-        on the first released code, which already used one timer per idle period (it had no marker), or
-        on earlier development builds, which started a timer on every wait for a message; the time the
-        run started tells them apart.
-        """
-        if workflow.patched(IDLE_TIMER_PATCH):
-            return True
-        return workflow.info().start_time >= _UNMARKED_PER_PERIOD_SINCE
 
     async def _loop_with_a_timer_per_wait(self) -> Carry:
         """The message loop of runs that started before the one-timer-per-idle-period change."""
@@ -166,25 +145,12 @@ class ConversationWorkflow:
                 await workflow.wait_condition(lambda: bool(self.queue), timeout=self.spec.timeouts.idle)
             except asyncio.TimeoutError:
                 if not self.queue:
-                    await workflow.wait_condition(
-                        lambda: self.outbox.empty and workflow.all_handlers_finished()
-                    )
+                    await workflow.wait_condition(lambda: self.outbox.empty and workflow.all_handlers_finished())
                     if not self.queue:
                         return self._carry()
             msg = self.queue.pop(0)
             await self._run_turn(msg)
             await self._continue_as_new_if_needed()
-
-    async def _idle_watch(self) -> None:
-        """One timer per idle period, not one per turn: it re-arms only after it fires."""
-        idle = self.spec.timeouts.idle
-        while True:
-            busy = self.current is not None or bool(self.queue)
-            remaining = idle if busy else idle - (workflow.now() - self.last_active).total_seconds()
-            if remaining <= 0:
-                self.idle = True
-                return
-            await workflow.sleep(remaining)
 
     async def _continue_as_new_if_needed(self) -> None:
         if self.checkpoint is not None:
@@ -208,9 +174,7 @@ class ConversationWorkflow:
 
     async def _continue_as_new(self) -> None:
         self.continuing = True  # long polls return "continued" and ask the next run
-        await workflow.wait_condition(
-            lambda: self.outbox.empty and workflow.all_handlers_finished()
-        )
+        await workflow.wait_condition(lambda: self.outbox.empty and workflow.all_handlers_finished())
         workflow.continue_as_new(
             ConversationInput(
                 conversation_id=self.conv, spec=self.spec, carry=self._carry(),
@@ -223,13 +187,13 @@ class ConversationWorkflow:
         finished = limits.bound_statuses([s for s in self.statuses.values() if s.done][-_RECENT:])
         return Carry(
             window=list(self.window.messages), next_seq=self.window.next_seq, turns=self.turns,
-            approvals=self.gate.count, seen_message_ids=list(self.seen_ids), recent=finished,
+            approvals=self.gate.count, seen_message_ids=list(self.seen.order), recent=finished,
         )
 
     # ---------------------------------------------------------------- messages in
     @workflow.update(name=Update.SUBMIT.value)
     def submit(self, msg: UserMessage) -> TurnStatus:
-        if msg.id in self.seen_set:
+        if msg.id in self.seen:
             known = self.statuses.get(msg.id)
             if known is None:
                 return TurnStatus(turn_id=msg.id, state="finished", duplicate=True, step="forgotten")
@@ -261,24 +225,18 @@ class ConversationWorkflow:
         problem = limits.refusal(msg)
         if problem:
             workflow.logger.warning("message dropped: %s", problem)  # a signal cannot be answered
-        elif msg.id not in self.seen_set:
+        elif msg.id not in self.seen:
             self._enqueue(msg)
 
     def _enqueue(self, msg: UserMessage) -> TurnStatus:
         limits.bound_user_message(msg)  # a client of another version may not have cut it
-        self._remember(msg.id)
+        self.seen.add(msg.id)
         status = TurnStatus(turn_id=msg.id, state="queued", step="queued",
                             meta=dict(msg.deliver_to.meta) if msg.deliver_to else {})
         self.statuses[msg.id] = status
         self.queue.append(msg)
         self._trim_statuses()
         return status
-
-    def _remember(self, message_id: str) -> None:
-        self.seen_ids.append(message_id)
-        self.seen_set.add(message_id)
-        if len(self.seen_ids) > _SEEN_IDS:
-            self.seen_set.discard(self.seen_ids.pop(0))
 
     def _trim_statuses(self) -> None:
         done = [k for k, s in self.statuses.items() if s.done]
@@ -377,9 +335,9 @@ class ConversationWorkflow:
             self.current = self.current_msg = self.current_task = None
             self.checkpoint = TurnCheckpoint(
                 message=dataclasses.replace(msg, context=[]),  # already in the transcript
-                status=st, round=self.phase[0] if self.phase else 0,
-                calls=list(self.phase[1]) if self.phase else [],
-                results=limits.bound_results(list(self.phase_results.values())),
+                status=st, round=self.tools.round,
+                calls=list(self.tools.current[1]) if self.tools.current else [],
+                results=limits.bound_results(list(self.tools.results.values())),
             )
             return  # no notice: the turn goes on in the next run
         except (asyncio.CancelledError, ActivityError, ChildWorkflowError) as err:
@@ -430,18 +388,7 @@ class ConversationWorkflow:
         self, msg: UserMessage, st: TurnStatus, rnd: int, calls: list[ToolCall], done: list[ToolResult]
     ) -> None:
         """Run a round's tool calls in parallel and append their results in call order."""
-        self.phase = (rnd, calls)
-        self.phase_results = {r.call_id: r for r in done}
-        self.checkpoint_wanted = False
-        todo = [c for c in calls if c.id not in self.phase_results]
-        outcomes = await asyncio.gather(*(self._tool_call(msg, st, c) for c in todo), return_exceptions=True)
-        if any(isinstance(o, Checkpoint) for o in outcomes):
-            raise Checkpoint()
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        results = [self.phase_results[c.id] for c in calls]
-        self.phase = None
+        results = await self.tools.run(msg, st, rnd, calls, done)
         self._append(*(ChatMessage(role="tool", content=r.output, tool_call_id=r.call_id, name=r.name)
                        for r in results))
 
@@ -468,47 +415,6 @@ class ConversationWorkflow:
             self.window.synced()
             return result
 
-    async def _tool_call(self, msg: UserMessage, st: TurnStatus, call: ToolCall) -> ToolResult:
-        result = await self._tool_call_inner(msg, st, call)
-        self.phase_results[call.id] = result
-        return result
-
-    async def _tool_call_inner(self, msg: UserMessage, st: TurnStatus, call: ToolCall) -> ToolResult:
-        if call.error:
-            return ToolResult(call_id=call.id, name=call.name, output=f"Error: {call.error}", ok=False)
-        tool_spec = self.spec.tool(call.name)
-        if tool_spec is not None and tool_spec.subagent:
-            return await delegate(self.spec, self.conv, self.parent, msg, st, call, tool_spec.subagent)
-        if self.spec.needs_approval(call.name):
-            info = await self.gate.ask(msg, st, call, self.phase[0] if self.phase else 0)
-            if info.status != "approved":
-                why = {"denied": f"denied by {info.decided_by}", "expired": "not approved in time"}.get(
-                    info.status, info.status)
-                note = f" Reason: {info.reason}" if info.reason else ""
-                return ToolResult(call_id=call.id, name=call.name, ok=False,
-                                  output=f"The tool was not run: the call was {why}.{note}")
-        st.tool_calls.append(call.name)
-        st.step = f"running {call.name}"
-        st.bump()
-        request = ToolRequest(
-            conversation_id=self.conv, turn_id=msg.id, call=call,
-            idempotency_key=f"{self.conv}:{msg.id}:{call.id}", fingerprint=self.spec.fingerprint,
-            stream=self.parent.stream if self.parent else None,
-            source=self.parent.source if self.parent else None,
-        )
-        self.running_tools += 1
-        try:
-            return await workflow.execute_activity(
-                TOOL_ACTIVITY, request, result_type=ToolResult,
-                **activity_options(self.spec.timeouts, self.spec.timeouts.tool),
-            )
-        finally:
-            self.running_tools -= 1
-
-    def pause_now(self) -> bool:
-        # Continue as new mid-turn only once no tool is running: activities cannot cross runs.
-        return self.checkpoint_wanted and self.running_tools == 0
-
     # ---------------------------------------------------------------- what the approval gate needs
     def current_turn(self) -> tuple[UserMessage | None, TurnStatus | None]:
         return self.current_msg, self.current
@@ -517,8 +423,10 @@ class ConversationWorkflow:
         self.outbox.notify(kind, msg, st, approval)
 
     def checkpoint_if_history_large(self) -> None:
-        if self._history_is_large():
-            self.checkpoint_wanted = True
+        self.tools.checkpoint_if_history_large()
+
+    def pause_now(self) -> bool:
+        return self.tools.pause_now()
 
     def _append(self, *messages: ChatMessage) -> None:
         self.window.append(self.spec.context_messages, *messages)
