@@ -7,7 +7,8 @@ notices for chat platforms go out through a delivery activity on the adapter's t
 
 Its parts, each given what it needs explicitly: ``TranscriptWindow`` (window.py), ``ApprovalGate``
 (approvals.py, through the ``GateHost`` methods at the end of this class), ``ToolPhase``
-(tool_phase.py, with sub-agents in delegation.py), ``Outbox`` (outbox.py), ``IdleWatch`` (idle.py).
+(tool_phase.py, with sub-agents in delegation.py), ``model_round`` (model_round.py), ``Outbox``
+(outbox.py), ``IdleWatch`` (idle.py), ``SeenIds`` (seen_ids.py).
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from . import limits
     from .seen_ids import SeenIds
-    from .retries import activity_options, explain
+    from .retries import explain
     from .approvals import ApprovalGate, Checkpoint
-    from .contract import LLM_ACTIVITY, RESTORE_ACTIVITY, WORKFLOW, DeliveryKind, ErrorType
+    from .contract import RESTORE_ACTIVITY, WORKFLOW, DeliveryKind, ErrorType
     from .contract import Query, Signal, Update
     from .idle import IdleWatch, timer_per_period
+    from .model_round import model_round
     from .outbox import Outbox
     from .tool_phase import ToolPhase
     from .types import (
@@ -39,8 +41,6 @@ with workflow.unsafe.imports_passed_through():
         ConversationInput,
         ConversationStatus,
         Decision,
-        LLMRequest,
-        LLMResult,
         ParentLink,
         Progress,
         ProgressQuery,
@@ -376,7 +376,9 @@ class ConversationWorkflow:
         for rnd in range(first, rounds + 1):
             allow_tools = rnd < rounds and bool(self.spec.tools)
             st.step = "thinking"
-            result = await self._llm_round(msg, rnd, allow_tools)
+            result = await model_round(self.spec, self.conv, self.parent, self.window, msg.id, rnd, allow_tools,
+                                       None if self.turn_spoke else self.turn_started)
+            self.turn_spoke = self.turn_spoke or bool(result.text)
             calls = result.tool_calls if allow_tools else []
             self._append(ChatMessage(role="assistant", content=result.text or None, tool_calls=calls))
             if not calls:
@@ -391,29 +393,6 @@ class ConversationWorkflow:
         results = await self.tools.run(msg, st, rnd, calls, done)
         self._append(*(ChatMessage(role="tool", content=r.output, tool_call_id=r.call_id, name=r.name)
                        for r in results))
-
-    async def _llm_round(self, msg: UserMessage, rnd: int, allow_tools: bool) -> LLMResult:
-        resync = False
-        while True:
-            ref = self.window.ref(self.conv, self.spec.context_messages, resync)
-            request = LLMRequest(
-                conversation_id=self.conv, turn_id=msg.id, round=rnd, transcript=ref,
-                allow_tools=allow_tools, fingerprint=self.spec.fingerprint,
-                stream=self.parent.stream if self.parent else None,
-                source=self.parent.source if self.parent else None,
-                context_chars=self.spec.context_chars,
-                turn_started=None if self.turn_spoke else self.turn_started,  # until the turn's first text
-            )
-            result = await workflow.execute_activity(
-                LLM_ACTIVITY, request, result_type=LLMResult,
-                **activity_options(self.spec.timeouts, self.spec.timeouts.llm),
-            )
-            if result.transcript_missing and not resync:
-                resync = True
-                continue
-            self.turn_spoke = self.turn_spoke or bool(result.text)
-            self.window.synced()
-            return result
 
     # ---------------------------------------------------------------- what the approval gate needs
     def current_turn(self) -> tuple[UserMessage | None, TurnStatus | None]:
