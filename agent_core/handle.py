@@ -91,7 +91,7 @@ class RunHandle:
             return p.turn
 
     async def _from_closed_run(self, exc: RPCError) -> TurnStatus | None:
-        if exc.status != RPCStatusCode.NOT_FOUND and "completed" not in str(exc).lower():
+        if exc.status != RPCStatusCode.NOT_FOUND:  # the server's code for "already completed"
             return None
         try:
             carry = await self.conversation.workflow.result(follow_runs=False)
