@@ -28,3 +28,8 @@ async def test_a_payload_with_the_plain_string_decodes():
                                                "meta": {}, "text": "boom"}])
     back = (await conv.decode(await conv.payload_codec.encode(old), [Delivery]))[0]
     assert back.kind is DeliveryKind.TURN_FAILED and back.kind == "turn_failed" and back.text == "boom"
+
+
+def test_a_kind_reads_as_its_value_in_messages_and_logs():
+    for kind in DeliveryKind:
+        assert str(kind) == f"{kind}" == "%s" % kind == kind.value
