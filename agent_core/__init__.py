@@ -23,6 +23,7 @@ from .events import EventBus, InMemoryEventBus, TextAccumulator
 from .hooks import AbortRun, BlockToolArguments, HookContext, Hooks, RedactSecrets
 from .mcp import MCPServer, load_mcp_tools, parse_mcp_env
 from .model import ChatModel, DemoModel, OpenAIChatModel
+from .options import Limits, ToolOptions
 from .store import InMemoryTranscriptStore, TranscriptStore
 from .temporal import TemporalConfig
 from .tools import Tool, ToolContext, load_tools, tool
@@ -48,7 +49,7 @@ __all__ = [
     "ApprovalNotAllowed",
     "ApprovalPolicy", "ChatMessage", "ChatModel", "ConversationNotFound", "ConversationStatus", "Delivery",
     "DeliveryTarget", "DemoModel", "DurabotError", "EventBus", "FingerprintMismatch", "InMemoryEventBus",
-    "InMemoryTranscriptStore", "NoWorkerError", "OpenAIChatModel", "RunCancelled", "RunFailed", "RunHandle",
-    "RunResult", "TemporalConfig", "TemporalUnavailable", "Timeouts", "Tool", "ToolContext", "TranscriptStore",
+    "InMemoryTranscriptStore", "Limits", "NoWorkerError", "OpenAIChatModel", "RunCancelled", "RunFailed", "RunHandle",
+    "RunResult", "TemporalConfig", "TemporalUnavailable", "Timeouts", "Tool", "ToolContext", "ToolOptions", "TranscriptStore",
     "TurnStatus", "UserError", "load_tools", "timeouts_for", "tool",
 ]

@@ -16,15 +16,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from .errors import ABORTED, FINGERPRINT_ERROR
 from . import limits, metrics
 from .events import EventBus, stream_key
 from .hooks import AbortRun, HookContext, Hooks
-from .model import ChatModel
+from .model import ChatModel, failure_kind
 from .store import TranscriptStore
 from .tools import Tool, ToolContext
 from .types import AgentEvent, Carry, ChatMessage, LLMRequest, LLMResult, ToolRequest, ToolResult
-from .contract import LLM_ACTIVITY, RESTORE_ACTIVITY, TOOL_ACTIVITY
+from .contract import LLM_ACTIVITY, RESTORE_ACTIVITY, TOOL_ACTIVITY, ErrorType
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ class AgentActivities:
         if fingerprint is not None and fingerprint != self.fingerprint:
             raise ApplicationError(
                 "configuration mismatch between client and worker", self.manifest,
-                type=FINGERPRINT_ERROR, non_retryable=True,
+                type=ErrorType.FINGERPRINT.value, non_retryable=True,
             )
 
     async def _publish(self, stream: str, event: AgentEvent) -> None:
@@ -181,7 +180,7 @@ class AgentActivities:
             async with self._heartbeating(self._heartbeat_every()):
                 result = await self.model.complete(messages, tools, on_delta)
         except ApplicationError as exc:
-            metrics.llm_errors_total.labels(kind=_error_kind(exc)).inc()
+            metrics.llm_errors_total.labels(kind=failure_kind(exc)).inc()
             raise
         finally:
             await batcher.close()
@@ -334,17 +333,6 @@ class _TokenBatcher:
             await self._flush(delay=False)
 
 
-def _error_kind(exc: ApplicationError) -> str:
-    text = str(exc)
-    for needle, kind in (("HTTP 429", "rate_limit"), ("HTTP 408", "timeout"), ("unreachable", "timeout"),
-                         ("malformed", "malformed")):
-        if needle in text:
-            return kind
-    if "HTTP 5" in text:
-        return "server"
-    return "client" if "HTTP 4" in text else "other"
-
-
 def _fit(messages: list[ChatMessage], budget: int) -> list[ChatMessage]:
     """Drop the oldest whole messages until the rest fits the budget; say so to the model."""
     size = sum(len(m.content or "") + sum(len(c.arguments) for c in m.tool_calls) for m in messages)
@@ -366,7 +354,7 @@ async def _run_hook(awaitable: Any) -> Any:
     try:
         return await awaitable
     except AbortRun as exc:
-        raise ApplicationError(exc.reason, type=ABORTED, non_retryable=True) from None
+        raise ApplicationError(exc.reason, type=ErrorType.ABORTED.value, non_retryable=True) from None
 
 
 def _quote(value: str) -> str:

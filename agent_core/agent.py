@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -19,41 +20,24 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from . import limits
-from .errors import (
-    APPROVAL_NOT_ALLOWED,
-    ApprovalError,
-    ApprovalNotAllowed,
-    NoWorkerError,
-    UserError,
-)
-from .events import EventBus, InMemoryEventBus, stream_key
+from . import limits as budgets
+from .contract import WORKFLOW, ErrorType, Query, Signal, Update
+from .errors import ApprovalError, ApprovalNotAllowed, NoWorkerError, UserError
+from .events import EventBus, InMemoryEventBus, measured, stream_key
 from .fingerprint import build_manifest, fingerprint_of
-from .hooks import Hooks
 from .model import ChatModel, DemoModel
+from .starts import RunStarts
 from .store import InMemoryTranscriptStore, TranscriptStore
-from .handle import RunHandle, RunResult
-from .temporal import TemporalConfig, rpc_error
-from .tools import Tool
+from .handle import Conversation, RunHandle, RunResult
+from .options import Limits, ToolOptions, grouped
+from .temporal import TemporalConfig, connection, rpc_error, wait_for_poller
+from .tools import Tool, checked_tools, delegation_tool
 from .types import (
-    AgentEvent,
-    AgentMode,
-    AgentSpec,
-    ApprovalInfo,
-    ApprovalPolicy,
-    CancelRequest,
-    ChatMessage,
-    ConversationInput,
-    ConversationStatus,
-    Decision,
-    DeliveryTarget,
-    Timeouts,
-    ToolSpec,
-    UserMessage,
-    timeouts_for,
-    workflow_id_for,
+    AgentEvent, AgentMode, AgentSpec, ApprovalInfo, CancelRequest, Carry, ChatMessage,
+    ConversationStatus, Decision, DeliveryTarget, Progress, Timeouts, ToolSpec, TurnStatus, UserMessage,
+    timeouts_for, workflow_id_for,
 )
-from .workflow import ConversationWorkflow
+from .worker import AgentWorker
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +45,10 @@ MAX_MESSAGE = 100_000  # characters of one user message
 
 
 class Agent:
+    """A durable agent, seen from the client side: runs, approvals, conversations. ``limits``,
+    ``tool_options`` and ``timeouts`` group its options; the fields of the first two are also taken as
+    keywords (``max_iterations=5``, ``approval="all"``, ``hooks=[...]``...), as they always were."""
+
     def __init__(
         self,
         name: str,
@@ -68,81 +56,53 @@ class Agent:
         system_prompt: str = "",
         tools: Iterable[Tool] = (),
         *,
+        limits: Limits | None = None,
+        tool_options: ToolOptions | None = None,
+        timeouts: Timeouts | None = None,
+        mode: AgentMode = AgentMode.INTERACTIVE,
         temporal: TemporalConfig | None = None,
         temporal_client: tuple[Client, str] | None = None,
         local_worker: bool = True,
-        mode: AgentMode = AgentMode.INTERACTIVE,
-        approval: ApprovalPolicy | str = ApprovalPolicy.MARKED,
-        max_iterations: int = 10,
-        context_messages: int = 100,
-        context_chars: int = 100_000,
-        timeouts: Timeouts | None = None,
         event_bus: EventBus | None = None,
         store: TranscriptStore | None = None,
         fingerprint_check: bool = True,
-        max_history_events: int = 10_000,
-        hooks: Iterable[Hooks] = (),
-        mcp_servers: Iterable[Any] = (),
         subagents: Iterable["Agent"] = (),
         description: str = "",
-        max_depth: int = 2,
+        **options: Any,
     ) -> None:
-        if temporal is not None and temporal_client is not None:
-            raise UserError(
-                "pass either temporal=TemporalConfig(...) (the agent connects and owns the client) or "
-                "temporal_client=(client, task_queue) (you own the client), not both"
-            )
-        if temporal_client is not None and (
-            not isinstance(temporal_client, tuple) or len(temporal_client) != 2 or not temporal_client[1]
-        ):
-            raise UserError("temporal_client must be a (client, task_queue) tuple")
+        self.temporal_config, self._client, self.task_queue = connection(temporal, temporal_client)
         if not name or "/" in name:
             raise UserError(f"agent name {name!r} must be non-empty and contain no '/'")
-        if max_iterations < 1:
-            raise UserError("max_iterations must be at least 1")
-        self.name = name
+        self.limits, self.tool_options = grouped(options, limits, tool_options)
+        self.limits.check()
+        self.name, self.description = name, description
         self.model: ChatModel = model or DemoModel()
         self.system_prompt = system_prompt
-        self.tools = list(tools)
-        names = [t.name for t in self.tools]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise UserError(f"two tools share the name(s) {', '.join(map(repr, duplicates))}")
-        for t in self.tools:
-            if not isinstance(t, Tool):
-                raise UserError(f"{t!r} is not a tool; decorate it with @tool")
+        self.tools = checked_tools(tools)
         self.mode = AgentMode(mode)
-        try:
-            self.approval = ApprovalPolicy(approval)
-        except ValueError:
-            raise UserError(f"approval policy {approval!r} is not one of marked, all, none") from None
-        self.max_iterations = max_iterations
-        self.context_messages = context_messages
-        self.context_chars = context_chars
         self.timeouts = timeouts or timeouts_for(self.mode)
-        self.max_history_events = max_history_events
         self.fingerprint_check = fingerprint_check
-        self.hooks = list(hooks)
-        self.description = description
-        self.max_depth = max_depth
-        self.subagents = list(subagents)
-        for sub in self.subagents:
-            if not isinstance(sub, Agent):
-                raise UserError(f"sub-agent {sub!r} is not an Agent")
-            self.tools.append(_delegation_tool(sub))
-        self.mcp_servers = list(mcp_servers)  # their tools are listed at start(), never in workflow code
-        self._mcp_loaded = not self.mcp_servers
-        self.temporal_config = temporal if temporal is not None else (None if temporal_client else TemporalConfig())
-        self._client: Client | None = temporal_client[0] if temporal_client else None
-        self.task_queue = temporal_client[1] if temporal_client else self.temporal_config.task_queue  # type: ignore[union-attr]
+        self.subagents = _checked_subagents(subagents)
+        self.tools.extend(delegation_tool(sub.name, sub.description) for sub in self.subagents)
+        self._mcp_loaded = not self.mcp_servers  # their tools are listed at start(), never in workflow code
         self.local_worker = local_worker
         self._default_bus = event_bus is None
         self.event_bus: EventBus = event_bus or InMemoryEventBus()
         self.store: TranscriptStore = store or InMemoryTranscriptStore()
         self._compute_fingerprint()
-        self._worker: Any = None
+        self._worker: AgentWorker | None = None
         self._worker_checked_at = 0.0
-        self._running: dict[str, float] = {}  # conversations this client saw running, and when
+        self._starts = RunStarts()
+
+    # The grouped options under the names they always had.
+    approval = property(lambda self: self.tool_options.approval)
+    hooks = property(lambda self: self.tool_options.hooks)
+    mcp_servers = property(lambda self: self.tool_options.mcp_servers)
+    max_iterations = property(lambda self: self.limits.max_iterations)
+    context_messages = property(lambda self: self.limits.context_messages)
+    context_chars = property(lambda self: self.limits.context_chars)
+    max_history_events = property(lambda self: self.limits.max_history_events)
+    max_depth = property(lambda self: self.limits.max_depth)
 
     def _compute_fingerprint(self) -> None:
         self.manifest = build_manifest(
@@ -175,8 +135,14 @@ class Agent:
 
     @property
     def client(self) -> Client:
+        """The Temporal client, for calls the agent does not wrap (raises UserError until started)."""
         if self._client is None:
             raise UserError("the agent is not started: use 'async with agent:' or 'await agent.start()'")
+        return self._client
+
+    @property
+    def client_if_connected(self) -> Client | None:
+        """The Temporal client, or None before the agent started (for health checks)."""
         return self._client
 
     async def start(self) -> "Agent":
@@ -193,8 +159,6 @@ class Agent:
         if self.subagents:
             self._compute_fingerprint()  # their fingerprints may have changed as they loaded MCP tools
         if self.local_worker and self._worker is None:
-            from .worker import AgentWorker
-
             self._worker = AgentWorker(self)
             await self._worker.start()
         return self
@@ -235,8 +199,17 @@ class Agent:
     def workflow_id(self, conversation_id: str) -> str:
         return workflow_id_for(self.name, conversation_id)
 
-    def _handle(self, conversation_id: str) -> WorkflowHandle:
-        return self.client.get_workflow_handle(self.workflow_id(conversation_id))
+    def handle(self, conversation_id: str) -> WorkflowHandle:
+        """The Temporal handle of a conversation's workflow (its latest run; ``result()`` is a Carry)."""
+        return self.client.get_workflow_handle(self.workflow_id(conversation_id), result_type=Carry)
+
+    def _conversation(self, conversation_id: str) -> Conversation:
+        return Conversation(
+            id=conversation_id, workflow=self.handle(conversation_id), address=self.temporal_address,
+            decide=functools.partial(self.decide, conversation_id),
+            cancel=functools.partial(self.cancel, conversation_id),
+            subscribe=functools.partial(self.subscribe, conversation_id),
+        )
 
     # ------------------------------------------------------------------ runs
     async def run(self, text: str, conversation_id: str, **kwargs: Any) -> RunResult:
@@ -270,18 +243,19 @@ class Agent:
         run's approvals; the workflow records them with each approval. Without them anyone may."""
         if len(text) > MAX_MESSAGE:  # Temporal refuses payloads past 2 MB; say so instead of failing
             text = text[:MAX_MESSAGE] + f"\n[message truncated: {len(text)} characters in all]"
-        if message_id is not None and len(message_id) > limits.NAME_CHARS:
-            raise UserError(f"message_id is {len(message_id)} characters long; use at most {limits.NAME_CHARS}")
-        msg = limits.bound_user_message(UserMessage(  # by encoded bytes: non-ASCII takes 6 to 12 each
+        if message_id is not None and len(message_id) > budgets.NAME_CHARS:
+            raise UserError(f"message_id is {len(message_id)} characters long; use at most {budgets.NAME_CHARS}")
+        msg = budgets.bound_user_message(UserMessage(  # by encoded bytes: non-ASCII takes 6 to 12 each
             id=message_id or uuid.uuid4().hex, text=text, user=user, user_name=user_name,
             context=list(context or []), deliver_to=deliver_to,
             approvers=None if approvers is None else list(approvers), admins=list(admins or []),
         ))
         await self._ensure_worker()
         start = WithStartWorkflowOperation(
-            ConversationWorkflow.run,
-            await self._start_input(conversation_id),
-            id=self.workflow_id(conversation_id), task_queue=self.task_queue,
+            WORKFLOW,
+            await self._starts.input(self.handle(conversation_id), conversation_id, self.spec(),
+                                     self.temporal_address),
+            id=self.workflow_id(conversation_id), task_queue=self.task_queue, result_type=Carry,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
         update_id = f"msg-{msg.id}-{uuid.uuid4().hex[:8]}"  # the workflow itself dedups by message id
@@ -290,16 +264,16 @@ class Agent:
             if _wait:  # one update that returns when the turn ends: no separate long poll
                 update = await asyncio.wait_for(
                     self.client.start_update_with_start_workflow(
-                        ConversationWorkflow.submit_and_wait, msg, start_workflow_operation=start, id=update_id,
-                        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                        Update.SUBMIT_AND_WAIT.value, msg, start_workflow_operation=start, id=update_id,
+                        wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=Progress,
                     ),
                     accept_within,
                 )
-                self._remember_running(conversation_id)
-                return RunHandle(self, conversation_id, msg.id, None, waiting=update)
+                self._starts.remember(conversation_id)
+                return RunHandle(self._conversation(conversation_id), msg.id, None, waiting=update)
             status = await asyncio.wait_for(
                 self.client.execute_update_with_start_workflow(
-                    ConversationWorkflow.submit, msg, start_workflow_operation=start, id=update_id,
+                    Update.SUBMIT.value, msg, start_workflow_operation=start, id=update_id, result_type=TurnStatus,
                 ),
                 accept_within,
             )
@@ -310,37 +284,11 @@ class Agent:
             ) from None
         except RPCError as exc:
             raise rpc_error(exc, self.temporal_address) from None
-        self._remember_running(conversation_id)
-        return RunHandle(self, conversation_id, msg.id, status)
-
-    def _remember_running(self, conversation_id: str) -> None:
-        self._running[conversation_id] = time.monotonic()
-        if len(self._running) > 10_000:
-            for key in list(self._running)[:1000]:
-                del self._running[key]
-
-    async def _start_input(self, conversation_id: str) -> ConversationInput:
-        """The input a new run gets if the message starts one. One cheap describe tells whether an
-        earlier run left context, so a new conversation costs no visibility query."""
-        from temporalio.client import WorkflowExecutionStatus
-
-        inp = ConversationInput(conversation_id=conversation_id, spec=self.spec())
-        seen = self._running.get(conversation_id)
-        if seen is not None and time.monotonic() - seen < self.timeouts.idle / 2:
-            return inp  # it was running a moment ago; if it ended meanwhile, the run looks itself up
-        try:
-            desc = await self._handle(conversation_id).describe()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                inp.restored = True  # never ran: nothing to restore
-                return inp
-            raise rpc_error(exc, self.temporal_address, conversation_id) from None
-        if desc.status == WorkflowExecutionStatus.COMPLETED:
-            inp.previous_run_id = desc.run_id
-        return inp
+        self._starts.remember(conversation_id)
+        return RunHandle(self._conversation(conversation_id), msg.id, status)
 
     def get_run(self, conversation_id: str, turn_id: str) -> "RunHandle":
-        return RunHandle(self, conversation_id, turn_id, None)
+        return RunHandle(self._conversation(conversation_id), turn_id, None)
 
     async def _ensure_worker(self) -> None:
         """Interactive mode fails fast when nothing polls the task queue."""
@@ -349,27 +297,7 @@ class Agent:
         now = time.monotonic()
         if now - self._worker_checked_at < 10:
             return
-        from temporalio.api.enums.v1 import TaskQueueType
-        from temporalio.api.taskqueue.v1 import TaskQueue
-        from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-
-        request = DescribeTaskQueueRequest(
-            namespace=self.client.namespace, task_queue=TaskQueue(name=self.task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        )
-        for attempt in range(20):  # a worker that is just starting gets two seconds to show up
-            try:
-                resp = await self.client.workflow_service.describe_task_queue(request, timeout=_td(5))
-            except RPCError as exc:
-                raise rpc_error(exc, self.temporal_address) from None
-            if resp.pollers:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise NoWorkerError(
-                f"no worker polls task queue {self.task_queue!r} in namespace {self.client.namespace!r}; "
-                "start one with 'durabot worker' or use local_worker=True"
-            )
+        await wait_for_poller(self.client, self.task_queue, self.temporal_address)
         self._worker_checked_at = now
 
     # ------------------------------------------------------------------ conversations
@@ -382,16 +310,16 @@ class Agent:
         of the conversation's workspace or guild (or is an operator), who may always decide."""
         for _ in range(100):
             try:
-                return await self._handle(conversation_id).execute_update(
-                    ConversationWorkflow.decide, Decision(approval_id, approved, by, reason, admin=admin),
-                    id=f"decide-{approval_id}-{uuid.uuid4().hex[:8]}",
+                return await self.handle(conversation_id).execute_update(
+                    Update.DECIDE.value, Decision(approval_id, approved, by, reason, admin=admin),
+                    id=f"decide-{approval_id}-{uuid.uuid4().hex[:8]}", result_type=ApprovalInfo,
                 )
             except WorkflowUpdateFailedError as exc:
                 cause = exc.cause
-                if isinstance(cause, ApplicationError) and cause.type == "Continuing":
+                if isinstance(cause, ApplicationError) and cause.type == ErrorType.CONTINUING:
                     await asyncio.sleep(0.05)  # the next run takes over in a moment
                     continue
-                if isinstance(cause, ApplicationError) and cause.type == APPROVAL_NOT_ALLOWED:
+                if isinstance(cause, ApplicationError) and cause.type == ErrorType.APPROVAL_NOT_ALLOWED:
                     raise ApprovalNotAllowed(cause.message, *cause.details[:1]) from None
                 raise ApprovalError(cause.message if isinstance(cause, ApplicationError) else str(exc)) from None
             except RPCError as exc:
@@ -402,7 +330,7 @@ class Agent:
         """One approval with its whole arguments, as the conversation recorded it; None when this run
         does not know it (it ended, or it was decided long ago)."""
         try:
-            return await self._handle(conversation_id).query(ConversationWorkflow.approval, approval_id)
+            return await self.handle(conversation_id).query(Query.APPROVAL.value, approval_id, result_type=ApprovalInfo)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return None
@@ -413,7 +341,7 @@ class Agent:
     ) -> None:
         """Cancel the running turn (or a queued one); the conversation itself goes on."""
         try:
-            await self._handle(conversation_id).signal(ConversationWorkflow.cancel, CancelRequest(by, reason, turn_id))
+            await self.handle(conversation_id).signal(Signal.CANCEL.value, CancelRequest(by, reason, turn_id))
         except RPCError as exc:
             raise rpc_error(exc, self.temporal_address, conversation_id) from None
 
@@ -421,7 +349,7 @@ class Agent:
         """The conversation's state, or None if it has no running workflow."""
         from temporalio.client import WorkflowExecutionStatus
 
-        handle = self._handle(conversation_id)
+        handle = self.handle(conversation_id)
         try:
             desc = await handle.describe()
         except RPCError as exc:
@@ -430,11 +358,14 @@ class Agent:
             raise rpc_error(exc, self.temporal_address, conversation_id) from None
         if desc.status != WorkflowExecutionStatus.RUNNING:
             return None
-        return await self._query_status(handle, conversation_id)
+        return await self.query_status(conversation_id, handle)
 
-    async def _query_status(self, handle: WorkflowHandle, conversation_id: str) -> ConversationStatus | None:
+    async def query_status(self, conversation_id: str, handle: WorkflowHandle | None = None) -> ConversationStatus | None:
+        """The state of a conversation known to be running (listed), without describing it first;
+        None when it ended meanwhile."""
+        handle = handle or self.handle(conversation_id)
         try:
-            return await handle.query(ConversationWorkflow.status)
+            return await handle.query(Query.STATUS.value, result_type=ConversationStatus)
         except RPCError as exc:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
                 return None  # it ended between the listing and the query
@@ -458,7 +389,7 @@ class Agent:
         try:
             return await list_running(
                 self.client, query, len(self.name) + 1,
-                lambda wid, cid: self._query_status(self.client.get_workflow_handle(wid), cid),
+                lambda wid, cid: self.query_status(cid, self.client.get_workflow_handle(wid)),
                 limit, detail_timeout,
             )
         except RPCError as exc:
@@ -488,30 +419,13 @@ class Agent:
     def subscribe(self, conversation_id: str, turn_id: str, after: str | None = None,
                   idle_timeout: float | None = None) -> AsyncIterator[AgentEvent]:
         """Live events of one turn from the bus (tokens, tools, retry markers), from offset ``after``."""
-        return _measured(self.event_bus.subscribe(stream_key(conversation_id, turn_id), after,
+        return measured(self.event_bus.subscribe(stream_key(conversation_id, turn_id), after,
                                                   idle_timeout=idle_timeout))
 
 
-async def _measured(events: AsyncIterator[AgentEvent]) -> AsyncIterator[AgentEvent]:
-    from .metrics import event_bus_lag_seconds
-
-    async for ev in events:
-        if ev.ts:
-            event_bus_lag_seconds.observe(max(0.0, time.time() - ev.ts))
-        yield ev
-
-
-def _delegation_tool(sub: "Agent") -> Tool:
-    async def delegate(task: str) -> str:
-        raise RuntimeError("delegations run as child workflows, not as tool activities")
-
-    tool = Tool(delegate, name=f"ask_{sub.name}"[:64],
-                description=sub.description or f"Delegate a task to the {sub.name!r} agent and get its answer.")
-    tool.subagent = sub.name  # type: ignore[attr-defined]
-    return tool
-
-
-def _td(seconds: float) -> Any:
-    from datetime import timedelta
-
-    return timedelta(seconds=seconds)
+def _checked_subagents(subagents: Iterable["Agent"]) -> list["Agent"]:
+    subs = list(subagents)
+    for sub in subs:
+        if not isinstance(sub, Agent):
+            raise UserError(f"sub-agent {sub!r} is not an Agent")
+    return subs

@@ -1,4 +1,4 @@
-"""Approvals: their ids, and who may decide them. Pure and deterministic: the workflow uses both.
+"""Approvals: their ids, who may decide them, and the gate a conversation's tool calls wait at.
 
 Ids are derived from what the approval is about, so they never repeat in a conversation. A counter
 restarted at ``a1`` whenever a run began without the previous run's state, and a card's stale button
@@ -9,13 +9,24 @@ prefix stays, so ``durabot approve <conversation> <id>`` reads as before; 12 hex
 
 Who may decide is the policy of the message that asked, recorded in the ``ApprovalInfo``: the workflow
 checks a decision against that record, never against what a button or a caller claims.
+
+``ApprovalGate`` is workflow code (deterministic, no I/O): asking, deciding, expiry, and the approvals
+a sub-agent raises to its parent. What it needs of the conversation is the ``GateHost`` protocol.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
+from datetime import datetime, timedelta
+from typing import Protocol
 
-from .types import ApprovalInfo
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+from .contract import DeliveryKind, ErrorType, Signal
+from .types import ApprovalInfo, ChildApproval, Decision, ParentLink, ToolCall, TurnStatus, UserMessage
 
 APPROVAL_IDS_PATCH = "approval-ids-from-calls"  # runs started before it keep numbering a1, a2, ...
 DIGITS = 12
@@ -47,3 +58,193 @@ def who_may(info: ApprovalInfo) -> str:
         who.append("the approvers " + ", ".join(repr(a) for a in listed))
     who.append("an admin")
     return ", ".join(who[:-1]) + (" or " if len(who) > 1 else "") + who[-1]
+
+
+_DECIDED_KEPT = 50  # decided approvals this run still answers queries about
+
+
+class Checkpoint(Exception):
+    """Raised inside a turn when only approval waits remain and the run should continue as new."""
+
+
+class GateHost(Protocol):
+    """What the gate needs of the conversation workflow."""
+
+    def current_turn(self) -> tuple[UserMessage | None, TurnStatus | None]:
+        """The message and status of the running turn (None, None between turns)."""
+
+    def notify(self, kind: DeliveryKind, msg: UserMessage, st: TurnStatus,
+               approval: ApprovalInfo | None = None) -> None:
+        """Queue a durable notice for the turn's platform adapter."""
+
+    def checkpoint_if_history_large(self) -> None:
+        """Ask for a pause (continue-as-new) once only approval waits remain, if the history is large."""
+
+    def pause_now(self) -> bool:
+        """Whether a wanted pause can happen now (no tool is running)."""
+
+
+class ApprovalGate:
+    """The approvals of one run: ``approvals`` by id, and those proxied for sub-agents."""
+
+    def __init__(self, host: GateHost, parent: ParentLink | None, timeout: float) -> None:
+        self.host = host
+        self.parent = parent  # set when this run is a sub-agent: its approvals are raised to the parent
+        self.timeout = timeout  # seconds an approval waits for a decision
+        self.count = 0  # approvals asked in the conversation, for ids of runs before APPROVAL_IDS_PATCH
+        self.approvals: dict[str, ApprovalInfo] = {}
+        self.child_proxies: dict[tuple[str, str], ApprovalInfo] = {}  # (child workflow, its id) -> ours
+        self.proxy_targets: dict[str, tuple[str, str]] = {}  # our approval id -> (child workflow, its id)
+
+    # ------------------------------------------------------------ asking
+    async def ask(self, msg: UserMessage, st: TurnStatus, call: ToolCall, rnd: int) -> ApprovalInfo:
+        """Ask for a decision on ``call`` of round ``rnd`` and wait for it (or for expiry)."""
+        # Approvals of older versions carry no round: matched by call id alone, as they were.
+        info = next((a for a in st.approvals if a.call_id == call.id and a.round in (None, rnd)), None)
+        if info is None:
+            self.count += 1
+            deadline = workflow.now() + timedelta(seconds=self.timeout)
+            unique = workflow.patched(APPROVAL_IDS_PATCH)
+            info = ApprovalInfo(
+                id=approval_id(msg.id, str(rnd), call.id) if unique else f"a{self.count}",
+                turn_id=msg.id, tool=call.name, arguments=call.arguments,
+                requested_by=msg.user, call_id=call.id, deadline=deadline.isoformat(),
+                approvers=None if msg.approvers is None else list(msg.approvers), admins=list(msg.admins),
+                round=rnd if unique else None,
+            )
+            self.approvals[info.id] = info
+            st.approvals.append(info)
+            st.state, st.step = "awaiting_approval", f"waiting for approval of {call.name}"
+            st.bump(milestone=True)
+            self.host.notify(DeliveryKind.APPROVAL_REQUESTED, msg, st, approval=info)
+            workflow.metric_meter().create_counter("durabot_approvals_requested", "Approvals asked").add(1)
+            await self._raise_to_parent(info)
+        else:  # resumed after continue-as-new: the card is already out, only wait again
+            self.approvals[info.id] = info
+        if info.status == "pending":
+            self.host.checkpoint_if_history_large()
+        remaining = (_parse_time(info.deadline) - workflow.now()).total_seconds() if info.deadline else None
+        try:
+            await workflow.wait_condition(
+                lambda: info.status != "pending" or self.host.pause_now(),
+                timeout=max(remaining, 0.001) if remaining is not None else self.timeout,
+            )
+        except asyncio.TimeoutError:
+            info.status = "expired"
+        finally:
+            self._trim()
+        if info.status == "pending":
+            raise Checkpoint()
+        if not any(a.status == "pending" for a in st.approvals):
+            st.state = "running"
+        st.bump(milestone=True)
+        self.host.notify(DeliveryKind.APPROVAL_DECIDED, msg, st, approval=info)
+        meter = workflow.metric_meter()
+        meter.create_counter("durabot_approvals_decided", "Approvals ended").add(1, {"outcome": info.status})
+        if info.deadline:
+            asked = _parse_time(info.deadline) - timedelta(seconds=self.timeout)
+            meter.create_histogram_float("durabot_approval_wait_seconds", "Approval wait", "s").record(
+                max(0.0, (workflow.now() - asked).total_seconds()))
+        await self._raise_to_parent(info)
+        return info
+
+    def _trim(self) -> None:
+        decided = [k for k, a in self.approvals.items() if a.status != "pending"]
+        for key in decided[: max(0, len(decided) - _DECIDED_KEPT)]:
+            del self.approvals[key]
+
+    # ------------------------------------------------------------ deciding
+    def validate(self, d: Decision, continuing: bool) -> None:
+        """Refuse a decision the gate cannot take (the update's validator: nothing is recorded)."""
+        if continuing:
+            raise ApplicationError("the conversation is moving to a new run; try again",
+                                   type=ErrorType.CONTINUING.value)
+        info = self.approvals.get(d.approval_id)
+        if info is None:
+            raise ApplicationError(f"no approval {d.approval_id!r} in this conversation",
+                                   type=ErrorType.APPROVAL_UNKNOWN.value)
+        if info.status != "pending":
+            who = f" by {info.decided_by}" if info.decided_by else ""
+            raise ApplicationError(
+                f"approval {d.approval_id!r} is already {info.status}{who}",
+                type=ErrorType.APPROVAL_ALREADY_DECIDED.value,
+            )
+        if not may_decide(info, d.by, d.admin):
+            # The policy was recorded when the approval was asked: what a button or caller claims
+            # about the requester or the approvers plays no part.
+            raise ApplicationError(
+                f"{d.by!r} may not decide approval {d.approval_id!r}: only {who_may(info)} can",
+                info.requested_by, type=ErrorType.APPROVAL_NOT_ALLOWED.value,
+            )
+
+    async def decide(self, d: Decision) -> ApprovalInfo:
+        """A validated decision (see ``validate``)."""
+        info = self.approvals[d.approval_id]
+        await self._apply(info, d)
+        return info
+
+    async def decide_from_parent(self, d: Decision, continuing: bool) -> None:
+        """A parent passing down a decision on an approval this sub-agent raised to it."""
+        info = self.approvals.get(d.approval_id)
+        if info is not None and info.status == "pending" and not continuing:
+            await self._apply(info, d)
+
+    async def _apply(self, info: ApprovalInfo, d: Decision) -> None:
+        info.status = "approved" if d.approved else "denied"
+        info.decided_by = d.by
+        info.reason = d.reason
+        target = self.proxy_targets.get(info.id)
+        if target is not None:  # the approval belongs to a sub-agent: it decides there
+            self._proxy_resolved(info)
+            await workflow.get_external_workflow_handle(target[0]).signal(
+                Signal.DECIDE_CHILD.value, Decision(target[1], d.approved, d.by, d.reason, admin=d.admin))
+
+    # ------------------------------------------------------------ sub-agents' approvals
+    async def from_child(self, ca: ChildApproval) -> None:
+        """A sub-agent asks (or reports the end of) an approval: show it as ours, under an id of ours."""
+        key = (ca.child_workflow_id, ca.approval.id)
+        proxy = self.child_proxies.get(key)
+        msg, st = self.host.current_turn()
+        if proxy is None:
+            if ca.approval.status != "pending" or st is None or msg is None:
+                return
+            self.count += 1
+            unique = workflow.patched(APPROVAL_IDS_PATCH)
+            # Decided here, so checked against this conversation's policy, not the child's.
+            proxy = dataclasses.replace(
+                ca.approval, turn_id=msg.id, call_id=None,
+                id=approval_id(ca.child_workflow_id, ca.approval.id) if unique else f"a{self.count}",
+                approvers=None if msg.approvers is None else list(msg.approvers), admins=list(msg.admins),
+            )
+            self.child_proxies[key] = proxy
+            self.proxy_targets[proxy.id] = key
+            self.approvals[proxy.id] = proxy
+            st.approvals.append(proxy)
+            st.state, st.step = "awaiting_approval", f"waiting for approval of {proxy.tool}"
+            st.bump(milestone=True)
+            self.host.notify(DeliveryKind.APPROVAL_REQUESTED, msg, st, approval=proxy)
+            await self._raise_to_parent(proxy)
+        elif proxy.status == "pending" and ca.approval.status != "pending":
+            proxy.status, proxy.decided_by, proxy.reason = (
+                ca.approval.status, ca.approval.decided_by, ca.approval.reason)
+            self._proxy_resolved(proxy)
+
+    def _proxy_resolved(self, proxy: ApprovalInfo) -> None:
+        msg, st = self.host.current_turn()
+        if st is None or msg is None or proxy not in st.approvals:
+            return
+        if not any(a.status == "pending" for a in st.approvals):
+            st.state = "running"
+        st.bump(milestone=True)
+        self.host.notify(DeliveryKind.APPROVAL_DECIDED, msg, st, approval=proxy)
+        if self.parent is not None:
+            asyncio.create_task(self._raise_to_parent(proxy))
+
+    async def _raise_to_parent(self, info: ApprovalInfo) -> None:
+        if self.parent is not None:
+            await workflow.get_external_workflow_handle(self.parent.workflow_id).signal(
+                Signal.CHILD_APPROVAL.value, ChildApproval(workflow.info().workflow_id, info))
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)

@@ -31,27 +31,35 @@ RESTORE_ACTIVITY = "durabot.restore"
 DELIVER_ACTIVITY = "durabot.deliver"  # runs on a platform adapter's delivery task queue
 
 
-class Update(str, Enum):
+class _Name(str, Enum):
+    """A name that is its value wherever it is shown too: logs and messages read as they did when it
+    was a plain string."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Update(_Name):
     SUBMIT = "submit"
     SUBMIT_AND_WAIT = "submit_and_wait"
     WAIT_PROGRESS = "wait_progress"
     DECIDE = "decide"
 
 
-class Signal(str, Enum):
+class Signal(_Name):
     SUBMIT = "submit_signal"
     CANCEL = "cancel"
     DECIDE_CHILD = "decide_signal"  # a parent passes a decision down to its sub-agent
     CHILD_APPROVAL = "child_approval"  # a sub-agent raises an approval to its parent
 
 
-class Query(str, Enum):
+class Query(_Name):
     STATUS = "status"
     TURN = "turn"
     APPROVAL = "approval"
 
 
-class DeliveryKind(str, Enum):
+class DeliveryKind(_Name):
     """What a durable notice to a platform adapter is about. A str enum: it travels as its value."""
 
     APPROVAL_REQUESTED = "approval_requested"
@@ -65,7 +73,7 @@ class DeliveryKind(str, Enum):
         return self in (DeliveryKind.TURN_FINISHED, DeliveryKind.TURN_CANCELLED, DeliveryKind.TURN_FAILED)
 
 
-class ErrorType(str, Enum):
+class ErrorType(_Name):
     """``ApplicationError.type`` values that cross the workflow / activity / client boundaries."""
 
     FINGERPRINT = "FingerprintMismatch"

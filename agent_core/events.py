@@ -156,3 +156,13 @@ class TextAccumulator:
         if event.kind == "tool_started" and event.tool:
             self.tools.append(event.tool)
         return False
+
+
+async def measured(events: AsyncIterator[AgentEvent]) -> AsyncIterator[AgentEvent]:
+    """``events`` as they come, observing how long each took from publication (the bus lag metric)."""
+    from .metrics import event_bus_lag_seconds
+
+    async for ev in events:
+        if ev.ts:
+            event_bus_lag_seconds.observe(max(0.0, time.time() - ev.ts))
+        yield ev

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Awaitable, Callable
 
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from .contract import ErrorType, Update
 from .errors import (
-    ABORTED,
-    FINGERPRINT_ERROR,
     ApprovalError,
     ConversationNotFound,
     FingerprintMismatch,
@@ -20,11 +20,20 @@ from .errors import (
     RunFailed,
 )
 from .temporal import rpc_error
-from .types import AgentEvent, ApprovalInfo, Carry, Progress, ProgressQuery, TurnStatus
-from .workflow import ConversationWorkflow
+from .types import AgentEvent, ApprovalInfo, Progress, ProgressQuery, TurnStatus
 
-if TYPE_CHECKING:
-    from .agent import Agent
+
+@dataclass(frozen=True)
+class Conversation:
+    """What a ``RunHandle`` needs of the agent that made it: one conversation's workflow (its latest
+    run, result type ``Carry``) and the agent's calls bound to that conversation."""
+
+    id: str
+    workflow: WorkflowHandle
+    address: str  # of the Temporal server, for error messages
+    decide: Callable[..., Awaitable[ApprovalInfo]]  # (approval_id, approved, by, reason, *, admin)
+    cancel: Callable[..., Awaitable[None]]  # (by, reason, turn_id)
+    subscribe: Callable[..., AsyncIterator[AgentEvent]]  # (turn_id, after)
 
 
 class RunResult:
@@ -43,32 +52,32 @@ class RunResult:
 class RunHandle:
     """One message's run: wait for its result, follow its events, decide its approvals, cancel it."""
 
-    def __init__(self, agent: Agent, conversation_id: str, turn_id: str, status: TurnStatus | None,
+    def __init__(self, conversation: Conversation, turn_id: str, status: TurnStatus | None,
                  waiting: Any = None) -> None:
-        self.agent = agent
-        self.conversation_id = conversation_id
+        self.conversation = conversation
+        self.conversation_id = conversation.id
         self.turn_id = turn_id
         self.last_status = status
         self._waiting = waiting  # a submit_and_wait update whose result is the finished turn
 
     @property
     def workflow_id(self) -> str:
-        return self.agent.workflow_id(self.conversation_id)
+        return self.conversation.workflow.id
 
     async def progress(self, seen_milestone: int = -1) -> TurnStatus:
         """The turn's status once it passes ``seen_milestone`` (an approval asked or decided, the end)."""
-        handle = self.agent._handle(self.conversation_id)
+        handle = self.conversation.workflow
         while True:
             try:
                 p: Progress = await handle.execute_update(
-                    ConversationWorkflow.wait_progress, ProgressQuery(self.turn_id, seen_milestone),
-                    id=f"progress-{uuid.uuid4().hex}",
+                    Update.WAIT_PROGRESS.value, ProgressQuery(self.turn_id, seen_milestone),
+                    id=f"progress-{uuid.uuid4().hex}", result_type=Progress,
                 )
             except RPCError as exc:
                 closed = await self._from_closed_run(exc)
                 if closed is not None:
                     return closed
-                raise rpc_error(exc, self.agent.temporal_address, self.conversation_id) from None
+                raise rpc_error(exc, self.conversation.address, self.conversation_id) from None
             except WorkflowUpdateFailedError as exc:
                 raise RunFailed(f"cannot follow turn {self.turn_id!r}: {exc.cause or exc}") from None
             if p.continued:
@@ -82,11 +91,10 @@ class RunHandle:
             return p.turn
 
     async def _from_closed_run(self, exc: RPCError) -> TurnStatus | None:
-        if exc.status != RPCStatusCode.NOT_FOUND and "completed" not in str(exc).lower():
+        if exc.status != RPCStatusCode.NOT_FOUND:  # the server's code for "already completed"
             return None
         try:
-            carry = await self.agent.client.get_workflow_handle(
-                self.workflow_id, result_type=Carry).result(follow_runs=False)
+            carry = await self.conversation.workflow.result(follow_runs=False)
         except Exception:
             return None
         for st in carry.recent:
@@ -137,16 +145,14 @@ class RunHandle:
     async def approve(self, approval_id: str | None = None, by: str = "user", reason: str | None = None,
                       *, admin: bool = False) -> ApprovalInfo:
         """Approve; ``admin``: ``by`` is verified as an admin (see ``Agent.decide``)."""
-        return await self.agent.decide(self.conversation_id, await self._approval_id(approval_id), True, by, reason,
-                                       admin=admin)
+        return await self.conversation.decide(await self._approval_id(approval_id), True, by, reason, admin=admin)
 
     async def deny(self, approval_id: str | None = None, by: str = "user", reason: str | None = None,
                    *, admin: bool = False) -> ApprovalInfo:
-        return await self.agent.decide(self.conversation_id, await self._approval_id(approval_id), False, by, reason,
-                                       admin=admin)
+        return await self.conversation.decide(await self._approval_id(approval_id), False, by, reason, admin=admin)
 
     async def cancel(self, by: str = "user", reason: str | None = None) -> None:
-        await self.agent.cancel(self.conversation_id, by, reason, turn_id=self.turn_id)
+        await self.conversation.cancel(by, reason, self.turn_id)
 
     async def events(self, after: str | None = None) -> AsyncIterator[AgentEvent]:
         """Live events merged with the workflow's durable progress; ends with finished/cancelled/error."""
@@ -154,7 +160,7 @@ class RunHandle:
         final_round = asyncio.Event()
 
         async def pump_bus() -> None:
-            async for ev in self.agent.subscribe(self.conversation_id, self.turn_id, after):
+            async for ev in self.conversation.subscribe(self.turn_id, after):
                 if ev.kind == "round_finished" and ev.data.get("final"):
                     final_round.set()
                 await queue.put(ev)
@@ -227,9 +233,9 @@ def _result_or_raise(st: TurnStatus, conversation_id: str) -> RunResult:
     if st.state == "cancelled":
         raise RunCancelled(f"the run {st.turn_id!r} was cancelled by {st.cancelled_by}")
     if st.state == "failed":
-        if st.error_kind == FINGERPRINT_ERROR:
+        if st.error_kind == ErrorType.FINGERPRINT:
             raise FingerprintMismatch(st.error or "configuration mismatch")
-        if st.error_kind == ABORTED:
+        if st.error_kind == ErrorType.ABORTED:
             raise RunAborted(f"the run {st.turn_id!r} was stopped: {st.error}")
         raise RunFailed(f"the run {st.turn_id!r} failed: {st.error}")
     return RunResult(st, conversation_id)

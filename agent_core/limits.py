@@ -160,3 +160,25 @@ def bound_statuses(statuses: list[Any], budget: int = RECENT_BYTES) -> list[Any]
         left -= size
     out.reverse()
     return out
+
+
+def refusal(msg: Any) -> str | None:
+    """Why a user message cannot be taken as it is (its id and delivery target are kept, not cut)."""
+    if len(msg.id) > NAME_CHARS:
+        return f"message id is {len(msg.id)} characters long; at most {NAME_CHARS} are accepted"
+    if msg.deliver_to is not None and payload_size(msg.deliver_to) > ERROR_BYTES:
+        return f"the delivery target is larger than {ERROR_BYTES} bytes"
+    return None
+
+
+def bound_results(results: list[Any]) -> list[Any]:
+    """A paused turn's finished tool results, cut (oldest first) to fit the next run's input."""
+    total = sum(encoded_len(r.output) for r in results)
+    out = []
+    for r in results:
+        if total > CHECKPOINT_BYTES:
+            short = clip(r.output, 1_000, "tool output")
+            total -= encoded_len(r.output) - encoded_len(short)
+            r = dataclasses.replace(r, output=short)
+        out.append(r)
+    return out

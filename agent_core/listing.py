@@ -21,12 +21,12 @@ from datetime import datetime
 
 from temporalio.client import Client
 
+from .contract import WORKFLOW
 from .errors import UserError
 from .types import ConversationStatus
 
 log = logging.getLogger(__name__)
 
-WORKFLOW_TYPE = "DurabotConversation"
 UNKNOWN = "unknown"  # the state of a conversation that did not answer its status query in time
 PAGE_SIZE = 200
 CONCURRENCY = 32  # status queries in flight at once; more does not help on a busy worker
@@ -50,7 +50,7 @@ def quoted(value: str) -> str:
 def running_query(workflow_id_prefixes: Iterable[str], task_queue: str) -> str:
     prefixes = sorted(set(workflow_id_prefixes))
     ids = " OR ".join(f"WorkflowId STARTS_WITH {quoted(p)}" for p in prefixes)
-    return (f"WorkflowType = {quoted(WORKFLOW_TYPE)} AND ExecutionStatus = 'Running' "
+    return (f"WorkflowType = {quoted(WORKFLOW)} AND ExecutionStatus = 'Running' "
             f"AND TaskQueue = {quoted(task_queue)} AND ({ids})")
 
 

@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable, Protocol
 
 from temporalio.exceptions import ApplicationError
 
-from .errors import MODEL_ERROR
+from .contract import ErrorType
 from .types import LLMResult, ToolCall
 
 log = logging.getLogger(__name__)
@@ -136,13 +136,14 @@ class OpenAIChatModel:
                         self.model, _describe(exc), f", caused by {_describe(cause)}" if cause else "")
             raise ApplicationError(
                 f"the model server is unreachable ({type(exc).__name__}; retried automatically); {_SEE_LOG}",
-                type=MODEL_ERROR,
+                {"kind": "timeout"}, type=ErrorType.MODEL.value,
             ) from None
         except (json.JSONDecodeError, openai.APIError) as exc:
             log.warning("model %r: malformed response from the model server: %s", self.model, _describe(exc))
             raise ApplicationError(
                 f"model returned a malformed response ({type(exc).__name__}; not retried); check "
-                "OPENAI_BASE_URL points at an OpenAI-compatible server", type=MODEL_ERROR, non_retryable=True,
+                "OPENAI_BASE_URL points at an OpenAI-compatible server", {"kind": "malformed"},
+                type=ErrorType.MODEL.value, non_retryable=True,
             ) from None
         tool_calls = [
             ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"] or "{}")
@@ -162,10 +163,24 @@ def _status_error(exc: Any, model: str) -> ApplicationError:
                 "retried" if retryable else "not retried", _server_text(exc))
     message = (f"the model server answered HTTP {status} ({hint}; "
                f"{'retried automatically' if retryable else 'not retried'}); {_SEE_LOG}")
+    details = {"kind": _status_kind(status), "status": status}
     if retryable:
         delay = _retry_after(exc.response.headers if exc.response is not None else {})
-        return ApplicationError(message, type=MODEL_ERROR, next_retry_delay=delay)
-    return ApplicationError(message, type=MODEL_ERROR, non_retryable=True)
+        return ApplicationError(message, details, type=ErrorType.MODEL.value, next_retry_delay=delay)
+    return ApplicationError(message, details, type=ErrorType.MODEL.value, non_retryable=True)
+
+
+def _status_kind(status: int) -> str:
+    if status in (408, 429):
+        return "timeout" if status == 408 else "rate_limit"
+    return "server" if status >= 500 else "client"
+
+
+def failure_kind(exc: ApplicationError) -> str:
+    """What kind of model failure ``exc`` reports (rate_limit, timeout, server, client, malformed,
+    other), from the details the model put in it: a message is for people and may change."""
+    first = exc.details[0] if exc.details else None
+    return str(first.get("kind", "other")) if isinstance(first, dict) else "other"
 
 
 def _server_text(exc: Any) -> str:

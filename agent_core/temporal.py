@@ -11,7 +11,7 @@ from temporalio.service import TLSConfig
 
 from temporalio.service import RPCError, RPCStatusCode
 
-from .errors import ApprovalError, ConversationNotFound, TemporalUnavailable, UserError
+from .errors import ApprovalError, ConversationNotFound, NoWorkerError, TemporalUnavailable, UserError
 
 
 @dataclass
@@ -97,3 +97,46 @@ def rpc_error(exc: RPCError, address: str, conversation_id: str | None = None, a
             return ApprovalError(f"conversation {conversation_id!r} has ended; its approvals are closed")
         return ConversationNotFound(f"no running conversation {conversation_id!r}")
     return TemporalUnavailable(f"Temporal request failed: {exc.message}")
+
+
+async def wait_for_poller(client: Client, task_queue: str, address: str) -> None:
+    """Return once a worker polls ``task_queue`` (one that is just starting gets two seconds to show
+    up); raise NoWorkerError if none does."""
+    from datetime import timedelta
+
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace, task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    for _ in range(20):
+        try:
+            resp = await client.workflow_service.describe_task_queue(request, timeout=timedelta(seconds=5))
+        except RPCError as exc:
+            raise rpc_error(exc, address) from None
+        if resp.pollers:
+            return
+        await asyncio.sleep(0.1)
+    raise NoWorkerError(
+        f"no worker polls task queue {task_queue!r} in namespace {client.namespace!r}; "
+        "start one with 'durabot worker' or use local_worker=True"
+    )
+
+
+def connection(temporal: TemporalConfig | None, temporal_client: tuple[Client, str] | None,
+                ) -> tuple[TemporalConfig | None, Client | None, str]:
+    """The agent's Temporal configuration (None: the caller owns the client), client and task queue."""
+    if temporal is not None and temporal_client is not None:
+        raise UserError(
+            "pass either temporal=TemporalConfig(...) (the agent connects and owns the client) or "
+            "temporal_client=(client, task_queue) (you own the client), not both"
+        )
+    if temporal_client is None:
+        config = temporal if temporal is not None else TemporalConfig()
+        return config, None, config.task_queue
+    if not isinstance(temporal_client, tuple) or len(temporal_client) != 2 or not temporal_client[1]:
+        raise UserError("temporal_client must be a (client, task_queue) tuple")
+    return None, temporal_client[0], temporal_client[1]

@@ -12,7 +12,7 @@ import json
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from .errors import UserError
 
@@ -208,4 +208,28 @@ def load_tools(spec: str) -> list[Tool]:
             if not tools:
                 raise UserError(f"DURABOT_TOOLS: module {module_name!r} defines no @tool functions")
             found.extend(tools)
+    return found
+
+
+def checked_tools(tools: Iterable[Tool]) -> list[Tool]:
+    """``tools`` as a list, refused if one is no ``Tool`` or two share a name."""
+    tools = list(tools)
+    names = [t.name for t in tools]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UserError(f"two tools share the name(s) {', '.join(map(repr, duplicates))}")
+    for t in tools:
+        if not isinstance(t, Tool):
+            raise UserError(f"{t!r} is not a tool; decorate it with @tool")
+    return tools
+
+
+def delegation_tool(agent_name: str, description: str = "") -> Tool:
+    """The tool by which the model delegates a task to sub-agent ``agent_name`` (a child workflow)."""
+    async def delegate(task: str) -> str:
+        raise RuntimeError("delegations run as child workflows, not as tool activities")
+
+    found = Tool(delegate, name=f"ask_{agent_name}"[:64],
+                 description=description or f"Delegate a task to the {agent_name!r} agent and get its answer.")
+    found.subagent = agent_name  # type: ignore[attr-defined]
     return found

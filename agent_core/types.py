@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from .contract import DeliveryKind
+
 
 class AgentMode(str, Enum):
     """How a run behaves when things are slow or absent.
@@ -311,6 +313,12 @@ class TurnStatus:
     def done(self) -> bool:
         return self.state in ("finished", "cancelled", "failed")
 
+    def bump(self, milestone: bool = False) -> None:
+        """Mark a change; a milestone also wakes the long polls waiting on this turn."""
+        self.version += 1
+        if milestone:
+            self.milestone += 1
+
 
 @dataclass
 class ProgressQuery:
@@ -339,7 +347,7 @@ class ConversationStatus:
 class Delivery:
     """A durable notice for a platform adapter, delivered by an activity on its task queue."""
 
-    kind: str  # approval_requested | approval_decided | turn_finished | turn_cancelled | turn_failed
+    kind: DeliveryKind  # a str enum: the wire value is the plain string
     conversation_id: str
     turn_id: str
     meta: dict[str, str]

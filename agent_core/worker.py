@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from .activities import AgentActivities
 from .events import EventBus
+from .hooks import Hooks
+from .model import ChatModel
 from .store import TranscriptStore
+from .tools import Tool
 from .workflow import ConversationWorkflow
-
-if TYPE_CHECKING:
-    from .agent import Agent
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +31,34 @@ SANDBOXED_RUNNER = SandboxedWorkflowRunner(
 _RUNNER = UnsandboxedWorkflowRunner()
 
 
+class ServedAgent(Protocol):
+    """What a worker needs of the agent it serves (an ``Agent``)."""
+
+    task_queue: str
+    system_prompt: str
+    model: ChatModel
+    tools: list[Tool]
+    event_bus: EventBus
+    store: TranscriptStore
+    fingerprint: str
+    manifest: dict[str, str]
+    hooks: list[Hooks]
+
+    @property
+    def client(self) -> Client: ...
+
+    @property
+    def client_if_connected(self) -> Client | None: ...
+
+    async def start(self) -> Any: ...
+
+
 class AgentWorker:
     """Serves an agent's task queue. Use one per process in production (``durabot worker``)."""
 
     def __init__(
         self,
-        agent: "Agent",
+        agent: ServedAgent,
         *,
         event_bus: EventBus | None = None,
         store: TranscriptStore | None = None,
@@ -72,7 +95,7 @@ class AgentWorker:
 
     async def start(self) -> None:
         """Start polling in the background (the embedded local worker)."""
-        if self.agent._client is None:
+        if self.agent.client_if_connected is None:
             await self.agent.start()
         self._worker = self.build()
         self._task = asyncio.create_task(self._worker.run())
@@ -80,7 +103,7 @@ class AgentWorker:
 
     async def run(self) -> None:
         """Poll until cancelled or shut down (a worker process)."""
-        if self.agent._client is None:
+        if self.agent.client_if_connected is None:
             await self.agent.start()
         self._worker = self.build()
         await self._worker.run()

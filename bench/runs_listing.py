@@ -55,7 +55,7 @@ async def old_scan(agent: Agent, prefix: str, limit: int) -> list[ConversationSt
         if not ex.id.startswith(wid_prefix) or ex.task_queue != agent.task_queue:
             continue
         handle = agent.client.get_workflow_handle(ex.id)
-        status = await agent._query_status(handle, ex.id[len(agent.name) + 1:])
+        status = await agent.query_status(ex.id[len(agent.name) + 1:], handle)
         if status is not None:
             out.append(status)
         if len(out) >= limit:

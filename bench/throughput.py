@@ -459,7 +459,7 @@ async def _history_summary(agent: Any, conversation: str) -> str:
     from temporalio.api.enums.v1 import EventType
 
     try:
-        history = await asyncio.wait_for(agent._handle(conversation).fetch_history(), 10)
+        history = await asyncio.wait_for(agent.handle(conversation).fetch_history(), 10)
     except Exception as exc:
         return f"unknown ({type(exc).__name__})"
     kinds = Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in history.events)

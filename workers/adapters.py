@@ -30,7 +30,7 @@ async def run_adapter(settings: Settings, platform: str) -> None:
     runtime_metrics = install_temporal_runtime(settings)
     agent = build_agent(settings)
     await agent.start()
-    health = await start_health(settings, lambda: agent._client, runtime_metrics)
+    health = await start_health(settings, lambda: agent.client_if_connected, runtime_metrics)
     if not settings.local_worker:
         log.info("no embedded worker: 'durabot worker' processes must serve task queue %r", agent.task_queue)
     try:

@@ -53,7 +53,7 @@ async def run_dev(settings: Settings, data_dir: str = ".durabot", chat: bool = T
         await agent.start()
         if chat and logging.getLogger().level == logging.INFO:
             logging.getLogger().setLevel(logging.WARNING)  # keep the chat readable; warnings still show
-        health = await start_health(settings, lambda: agent._client, runtime_metrics)
+        health = await start_health(settings, lambda: agent.client_if_connected, runtime_metrics)
         if health is not None:
             print(f"Health and metrics: http://127.0.0.1:{settings.metrics_port}/metrics")
             tasks.append(asyncio.create_task(_cleanup_on_cancel(health)))

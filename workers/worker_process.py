@@ -19,7 +19,7 @@ async def run_worker(settings: Settings, graceful_shutdown: float = 30.0) -> Non
 
     runtime_metrics = install_temporal_runtime(settings)
     agent = build_agent(settings, local_worker=False)
-    health = await start_health(settings, lambda: agent._client, runtime_metrics)
+    health = await start_health(settings, lambda: agent.client_if_connected, runtime_metrics)
     delay = 0.5
     while True:  # a worker waits for Temporal to come up; once connected, the SDK reconnects by itself
         try:

@@ -28,3 +28,12 @@ async def test_status_reports_a_running_conversation(make_agent, fake_openai):
     assert st is not None and st.state == "idle" and st.turns == 1 and st.history_length > 0
     listed = await agent.list_conversations("stat")
     assert [c.conversation_id for c in listed] == ["status"]
+
+
+async def test_a_finished_turn_is_read_from_the_ended_run(make_agent, fake_openai):
+    timeouts = replace(timeouts_for(AgentMode.INTERACTIVE), idle=0.5)
+    agent = await make_agent(timeouts=timeouts)
+    first = await agent.run("remember 42", conversation_id="gone")
+    await agent.handle("gone").result()  # the run ended for want of messages
+    again = await agent.get_run("gone", first.turn_id).result(timeout=30)
+    assert again.text == "echo: remember 42" and again.turn_id == first.turn_id
