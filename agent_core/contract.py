@@ -68,6 +68,16 @@ class DeliveryKind(_Name):
     TURN_CANCELLED = "turn_cancelled"
     TURN_FAILED = "turn_failed"
 
+    @classmethod
+    def _missing_(cls, value: object) -> "DeliveryKind | None":
+        # A newer workflow may send a kind this adapter does not know yet: decode it (as a member
+        # outside the list) so the adapter skips that notice instead of failing it for a day.
+        if not isinstance(value, str):
+            return None
+        unknown = str.__new__(cls, value)
+        unknown._name_, unknown._value_ = "UNKNOWN", value
+        return unknown
+
     @property
     def ends_turn(self) -> bool:
         return self in (DeliveryKind.TURN_FINISHED, DeliveryKind.TURN_CANCELLED, DeliveryKind.TURN_FAILED)

@@ -33,3 +33,12 @@ async def test_a_payload_with_the_plain_string_decodes():
 def test_a_kind_reads_as_its_value_in_messages_and_logs():
     for kind in DeliveryKind:
         assert str(kind) == f"{kind}" == "%s" % kind == kind.value
+
+
+async def test_a_kind_from_a_newer_workflow_decodes_and_is_no_known_kind():
+    conv = data_converter()
+    newer = conv.payload_converter.to_payloads([{"kind": "file_attached", "conversation_id": "c", "turn_id": "t",
+                                                 "meta": {}}])
+    back = (await conv.decode(newer, [Delivery]))[0]
+    assert back.kind == "file_attached" and back.kind not in list(DeliveryKind) and not back.kind.ends_turn
+    assert f"{back.kind}" == "file_attached"
