@@ -63,14 +63,14 @@ def visible_prefix(interaction: discord.Interaction, admin: bool) -> str | None:
     """The conversation id prefix of what this person may list here, or None for nothing."""
     channel = interaction.channel
     if interaction.guild_id is None:
-        return f"{PREFIX}:{DM}:{channel.id}:" if channel is not None else None
+        return guild_prefix(None, channel.id) if channel is not None else None
     if admin:
         return guild_prefix(interaction.guild_id)
     if isinstance(channel, discord.Thread):
         parent = channel.parent_id
     else:
         parent = channel.id if channel is not None else None
-    return f"{PREFIX}:{interaction.guild_id}:{parent}:" if parent is not None else None
+    return guild_prefix(interaction.guild_id, parent) if parent is not None else None
 
 
 def describe_runs(runs: list[ConversationStatus], unchecked: int = 0, where: str = "here") -> str:

@@ -22,7 +22,7 @@ import discord
 from agent_core.errors import DurabotError
 
 from .buttons import is_admin
-from .ids import DM, ConversationRef
+from .ids import ConversationRef, b36, ref_from_match, ref_part
 
 if TYPE_CHECKING:
     from .app import DiscordAdapter
@@ -38,20 +38,8 @@ STOP_TEMPLATE = (r"db:x:(?P<g>[0-9a-z]+)\.(?P<c>[0-9a-z]+)\.(?P<t>[0-9a-z]+)"
 _STOP_RE = re.compile(STOP_TEMPLATE + r"\Z")
 
 
-def _b36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if n == 0:
-            return out
-
-
 def stop_custom_id(ref: ConversationRef, turn_id: str, requester: str) -> str:
-    guild = 0 if ref.is_dm else int(ref.guild)
-    return (f"db:x:{_b36(guild)}.{_b36(int(ref.channel))}.{_b36(int(ref.thread))}"
-            f":{_b36(int(turn_id))}:{_b36(int(requester))}")
+    return f"db:x:{ref_part(ref)}:{b36(int(turn_id))}:{b36(int(requester))}"
 
 
 def parse_stop_custom_id(custom_id: str) -> tuple[ConversationRef, str, str] | None:
@@ -61,9 +49,7 @@ def parse_stop_custom_id(custom_id: str) -> tuple[ConversationRef, str, str] | N
 
 
 def _from_match(m: re.Match[str]) -> tuple[ConversationRef, str, str]:
-    guild = int(m["g"], 36)
-    ref = ConversationRef(DM if guild == 0 else str(guild), str(int(m["c"], 36)), str(int(m["t"], 36)))
-    return ref, str(int(m["turn"], 36)), str(int(m["u"], 36))
+    return ref_from_match(m), str(int(m["turn"], 36)), str(int(m["u"], 36))
 
 
 class StopButton(discord.ui.DynamicItem[discord.ui.Button], template=STOP_TEMPLATE):

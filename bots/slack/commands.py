@@ -18,6 +18,7 @@ from agent_core.errors import AgentRuntimeError
 from agent_core.listing import UNKNOWN
 from agent_core.settings import Settings
 from agent_core.types import ConversationStatus
+from bots.core.refs import conversation_prefix
 
 from .ids import PREFIX, ThreadRef, parse_conversation_id, parse_thread_reference, thread_link
 from .web import SlackWeb
@@ -100,7 +101,7 @@ class Commands:
         admin = await self.is_admin(user)
         if not admin and not channel:
             return "No active runs you can see here."
-        prefix = f"{PREFIX}:{team}:" if admin else f"{PREFIX}:{team}:{channel}:"
+        prefix = conversation_prefix(PREFIX, team, None if admin else channel)
         where = "this workspace" if admin else "this channel"
         runs = await self.agent.list_conversations(prefix=prefix, limit=SCAN, detail_timeout=DETAIL_BUDGET)
         unchecked = await self.agent.count_conversations(prefix) - len(runs) if len(runs) >= SCAN else 0
