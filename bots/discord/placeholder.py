@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 
 from agent_core.errors import DurabotError
 
-from .buttons import is_admin
-from .ids import ConversationRef, b36, ref_from_match, ref_part
+from bots.core.policy import is_admin
 
-if TYPE_CHECKING:
-    from .app import DiscordAdapter
+from .buttons import Clicks, clicks_of, guild_admin
+from .ids import ConversationRef, b36, ref_from_match, ref_part
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +63,7 @@ class StopButton(discord.ui.DynamicItem[discord.ui.Button], template=STOP_TEMPLA
         return cls(*_from_match(match))
 
     async def callback(self, interaction: discord.Interaction) -> Any:
-        adapter: DiscordAdapter = interaction.client.adapter  # type: ignore[attr-defined]
-        await on_stop(adapter, interaction, self.ref, self.turn_id, self.requester)
+        await on_stop(clicks_of(interaction), interaction, self.ref, self.turn_id, self.requester)
 
 
 def stop_view(ref: ConversationRef, turn_id: str, requester: str) -> discord.ui.View:
@@ -74,7 +72,7 @@ def stop_view(ref: ConversationRef, turn_id: str, requester: str) -> discord.ui.
     return view
 
 
-async def on_stop(adapter: "DiscordAdapter", interaction: discord.Interaction, ref: ConversationRef,
+async def on_stop(clicks: Clicks, interaction: discord.Interaction, ref: ConversationRef,
                   turn_id: str, requester: str) -> None:
     await interaction.response.defer()  # cancelling talks to Temporal; Discord wants an answer within 3 s
     user = str(interaction.user.id)
@@ -82,11 +80,10 @@ async def on_stop(adapter: "DiscordAdapter", interaction: discord.Interaction, r
     async def tell(text: str) -> None:
         await interaction.followup.send(text, ephemeral=True)
 
-    manage = interaction.guild_id is not None and interaction.permissions.manage_guild
-    if user != requester and not is_admin(user, adapter.settings.admins, manage):
+    if user != requester and not await is_admin(user, clicks.admins, guild_admin(interaction)):
         return await tell("Only the person who asked or an admin can stop this run.")
     try:
-        await adapter.agent.cancel(ref.conversation_id, by=user, turn_id=turn_id)
+        await clicks.agent.cancel(ref.conversation_id, by=user, turn_id=turn_id)
     except DurabotError as exc:
         log.warning("stop click on turn %s of %s failed: %s", turn_id, ref.conversation_id, exc)
         return await tell(UNAVAILABLE)

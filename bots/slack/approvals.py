@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 from agent_core import Agent
 from agent_core.errors import AgentRuntimeError, ApprovalError, ApprovalNotAllowed, ConversationNotFound
 from agent_core.settings import Settings
+from bots.core import policy
 
 from .ids import ApprovalButton, parse_conversation_id
 from .render import arguments_modal
@@ -28,18 +29,16 @@ LOOKUP_WAIT = 2.0  # seconds: a modal must open within 3 s of the click (its tri
 
 
 def may_decide(user: str, requested_by: str, settings: Settings) -> bool:
-    """The requester (unless approvers are listed without "requester"), listed approvers, admins."""
-    approvers = settings.approvers or ["requester"]
-    if user in settings.admins or "anyone" in approvers or user in approvers:
-        return True
-    return "requester" in approvers and user == requested_by
+    """The approval policy with only DURABOT_ADMINS as admins: a workspace admin is asked of Slack
+    only after the workflow refused the clicker (see ``decide``)."""
+    return policy.may_decide(user, requested_by, settings.approvers, admin=user in settings.admins)
 
 
 def refusal(requested_by: str | None, settings: Settings) -> str:
     who = []
-    if requested_by and "requester" in (settings.approvers or ["requester"]):
+    if requested_by and policy.REQUESTER in (settings.approvers or [policy.REQUESTER]):
         who.append(f"<@{requested_by}> (who asked)")
-    listed = [a for a in settings.approvers if a not in ("requester", "anyone")]
+    listed = [a for a in settings.approvers if a not in (policy.REQUESTER, policy.ANYONE)]
     who.append("the configured approvers and admins" if listed or settings.admins else "workspace admins")
     return (f":no_entry: You cannot decide this request; only {' or '.join(who) or 'an admin'} can. "
             "Nothing changed.")
