@@ -17,11 +17,10 @@ from discord import app_commands
 from agent_core import Agent
 from agent_core.errors import UserError
 from agent_core.settings import Settings
-from agent_core.types import Delivery
 from bots.core.cache import BoundedCache
 from bots.core.delivery import DeliveryActivity
 from bots.core.delivery_worker import DeliveryWorker, delivery_queue
-from bots.core.runlink import run_url
+from bots.core.runlink import RunLinks
 
 from .apitrace import api_trace
 from .buttons import ApprovalButton, Clicks, ShowAllButton
@@ -114,6 +113,7 @@ class DiscordAdapter:
         self.cards: BoundedCache[tuple[str, str], list] = BoundedCache(CARDS)
         self.writer = ReplyWriter(lambda: self.client, self.limiter)
         self.ingress = Ingress(self)
+        self.run_link = RunLinks(settings.temporal_ui_url, lambda: agent.client.namespace)
         self.clicks = Clicks(agent, settings.approvers, settings.admins, self.cards)
         self.delivery = DeliveryActivity(DiscordDeliverer(
             lambda: self.client, self.limiter, self.replies, self.writer, self.cards, self.run_link))
@@ -121,15 +121,6 @@ class DiscordAdapter:
         self.client: DurabotClient = None  # type: ignore[assignment]  # set by serve()
         self._background: set[asyncio.Task] = set()
         self._announced = False
-        if settings.temporal_ui_url and run_url(settings.temporal_ui_url, "default", "w") is None:
-            log.warning("TEMPORAL_UI_URL=%r is not an http(s) address; answers carry no link to their run",
-                        settings.temporal_ui_url)
-
-    def run_link(self, d: Delivery) -> str | None:
-        """The Temporal UI page of a delivery's run, when TEMPORAL_UI_URL is set."""
-        if not self.settings.temporal_ui_url:
-            return None
-        return run_url(self.settings.temporal_ui_url, self.agent.client.namespace, d.workflow_id, d.run_id)
 
     async def serve(self) -> None:
         configure_endpoints(self.settings)

@@ -22,12 +22,12 @@ from temporalio.service import RPCError
 from agent_core import Agent
 from agent_core.errors import AgentRuntimeError, UserError
 from agent_core.settings import Settings
-from agent_core.types import Delivery, DeliveryTarget
+from agent_core.types import DeliveryTarget
 from bots.core.cache import BoundedCache
 from bots.core.delivery import DeliveryActivity
 from bots.core.delivery_worker import DeliveryWorker
 from bots.core.delivery_worker import delivery_queue as core_delivery_queue
-from bots.core.runlink import run_url
+from bots.core.runlink import RunLinks
 
 from . import approvals
 from .commands import Commands
@@ -68,12 +68,10 @@ class SlackAdapter:
         self.task_queue = delivery_task_queue or delivery_queue(settings)
         self._editors: BoundedCache[str, EditScheduler] = BoundedCache(1_000)  # one per workspace
         self._update_budget = update_budget
+        self.run_link = RunLinks(settings.temporal_ui_url, lambda: agent.client.namespace)
         self.streams = LiveStreams(agent, self.web, self.editor_for, self.run_link)
         self.delivery = DeliveryActivity(SlackDeliverer(self.web, self.editor_for, self.streams, self.run_link))
         self.delivery_worker = DeliveryWorker(self.task_queue, self.delivery.deliver, max_concurrent_activities=100)
-        if settings.temporal_ui_url and run_url(settings.temporal_ui_url, "default", "w") is None:
-            log.warning("TEMPORAL_UI_URL=%r is not an http(s) address; answers carry no link to their run",
-                        settings.temporal_ui_url)
         self.commands = Commands(agent, self.web, settings)
         self.bot_user_id: str | None = None
         self.bot_id: str | None = None
@@ -100,12 +98,6 @@ class SlackAdapter:
                 editor = EditScheduler(self.web)
             self._editors[team] = editor
         return editor
-
-    def run_link(self, d: Delivery) -> str | None:
-        """The Temporal UI page of a delivery's run, when TEMPORAL_UI_URL is set."""
-        if not self.settings.temporal_ui_url:
-            return None
-        return run_url(self.settings.temporal_ui_url, self.agent.client.namespace, d.workflow_id, d.run_id)
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
