@@ -20,10 +20,11 @@ from typing import Any
 import discord
 
 from agent_core import Agent
-from agent_core.errors import ApprovalError, ApprovalNotAllowed, ConversationNotFound, DurabotError
+from agent_core.errors import DurabotError
 from bots.core.cache import BoundedCache
 from bots.core.fit import pretty_arguments
-from bots.core.policy import AdminCheck, is_admin, may_decide
+from bots.core.approval_click import LOOKUP_WAIT, Verdict, decide_click
+from bots.core.policy import AdminCheck
 from bots.core.runlink import LINK_LABEL
 
 from .ids import (
@@ -39,7 +40,6 @@ from .render import approval_decided, mention
 
 log = logging.getLogger(__name__)
 
-LOOKUP_WAIT = 2.0  # seconds for reading an approval from the workflow while the click waits
 NOT_HERE = ("This card belongs to another conversation (it was copied or forwarded here); "
             "use the buttons on the card in its own thread. Nothing changed.")
 NOT_ALLOWED = "Only the person who asked, the configured approvers or an admin can decide this."
@@ -149,33 +149,25 @@ async def on_click(clicks: Clicks, interaction: discord.Interaction, ref: Conver
         return await interaction.response.send_message(NOT_HERE, ephemeral=True)
     # Acknowledge first: the workflow is asked below, and Discord wants an answer within 3 s.
     await interaction.response.defer()
+    # The click is in the conversation's own guild (checked above), so Manage Server is a right there.
     conv, user = ref.conversation_id, str(interaction.user.id)
-    # The click is in the conversation's own guild (checked above), so these are rights there.
-    manage = manages_guild(interaction)
 
     async def tell(text: str) -> None:
         await interaction.followup.send(text, ephemeral=True)
 
-    try:
-        try:
-            asked = await asyncio.wait_for(clicks.agent.get_approval(conv, approval_id), LOOKUP_WAIT)
-        except TimeoutError:
-            asked = None  # the decision below meets the workflow's own check either way
-        if asked is not None and asked.approvers is None:
-            # Asked before approvals recorded their policy: check here, against the workflow's record.
-            admin = await is_admin(user, clicks.admins, guild_admin(interaction))
-            if not may_decide(user, asked.requested_by, clicks.approvers, admin):
-                return await tell(NOT_ALLOWED)
-        info = await clicks.agent.decide(conv, approval_id, approve, by=user, admin=manage)
-    except ApprovalNotAllowed:
+    outcome = await decide_click(clicks.agent, conv, approval_id, approve, user, approvers=clicks.approvers,
+                                 admins=clicks.admins, platform_admin=guild_admin(interaction),
+                                 admin_known_first=True)
+    if outcome.verdict is Verdict.NOT_ALLOWED:
         return await tell(NOT_ALLOWED)
-    except ConversationNotFound:
+    if outcome.verdict is Verdict.ENDED:
         return await tell("This approval is no longer pending (its run has ended); there is nothing to decide.")
-    except ApprovalError as exc:
-        return await tell(_explain(str(exc)))
-    except DurabotError as exc:
-        log.warning("approval click on %s: decide failed: %s", conv, exc)
+    if outcome.verdict is Verdict.NOTHING_CHANGED:
+        return await tell(_explain(outcome.detail))
+    if outcome.verdict is Verdict.UNREACHABLE:
         return await tell(UNREACHABLE)
+    info = outcome.info
+    assert info is not None
     content = approval_decided(info.tool, info.arguments, info.status, info.decided_by)
     message = interaction.message
     if message is not None:
