@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
 
 import discord
 
@@ -77,22 +79,18 @@ def _no_link(_d: Delivery) -> str | None:
     return None
 
 
+@dataclass
 class DiscordDeliverer:
     """Discord's half of ``durabot.deliver`` (see bots/core/delivery.py for the activity itself)."""
 
-    platform = "Discord"
+    platform: ClassVar[str] = "Discord"
 
-    def __init__(self, client: Callable[[], discord.Client], limiter: ChannelLimiter, replies: Replies,
-                 writer: ReplyWriter, cards: BoundedCache[tuple[str, str], list],
-                 run_link: Callable[[Delivery], str | None] = _no_link) -> None:
-        """``client`` gives the connected client (a new one after a reconnect); ``cards`` maps
-        (conversation, approval id) to [message id, content], shared with the buttons."""
-        self.client = client
-        self.limiter = limiter
-        self.replies = replies
-        self.writer = writer
-        self.cards = cards
-        self.run_link = run_link
+    client: Callable[[], discord.Client]  # the connected client (a new one after a reconnect)
+    limiter: ChannelLimiter
+    replies: Replies
+    writer: ReplyWriter
+    cards: BoundedCache[tuple[str, str], list]  # (conversation, approval id) -> [message id, content]
+    run_link: Callable[[Delivery], str | None] = _no_link
 
     def classify(self, exc: Exception) -> Failure:
         return classify(exc)
