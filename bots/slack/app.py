@@ -72,7 +72,7 @@ class SlackAdapter:
         self.streams = LiveStreams(agent, self.web, self.editor_for, self.run_link)
         self.delivery = DeliveryActivity(SlackDeliverer(self.web, self.editor_for, self.streams, self.run_link))
         self.delivery_worker = DeliveryWorker(self.task_queue, self.delivery.deliver, max_concurrent_activities=100)
-        self.commands = Commands(agent, self.web, settings)
+        self.commands = Commands(agent, settings.admins, self.web.is_workspace_admin)
         self.bot_user_id: str | None = None
         self.bot_id: str | None = None
         self.team: str = ""

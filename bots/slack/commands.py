@@ -15,14 +15,12 @@ import logging
 from agent_core import Agent
 from agent_core.errors import AgentRuntimeError
 from agent_core.listing import UNKNOWN
-from agent_core.settings import Settings
 from agent_core.types import ConversationStatus
-from bots.core import policy
+from bots.core.policy import AdminCheck, is_admin
 from bots.core.refs import conversation_prefix
 from bots.core.runs import MAX_RUNS, age, find_runs, step, tools
 
 from .ids import PREFIX, ThreadRef, parse_conversation_id, parse_thread_reference, thread_link
-from .web import SlackWeb
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +47,12 @@ def describe(status: ConversationStatus, base_url: str) -> str:
 
 
 class Commands:
-    def __init__(self, agent: Agent, web: SlackWeb, settings: Settings, base_url: str = "") -> None:
+    def __init__(self, agent: Agent, admins: list[str], workspace_admin: AdminCheck, base_url: str = "") -> None:
+        """``admins`` is DURABOT_ADMINS; ``workspace_admin`` asks Slack whether someone is a workspace
+        admin; ``base_url`` is the workspace's address, for thread links (known after auth.test)."""
         self.agent = agent
-        self.web = web
-        self.settings = settings
+        self.admins = admins
+        self.workspace_admin = workspace_admin
         self.base_url = base_url
 
     async def answer(self, text: str, team: str, user: str, channel: str = "") -> str:
@@ -118,4 +118,4 @@ class Commands:
         return f"Cancelling the run in `{ref.short_id}`; a notice will appear in its thread."
 
     async def is_admin(self, user: str) -> bool:
-        return await policy.is_admin(user, self.settings.admins, self.web.is_workspace_admin)
+        return await is_admin(user, self.admins, self.workspace_admin)
