@@ -15,6 +15,10 @@ Each adapter's ``durabot.deliver`` activity sorts its failures into three kinds 
 
 Nothing of an unexpected exception's text reaches chat, and logs carry the exception type, where it
 was raised and the conversation and turn ids.
+
+``DeliveryActivity`` is that activity, once for every platform: it dispatches on the notice's
+``DeliveryKind`` to the platform's ``Deliverer`` (which puts answers and cards in its chat, and sorts
+its own errors with ``classify``), and settles the attempt's outcome here.
 """
 
 from __future__ import annotations
@@ -26,14 +30,21 @@ import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
+import aiohttp
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from agent_core.contract import DELIVER_ACTIVITY, DeliveryKind
 from agent_core.errors import DELIVERY_FAILED, DELIVERY_LATER, DELIVERY_REFUSED, DELIVERY_UNEXPECTED
 from agent_core.metrics import rate_limit_wait_seconds_total
 from agent_core.types import Delivery
 
-__all__ = ["UNEXPECTED_ATTEMPTS", "Failure", "deliver_with_fallback", "plain"]
+__all__ = [
+    "UNEXPECTED_ATTEMPTS", "Failure", "Deliverer", "DeliveryActivity", "deliver_with_fallback", "plain",
+    "transport_failure",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +70,65 @@ class Failure:
     @classmethod
     def unexpected(cls, reason: str) -> Failure:
         return cls("unexpected", reason)
+
+
+def transport_failure(exc: Exception) -> Failure:
+    """The part of every platform's ``classify`` that is not about the platform: a network failure or
+    a timeout is an outage (retried until it ends); anything else nobody expected."""
+    if isinstance(exc, (TimeoutError, aiohttp.ClientError, OSError)):
+        return Failure.later(type(exc).__name__)
+    return Failure.unexpected(type(exc).__name__)
+
+
+class Deliverer(Protocol):
+    """A platform's half of the delivery: put a notice in its chat, normally or as plain text.
+
+    Every method is called again for the same notice after a failure, so each must be idempotent
+    (see the platform's module for how). ``attempt`` is Temporal's, from 1."""
+
+    platform: str  # as logs and errors name it: "Slack", "Discord"
+
+    def classify(self, exc: Exception) -> Failure: ...
+
+    async def answer(self, d: Delivery, attempt: int) -> None: ...  # a turn's end: finished, failed, cancelled
+
+    async def card(self, d: Delivery, attempt: int) -> None: ...  # an approval asked: the card with buttons
+
+    async def decided_card(self, d: Delivery, attempt: int) -> None: ...  # the card, decided, without buttons
+
+    async def plain_answer(self, d: Delivery) -> None: ...
+
+    async def plain_card(self, d: Delivery) -> None: ...
+
+    async def plain_decided_card(self, d: Delivery) -> None: ...
+
+
+class DeliveryActivity:
+    """The ``durabot.deliver`` activity, registered on the adapter's delivery task queue."""
+
+    def __init__(self, deliverer: Deliverer) -> None:
+        self.deliverer = deliverer
+
+    @activity.defn(name=DELIVER_ACTIVITY)
+    async def deliver(self, d: Delivery) -> None:
+        try:
+            kind = DeliveryKind(d.kind)
+        except ValueError:  # from a newer workflow: skipping it must not hold up the notices behind it
+            log.warning("ignoring delivery of unknown kind %r for %s", d.kind, d.conversation_id)
+            return
+        out = self.deliverer
+        if kind.ends_turn:
+            normal, fallback = out.answer, out.plain_answer
+        elif d.approval is None:
+            log.warning("delivery %s of %s carries no approval; skipped", d.kind, d.conversation_id)
+            return
+        elif kind is DeliveryKind.APPROVAL_REQUESTED:
+            normal, fallback = out.card, out.plain_card
+        else:
+            normal, fallback = out.decided_card, out.plain_decided_card
+        attempt = activity.info().attempt if activity.in_activity() else 1
+        await deliver_with_fallback(d, attempt, lambda: normal(d, attempt), lambda: fallback(d), out.classify,
+                                    out.platform)
 
 
 def plain(text: str) -> str:

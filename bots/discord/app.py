@@ -13,19 +13,19 @@ import logging
 import discord
 import yarl
 from discord import app_commands
-from temporalio.worker import Worker
 
 from agent_core import Agent
 from agent_core.errors import UserError
 from agent_core.settings import Settings
-from agent_core.types import Delivery
 from bots.core.cache import BoundedCache
-from bots.core.runlink import run_url
+from bots.core.delivery import DeliveryActivity
+from bots.core.delivery_worker import DeliveryWorker, delivery_queue
+from bots.core.runlink import RunLinks
 
 from .apitrace import api_trace
-from .buttons import ApprovalButton, ShowAllButton
+from .buttons import ApprovalButton, Clicks, ShowAllButton
 from .commands import build_group
-from .delivery import DiscordDelivery
+from .delivery import DiscordDeliverer
 from .ingress import Ingress
 from .placeholder import StopButton
 from .ratelimit import ChannelLimiter
@@ -84,8 +84,9 @@ class DurabotClient(discord.Client):
         super().__init__(intents=intents(message_content), allowed_mentions=discord.AllowedMentions.none(),
                          guild_ready_timeout=adapter.guild_ready_timeout, http_trace=api_trace())
         self.adapter = adapter
+        self.clicks = adapter.clicks  # what the buttons' callbacks read (see buttons.clicks_of)
         self.tree = app_commands.CommandTree(self)
-        self.tree.add_command(build_group(adapter))
+        self.tree.add_command(build_group(adapter.agent, adapter.settings.admins))
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(ApprovalButton, ShowAllButton, StopButton)
@@ -105,28 +106,21 @@ class DiscordAdapter:
         self.settings = settings
         self.agent = agent
         self.guild_ready_timeout = guild_ready_timeout
-        self.delivery_queue = f"{agent.task_queue}-discord"
+        self.delivery_queue = delivery_queue(agent.task_queue, "discord")
         self.limiter = ChannelLimiter()
         self.replies = Replies()
         # (conversation, approval id) -> [message id, content]; a card pushed out is found in its thread again
         self.cards: BoundedCache[tuple[str, str], list] = BoundedCache(CARDS)
         self.writer = ReplyWriter(lambda: self.client, self.limiter)
         self.ingress = Ingress(self)
-        self.delivery = DiscordDelivery(self)
+        self.run_link = RunLinks(settings.temporal_ui_url, lambda: agent.client.namespace)
+        self.clicks = Clicks(agent, settings.approvers, settings.admins, self.cards)
+        self.delivery = DeliveryActivity(DiscordDeliverer(
+            lambda: self.client, self.limiter, self.replies, self.writer, self.cards, self.run_link))
+        self.delivery_worker = DeliveryWorker(self.delivery_queue, self.delivery.deliver)
         self.client: DurabotClient = None  # type: ignore[assignment]  # set by serve()
-        self._worker: Worker | None = None
-        self._worker_task: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
         self._announced = False
-        if settings.temporal_ui_url and run_url(settings.temporal_ui_url, "default", "w") is None:
-            log.warning("TEMPORAL_UI_URL=%r is not an http(s) address; answers carry no link to their run",
-                        settings.temporal_ui_url)
-
-    def run_link(self, d: Delivery) -> str | None:
-        """The Temporal UI page of a delivery's run, when TEMPORAL_UI_URL is set."""
-        if not self.settings.temporal_ui_url:
-            return None
-        return run_url(self.settings.temporal_ui_url, self.agent.client.namespace, d.workflow_id, d.run_id)
 
     async def serve(self) -> None:
         configure_endpoints(self.settings)
@@ -160,7 +154,7 @@ class DiscordAdapter:
             self._stop_live()
             for task in list(self._background):
                 task.cancel()
-            await self._stop_worker()
+            await self.delivery_worker.stop()
 
     def _stop_live(self) -> None:
         for reply in self.replies.all():
@@ -184,11 +178,8 @@ class DiscordAdapter:
                 backoff = min(backoff * 2, 30.0)
 
     async def on_login(self, client: DurabotClient) -> None:
-        if self._worker_task is None:
-            # Deliveries need only the REST API, so the worker starts as soon as we are logged in.
-            self._worker = Worker(self.agent.client, task_queue=self.delivery_queue,
-                                  activities=[self.delivery.deliver])
-            self._worker_task = asyncio.create_task(self._worker.run())
+        # Deliveries need only the REST API, so the worker starts as soon as we are logged in.
+        self.delivery_worker.start(self.agent.client)
         if not self._announced and client.application_id is not None:
             self._announced = True
             log.info("invite the bot with: %s", invite_url(client.application_id))
@@ -209,19 +200,6 @@ class DiscordAdapter:
         except discord.HTTPException as exc:
             log.warning("could not sync /durabot (%s %s); the command may be missing or outdated",
                         exc.status, exc.text)
-
-    async def _stop_worker(self) -> None:
-        if self._worker is not None:
-            try:
-                await self._worker.shutdown()
-            except Exception as exc:  # shutting down: report, do not mask the original exit
-                log.warning("delivery worker shutdown: %s", exc)
-        if self._worker_task is not None:
-            try:
-                await self._worker_task
-            except (Exception, asyncio.CancelledError) as exc:
-                log.debug("delivery worker ended with %r", exc)
-        self._worker = self._worker_task = None
 
 
 async def run_discord(settings: Settings, agent: Agent, *, guild_ready_timeout: float = 2.0) -> None:

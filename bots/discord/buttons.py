@@ -14,12 +14,17 @@ import asyncio
 import io
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import discord
 
-from agent_core.errors import ApprovalError, ApprovalNotAllowed, ConversationNotFound, DurabotError
+from agent_core import Agent
+from agent_core.errors import DurabotError
+from bots.core.cache import BoundedCache
 from bots.core.fit import pretty_arguments
+from bots.core.approval_click import LOOKUP_WAIT, Verdict, decide_click
+from bots.core.policy import AdminCheck
 from bots.core.runlink import LINK_LABEL
 
 from .ids import (
@@ -33,27 +38,42 @@ from .ids import (
 )
 from .render import approval_decided, mention
 
-if TYPE_CHECKING:
-    from .app import DiscordAdapter
-
 log = logging.getLogger(__name__)
 
-LOOKUP_WAIT = 2.0  # seconds for reading an approval from the workflow while the click waits
 NOT_HERE = ("This card belongs to another conversation (it was copied or forwarded here); "
             "use the buttons on the card in its own thread. Nothing changed.")
 NOT_ALLOWED = "Only the person who asked, the configured approvers or an admin can decide this."
 UNREACHABLE = "I cannot reach the agent service right now; please try again in a minute."
 
 
-def is_admin(user_id: str, admins: list[str], manage_guild: bool) -> bool:
-    return manage_guild or user_id in admins
+@dataclass(frozen=True)
+class Clicks:
+    """What a button click needs, and nothing more of the adapter: set on the client as ``clicks``."""
+
+    agent: Agent
+    approvers: list[str]
+    admins: list[str]
+    # (conversation, approval id) -> [message id, content], shared with the delivery that edits cards
+    cards: BoundedCache[tuple[str, str], list]
 
 
-def may_decide(user_id: str, requester: str, approvers: list[str], admin: bool) -> bool:
-    """DURABOT_APPROVERS: "requester" (the person who asked), "anyone", or user ids; admins always may."""
-    if admin or "anyone" in approvers or user_id in approvers:
-        return True
-    return "requester" in approvers and user_id == requester
+def clicks_of(interaction: discord.Interaction) -> Clicks:
+    return interaction.client.clicks  # type: ignore[attr-defined]
+
+
+def manages_guild(interaction: discord.Interaction) -> bool:
+    """Manage Server in the guild where the interaction happened (nobody has it in a DM)."""
+    return interaction.guild_id is not None and interaction.permissions.manage_guild
+
+
+def guild_admin(interaction: discord.Interaction) -> AdminCheck:
+    """Discord's own admin check for ``policy.is_admin``: Manage Server where the interaction happened."""
+    manage = manages_guild(interaction)
+
+    async def check(_user: str) -> bool:
+        return manage
+
+    return check
 
 
 def in_its_place(interaction: discord.Interaction, ref: ConversationRef) -> bool:
@@ -78,8 +98,7 @@ class ApprovalButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_
         return cls(*from_match(match))
 
     async def callback(self, interaction: discord.Interaction) -> Any:
-        adapter: DiscordAdapter = interaction.client.adapter  # type: ignore[attr-defined]
-        await on_click(adapter, interaction, self.ref, self.approval_id, self.approve)
+        await on_click(clicks_of(interaction), interaction, self.ref, self.approval_id, self.approve)
 
 
 class ShowAllButton(discord.ui.DynamicItem[discord.ui.Button], template=SHOW_TEMPLATE):
@@ -94,8 +113,7 @@ class ShowAllButton(discord.ui.DynamicItem[discord.ui.Button], template=SHOW_TEM
         return cls(ref_from_match(match), match["a"])
 
     async def callback(self, interaction: discord.Interaction) -> Any:
-        adapter: DiscordAdapter = interaction.client.adapter  # type: ignore[attr-defined]
-        await on_show(adapter, interaction, self.ref, self.approval_id)
+        await on_show(clicks_of(interaction), interaction, self.ref, self.approval_id)
 
 
 def approval_view(ref: ConversationRef, approval_id: str, show_all: bool = False) -> discord.ui.View:
@@ -125,54 +143,46 @@ def run_link_view(url: str) -> discord.ui.View | None:
     return view
 
 
-async def on_click(adapter: "DiscordAdapter", interaction: discord.Interaction, ref: ConversationRef,
+async def on_click(clicks: Clicks, interaction: discord.Interaction, ref: ConversationRef,
                    approval_id: str, approve: bool) -> None:
     if not in_its_place(interaction, ref):
         return await interaction.response.send_message(NOT_HERE, ephemeral=True)
     # Acknowledge first: the workflow is asked below, and Discord wants an answer within 3 s.
     await interaction.response.defer()
+    # The click is in the conversation's own guild (checked above), so Manage Server is a right there.
     conv, user = ref.conversation_id, str(interaction.user.id)
-    # The click is in the conversation's own guild (checked above), so these are rights there.
-    manage = interaction.guild_id is not None and interaction.permissions.manage_guild
 
     async def tell(text: str) -> None:
         await interaction.followup.send(text, ephemeral=True)
 
-    try:
-        try:
-            asked = await asyncio.wait_for(adapter.agent.get_approval(conv, approval_id), LOOKUP_WAIT)
-        except TimeoutError:
-            asked = None  # the decision below meets the workflow's own check either way
-        if asked is not None and asked.approvers is None:
-            # Asked before approvals recorded their policy: check here, against the workflow's record.
-            admin = is_admin(user, adapter.settings.admins, manage)
-            if not may_decide(user, asked.requested_by, adapter.settings.approvers, admin):
-                return await tell(NOT_ALLOWED)
-        info = await adapter.agent.decide(conv, approval_id, approve, by=user, admin=manage)
-    except ApprovalNotAllowed:
+    outcome = await decide_click(clicks.agent, conv, approval_id, approve, user, approvers=clicks.approvers,
+                                 admins=clicks.admins, platform_admin=guild_admin(interaction),
+                                 admin_known_first=True)
+    if outcome.verdict is Verdict.NOT_ALLOWED:
         return await tell(NOT_ALLOWED)
-    except ConversationNotFound:
+    if outcome.verdict is Verdict.ENDED:
         return await tell("This approval is no longer pending (its run has ended); there is nothing to decide.")
-    except ApprovalError as exc:
-        return await tell(_explain(str(exc)))
-    except DurabotError as exc:
-        log.warning("approval click on %s: decide failed: %s", conv, exc)
+    if outcome.verdict is Verdict.NOTHING_CHANGED:
+        return await tell(_explain(outcome.detail))
+    if outcome.verdict is Verdict.UNREACHABLE:
         return await tell(UNREACHABLE)
+    info = outcome.info
+    assert info is not None
     content = approval_decided(info.tool, info.arguments, info.status, info.decided_by)
     message = interaction.message
     if message is not None:
-        adapter.cards[(conv, approval_id)] = [message.id, content]
+        clicks.cards[(conv, approval_id)] = [message.id, content]
     await interaction.edit_original_response(content=content, view=None)
 
 
-async def on_show(adapter: "DiscordAdapter", interaction: discord.Interaction, ref: ConversationRef,
+async def on_show(clicks: Clicks, interaction: discord.Interaction, ref: ConversationRef,
                   approval_id: str) -> None:
     """The whole arguments, as a file in an ephemeral answer: read from the workflow, never the card."""
     if not in_its_place(interaction, ref):
         return await interaction.response.send_message(NOT_HERE, ephemeral=True)
     await interaction.response.defer(ephemeral=True, thinking=True)
     try:
-        info = await asyncio.wait_for(adapter.agent.get_approval(ref.conversation_id, approval_id), LOOKUP_WAIT)
+        info = await asyncio.wait_for(clicks.agent.get_approval(ref.conversation_id, approval_id), LOOKUP_WAIT)
     except (TimeoutError, DurabotError) as exc:
         log.warning("arguments of %s in %s not read: %s", approval_id, ref.conversation_id, exc)
         return await interaction.followup.send(UNREACHABLE, ephemeral=True)

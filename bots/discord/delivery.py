@@ -1,4 +1,4 @@
-"""Durable notices out: the ``durabot.deliver`` activity of the adapter's delivery task queue.
+"""Durable notices out: Discord's deliverer, what the ``durabot.deliver`` activity puts in Discord.
 
 The workflow delivers each notice of a conversation in order and retries until it succeeds, so
 every write here is idempotent: the answer goes into the turn's placeholder (known to this process,
@@ -9,26 +9,28 @@ posted again after a restart.
 
 Failures are sorted as on every platform (see bots/core/delivery.py): rate limits and outages are
 retried, refusals for good are not, and anything else is retried a few times and then sent as plain
-text (``deliver_plain``): the same notice without components, under the same nonces.
+text (the ``plain_*`` methods): the same notice without components, under the same nonces.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
 
-import aiohttp
 import discord
-from temporalio import activity
 
+from agent_core.contract import DeliveryKind
 from agent_core.types import Delivery
-from agent_core.contract import DELIVER_ACTIVITY
-from bots.core.delivery import Failure, deliver_with_fallback, plain
-from bots.core.split import split_message
+from bots.core.cache import BoundedCache
+from bots.core.delivery import Failure, transport_failure
+from bots.core.fallback_text import PlainWords, plain_answer, plain_card
 
 from .buttons import approval_view, run_link_view
-from .ids import button_custom_id, nonce, parse_conversation_id
+from .ids import ConversationRef, button_custom_id, nonce, parse_conversation_id
 from .placeholder import find_placeholder
+from .ratelimit import ChannelLimiter
 from .render import (
     MESSAGE_LIMIT,
     approval_decided,
@@ -38,16 +40,12 @@ from .render import (
     pending_card,
     reply_parts,
 )
-from .streaming import Reply
-
-if TYPE_CHECKING:
-    from .app import DiscordAdapter
+from .streaming import Replies, Reply, ReplyWriter
 
 log = logging.getLogger(__name__)
 
 NO_ANSWER = "_(The agent finished without an answer.)_"
 CARD_SEARCH = 50  # recent thread messages searched for a card posted before a restart
-ANSWERS = ("turn_finished", "turn_cancelled", "turn_failed")
 
 # Refusals that no retry can change: the bot's token, or the thread is gone or closed to the bot.
 REFUSED = frozenset({401, 403, 404})
@@ -67,9 +65,7 @@ def classify(exc: Exception) -> Failure:
         if exc.status in REFUSED:
             return Failure.refused(reason + (_ACCESS_HINT if exc.status == 403 else ""))
         return Failure.unexpected(reason)
-    if isinstance(exc, (TimeoutError, aiohttp.ClientError, OSError)):
-        return Failure.later(type(exc).__name__)
-    return Failure.unexpected(type(exc).__name__)
+    return transport_failure(exc)
 
 
 def _retry_after(exc: discord.HTTPException) -> float | None:
@@ -79,139 +75,131 @@ def _retry_after(exc: discord.HTTPException) -> float | None:
         return None
 
 
-class DiscordDelivery:
-    def __init__(self, adapter: "DiscordAdapter") -> None:
-        self.adapter = adapter
+def _no_link(_d: Delivery) -> str | None:
+    return None
 
-    @activity.defn(name=DELIVER_ACTIVITY)
-    async def deliver(self, d: Delivery) -> None:
-        handler = {
-            "approval_requested": self._approval_requested, "approval_decided": self._approval_decided,
-            "turn_finished": self._turn_done, "turn_cancelled": self._turn_done, "turn_failed": self._turn_done,
-        }.get(d.kind)
-        if handler is None:
-            log.warning("unknown delivery kind %r for %s; skipped", d.kind, d.conversation_id)
-            return
-        attempt = activity.info().attempt if activity.in_activity() else 1
-        await deliver_with_fallback(d, attempt, lambda: handler(d), lambda: self.deliver_plain(d), classify,
-                                    "Discord")
+
+@dataclass
+class DiscordDeliverer:
+    """Discord's half of ``durabot.deliver`` (see bots/core/delivery.py for the activity itself)."""
+
+    platform: ClassVar[str] = "Discord"
+
+    client: Callable[[], discord.Client]  # the connected client (a new one after a reconnect)
+    limiter: ChannelLimiter
+    replies: Replies
+    writer: ReplyWriter
+    cards: BoundedCache[tuple[str, str], list]  # (conversation, approval id) -> [message id, content]
+    run_link: Callable[[Delivery], str | None] = _no_link
+
+    def classify(self, exc: Exception) -> Failure:
+        return classify(exc)
 
     async def _reply(self, d: Delivery) -> Reply:
-        reply = self.adapter.replies.get(d.turn_id)
+        reply = self.replies.get(d.turn_id)
         if reply is not None:
             return reply
         channel_id = int(d.meta["channel"])
         if d.meta.get("placeholder"):  # a turn submitted when the placeholder came first, with its id
             found = Reply(d.conversation_id, d.turn_id, channel_id, [int(d.meta["placeholder"])])
         else:  # streamed by an earlier process, or not at all: look in the thread
-            msg = await find_placeholder(self.adapter.client, channel_id, d.turn_id)
+            msg = await find_placeholder(self.client(), channel_id, d.turn_id)
             found = Reply(d.conversation_id, d.turn_id, channel_id, [] if msg is None else [msg.id],
                           shown=[] if msg is None else [msg.content], controls=msg is not None)
-        return self.adapter.replies.add(found)
+        return self.replies.add(found)
 
-    async def _turn_done(self, d: Delivery) -> None:
+    async def answer(self, d: Delivery, attempt: int = 1) -> None:
         reply = await self._reply(d)
         reply.stop_live()
-        if d.kind == "turn_finished":
+        if d.kind == DeliveryKind.TURN_FINISHED:
             parts = reply_parts(d.text or NO_ANSWER, d.tool_calls)
-        elif d.kind == "turn_cancelled":
+        elif d.kind == DeliveryKind.TURN_CANCELLED:
             parts = reply_parts(reply.live_text, reply.tools or d.tool_calls, note=cancelled_note(d.by), partial=True)
         else:
             parts = reply_parts("", d.tool_calls, note=failed_note(d.text))
-        link = self.adapter.run_link(d)
-        await self.adapter.writer.show(reply, parts, final=True, view=run_link_view(link) if link else None)
+        link = self.run_link(d)
+        await self.writer.show(reply, parts, final=True, view=run_link_view(link) if link else None)
 
-    async def _approval_requested(self, d: Delivery) -> None:
+    def _pause(self, d: Delivery, paused: bool) -> None:
+        """An open approval pauses the turn's live edits; its decision resumes them."""
+        reply = self.replies.get(d.turn_id)
+        if reply is not None:
+            reply.paused = paused
+
+    async def card(self, d: Delivery, attempt: int = 1) -> None:
         info, ref = d.approval, parse_conversation_id(d.conversation_id)
         if info is None or ref is None:
             return
-        reply = self.adapter.replies.get(d.turn_id)
-        if reply is not None:
-            reply.paused = True
-        key = (d.conversation_id, info.id)
-        if key in self.adapter.cards:
-            return
-        channel_id = int(d.meta["channel"])
-        custom_id = button_custom_id(ref, info.id, True)
-        found = await self._find_card(channel_id, custom_id)
-        if found is not None:
-            self.adapter.cards[key] = [found.id, found.content]
+        self._pause(d, True)
+        if await self._known_card(d, ref) is not None:
             return
         content, cut = pending_card(info.tool, info.arguments, info.requested_by)
-        await self.adapter.limiter.acquire(channel_id)
-        channel = self.adapter.client.get_partial_messageable(channel_id)
-        msg = await channel.send(content, view=approval_view(ref, info.id, show_all=cut),
-                                 nonce=nonce(d.conversation_id, info.id))
-        self.adapter.cards[key] = [msg.id, content]
+        await self._post_card(d, content, approval_view(ref, info.id, show_all=cut))
 
-    async def _approval_decided(self, d: Delivery) -> None:
+    async def decided_card(self, d: Delivery, attempt: int = 1) -> None:
         info, ref = d.approval, parse_conversation_id(d.conversation_id)
         if info is None or ref is None:
             return
-        reply = self.adapter.replies.get(d.turn_id)
-        if reply is not None:
-            reply.paused = False
-        content = approval_decided(info.tool, info.arguments, info.status, info.decided_by)
-        key = (d.conversation_id, info.id)
-        channel_id = int(d.meta["channel"])
-        card = self.adapter.cards.get(key)
+        self._pause(d, False)
+        card = await self._known_card(d, ref)
         if card is None:
-            found = await self._find_card(channel_id, button_custom_id(ref, info.id, True))
-            if found is None:
-                return  # no card with buttons left: the click already showed the decision
-            card = self.adapter.cards[key] = [found.id, found.content]
+            return  # no card with buttons left: the click already showed the decision
+        await self._edit_card(d, card, approval_decided(info.tool, info.arguments, info.status, info.decided_by))
+
+    async def _known_card(self, d: Delivery, ref: ConversationRef) -> list | None:
+        """[message id, content] of the approval's card: known to this process, or found in its thread
+        by the card's Approve button (remembered then)."""
+        assert d.approval is not None
+        key = (d.conversation_id, d.approval.id)
+        card = self.cards.get(key)
+        if card is None:
+            found = await self._find_card(int(d.meta["channel"]), button_custom_id(ref, d.approval.id, True))
+            if found is not None:
+                card = self.cards[key] = [found.id, found.content]
+        return card
+
+    async def _post_card(self, d: Delivery, content: str, view: discord.ui.View | None = None) -> None:
+        assert d.approval is not None
+        channel_id = int(d.meta["channel"])
+        await self.limiter.acquire(channel_id)
+        channel = self.client().get_partial_messageable(channel_id)
+        kwargs = {} if view is None else {"view": view}
+        msg = await channel.send(content, nonce=nonce(d.conversation_id, d.approval.id), **kwargs)
+        self.cards[(d.conversation_id, d.approval.id)] = [msg.id, content]
+
+    async def _edit_card(self, d: Delivery, card: list, content: str) -> None:
         if card[1] == content:
             return
-        await self.adapter.limiter.acquire(channel_id)
-        channel = self.adapter.client.get_partial_messageable(channel_id)
+        channel_id = int(d.meta["channel"])
+        await self.limiter.acquire(channel_id)
+        channel = self.client().get_partial_messageable(channel_id)
         await channel.get_partial_message(card[0]).edit(content=content, view=None)
         card[1] = content
 
     # ---------------------------------------------------------------- the plain-text fallback
-    async def deliver_plain(self, d: Delivery) -> None:
-        """The notice as plain text without components, under the normal path's nonces.
+    # The notice as plain text without components, under the normal path's nonces. An answer goes
+    # through the same reply writer: parts an earlier attempt wrote are edited, missing ones created
+    # with the same nonces, so nothing shows twice.
+    async def plain_answer(self, d: Delivery) -> None:
+        reply = await self._reply(d)
+        reply.stop_live()
+        await self.writer.show(reply, _plain_answer(d, reply.live_text), final=True)
 
-        An answer goes through the same reply writer: parts an earlier attempt wrote are edited, missing
-        ones created with the same nonces, so nothing shows twice.
-        """
-        info, ref = d.approval, parse_conversation_id(d.conversation_id)
-        if d.kind in ANSWERS:
-            reply = await self._reply(d)
-            reply.stop_live()
-            await self.adapter.writer.show(reply, _plain_answer(d, reply.live_text), final=True)
-        elif info is None or ref is None:
-            return
-        elif d.kind == "approval_requested":
-            key = (d.conversation_id, info.id)
-            if key in self.adapter.cards:
-                return
-            channel_id = int(d.meta["channel"])
-            found = await self._find_card(channel_id, button_custom_id(ref, info.id, True))
-            if found is not None:
-                self.adapter.cards[key] = [found.id, found.content]
-                return
-            content = _plain_card(d)
-            await self.adapter.limiter.acquire(channel_id)
-            channel = self.adapter.client.get_partial_messageable(channel_id)
-            msg = await channel.send(content, nonce=nonce(d.conversation_id, info.id))
-            self.adapter.cards[key] = [msg.id, content]
-        elif d.kind == "approval_decided":
-            channel_id = int(d.meta["channel"])
-            card = self.adapter.cards.get((d.conversation_id, info.id))
-            if card is None:
-                found = await self._find_card(channel_id, button_custom_id(ref, info.id, True))
-                if found is None:
-                    return
-                card = [found.id, found.content]
-            content = _plain_card(d)
-            await self.adapter.limiter.acquire(channel_id)
-            channel = self.adapter.client.get_partial_messageable(channel_id)
-            await channel.get_partial_message(card[0]).edit(content=content, view=None)
-            self.adapter.cards[(d.conversation_id, info.id)] = [card[0], content]
+    async def plain_card(self, d: Delivery) -> None:
+        ref = parse_conversation_id(d.conversation_id)
+        if ref is not None and await self._known_card(d, ref) is None:
+            await self._post_card(d, _plain_card(d))
+
+    async def plain_decided_card(self, d: Delivery) -> None:
+        ref = parse_conversation_id(d.conversation_id)
+        card = None if ref is None else await self._known_card(d, ref)
+        if card is not None:
+            await self._edit_card(d, card, _plain_card(d))
 
     async def _find_card(self, channel_id: int, custom_id: str) -> discord.Message | None:
-        me = self.adapter.client.user
-        channel = self.adapter.client.get_partial_messageable(channel_id)
+        client = self.client()
+        me = client.user
+        channel = client.get_partial_messageable(channel_id)
         async for m in channel.history(limit=CARD_SEARCH):
             if me is not None and m.author.id == me.id and custom_id in _custom_ids(m):
                 return m
@@ -228,31 +216,16 @@ def _custom_ids(message: discord.Message) -> set[str]:
     return out
 
 
-def _plain(text: str) -> str:
-    return discord.utils.escape_mentions(plain(text))
+WORDS = PlainWords(
+    escape=discord.utils.escape_mentions, who=mention, no_answer="(The agent finished without an answer.)",
+    failed_hint="Try again in a moment; if it keeps failing, an admin can check the worker logs.",
+    requested_by=", requested by ",
+)
 
 
 def _plain_answer(d: Delivery, partial: str) -> list[str]:
-    """An answer, failure or cancel notice as plain text parts (no table rendering, no components)."""
-    if d.kind == "turn_finished":
-        text = _plain(d.text or "").strip() or "(The agent finished without an answer.)"
-        if d.tool_calls:
-            text += "\n\nTools: " + ", ".join(_plain(t) for t in d.tool_calls)
-    elif d.kind == "turn_failed":
-        reason = " ".join(_plain(d.text or "unknown error").split())[:300]
-        text = (f"Sorry, I could not finish this: {reason}\n"
-                "Try again in a moment; if it keeps failing, an admin can check the worker logs.")
-    else:
-        by = f" by {mention(d.by)}" if d.by else ""
-        text = "\n\n".join(p for p in (_plain(partial).strip(), f"Run cancelled{by}.") if p)
-    return split_message(text, MESSAGE_LIMIT) or ["(no answer)"]
+    return plain_answer(d, partial, WORDS, MESSAGE_LIMIT)
 
 
 def _plain_card(d: Delivery) -> str:
-    info = d.approval
-    assert info is not None
-    if info.status == "pending":
-        return (f"Approval needed: {_plain(info.tool)}, requested by {mention(info.requested_by)}. The buttons "
-                "could not be shown; it expires unless decided, and an admin can stop the run with /durabot cancel.")
-    by = f" by {mention(info.decided_by)}" if info.decided_by else ""
-    return f"{_plain(info.tool)}: {info.status}{by}"
+    return plain_card(d, WORDS)

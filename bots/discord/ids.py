@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+
+from bots.core.refs import ConversationRef as _Ref
+from bots.core.refs import conversation_prefix, split_conversation_id
 
 DM = "@me"
 PREFIX = "discord"
@@ -24,37 +26,42 @@ SHOW_TEMPLATE = r"db:s:(?P<g>[0-9a-z]+)\.(?P<c>[0-9a-z]+)\.(?P<t>[0-9a-z]+):(?P<
 _SHOW_RE = re.compile(SHOW_TEMPLATE + r"\Z")
 
 
-@dataclass(frozen=True)
-class ConversationRef:
-    guild: str  # a guild id, or "@me" for a DM
-    channel: str  # the text channel a thread hangs from (the DM channel for a DM)
-    thread: str  # where the bot replies: the thread (the DM channel for a DM)
+class ThreadRef(_Ref):
+    """A Discord thread: the guild is the workspace ("@me" for a DM); the channel is the text channel
+    a thread hangs from and the thread is where the bot replies (both the DM channel for a DM)."""
+
+    def __init__(self, guild: str, channel: str, thread: str) -> None:
+        super().__init__(PREFIX, guild, channel, thread)
 
     @property
-    def conversation_id(self) -> str:
-        return f"{PREFIX}:{self.guild}:{self.channel}:{self.thread}"
+    def guild(self) -> str:
+        return self.workspace
 
     @property
     def is_dm(self) -> bool:
         return self.guild == DM
 
 
-def parse_conversation_id(conversation_id: str) -> ConversationRef | None:
-    parts = conversation_id.split(":")
-    if len(parts) != 4 or parts[0] != PREFIX:
+ConversationRef = ThreadRef  # the name the rest of the adapter knows
+
+
+def parse_conversation_id(conversation_id: str) -> ThreadRef | None:
+    parts = split_conversation_id(conversation_id, PREFIX)
+    if parts is None:
         return None
-    _, guild, channel, thread = parts
+    guild, channel, thread = parts
     if not (guild == DM or guild.isdigit()) or not channel.isdigit() or not thread.isdigit():
         return None
-    return ConversationRef(guild, channel, thread)
+    return ThreadRef(guild, channel, thread)
 
 
-def guild_prefix(guild_id: int | str | None) -> str:
-    """The conversation id prefix of every conversation in one guild (or every DM)."""
-    return f"{PREFIX}:{guild_id if guild_id is not None else DM}:"
+def guild_prefix(guild_id: int | str | None, channel: int | str | None = None) -> str:
+    """The conversation id prefix of every conversation in one guild (or every DM), or one channel of it."""
+    return conversation_prefix(PREFIX, str(guild_id if guild_id is not None else DM),
+                               None if channel is None else str(channel))
 
 
-def _b36(n: int) -> str:
+def b36(n: int) -> str:
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     out = ""
     while True:
@@ -64,20 +71,20 @@ def _b36(n: int) -> str:
             return out
 
 
-def _ref_part(ref: ConversationRef) -> str:
+def ref_part(ref: ConversationRef) -> str:
     guild = 0 if ref.is_dm else int(ref.guild)
-    return f"{_b36(guild)}.{_b36(int(ref.channel))}.{_b36(int(ref.thread))}"
+    return f"{b36(guild)}.{b36(int(ref.channel))}.{b36(int(ref.thread))}"
 
 
 def button_custom_id(ref: ConversationRef, approval_id: str, approve: bool) -> str:
-    custom_id = f"db:{'y' if approve else 'n'}:{_ref_part(ref)}:{approval_id}"
+    custom_id = f"db:{'y' if approve else 'n'}:{ref_part(ref)}:{approval_id}"
     if len(custom_id) > CUSTOM_ID_LIMIT or not _BUTTON_RE.match(custom_id):
         raise ValueError(f"approval id {approval_id!r} does not fit a Discord custom_id")
     return custom_id
 
 
 def show_custom_id(ref: ConversationRef, approval_id: str) -> str:
-    custom_id = f"db:s:{_ref_part(ref)}:{approval_id}"
+    custom_id = f"db:s:{ref_part(ref)}:{approval_id}"
     if len(custom_id) > CUSTOM_ID_LIMIT or not _SHOW_RE.match(custom_id):
         raise ValueError(f"approval id {approval_id!r} does not fit a Discord custom_id")
     return custom_id

@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 
 from agent_core.errors import DurabotError
 
-from .buttons import is_admin
-from .ids import DM, ConversationRef
+from bots.core.policy import is_admin
 
-if TYPE_CHECKING:
-    from .app import DiscordAdapter
+from .buttons import Clicks, clicks_of, guild_admin
+from .ids import ConversationRef, b36, ref_from_match, ref_part
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +37,8 @@ STOP_TEMPLATE = (r"db:x:(?P<g>[0-9a-z]+)\.(?P<c>[0-9a-z]+)\.(?P<t>[0-9a-z]+)"
 _STOP_RE = re.compile(STOP_TEMPLATE + r"\Z")
 
 
-def _b36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if n == 0:
-            return out
-
-
 def stop_custom_id(ref: ConversationRef, turn_id: str, requester: str) -> str:
-    guild = 0 if ref.is_dm else int(ref.guild)
-    return (f"db:x:{_b36(guild)}.{_b36(int(ref.channel))}.{_b36(int(ref.thread))}"
-            f":{_b36(int(turn_id))}:{_b36(int(requester))}")
+    return f"db:x:{ref_part(ref)}:{b36(int(turn_id))}:{b36(int(requester))}"
 
 
 def parse_stop_custom_id(custom_id: str) -> tuple[ConversationRef, str, str] | None:
@@ -61,9 +48,7 @@ def parse_stop_custom_id(custom_id: str) -> tuple[ConversationRef, str, str] | N
 
 
 def _from_match(m: re.Match[str]) -> tuple[ConversationRef, str, str]:
-    guild = int(m["g"], 36)
-    ref = ConversationRef(DM if guild == 0 else str(guild), str(int(m["c"], 36)), str(int(m["t"], 36)))
-    return ref, str(int(m["turn"], 36)), str(int(m["u"], 36))
+    return ref_from_match(m), str(int(m["turn"], 36)), str(int(m["u"], 36))
 
 
 class StopButton(discord.ui.DynamicItem[discord.ui.Button], template=STOP_TEMPLATE):
@@ -78,8 +63,7 @@ class StopButton(discord.ui.DynamicItem[discord.ui.Button], template=STOP_TEMPLA
         return cls(*_from_match(match))
 
     async def callback(self, interaction: discord.Interaction) -> Any:
-        adapter: DiscordAdapter = interaction.client.adapter  # type: ignore[attr-defined]
-        await on_stop(adapter, interaction, self.ref, self.turn_id, self.requester)
+        await on_stop(clicks_of(interaction), interaction, self.ref, self.turn_id, self.requester)
 
 
 def stop_view(ref: ConversationRef, turn_id: str, requester: str) -> discord.ui.View:
@@ -88,7 +72,7 @@ def stop_view(ref: ConversationRef, turn_id: str, requester: str) -> discord.ui.
     return view
 
 
-async def on_stop(adapter: "DiscordAdapter", interaction: discord.Interaction, ref: ConversationRef,
+async def on_stop(clicks: Clicks, interaction: discord.Interaction, ref: ConversationRef,
                   turn_id: str, requester: str) -> None:
     await interaction.response.defer()  # cancelling talks to Temporal; Discord wants an answer within 3 s
     user = str(interaction.user.id)
@@ -96,11 +80,10 @@ async def on_stop(adapter: "DiscordAdapter", interaction: discord.Interaction, r
     async def tell(text: str) -> None:
         await interaction.followup.send(text, ephemeral=True)
 
-    manage = interaction.guild_id is not None and interaction.permissions.manage_guild
-    if user != requester and not is_admin(user, adapter.settings.admins, manage):
+    if user != requester and not await is_admin(user, clicks.admins, guild_admin(interaction)):
         return await tell("Only the person who asked or an admin can stop this run.")
     try:
-        await adapter.agent.cancel(ref.conversation_id, by=user, turn_id=turn_id)
+        await clicks.agent.cancel(ref.conversation_id, by=user, turn_id=turn_id)
     except DurabotError as exc:
         log.warning("stop click on turn %s of %s failed: %s", turn_id, ref.conversation_id, exc)
         return await tell(UNAVAILABLE)

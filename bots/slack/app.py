@@ -18,18 +18,20 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 from temporalio.service import RPCError
-from temporalio.worker import Worker
 
 from agent_core import Agent
 from agent_core.errors import AgentRuntimeError, UserError
 from agent_core.settings import Settings
-from agent_core.types import Delivery, DeliveryTarget
+from agent_core.types import DeliveryTarget
 from bots.core.cache import BoundedCache
-from bots.core.runlink import run_url
+from bots.core.delivery import DeliveryActivity
+from bots.core.delivery_worker import DeliveryWorker
+from bots.core.delivery_worker import delivery_queue as core_delivery_queue
+from bots.core.runlink import RunLinks
 
 from . import approvals
 from .commands import Commands
-from .delivery import SlackDelivery
+from .delivery import SlackDeliverer
 from .edits import EditScheduler
 from .ids import ACTION_PATTERN, ThreadRef, parse_button
 from .ingress import IncomingMessage, thread_context, translate_event
@@ -44,7 +46,7 @@ _SEEN = 10_000
 
 
 def delivery_queue(settings: Settings) -> str:
-    return f"{settings.task_queue}-slack"
+    return core_delivery_queue(settings.task_queue, "slack")
 
 
 class SlackAdapter:
@@ -66,19 +68,16 @@ class SlackAdapter:
         self.task_queue = delivery_task_queue or delivery_queue(settings)
         self._editors: BoundedCache[str, EditScheduler] = BoundedCache(1_000)  # one per workspace
         self._update_budget = update_budget
+        self.run_link = RunLinks(settings.temporal_ui_url, lambda: agent.client.namespace)
         self.streams = LiveStreams(agent, self.web, self.editor_for, self.run_link)
-        self.delivery = SlackDelivery(self.web, self.editor_for, self.streams, self.run_link)
-        if settings.temporal_ui_url and run_url(settings.temporal_ui_url, "default", "w") is None:
-            log.warning("TEMPORAL_UI_URL=%r is not an http(s) address; answers carry no link to their run",
-                        settings.temporal_ui_url)
-        self.commands = Commands(agent, self.web, settings)
+        self.delivery = DeliveryActivity(SlackDeliverer(self.web, self.editor_for, self.streams, self.run_link))
+        self.delivery_worker = DeliveryWorker(self.task_queue, self.delivery.deliver, max_concurrent_activities=100)
+        self.commands = Commands(agent, settings.admins, self.web.is_workspace_admin)
         self.bot_user_id: str | None = None
         self.bot_id: str | None = None
         self.team: str = ""
         self._seen: BoundedCache[tuple[str, str], None] = BoundedCache(_SEEN)
         self._known_threads: BoundedCache[str, None] = BoundedCache(_SEEN)
-        self._worker: Worker | None = None
-        self._worker_task: asyncio.Task | None = None
         self._runner: aioweb.AppRunner | None = None
         self._socket: Any = None
         self.app = AsyncApp(
@@ -100,21 +99,13 @@ class SlackAdapter:
             self._editors[team] = editor
         return editor
 
-    def run_link(self, d: Delivery) -> str | None:
-        """The Temporal UI page of a delivery's run, when TEMPORAL_UI_URL is set."""
-        if not self.settings.temporal_ui_url:
-            return None
-        return run_url(self.settings.temporal_ui_url, self.agent.client.namespace, d.workflow_id, d.run_id)
-
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         auth = await self.web.call("auth.test")
         self.bot_user_id, self.bot_id = auth.get("user_id"), auth.get("bot_id")
         self.team = str(auth.get("team_id") or "")
         self.commands.base_url = str(auth.get("url") or "")
-        self._worker = Worker(self.agent.client, task_queue=self.task_queue, activities=[self.delivery.deliver],
-                              max_concurrent_activities=100)
-        self._worker_task = asyncio.create_task(self._worker.run(), name="slack-delivery-worker")
+        self.delivery_worker.start(self.agent.client)
 
     async def stop(self) -> None:
         if self._socket is not None:
@@ -124,17 +115,7 @@ class SlackAdapter:
             await self._runner.cleanup()
             self._runner = None
         await self.streams.aclose()
-        if self._worker is not None:
-            # An activity cut off here is retried by Temporal on the next adapter: deliveries are idempotent.
-            try:
-                await asyncio.wait_for(self._worker.shutdown(), 5)
-            except TimeoutError:
-                pass
-            self._worker = None
-        if self._worker_task is not None:
-            self._worker_task.cancel()
-            await asyncio.gather(self._worker_task, return_exceptions=True)
-            self._worker_task = None
+        await self.delivery_worker.stop()
         for team in self._editors:
             editor = self._editors.get(team)
             if editor is not None:

@@ -15,8 +15,10 @@ import re
 from slack_sdk.errors import SlackApiError
 
 from agent_core import Agent
-from agent_core.errors import AgentRuntimeError, ApprovalError, ApprovalNotAllowed, ConversationNotFound
+from agent_core.errors import AgentRuntimeError
 from agent_core.settings import Settings
+from bots.core import policy
+from bots.core.approval_click import LOOKUP_WAIT, Verdict, decide_click
 
 from .ids import ApprovalButton, parse_conversation_id
 from .render import arguments_modal
@@ -24,22 +26,18 @@ from .web import SlackWeb
 
 log = logging.getLogger(__name__)
 
-LOOKUP_WAIT = 2.0  # seconds: a modal must open within 3 s of the click (its trigger_id expires)
-
 
 def may_decide(user: str, requested_by: str, settings: Settings) -> bool:
-    """The requester (unless approvers are listed without "requester"), listed approvers, admins."""
-    approvers = settings.approvers or ["requester"]
-    if user in settings.admins or "anyone" in approvers or user in approvers:
-        return True
-    return "requester" in approvers and user == requested_by
+    """The approval policy with only DURABOT_ADMINS as admins: a workspace admin is asked of Slack
+    only after the workflow refused the clicker (see ``decide``)."""
+    return policy.may_decide(user, requested_by, settings.approvers, admin=user in settings.admins)
 
 
 def refusal(requested_by: str | None, settings: Settings) -> str:
     who = []
-    if requested_by and "requester" in (settings.approvers or ["requester"]):
+    if requested_by and policy.REQUESTER in (settings.approvers or [policy.REQUESTER]):
         who.append(f"<@{requested_by}> (who asked)")
-    listed = [a for a in settings.approvers if a not in ("requester", "anyone")]
+    listed = [a for a in settings.approvers if a not in (policy.REQUESTER, policy.ANYONE)]
     who.append("the configured approvers and admins" if listed or settings.admins else "workspace admins")
     return (f":no_entry: You cannot decide this request; only {' or '.join(who) or 'an admin'} can. "
             "Nothing changed.")
@@ -51,33 +49,24 @@ async def decide(agent: Agent, web: SlackWeb, button: ApprovalButton, user: str,
 
     A workspace admin is known only here (users.info), so only after the workflow refused the clicker
     is it asked, and only for a clicker of the conversation's own workspace."""
-    conv, approval_id = button.conversation_id, button.approval_id
-    approve = button.decision == "approve"
-    try:
-        try:
-            info = await asyncio.wait_for(agent.get_approval(conv, approval_id), LOOKUP_WAIT)
-        except TimeoutError:
-            info = None  # the decision below meets the workflow's own check either way
-        if info is not None and info.approvers is None and not may_decide(user, info.requested_by, settings):
-            # Asked before approvals recorded their policy: check here, against the workflow's record.
-            return refusal(info.requested_by, settings)
-        try:
-            await agent.decide(conv, approval_id, approve, by=user)
-        except ApprovalNotAllowed:
-            ref = parse_conversation_id(conv)
-            if ref is None or ref.team != user_team or not await web.is_workspace_admin(user):
-                raise
-            await agent.decide(conv, approval_id, approve, by=user, admin=True)
-    except ConversationNotFound:
+    ref = parse_conversation_id(button.conversation_id)
+
+    async def workspace_admin(clicker: str) -> bool:
+        return ref is not None and ref.team == user_team and await web.is_workspace_admin(clicker)
+
+    outcome = await decide_click(
+        agent, button.conversation_id, button.approval_id, button.decision == "approve", user,
+        approvers=settings.approvers, admins=settings.admins, platform_admin=workspace_admin,
+        admin_known_first=False)
+    if outcome.verdict is Verdict.DECIDED:
+        return None
+    if outcome.verdict is Verdict.ENDED:
         return ":information_source: This run has ended; its approvals are closed. Nothing changed."
-    except ApprovalNotAllowed as exc:
-        return refusal(exc.requested_by, settings)
-    except ApprovalError as exc:
-        return f":information_source: Nothing changed: {_explain(str(exc))}"
-    except AgentRuntimeError as exc:
-        log.warning("decision on %s failed: %s", approval_id, exc)
-        return ":warning: The agent could not be reached; please click again in a minute."
-    return None
+    if outcome.verdict is Verdict.NOT_ALLOWED:
+        return refusal(outcome.requested_by, settings)
+    if outcome.verdict is Verdict.NOTHING_CHANGED:
+        return f":information_source: Nothing changed: {_explain(outcome.detail)}"
+    return ":warning: The agent could not be reached; please click again in a minute."
 
 
 async def show_arguments(agent: Agent, web: SlackWeb, button: ApprovalButton, trigger_id: str) -> str | None:

@@ -11,42 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 
 from agent_core import Agent
 from agent_core.errors import AgentRuntimeError
 from agent_core.listing import UNKNOWN
-from agent_core.settings import Settings
 from agent_core.types import ConversationStatus
+from bots.core.policy import AdminCheck, is_admin
+from bots.core.refs import conversation_prefix
+from bots.core.runs import MAX_RUNS, age, find_runs, step, tools
 
 from .ids import PREFIX, ThreadRef, parse_conversation_id, parse_thread_reference, thread_link
-from .web import SlackWeb
 
 log = logging.getLogger(__name__)
 
 BUDGET = 2.5  # seconds: Slack wants the answer within 3
 DETAIL_BUDGET = 1.8  # seconds for the conversations' own status answers, inside BUDGET
-MAX_RUNS = 20  # lines shown
-SCAN = 500  # newest conversations asked for their state; older ones are only counted
 
 USAGE = ("Usage: `/durabot runs` (active runs in this channel; admins: the workspace), "
          "`/durabot status <id>`, "
          "`/durabot cancel <id>` (admins). An id is what `runs` shows, or a thread link.")
-
-
-def age(started_at: str, now: datetime | None = None) -> str:
-    try:
-        start = datetime.fromisoformat(started_at)
-    except (TypeError, ValueError):
-        return "?"
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
-    seconds = max(0, int(((now or datetime.now(UTC)) - start).total_seconds()))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def describe(status: ConversationStatus, base_url: str) -> str:
@@ -55,20 +38,21 @@ def describe(status: ConversationStatus, base_url: str) -> str:
     link = f"<{thread_link(base_url, ref)}|{label}>" if ref else label
     if status.state == UNKNOWN:
         return f"• {link} `{label}` — no answer in time · {age(status.started_at)}"
-    step = status.current.step if status.current and status.current.step else None
     bits = [status.state, age(status.started_at)]
-    if step:
-        bits.append(step)
+    if step(status):
+        bits.append(step(status))
     if status.queued:
         bits.append(f"{status.queued} queued")
     return f"• {link} `{label}` — " + " · ".join(bits)
 
 
 class Commands:
-    def __init__(self, agent: Agent, web: SlackWeb, settings: Settings, base_url: str = "") -> None:
+    def __init__(self, agent: Agent, admins: list[str], workspace_admin: AdminCheck, base_url: str = "") -> None:
+        """``admins`` is DURABOT_ADMINS; ``workspace_admin`` asks Slack whether someone is a workspace
+        admin; ``base_url`` is the workspace's address, for thread links (known after auth.test)."""
         self.agent = agent
-        self.web = web
-        self.settings = settings
+        self.admins = admins
+        self.workspace_admin = workspace_admin
         self.base_url = base_url
 
     async def answer(self, text: str, team: str, user: str, channel: str = "") -> str:
@@ -100,23 +84,16 @@ class Commands:
         admin = await self.is_admin(user)
         if not admin and not channel:
             return "No active runs you can see here."
-        prefix = f"{PREFIX}:{team}:" if admin else f"{PREFIX}:{team}:{channel}:"
+        prefix = conversation_prefix(PREFIX, team, None if admin else channel)
         where = "this workspace" if admin else "this channel"
-        runs = await self.agent.list_conversations(prefix=prefix, limit=SCAN, detail_timeout=DETAIL_BUDGET)
-        unchecked = await self.agent.count_conversations(prefix) - len(runs) if len(runs) >= SCAN else 0
-        known = [r for r in runs if r.state not in ("idle", UNKNOWN)]
-        active = known + [r for r in runs if r.state == UNKNOWN]  # unanswered ones may be busy: listed last
-        if not active and unchecked <= 0:
+        listing = await find_runs(self.agent, prefix, DETAIL_BUDGET, idle=False)
+        if listing.empty:
             return f"No active runs in {where}."
-        lines = [describe(r, self.base_url) for r in active[:MAX_RUNS]]
-        more = []
-        if len(active) > MAX_RUNS:
-            more.append(f"{len(active) - MAX_RUNS} more")
-        if unchecked > 0:
-            more.append(f"{unchecked} older open conversation(s) not checked")
+        lines = [describe(r, self.base_url) for r in listing.runs[:MAX_RUNS]]
+        more = listing.more("older open conversation(s)")
         if more:
-            lines.append("… and " + ", ".join(more))
-        return f"*Active runs in {where} ({len(active)}):*\n" + "\n".join(lines)
+            lines.append(more)
+        return f"*Active runs in {where} ({len(listing.runs)}):*\n" + "\n".join(lines)
 
     async def _may_see(self, ref: ThreadRef, user: str, channel: str) -> bool:
         return ref.channel == channel or await self.is_admin(user)
@@ -127,8 +104,8 @@ class Commands:
         if st is None:
             return f"No conversation is open in `{ref.short_id}`."
         text = describe(st, self.base_url)
-        if st.current and st.current.tool_calls:
-            text += "\nTools so far: " + ", ".join(f"`{t}`" for t in st.current.tool_calls)
+        if tools(st):
+            text += "\nTools so far: " + ", ".join(f"`{t}`" for t in tools(st))
         return text + f"\n{st.turns} turn(s) done."
 
     async def _cancel(self, ref: ThreadRef, user: str) -> str:
@@ -141,4 +118,4 @@ class Commands:
         return f"Cancelling the run in `{ref.short_id}`; a notice will appear in its thread."
 
     async def is_admin(self, user: str) -> bool:
-        return user in self.settings.admins or await self.web.is_workspace_admin(user)
+        return await is_admin(user, self.admins, self.workspace_admin)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bots.core.refs import ConversationRef, split_conversation_id
+
 PREFIX = "slack"
 DM_MAIN = "dm"
 ACTION_PREFIX = "durabot"
@@ -17,28 +19,31 @@ MAX_ACTION_ID = 255  # Slack's limit on a button's action_id
 MAX_VALUE = 2000  # and on its value
 
 
-@dataclass(frozen=True)
-class ThreadRef:
-    team: str
-    channel: str
-    thread_ts: str  # "" for a DM's main conversation (replies are not threaded)
+class ThreadRef(ConversationRef):
+    """A Slack thread: the team is the workspace; the thread is its ts, or "dm" for a DM's main
+    conversation (whose replies are not threaded)."""
+
+    def __init__(self, team: str, channel: str, thread_ts: str) -> None:
+        super().__init__(PREFIX, team, channel, thread_ts or DM_MAIN)
 
     @property
-    def conversation_id(self) -> str:
-        return f"{PREFIX}:{self.team}:{self.channel}:{self.thread_ts or DM_MAIN}"
+    def team(self) -> str:
+        return self.workspace
+
+    @property
+    def thread_ts(self) -> str:
+        """The thread's ts; "" for a DM's main conversation."""
+        return "" if self.thread == DM_MAIN else self.thread
 
     @property
     def short_id(self) -> str:
         """The id ``/durabot runs`` shows and ``status`` / ``cancel`` accept."""
-        return f"{self.channel}:{self.thread_ts or DM_MAIN}"
+        return f"{self.channel}:{self.thread}"
 
 
 def parse_conversation_id(conversation_id: str) -> ThreadRef | None:
-    parts = conversation_id.split(":")
-    if len(parts) != 4 or parts[0] != PREFIX or not all(parts[1:]):
-        return None
-    thread = "" if parts[3] == DM_MAIN else parts[3]
-    return ThreadRef(parts[1], parts[2], thread)
+    parts = split_conversation_id(conversation_id, PREFIX)
+    return None if parts is None else ThreadRef(*parts)
 
 
 _LINK = re.compile(r"/archives/([A-Z0-9]+)/p(\d{10})(\d{6})(?:\?([^>|\s]*))?")
@@ -54,7 +59,7 @@ def parse_thread_reference(team: str, text: str) -> ThreadRef | None:
         return full if full.team == team else None
     short = _SHORT.match(text)
     if short:
-        return ThreadRef(team, short.group(1), "" if short.group(2) == DM_MAIN else short.group(2))
+        return ThreadRef(team, short.group(1), short.group(2))
     link = _LINK.search(text)
     if link:
         channel, ts = link.group(1), f"{link.group(2)}.{link.group(3)}"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bots.core.policy import may_decide
 from bots.core.tables import tables_to_code_blocks
-from bots.discord.buttons import may_decide
 from bots.discord.ids import (
     ConversationRef,
     button_custom_id,

@@ -1,0 +1,77 @@
+"""What happens when someone clicks Approve or Deny, the same on every platform.
+
+The workflow has the last word on who may decide (each approval records the policy of the message
+that asked, and its validator refuses anyone else); the adapter checks the policy itself only for an
+approval asked before approvals recorded it. The platform's own admin check comes in as a callable:
+Discord knows it with the click (Manage Server), so it is asked first; Slack must call users.info, so
+it is asked only after the workflow refused the clicker. Each adapter words the ``Outcome`` itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from agent_core import Agent
+from agent_core.errors import ApprovalError, ApprovalNotAllowed, ConversationNotFound, DurabotError
+from agent_core.types import ApprovalInfo
+
+from .policy import AdminCheck, may_decide
+
+__all__ = ["LOOKUP_WAIT", "Outcome", "Verdict", "decide_click"]
+
+log = logging.getLogger(__name__)
+
+LOOKUP_WAIT = 2.0  # seconds for reading an approval from the workflow while the click waits
+
+
+class Verdict(Enum):
+    DECIDED = "decided"
+    NOT_ALLOWED = "not_allowed"  # the clicker may not decide this approval
+    ENDED = "ended"  # the run has ended: its approvals are closed
+    NOTHING_CHANGED = "nothing_changed"  # already decided, expired, unknown to this run
+    UNREACHABLE = "unreachable"  # the agent service did not answer
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    info: ApprovalInfo | None = None  # DECIDED: the approval as decided
+    requested_by: str | None = None  # NOT_ALLOWED: who asked, when known
+    detail: str = ""  # NOTHING_CHANGED: the workflow's reason
+
+
+async def decide_click(agent: Agent, conversation_id: str, approval_id: str, approve: bool, user: str, *,
+                       approvers: Sequence[str], admins: Sequence[str], platform_admin: AdminCheck,
+                       admin_known_first: bool) -> Outcome:
+    """Send ``user``'s decision to the workflow. ``admin_known_first``: the platform's admin check is
+    free (asked before deciding) rather than a call (asked only after a refusal)."""
+    try:
+        try:
+            asked = await asyncio.wait_for(agent.get_approval(conversation_id, approval_id), LOOKUP_WAIT)
+        except TimeoutError:
+            asked = None  # the decision below meets the workflow's own check either way
+        admin = admin_known_first and await platform_admin(user)
+        if asked is not None and asked.approvers is None:
+            # Asked before approvals recorded their policy: check here, against the workflow's record.
+            if not may_decide(user, asked.requested_by, approvers, admin or user in admins):
+                return Outcome(Verdict.NOT_ALLOWED, requested_by=asked.requested_by)
+        try:
+            info = await agent.decide(conversation_id, approval_id, approve, by=user, admin=admin)
+        except ApprovalNotAllowed:
+            if admin_known_first or not await platform_admin(user):
+                raise
+            info = await agent.decide(conversation_id, approval_id, approve, by=user, admin=True)
+    except ApprovalNotAllowed as exc:
+        return Outcome(Verdict.NOT_ALLOWED, requested_by=exc.requested_by)
+    except ConversationNotFound:
+        return Outcome(Verdict.ENDED)
+    except ApprovalError as exc:
+        return Outcome(Verdict.NOTHING_CHANGED, detail=str(exc))
+    except DurabotError as exc:
+        log.warning("decision on %s in %s failed: %s", approval_id, conversation_id, exc)
+        return Outcome(Verdict.UNREACHABLE)
+    return Outcome(Verdict.DECIDED, info=info)
