@@ -73,10 +73,10 @@ def configure_endpoints(settings: Settings) -> None:
 
     discord.py keeps both as class attributes, so this is process-wide, like the library itself.
     """
-    if settings.discord_api_base:
-        discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
-    if settings.discord_gateway_url:
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+    if settings.discord.api_base:
+        discord.http.Route.BASE = settings.discord.api_base.rstrip("/")
+    if settings.discord.gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord.gateway_url)
 
 
 class DurabotClient(discord.Client):
@@ -100,7 +100,7 @@ class DurabotClient(discord.Client):
 
 class DiscordAdapter:
     def __init__(self, settings: Settings, agent: Agent, *, guild_ready_timeout: float = 2.0) -> None:
-        if not settings.discord_bot_token:
+        if not settings.discord.bot_token:
             raise UserError("DISCORD_BOT_TOKEN is not set: copy the bot token from the Developer Portal (Bot > Token)")
         self.settings = settings
         self.agent = agent
@@ -139,7 +139,7 @@ class DiscordAdapter:
                 try:
                     async with self.client:
                         try:
-                            await self.client.login(self.settings.discord_bot_token or "")
+                            await self.client.login(self.settings.discord.bot_token or "")
                             await self._connect(self.client)
                         finally:
                             self._stop_live()  # before the client's HTTP session closes
@@ -198,11 +198,11 @@ class DiscordAdapter:
 
     async def _sync_commands(self, client: DurabotClient) -> None:
         try:
-            if self.settings.discord_guild_id:
-                guild = discord.Object(id=int(self.settings.discord_guild_id))
+            if self.settings.discord.guild_id:
+                guild = discord.Object(id=int(self.settings.discord.guild_id))
                 client.tree.copy_global_to(guild=guild)
                 await client.tree.sync(guild=guild)
-                log.info("/durabot synced to guild %s", self.settings.discord_guild_id)
+                log.info("/durabot synced to guild %s", self.settings.discord.guild_id)
             else:
                 await client.tree.sync()
                 log.info("/durabot synced globally (Discord may take up to an hour to show it everywhere)")

@@ -55,14 +55,14 @@ class SlackAdapter:
                  update_budget: tuple[int, float] | None = None) -> None:
         """``update_budget`` (calls, seconds) overrides the chat.update budget per workspace, for a
         workspace with a raised limit (or a benchmark of latency alone)."""
-        if not settings.slack_bot_token:
+        if not settings.slack.bot_token:
             raise UserError("SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token from the Slack app page")
         self.settings = settings
         self.agent = agent
-        self.socket_mode = bool(settings.slack_app_token)
-        if not self.socket_mode and not settings.slack_signing_secret:
+        self.socket_mode = bool(settings.slack.app_token)
+        if not self.socket_mode and not settings.slack.signing_secret:
             raise UserError("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
-        self.web = SlackWeb(make_client(settings.slack_bot_token, settings.slack_api_url))
+        self.web = SlackWeb(make_client(settings.slack.bot_token, settings.slack.api_url))
         self.task_queue = delivery_task_queue or delivery_queue(settings)
         self._editors: BoundedCache[str, EditScheduler] = BoundedCache(1_000)  # one per workspace
         self._update_budget = update_budget
@@ -83,7 +83,7 @@ class SlackAdapter:
         self._socket: Any = None
         self.app = AsyncApp(
             client=self.web.client,
-            signing_secret=settings.slack_signing_secret or "",
+            signing_secret=settings.slack.signing_secret or "",
             request_verification_enabled=not self.socket_mode,
             process_before_response=True,
         )
@@ -154,7 +154,7 @@ class SlackAdapter:
     async def connect_socket_mode(self) -> None:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-        self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token)
+        self._socket = AsyncSocketModeHandler(self.app, self.settings.slack.app_token)
         await self._socket.connect_async()
 
     async def handle_http(self, request: aioweb.Request) -> aioweb.Response:
@@ -178,7 +178,7 @@ class SlackAdapter:
         return out
 
     def _signed(self, body: str, headers: Any) -> bool:
-        verifier = SignatureVerifier(self.settings.slack_signing_secret or "")
+        verifier = SignatureVerifier(self.settings.slack.signing_secret or "")
         return verifier.is_valid(body, headers.get("X-Slack-Request-Timestamp", ""),
                                  headers.get("X-Slack-Signature", ""))
 
