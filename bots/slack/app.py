@@ -33,7 +33,7 @@ from .delivery import SlackDelivery
 from .edits import EditScheduler
 from .ids import ACTION_PATTERN, ThreadRef, parse_button
 from .ingress import IncomingMessage, thread_context, translate_event
-from .limits import SlidingWindow
+from .limits import update_window
 from .streaming import LiveStreams
 from .web import SlackCallError, SlackWeb, make_client
 
@@ -94,7 +94,7 @@ class SlackAdapter:
         if editor is None:
             if self._update_budget:
                 limit, window = self._update_budget
-                editor = EditScheduler(self.web, SlidingWindow(limit, window), live_rate=limit / window)
+                editor = EditScheduler(self.web, update_window(limit, window), live_rate=limit / window)
             else:
                 editor = EditScheduler(self.web)
             self._editors[team] = editor
