@@ -111,7 +111,8 @@ class DiscordAdapter:
         # (conversation, approval id) -> [message id, content]; a card pushed out is found in its thread again
         self.cards: BoundedCache[tuple[str, str], list] = BoundedCache(CARDS)
         self.writer = ReplyWriter(lambda: self.client, self.limiter)
-        self.ingress = Ingress(self)
+        self.ingress = Ingress(agent, lambda: self.client, self.replies, self.writer, self.limiter,
+                               self.delivery_queue, approvers=settings.approvers, admins=settings.admins)
         self.delivery = DiscordDelivery(self)
         self.client: DurabotClient = None  # type: ignore[assignment]  # set by serve()
         self._worker: Worker | None = None

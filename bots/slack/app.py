@@ -17,13 +17,12 @@ from aiohttp import web as aioweb
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
-from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from agent_core import Agent
-from agent_core.errors import AgentRuntimeError, UserError
+from agent_core.errors import UserError
 from agent_core.settings import Settings
-from agent_core.types import Delivery, DeliveryTarget
+from agent_core.types import Delivery
 from bots.core.cache import BoundedCache
 from bots.core.runlink import run_url
 
@@ -31,16 +30,14 @@ from . import approvals
 from .commands import Commands
 from .delivery import SlackDelivery
 from .edits import EditScheduler
-from .ids import ACTION_PATTERN, ThreadRef, parse_button
-from .ingress import IncomingMessage, thread_context, translate_event
+from .ids import ACTION_PATTERN, parse_button
+from .ingress import Ingress
 from .limits import update_window
 from .streaming import LiveStreams
-from .web import SlackCallError, SlackWeb, make_client
+from .web import SlackWeb, make_client
 
 log = logging.getLogger(__name__)
 
-CONTEXT_WAIT = 1.5  # seconds for reading a thread's earlier messages before the ack is due
-_SEEN = 10_000
 
 
 def delivery_queue(settings: Settings) -> str:
@@ -72,11 +69,9 @@ class SlackAdapter:
             log.warning("TEMPORAL_UI_URL=%r is not an http(s) address; answers carry no link to their run",
                         settings.temporal_ui_url)
         self.commands = Commands(agent, self.web, settings)
-        self.bot_user_id: str | None = None
-        self.bot_id: str | None = None
-        self.team: str = ""
-        self._seen: BoundedCache[tuple[str, str], None] = BoundedCache(_SEEN)
-        self._known_threads: BoundedCache[str, None] = BoundedCache(_SEEN)
+        self.ingress = Ingress(agent, self.web, self.streams, self.task_queue, approvers=settings.approvers,
+                               admins=settings.admins)
+        self._seen = self.ingress.seen  # the messages taken; forgetting one lets its event through again
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task | None = None
         self._runner: aioweb.AppRunner | None = None
@@ -109,8 +104,8 @@ class SlackAdapter:
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         auth = await self.web.call("auth.test")
-        self.bot_user_id, self.bot_id = auth.get("user_id"), auth.get("bot_id")
         self.team = str(auth.get("team_id") or "")
+        self.ingress.identify(auth.get("user_id"), auth.get("bot_id"), self.team)
         self.commands.base_url = str(auth.get("url") or "")
         self._worker = Worker(self.agent.client, task_queue=self.task_queue, activities=[self.delivery.deliver],
                               max_concurrent_activities=100)
@@ -190,78 +185,8 @@ class SlackAdapter:
         self.app.command("/durabot")(self._on_command)
 
     async def _on_message(self, event: dict, body: dict, request: AsyncBoltRequest) -> None:
-        team = str(body.get("team_id") or event.get("team") or self.team)
-        inc = translate_event(event, team, self.bot_user_id, self.bot_id)
-        if inc is None:
-            return
-        seen = (inc.ref.conversation_id, inc.message_id)
-        if seen in self._seen:
-            return  # this process already took it (a retry, or the message/app_mention pair)
-        if inc.needs_membership and not await self._takes_part(inc.ref):
-            return
-        if inc.bare_mention:
-            self._seen.add(seen)
-            await self._hint(inc)
-            return
-        context = await self._context(inc) if inc.in_existing_thread else []
-        self._seen.add(seen)
-        meta = {"team": team, "channel": inc.ref.channel, "thread": inc.ref.thread_ts, "user": inc.user}
-        try:
-            handle = await self.agent.run_async(
-                inc.text, inc.ref.conversation_id, message_id=inc.message_id, user=inc.user,
-                user_name=inc.user_name, context=context,
-                deliver_to=DeliveryTarget(task_queue=self.task_queue, meta=meta),
-                approvers=self.settings.approvers, admins=self.settings.admins,
-            )
-        except Exception:
-            self._seen.pop(seen, None)  # answer 500: Slack retries, the retry is not dropped
-            raise
-        self._known_threads.add(inc.ref.conversation_id)
         retried = bool(request.headers.get("x-slack-retry-num")) if request is not None else False
-        if retried:
-            # The submit answer of a repeated message id is the first submit's answer (Temporal dedups
-            # the update by id), so ask the turn's state now: an answered turn needs no placeholder.
-            try:
-                status = await asyncio.wait_for(handle.status(), CONTEXT_WAIT)
-            except (asyncio.TimeoutError, AgentRuntimeError, RPCError):
-                status = None  # unknown: resume the live stream; the delivery completes it either way
-            if status is not None and status.done:
-                return
-        self.streams.start(inc.ref, inc.message_id, look_first=retried)
-
-    async def _takes_part(self, ref: ThreadRef) -> bool:
-        """Whether the bot already has a conversation in this thread (then no mention is needed)."""
-        cid = ref.conversation_id
-        if cid in self._known_threads:
-            return True
-        try:
-            if await self.agent.status(cid) is not None:
-                return True
-            await self.agent.client.get_workflow_handle(self.agent.workflow_id(cid)).describe()
-        except (RPCError, AgentRuntimeError):  # no workflow has ever run for this thread
-            return False
-        self._known_threads.add(cid)
-        return True
-
-    async def _hint(self, inc: IncomingMessage) -> None:
-        """A mention with nothing to ask: say how to ask instead of sending the model an empty turn."""
-        text = f"Ask me something, e.g. <@{self.bot_user_id}> what can you do?"
-        try:  # within the ack's 3 s: a channel out of budget gets no hint rather than a retried event
-            await self.web.post(inc.ref.channel, inc.ref.thread_ts, text, max_wait=CONTEXT_WAIT)
-        except SlackCallError as exc:
-            log.warning("hint for message %s in channel %s not posted: %s", inc.message_id, inc.ref.channel, exc)
-
-    async def _context(self, inc: IncomingMessage) -> list:
-        """Earlier messages of the thread, for a conversation that starts inside it."""
-        try:
-            if await self.agent.status(inc.ref.conversation_id) is not None:
-                return []  # the conversation exists: it has its own transcript
-            messages = await asyncio.wait_for(
-                self.web.thread_messages(inc.ref.channel, inc.ref.thread_ts, limit=100), CONTEXT_WAIT)
-        except (TimeoutError, SlackCallError) as exc:
-            log.info("thread context of %s not read (%s); starting without it", inc.ref.conversation_id, exc)
-            return []
-        return thread_context(messages, self.bot_user_id, inc.message_id)
+        await self.ingress.on_message(event, body, retried)
 
     async def _on_click(self, ack: Any, body: dict, action: dict) -> None:
         await ack()
