@@ -20,6 +20,7 @@ from agent_core.errors import UserError
 from agent_core.settings import Settings
 from agent_core.types import Delivery
 from bots.core.cache import BoundedCache
+from bots.core.ingress import Submitter
 from bots.core.runlink import run_url
 
 from .apitrace import api_trace
@@ -100,6 +101,8 @@ class DurabotClient(discord.Client):
 
 class DiscordAdapter:
     def __init__(self, settings: Settings, agent: Agent, *, guild_ready_timeout: float = 2.0) -> None:
+        """``settings``: the process's settings, the agent's with this adapter's part as
+        ``settings.discord`` (a ``DiscordSettings``)."""
         if not settings.discord.bot_token:
             raise UserError("DISCORD_BOT_TOKEN is not set: copy the bot token from the Developer Portal (Bot > Token)")
         self.settings = settings
@@ -111,8 +114,8 @@ class DiscordAdapter:
         # (conversation, approval id) -> [message id, content]; a card pushed out is found in its thread again
         self.cards: BoundedCache[tuple[str, str], list] = BoundedCache(CARDS)
         self.writer = ReplyWriter(lambda: self.client, self.limiter)
-        self.ingress = Ingress(agent, lambda: self.client, self.replies, self.writer, self.limiter,
-                               self.delivery_queue, approvers=settings.approvers, admins=settings.admins)
+        submitter = Submitter(agent, self.delivery_queue, settings.approvers, settings.admins)
+        self.ingress = Ingress(submitter, lambda: self.client, self.replies, self.writer, self.limiter)
         self.delivery = DiscordDelivery(self)
         self.client: DurabotClient = None  # type: ignore[assignment]  # set by serve()
         self._worker: Worker | None = None

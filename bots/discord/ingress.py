@@ -17,10 +17,10 @@ from typing import Callable
 
 import discord
 
-from agent_core import Agent
 from agent_core.errors import DurabotError
-from agent_core.types import ChatMessage, DeliveryTarget
+from agent_core.types import ChatMessage
 from bots.core.cache import BoundedCache
+from bots.core.ingress import Submitter
 
 from .ids import DM, ConversationRef, nonce
 from .placeholder import UNAVAILABLE, stop_view
@@ -124,17 +124,13 @@ class Ingress:
     """The handler of gateway messages. ``client`` gives the connected client (a new one after a
     reconnect)."""
 
-    def __init__(self, agent: Agent, client: Callable[[], discord.Client], replies: Replies,
-                 writer: ReplyWriter, limiter: ChannelLimiter, delivery_queue: str, *,
-                 approvers: list[str], admins: list[str]) -> None:
-        self.agent = agent
+    def __init__(self, submitter: Submitter, client: Callable[[], discord.Client], replies: Replies,
+                 writer: ReplyWriter, limiter: ChannelLimiter) -> None:
+        self.submitter = submitter
         self.client = client
         self.replies = replies
         self.writer = writer
         self.limiter = limiter
-        self.delivery_queue = delivery_queue
-        self.approvers = approvers
-        self.admins = admins
         self.known_threads: BoundedCache[int, None] = BoundedCache(KNOWN_THREADS)
 
     async def on_message(self, message: discord.Message) -> None:
@@ -218,14 +214,12 @@ class Ingress:
         # In memory before the submit, and locked until the placeholder is posted: a delivery of a fast
         # answer waits for the placeholder instead of racing it.
         reply = self.replies.add(Reply(conv, turn_id, channel_id, []))
-        target = DeliveryTarget(task_queue=self.delivery_queue, meta={"channel": str(channel_id), "user": user})
+        meta = {"channel": str(channel_id), "user": user}
         async with reply.lock:
             try:
-                handle = await self.agent.run_async(
-                    route.text, conv, message_id=turn_id, user=user,
-                    user_name=message.author.display_name, context=context, deliver_to=target,
-                    approvers=self.approvers, admins=self.admins,
-                )
+                handle = await self.submitter.submit(route.text, conv, message_id=turn_id, user=user,
+                                                     user_name=message.author.display_name, context=context,
+                                                     meta=meta)
             except DurabotError as exc:
                 log.error("cannot start turn %s of %s: %s", turn_id, conv, exc)
                 reply.final = True
@@ -237,7 +231,7 @@ class Ingress:
                 return  # a repeat of a finished turn: its answer is already in place
             if not await self._placeholder(reply, reply_channel, route.ref, user):
                 return
-        Streamer(self.agent, self.writer, reply, self.client).start()
+        Streamer(self.submitter.agent, self.writer, reply, self.client).start()
 
     async def _placeholder(self, reply: Reply, channel: discord.abc.Messageable, ref: ConversationRef,
                            user: str) -> bool:

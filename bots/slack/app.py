@@ -24,6 +24,7 @@ from agent_core.errors import UserError
 from agent_core.settings import Settings
 from agent_core.types import Delivery
 from bots.core.cache import BoundedCache
+from bots.core.ingress import Submitter
 from bots.core.runlink import run_url
 
 from . import approvals
@@ -39,7 +40,6 @@ from .web import SlackWeb, make_client
 log = logging.getLogger(__name__)
 
 
-
 def delivery_queue(settings: Settings) -> str:
     return f"{settings.task_queue}-slack"
 
@@ -50,8 +50,9 @@ class SlackAdapter:
 
     def __init__(self, settings: Settings, agent: Agent, *, delivery_task_queue: str | None = None,
                  update_budget: tuple[int, float] | None = None) -> None:
-        """``update_budget`` (calls, seconds) overrides the chat.update budget per workspace, for a
-        workspace with a raised limit (or a benchmark of latency alone)."""
+        """``settings``: the process's settings, the agent's with this adapter's part as ``settings.slack``
+        (a ``SlackSettings``). ``update_budget`` (calls, seconds) overrides the chat.update budget per
+        workspace, for a workspace with a raised limit (or a benchmark of latency alone)."""
         if not settings.slack.bot_token:
             raise UserError("SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token from the Slack app page")
         self.settings = settings
@@ -69,8 +70,8 @@ class SlackAdapter:
             log.warning("TEMPORAL_UI_URL=%r is not an http(s) address; answers carry no link to their run",
                         settings.temporal_ui_url)
         self.commands = Commands(agent, self.web, settings)
-        self.ingress = Ingress(agent, self.web, self.streams, self.task_queue, approvers=settings.approvers,
-                               admins=settings.admins)
+        submitter = Submitter(agent, self.task_queue, settings.approvers, settings.admins)
+        self.ingress = Ingress(submitter, self.web, self.streams)
         self._seen = self.ingress.seen  # the messages taken; forgetting one lets its event through again
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task | None = None

@@ -24,10 +24,10 @@ from typing import Any
 
 from temporalio.service import RPCError
 
-from agent_core import Agent
 from agent_core.errors import AgentRuntimeError
-from agent_core.types import ChatMessage, DeliveryTarget
+from agent_core.types import ChatMessage
 from bots.core.cache import BoundedCache
+from bots.core.ingress import Submitter
 
 from .ids import ThreadRef
 from .streaming import LiveStreams
@@ -151,14 +151,11 @@ class Ingress:
     """The handler of ``app_mention`` and ``message`` events. ``identify`` tells it who the bot is
     (learned at start-up) before the first event."""
 
-    def __init__(self, agent: Agent, web: SlackWeb, streams: LiveStreams, delivery_queue: str, *,
-                 approvers: list[str], admins: list[str]) -> None:
-        self.agent = agent
+    def __init__(self, submitter: Submitter, web: SlackWeb, streams: LiveStreams) -> None:
+        self.submitter = submitter
+        self.agent = submitter.agent
         self.web = web
         self.streams = streams
-        self.delivery_queue = delivery_queue
-        self.approvers = approvers
-        self.admins = admins
         self.bot_user_id: str | None = None
         self.bot_id: str | None = None
         self.team = ""
@@ -187,12 +184,8 @@ class Ingress:
         self.seen.add(seen)
         meta = {"team": team, "channel": inc.ref.channel, "thread": inc.ref.thread_ts, "user": inc.user}
         try:
-            handle = await self.agent.run_async(
-                inc.text, inc.ref.conversation_id, message_id=inc.message_id, user=inc.user,
-                user_name=inc.user_name, context=context,
-                deliver_to=DeliveryTarget(task_queue=self.delivery_queue, meta=meta),
-                approvers=self.approvers, admins=self.admins,
-            )
+            handle = await self.submitter.submit(inc.text, inc.ref.conversation_id, message_id=inc.message_id,
+                                                 user=inc.user, user_name=inc.user_name, context=context, meta=meta)
         except Exception:
             self.seen.pop(seen, None)  # answer 500: Slack retries, the retry is not dropped
             raise
