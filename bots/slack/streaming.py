@@ -44,7 +44,7 @@ from bots.core.follow import Follower
 
 from .edits import EditScheduler
 from .ids import ThreadRef
-from .render import THINKING, answer_key, answer_parts, cancelled_text, failed_text, live_text, with_run_link
+from .render import THINKING, answer_key, ended_parts, live_text, with_run_link
 from .web import SlackCallError, SlackWeb
 
 log = logging.getLogger(__name__)
@@ -70,12 +70,8 @@ def _no_link(_d: Delivery) -> str | None:
 
 def final_first_part(st: TurnStatus, partial: str | None) -> tuple[str, bool]:
     """The first message of an ended turn as the delivery writes it, and whether it is the only one."""
-    if st.state == "finished":
-        parts = answer_parts(st.text or "", st.tool_calls)
-    elif st.state == "failed":
-        parts = [failed_text(st.error)]
-    else:
-        parts = [cancelled_text(partial, st.cancelled_by)]
+    text = st.error if st.state == "failed" else st.text
+    parts = ended_parts(st.state, text, st.tool_calls, partial=partial, by=st.cancelled_by)
     return parts[0], len(parts) == 1
 
 
