@@ -97,14 +97,15 @@ class Follower(Generic[R]):
 
     async def _events(self) -> TurnStatus | None:
         offset: str | None = None
-        check = FIRST_CHECK if self.turn_state is not None else self.idle
+        first = FIRST_CHECK if self.turn_state is not None else self.idle  # without a query: one subscription
+        check = first
         quiet_since = time.monotonic()
         while not self._acc.final:
             events = self.agent.subscribe(self.conversation_id, self.turn_id, after=offset, idle_timeout=check)
             async with contextlib.aclosing(events):
                 async for ev in events:
                     offset = ev.offset or offset
-                    quiet_since, check = time.monotonic(), FIRST_CHECK
+                    quiet_since, check = time.monotonic(), first
                     self._feed(ev)
                     if self._acc.final:
                         break
