@@ -1,7 +1,9 @@
-"""One typed settings object, read once at the entry point from the environment and ``.env``.
+"""The agent's typed settings, read once at the entry point from the environment and ``.env``.
 
 Nothing deeper reads ``os.environ``: the entry point builds ``Settings.load()`` and passes it down.
-Tests pass a mapping: ``Settings.load(env={...}, dotenv=None)``.
+Tests pass a mapping: ``Settings.load(env={...}, dotenv=None)``. This module knows no chat platform:
+each adapter reads its own variables from the same values (``read_env``), and the process composes
+the parts.
 """
 
 from __future__ import annotations
@@ -41,19 +43,21 @@ ENV_VARS: dict[str, str | None] = {
     "REDIS_URL": None,
     "OPENAI_API_KEY": None,
     "OPENAI_BASE_URL": None,
-    "SLACK_BOT_TOKEN": None,
-    "SLACK_SIGNING_SECRET": None,
-    "SLACK_APP_TOKEN": None,
-    "SLACK_API_URL": None,
-    "DISCORD_BOT_TOKEN": None,
-    "DISCORD_API_BASE": None,
-    "DISCORD_GATEWAY_URL": None,
-    "DISCORD_GUILD_ID": None,
     "DURABOT_SECRET_KEY": None,
 }
 
-SECRET_VARS = ("TEMPORAL_API_KEY", "OPENAI_API_KEY", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN",
-               "DISCORD_BOT_TOKEN", "DURABOT_SECRET_KEY")
+SECRET_VARS = ("TEMPORAL_API_KEY", "OPENAI_API_KEY", "DURABOT_SECRET_KEY")
+
+
+def read_env(env: Mapping[str, str] | None = None, dotenv: str | None = ".env") -> dict[str, str]:
+    """The variables the process sees: ``.env`` first, the environment (or ``env``) over it."""
+    values: dict[str, str] = {}
+    if dotenv and Path(dotenv).is_file():
+        from dotenv import dotenv_values
+
+        values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+    values.update(os.environ if env is None else env)
+    return values
 
 
 def _csv(value: str | None) -> list[str]:
@@ -87,14 +91,6 @@ class Settings:
     redis_url: str | None = None
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
-    slack_bot_token: str | None = field(default=None, repr=False)
-    slack_signing_secret: str | None = field(default=None, repr=False)
-    slack_app_token: str | None = field(default=None, repr=False)
-    slack_api_url: str | None = None
-    discord_bot_token: str | None = field(default=None, repr=False)
-    discord_api_base: str | None = None
-    discord_gateway_url: str | None = None
-    discord_guild_id: str | None = None
     secret_key: str | None = field(default=None, repr=False)  # encrypts Temporal payloads (agent_core.codec)
 
     @property
@@ -102,19 +98,14 @@ class Settings:
         return not (self.openai_api_key or self.openai_base_url)
 
     def secrets(self) -> list[str]:
-        return [v for v in (self.temporal_api_key, self.openai_api_key, self.slack_bot_token,
-                            self.slack_signing_secret, self.slack_app_token, self.discord_bot_token,
-                            self.secret_key) if v]
+        return [v for v in (self.temporal_api_key, self.openai_api_key, self.secret_key) if v]
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, dotenv: str | None = ".env") -> "Settings":
-        values: dict[str, str] = {}
-        if dotenv and Path(dotenv).is_file():
-            from dotenv import dotenv_values
+        return cls.from_values(read_env(env, dotenv))
 
-            values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
-        values.update(os.environ if env is None else env)
-
+    @classmethod
+    def from_values(cls, values: Mapping[str, str]) -> "Settings":
         def get(name: str) -> str | None:
             value = values.get(name)
             if value is None or value == "":
@@ -170,14 +161,6 @@ class Settings:
             redis_url=get("REDIS_URL"),
             openai_api_key=get("OPENAI_API_KEY"),
             openai_base_url=get("OPENAI_BASE_URL"),
-            slack_bot_token=get("SLACK_BOT_TOKEN"),
-            slack_signing_secret=get("SLACK_SIGNING_SECRET"),
-            slack_app_token=get("SLACK_APP_TOKEN"),
-            slack_api_url=get("SLACK_API_URL"),
-            discord_bot_token=get("DISCORD_BOT_TOKEN"),
-            discord_api_base=get("DISCORD_API_BASE"),
-            discord_gateway_url=get("DISCORD_GATEWAY_URL"),
-            discord_guild_id=get("DISCORD_GUILD_ID"),
             secret_key=secret_key,
         )
 

@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent_core import Agent, OpenAIChatModel, TemporalConfig  # noqa: E402
-from agent_core.servers import TemporalDevServer  # noqa: E402
-from agent_core.settings import Settings  # noqa: E402
+from workers.servers import TemporalDevServer  # noqa: E402
+from workers.settings import Settings  # noqa: E402
 from bots.discord.app import run_discord  # noqa: E402
 from tests.fakes.discord_server import FakeDiscord  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI, Reply  # noqa: E402

@@ -15,7 +15,7 @@ from datetime import timedelta
 from common import FakeOpenAI, Reply
 
 from agent_core import Agent, OpenAIChatModel, TemporalConfig
-from agent_core.servers import TemporalDevServer
+from workers.servers import TemporalDevServer
 from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker

@@ -14,7 +14,7 @@ import time
 from common import TOKENS, fake_model, pct, summary
 
 from agent_core import Agent, OpenAIChatModel, TemporalConfig, tool
-from agent_core.servers import TemporalDevServer
+from workers.servers import TemporalDevServer
 
 
 @tool

@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent_core import Agent, OpenAIChatModel, TemporalConfig  # noqa: E402
-from agent_core.servers import TemporalDevServer  # noqa: E402
-from agent_core.settings import Settings  # noqa: E402
+from workers.servers import TemporalDevServer  # noqa: E402
+from workers.settings import Settings  # noqa: E402
 from agent_core.types import ConversationInput, ConversationStatus  # noqa: E402
 from agent_core.workflow import ConversationWorkflow  # noqa: E402
 from bench.common import summary  # noqa: E402

@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent_core import Agent, OpenAIChatModel, TemporalConfig
-from agent_core.servers import TemporalDevServer
-from agent_core.settings import Settings
+from workers.servers import TemporalDevServer
+from workers.settings import Settings
 from bots.slack import SlackAdapter
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.slack_api import FakeSlack, SlackSender

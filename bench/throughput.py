@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 from common import ANSWER_TOKENS, TOKEN_DELAY, TOKENS, TTFT, fixed_latency_script, pct  # noqa: E402
 
-from agent_core.servers import RedisServer, TemporalDevServer  # noqa: E402
+from workers.servers import RedisServer, TemporalDevServer  # noqa: E402
 from agent_core.settings import Settings  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI, last_user_text  # noqa: E402
 from workers.app import build_agent  # noqa: E402

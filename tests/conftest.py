@@ -10,7 +10,7 @@ from typing import Any, AsyncIterator, Callable
 import pytest
 
 from agent_core import Agent, OpenAIChatModel, TemporalConfig
-from agent_core.servers import RedisServer, TemporalDevServer
+from workers.servers import RedisServer, TemporalDevServer
 from tests.fakes.openai_server import FakeOpenAI, echo_script
 
 

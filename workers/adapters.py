@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from agent_core.errors import UserError
-from agent_core.settings import Settings
+from .settings import Settings
 
 from .app import build_agent
 
@@ -14,13 +14,13 @@ log = logging.getLogger(__name__)
 
 async def run_adapter(settings: Settings, platform: str) -> None:
     if platform == "slack":
-        if not settings.slack_bot_token:
+        if not settings.slack.bot_token:
             raise UserError("SLACK_BOT_TOKEN is not set")
-        if not (settings.slack_app_token or settings.slack_signing_secret):
+        if not (settings.slack.app_token or settings.slack.signing_secret):
             raise UserError("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
         from bots.slack.app import run_slack as run
     elif platform == "discord":
-        if not settings.discord_bot_token:
+        if not settings.discord.bot_token:
             raise UserError("DISCORD_BOT_TOKEN is not set")
         from bots.discord.app import run_discord as run
     else:

@@ -14,7 +14,7 @@ import sys
 from typing import Any, Awaitable, Callable
 
 from agent_core.errors import DurabotError, UserError
-from agent_core.settings import Settings
+from .settings import Settings
 
 log = logging.getLogger("durabot")
 

@@ -8,8 +8,8 @@ import logging
 from pathlib import Path
 
 from agent_core.redaction import redact_urls
-from agent_core.servers import TemporalDevServer, port_open
-from agent_core.settings import Settings
+from .servers import TemporalDevServer, port_open
+from .settings import Settings
 
 from .app import build_agent
 
@@ -57,12 +57,12 @@ async def run_dev(settings: Settings, data_dir: str = ".durabot", chat: bool = T
         if health is not None:
             print(f"Health and metrics: http://127.0.0.1:{settings.metrics_port}/metrics")
             tasks.append(asyncio.create_task(_cleanup_on_cancel(health)))
-        if settings.slack_bot_token and (settings.slack_signing_secret or settings.slack_app_token):
+        if settings.slack.bot_token and (settings.slack.signing_secret or settings.slack.app_token):
             from bots.slack.app import run_slack
 
             tasks.append(asyncio.create_task(run_slack(settings, agent)))
             print("Slack adapter started")
-        if settings.discord_bot_token:
+        if settings.discord.bot_token:
             from bots.discord.app import run_discord
 
             tasks.append(asyncio.create_task(run_discord(settings, agent)))

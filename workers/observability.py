@@ -352,7 +352,7 @@ def install_temporal_runtime(settings: Any) -> str | None:
         return None
     from temporalio.runtime import Runtime
 
-    from agent_core.servers import free_port
+    from .servers import free_port
 
     port = free_port()
     Runtime.set_default(temporal_metrics_runtime(port), error_if_already_set=False)

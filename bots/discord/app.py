@@ -20,6 +20,7 @@ from agent_core.settings import Settings
 from bots.core.cache import BoundedCache
 from bots.core.delivery import DeliveryActivity
 from bots.core.delivery_worker import DeliveryWorker, delivery_queue
+from bots.core.ingress import Submitter
 from bots.core.runlink import RunLinks
 
 from .apitrace import api_trace
@@ -73,10 +74,10 @@ def configure_endpoints(settings: Settings) -> None:
 
     discord.py keeps both as class attributes, so this is process-wide, like the library itself.
     """
-    if settings.discord_api_base:
-        discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
-    if settings.discord_gateway_url:
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+    if settings.discord.api_base:
+        discord.http.Route.BASE = settings.discord.api_base.rstrip("/")
+    if settings.discord.gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord.gateway_url)
 
 
 class DurabotClient(discord.Client):
@@ -101,7 +102,9 @@ class DurabotClient(discord.Client):
 
 class DiscordAdapter:
     def __init__(self, settings: Settings, agent: Agent, *, guild_ready_timeout: float = 2.0) -> None:
-        if not settings.discord_bot_token:
+        """``settings``: the process's settings, the agent's with this adapter's part as
+        ``settings.discord`` (a ``DiscordSettings``)."""
+        if not settings.discord.bot_token:
             raise UserError("DISCORD_BOT_TOKEN is not set: copy the bot token from the Developer Portal (Bot > Token)")
         self.settings = settings
         self.agent = agent
@@ -112,7 +115,8 @@ class DiscordAdapter:
         # (conversation, approval id) -> [message id, content]; a card pushed out is found in its thread again
         self.cards: BoundedCache[tuple[str, str], list] = BoundedCache(CARDS)
         self.writer = ReplyWriter(lambda: self.client, self.limiter)
-        self.ingress = Ingress(self)
+        submitter = Submitter(agent, self.delivery_queue, settings.approvers, settings.admins)
+        self.ingress = Ingress(submitter, lambda: self.client, self.replies, self.writer, self.limiter)
         self.run_link = RunLinks(settings.temporal_ui_url, lambda: agent.client.namespace)
         self.clicks = Clicks(agent, settings.approvers, settings.admins, self.cards)
         self.delivery = DeliveryActivity(DiscordDeliverer(
@@ -133,7 +137,7 @@ class DiscordAdapter:
                 try:
                     async with self.client:
                         try:
-                            await self.client.login(self.settings.discord_bot_token or "")
+                            await self.client.login(self.settings.discord.bot_token or "")
                             await self._connect(self.client)
                         finally:
                             self._stop_live()  # before the client's HTTP session closes
@@ -189,11 +193,11 @@ class DiscordAdapter:
 
     async def _sync_commands(self, client: DurabotClient) -> None:
         try:
-            if self.settings.discord_guild_id:
-                guild = discord.Object(id=int(self.settings.discord_guild_id))
+            if self.settings.discord.guild_id:
+                guild = discord.Object(id=int(self.settings.discord.guild_id))
                 client.tree.copy_global_to(guild=guild)
                 await client.tree.sync(guild=guild)
-                log.info("/durabot synced to guild %s", self.settings.discord_guild_id)
+                log.info("/durabot synced to guild %s", self.settings.discord.guild_id)
             else:
                 await client.tree.sync()
                 log.info("/durabot synced globally (Discord may take up to an hour to show it everywhere)")

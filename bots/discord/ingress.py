@@ -13,21 +13,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Container
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Callable
 
 import discord
 
 from agent_core.errors import DurabotError
-from agent_core.types import ChatMessage, DeliveryTarget
+from agent_core.types import ChatMessage
 from bots.core.cache import BoundedCache
+from bots.core.ingress import Submitter
 
 from .ids import DM, ConversationRef, nonce
 from .placeholder import UNAVAILABLE, stop_view
+from .ratelimit import ChannelLimiter
 from .render import THINKING, strip_mentions, thread_name
-from .streaming import Reply, Streamer
-
-if TYPE_CHECKING:
-    from .app import DiscordAdapter
+from .streaming import Replies, Reply, ReplyWriter, Streamer
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +121,20 @@ def context_from_history(history: list[tuple[int, str, str]], bot_id: int,
 
 
 class Ingress:
-    def __init__(self, adapter: "DiscordAdapter") -> None:
-        self.adapter = adapter
+    """The handler of gateway messages. ``client`` gives the connected client (a new one after a
+    reconnect)."""
+
+    def __init__(self, submitter: Submitter, client: Callable[[], discord.Client], replies: Replies,
+                 writer: ReplyWriter, limiter: ChannelLimiter) -> None:
+        self.submitter = submitter
+        self.client = client
+        self.replies = replies
+        self.writer = writer
+        self.limiter = limiter
         self.known_threads: BoundedCache[int, None] = BoundedCache(KNOWN_THREADS)
 
     async def on_message(self, message: discord.Message) -> None:
-        client = self.adapter.client
+        client = self.client()
         if client.user is None or message.author.bot:
             return
         channel = message.channel
@@ -149,7 +156,7 @@ class Ingress:
             await self._answer(message, hint(client.user.mention), "hint")
             return
         turn_id = str(message.id)
-        if self.adapter.replies.get(turn_id) is not None:
+        if self.replies.get(turn_id) is not None:
             return  # the gateway sent this message again
         context: list[ChatMessage] = []
         if route.kind == "new_thread":
@@ -185,7 +192,7 @@ class Ingress:
             return None
         except discord.HTTPException as exc:
             if exc.code == THREAD_ALREADY_EXISTS:
-                return self.adapter.client.get_partial_messageable(message.id)  # a retry: it is there
+                return self.client().get_partial_messageable(message.id)  # a retry: it is there
             log.warning("no thread for message %s in channel %s: Discord said %s %s", message.id,
                         message.channel.id, exc.status, exc.text)
             await self._answer(message, THREAD_FAILED, "no-thread")
@@ -198,24 +205,21 @@ class Ingress:
             log.warning("cannot read the thread's earlier messages (%s); starting without them", exc.status)
             return []
         history = [(m.author.id, m.author.display_name, m.content) for m in reversed(found)]
-        return context_from_history(history, self.adapter.client.user.id)  # type: ignore[union-attr]
+        return context_from_history(history, self.client().user.id)  # type: ignore[union-attr]
 
     async def _start(self, message: discord.Message, route: Route, reply_channel: discord.abc.Messageable,
                      context: list[ChatMessage]) -> None:
-        adapter = self.adapter
         conv, turn_id, user = route.ref.conversation_id, str(message.id), str(message.author.id)
         channel_id = int(route.ref.thread)
         # In memory before the submit, and locked until the placeholder is posted: a delivery of a fast
         # answer waits for the placeholder instead of racing it.
-        reply = adapter.replies.add(Reply(conv, turn_id, channel_id, []))
-        target = DeliveryTarget(task_queue=adapter.delivery_queue, meta={"channel": str(channel_id), "user": user})
+        reply = self.replies.add(Reply(conv, turn_id, channel_id, []))
+        meta = {"channel": str(channel_id), "user": user}
         async with reply.lock:
             try:
-                handle = await adapter.agent.run_async(
-                    route.text, conv, message_id=turn_id, user=user,
-                    user_name=message.author.display_name, context=context, deliver_to=target,
-                    approvers=adapter.settings.approvers, admins=adapter.settings.admins,
-                )
+                handle = await self.submitter.submit(route.text, conv, message_id=turn_id, user=user,
+                                                     user_name=message.author.display_name, context=context,
+                                                     meta=meta)
             except DurabotError as exc:
                 log.error("cannot start turn %s of %s: %s", turn_id, conv, exc)
                 reply.final = True
@@ -227,12 +231,12 @@ class Ingress:
                 return  # a repeat of a finished turn: its answer is already in place
             if not await self._placeholder(reply, reply_channel, route.ref, user):
                 return
-        Streamer(adapter.agent, adapter.writer, reply, lambda: adapter.client).start()
+        Streamer(self.submitter.agent, self.writer, reply, self.client).start()
 
     async def _placeholder(self, reply: Reply, channel: discord.abc.Messageable, ref: ConversationRef,
                            user: str) -> bool:
         """Post the "Thinking…" placeholder (under the reply's lock); False when there is none to stream into."""
-        await self.adapter.limiter.acquire(reply.channel_id)
+        await self.limiter.acquire(reply.channel_id)
         try:
             msg = await channel.send(THINKING, view=stop_view(ref, reply.turn_id, user),
                                      nonce=nonce(reply.conversation_id, reply.turn_id, 0))
@@ -249,7 +253,7 @@ class Ingress:
         return True
 
     async def _say(self, channel: discord.abc.Messageable, channel_id: int, text: str, key: str) -> None:
-        await self.adapter.limiter.acquire(channel_id)
+        await self.limiter.acquire(channel_id)
         try:
             await channel.send(text, nonce=key)
         except discord.HTTPException as exc:

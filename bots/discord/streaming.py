@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Callable
 
 import discord
 
-from agent_core.events import TextAccumulator
+from agent_core.types import TurnStatus
 from bots.core.cache import BoundedCache
+from bots.core.follow import Follower
 
 from .ids import nonce
 from .ratelimit import ChannelLimiter
@@ -132,65 +133,37 @@ def _set(items: list[str], i: int, value: str) -> None:
 
 
 class Streamer:
-    """Follows a turn's live events and edits its reply, at most once a second (best effort)."""
+    """The Discord sink of a turn followed by ``bots.core.follow``: edits its reply at most once a
+    second (best effort), and shows "typing" while the answer is being written."""
 
     def __init__(self, agent: "Agent", writer: ReplyWriter, reply: Reply, client: Callable[[], discord.Client],
                  *, interval: float = EDIT_INTERVAL, idle_timeout: float = 1800.0) -> None:
-        self.agent = agent
         self.writer = writer
         self.reply = reply
         self._client = client
-        self.interval = interval
         self.idle_timeout = idle_timeout
-        self._dirty = asyncio.Event()
+        self._follower = Follower(agent, reply.conversation_id, reply.turn_id, self, interval=interval,
+                                  idle=idle_timeout)
         self._ended = False
 
     def start(self) -> None:
-        self.reply.tasks += [asyncio.create_task(self._follow()), asyncio.create_task(self._typing())]
+        self.reply.tasks += [asyncio.create_task(self._follower.run()), asyncio.create_task(self._typing())]
 
-    async def _follow(self) -> None:
-        acc = TextAccumulator()
-        flusher = asyncio.create_task(self._flush())
+    def update(self, text: str, tools: list[str]) -> None:
+        self.reply.live_text, self.reply.tools = text, tools
+
+    def render(self, text: str, tools: list[str], step: str | None) -> list[str]:
+        return reply_parts(text, tools, partial=True)
+
+    async def show(self, rendered: list[str]) -> None:
         try:
-            async for ev in self.agent.subscribe(self.reply.conversation_id, self.reply.turn_id,
-                                                 idle_timeout=self.idle_timeout):
-                changed = acc.feed(ev)
-                if ev.kind == "tool_started":
-                    self.reply.tools = list(acc.tools)
-                    changed = True
-                if changed:
-                    self.reply.live_text = acc.text
-                    self._dirty.set()
-                if acc.final:
-                    break
-            self._ended = True
-            self._dirty.set()
-            await flusher
-        except asyncio.CancelledError:
-            flusher.cancel()
-            raise
-        except Exception:  # live edits are best effort; the final answer comes by delivery
-            log.exception("live edits of turn %s stopped", self.reply.turn_id)
-            flusher.cancel()
+            await self.writer.show(self.reply, rendered, final=False)
+        except discord.HTTPException as exc:
+            log.info("live edit of turn %s failed (%s); the final answer will still come",
+                     self.reply.turn_id, exc.status)
 
-    async def _flush(self) -> None:
-        last = float("-inf")
-        while True:
-            await self._dirty.wait()
-            delay = last + self.interval - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)  # coalesce the tokens of this second into one edit
-            self._dirty.clear()
-            # Off the event loop: a long answer's tables and splits must not delay gateway traffic.
-            parts = await asyncio.to_thread(reply_parts, self.reply.live_text, list(self.reply.tools), partial=True)
-            try:
-                await self.writer.show(self.reply, parts, final=False)
-            except discord.HTTPException as exc:
-                log.info("live edit of turn %s failed (%s); the final answer will still come",
-                         self.reply.turn_id, exc.status)
-            last = time.monotonic()
-            if self._ended and not self._dirty.is_set():
-                return
+    async def finish(self, ended: TurnStatus | None) -> None:
+        self._ended = True
 
     async def _typing(self) -> None:
         channel = self._client().get_partial_messageable(self.reply.channel_id)

@@ -17,32 +17,29 @@ from aiohttp import web as aioweb
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
-from temporalio.service import RPCError
 
 from agent_core import Agent
-from agent_core.errors import AgentRuntimeError, UserError
+from agent_core.errors import UserError
 from agent_core.settings import Settings
 from agent_core.types import DeliveryTarget
 from bots.core.cache import BoundedCache
 from bots.core.delivery import DeliveryActivity
 from bots.core.delivery_worker import DeliveryWorker
 from bots.core.delivery_worker import delivery_queue as core_delivery_queue
+from bots.core.ingress import Submitter
 from bots.core.runlink import RunLinks
 
 from . import approvals
 from .commands import Commands
 from .delivery import SlackDeliverer
 from .edits import EditScheduler
-from .ids import ACTION_PATTERN, ThreadRef, parse_button
-from .ingress import IncomingMessage, thread_context, translate_event
-from .limits import SlidingWindow
+from .ids import ACTION_PATTERN, parse_button
+from .ingress import Ingress
+from .limits import update_window
 from .streaming import LiveStreams
-from .web import SlackCallError, SlackWeb, make_client
+from .web import SlackWeb, make_client
 
 log = logging.getLogger(__name__)
-
-CONTEXT_WAIT = 1.5  # seconds for reading a thread's earlier messages before the ack is due
-_SEEN = 10_000
 
 
 def delivery_queue(settings: Settings) -> str:
@@ -55,16 +52,17 @@ class SlackAdapter:
 
     def __init__(self, settings: Settings, agent: Agent, *, delivery_task_queue: str | None = None,
                  update_budget: tuple[int, float] | None = None) -> None:
-        """``update_budget`` (calls, seconds) overrides the chat.update budget per workspace, for a
-        workspace with a raised limit (or a benchmark of latency alone)."""
-        if not settings.slack_bot_token:
+        """``settings``: the process's settings, the agent's with this adapter's part as ``settings.slack``
+        (a ``SlackSettings``). ``update_budget`` (calls, seconds) overrides the chat.update budget per
+        workspace, for a workspace with a raised limit (or a benchmark of latency alone)."""
+        if not settings.slack.bot_token:
             raise UserError("SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token from the Slack app page")
         self.settings = settings
         self.agent = agent
-        self.socket_mode = bool(settings.slack_app_token)
-        if not self.socket_mode and not settings.slack_signing_secret:
+        self.socket_mode = bool(settings.slack.app_token)
+        if not self.socket_mode and not settings.slack.signing_secret:
             raise UserError("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
-        self.web = SlackWeb(make_client(settings.slack_bot_token, settings.slack_api_url))
+        self.web = SlackWeb(make_client(settings.slack.bot_token, settings.slack.api_url))
         self.task_queue = delivery_task_queue or delivery_queue(settings)
         self._editors: BoundedCache[str, EditScheduler] = BoundedCache(1_000)  # one per workspace
         self._update_budget = update_budget
@@ -73,16 +71,15 @@ class SlackAdapter:
         self.delivery = DeliveryActivity(SlackDeliverer(self.web, self.editor_for, self.streams, self.run_link))
         self.delivery_worker = DeliveryWorker(self.task_queue, self.delivery.deliver, max_concurrent_activities=100)
         self.commands = Commands(agent, settings.admins, self.web.is_workspace_admin)
-        self.bot_user_id: str | None = None
-        self.bot_id: str | None = None
+        submitter = Submitter(agent, self.task_queue, settings.approvers, settings.admins)
+        self.ingress = Ingress(submitter, self.web, self.streams)
         self.team: str = ""
-        self._seen: BoundedCache[tuple[str, str], None] = BoundedCache(_SEEN)
-        self._known_threads: BoundedCache[str, None] = BoundedCache(_SEEN)
+        self._seen = self.ingress.seen  # the messages taken; forgetting one lets its event through again
         self._runner: aioweb.AppRunner | None = None
         self._socket: Any = None
         self.app = AsyncApp(
             client=self.web.client,
-            signing_secret=settings.slack_signing_secret or "",
+            signing_secret=settings.slack.signing_secret or "",
             request_verification_enabled=not self.socket_mode,
             process_before_response=True,
         )
@@ -93,7 +90,7 @@ class SlackAdapter:
         if editor is None:
             if self._update_budget:
                 limit, window = self._update_budget
-                editor = EditScheduler(self.web, SlidingWindow(limit, window), live_rate=limit / window)
+                editor = EditScheduler(self.web, update_window(limit, window), live_rate=limit / window)
             else:
                 editor = EditScheduler(self.web)
             self._editors[team] = editor
@@ -102,8 +99,8 @@ class SlackAdapter:
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         auth = await self.web.call("auth.test")
-        self.bot_user_id, self.bot_id = auth.get("user_id"), auth.get("bot_id")
         self.team = str(auth.get("team_id") or "")
+        self.ingress.identify(auth.get("user_id"), auth.get("bot_id"), self.team)
         self.commands.base_url = str(auth.get("url") or "")
         self.delivery_worker.start(self.agent.client)
 
@@ -135,7 +132,7 @@ class SlackAdapter:
     async def connect_socket_mode(self) -> None:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-        self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token)
+        self._socket = AsyncSocketModeHandler(self.app, self.settings.slack.app_token)
         await self._socket.connect_async()
 
     async def handle_http(self, request: aioweb.Request) -> aioweb.Response:
@@ -159,7 +156,7 @@ class SlackAdapter:
         return out
 
     def _signed(self, body: str, headers: Any) -> bool:
-        verifier = SignatureVerifier(self.settings.slack_signing_secret or "")
+        verifier = SignatureVerifier(self.settings.slack.signing_secret or "")
         return verifier.is_valid(body, headers.get("X-Slack-Request-Timestamp", ""),
                                  headers.get("X-Slack-Signature", ""))
 
@@ -171,78 +168,8 @@ class SlackAdapter:
         self.app.command("/durabot")(self._on_command)
 
     async def _on_message(self, event: dict, body: dict, request: AsyncBoltRequest) -> None:
-        team = str(body.get("team_id") or event.get("team") or self.team)
-        inc = translate_event(event, team, self.bot_user_id, self.bot_id)
-        if inc is None:
-            return
-        seen = (inc.ref.conversation_id, inc.message_id)
-        if seen in self._seen:
-            return  # this process already took it (a retry, or the message/app_mention pair)
-        if inc.needs_membership and not await self._takes_part(inc.ref):
-            return
-        if inc.bare_mention:
-            self._seen.add(seen)
-            await self._hint(inc)
-            return
-        context = await self._context(inc) if inc.in_existing_thread else []
-        self._seen.add(seen)
-        meta = {"team": team, "channel": inc.ref.channel, "thread": inc.ref.thread_ts, "user": inc.user}
-        try:
-            handle = await self.agent.run_async(
-                inc.text, inc.ref.conversation_id, message_id=inc.message_id, user=inc.user,
-                user_name=inc.user_name, context=context,
-                deliver_to=DeliveryTarget(task_queue=self.task_queue, meta=meta),
-                approvers=self.settings.approvers, admins=self.settings.admins,
-            )
-        except Exception:
-            self._seen.pop(seen, None)  # answer 500: Slack retries, the retry is not dropped
-            raise
-        self._known_threads.add(inc.ref.conversation_id)
         retried = bool(request.headers.get("x-slack-retry-num")) if request is not None else False
-        if retried:
-            # The submit answer of a repeated message id is the first submit's answer (Temporal dedups
-            # the update by id), so ask the turn's state now: an answered turn needs no placeholder.
-            try:
-                status = await asyncio.wait_for(handle.status(), CONTEXT_WAIT)
-            except (asyncio.TimeoutError, AgentRuntimeError, RPCError):
-                status = None  # unknown: resume the live stream; the delivery completes it either way
-            if status is not None and status.done:
-                return
-        self.streams.start(inc.ref, inc.message_id, look_first=retried)
-
-    async def _takes_part(self, ref: ThreadRef) -> bool:
-        """Whether the bot already has a conversation in this thread (then no mention is needed)."""
-        cid = ref.conversation_id
-        if cid in self._known_threads:
-            return True
-        try:
-            if await self.agent.status(cid) is not None:
-                return True
-            await self.agent.client.get_workflow_handle(self.agent.workflow_id(cid)).describe()
-        except (RPCError, AgentRuntimeError):  # no workflow has ever run for this thread
-            return False
-        self._known_threads.add(cid)
-        return True
-
-    async def _hint(self, inc: IncomingMessage) -> None:
-        """A mention with nothing to ask: say how to ask instead of sending the model an empty turn."""
-        text = f"Ask me something, e.g. <@{self.bot_user_id}> what can you do?"
-        try:  # within the ack's 3 s: a channel out of budget gets no hint rather than a retried event
-            await self.web.post(inc.ref.channel, inc.ref.thread_ts, text, max_wait=CONTEXT_WAIT)
-        except SlackCallError as exc:
-            log.warning("hint for message %s in channel %s not posted: %s", inc.message_id, inc.ref.channel, exc)
-
-    async def _context(self, inc: IncomingMessage) -> list:
-        """Earlier messages of the thread, for a conversation that starts inside it."""
-        try:
-            if await self.agent.status(inc.ref.conversation_id) is not None:
-                return []  # the conversation exists: it has its own transcript
-            messages = await asyncio.wait_for(
-                self.web.thread_messages(inc.ref.channel, inc.ref.thread_ts, limit=100), CONTEXT_WAIT)
-        except (TimeoutError, SlackCallError) as exc:
-            log.info("thread context of %s not read (%s); starting without it", inc.ref.conversation_id, exc)
-            return []
-        return thread_context(messages, self.bot_user_id, inc.message_id)
+        await self.ingress.on_message(event, body, retried)
 
     async def _on_click(self, ack: Any, body: dict, action: dict) -> None:
         await ack()

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 
 from agent_core.metrics import rate_limit_wait_seconds_total
 from bots.core.cache import BoundedCache
+from bots.core.ratelimit import SlidingWindow, TokenBucket
 
-from .limits import UPDATE_LIMIT, UPDATE_WINDOW, SlidingWindow, TokenBucket
+from .limits import UPDATE_LIMIT, UPDATE_WINDOW, update_window
 from .web import MAX_WAIT, SlackCallError, SlackWeb
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class EditScheduler:
     def __init__(self, web: SlackWeb, window: SlidingWindow | None = None,
                  live_rate: float = UPDATE_LIMIT / UPDATE_WINDOW) -> None:
         self.web = web
-        self.window = window or SlidingWindow()
+        self.window = window or update_window()
         self.pace = TokenBucket(rate=live_rate, burst=LIVE_BURST)
         self._finals: deque[_Edit] = deque()
         self._live: dict[Key, _Edit] = {}  # at most one pending live edit per open message

@@ -1,4 +1,10 @@
-"""Slack event payloads -> neutral incoming messages, and thread history -> context. Pure.
+"""Messages in: a Slack event becomes a turn of a conversation (one conversation per thread).
+
+``translate_event`` and ``thread_context`` are the pure translation (event payload -> neutral message,
+thread history -> context). ``Ingress.on_message`` is the small handler around them: send the message
+to the workflow before the event is acked (the message ts deduplicates), then post the placeholder and
+follow the live events in the background. Submitting before the placeholder means an adapter that dies
+in between loses nothing: the delivery posts the answer as a new message when it finds no placeholder.
 
 Which messages start or continue a turn:
 - ``app_mention`` in a channel starts (or continues) the conversation of its thread;
@@ -10,12 +16,24 @@ The bot's own messages, other bots' messages and edits / deletions never start a
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
+from temporalio.service import RPCError
+
+from agent_core.errors import AgentRuntimeError
 from agent_core.types import ChatMessage
+from bots.core.cache import BoundedCache
+from bots.core.ingress import Submitter
 
 from .ids import ThreadRef
+from .streaming import LiveStreams
+from .web import SlackCallError, SlackWeb
+
+log = logging.getLogger(__name__)
 
 # Subtypes that are a person writing something new; every other subtype (edits, joins, bot messages,
 # deletions...) is ignored.
@@ -25,6 +43,8 @@ _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 CONTEXT_MESSAGES = 30  # earlier thread messages given to a new conversation, at most
 CONTEXT_CHARS = 12_000  # in total
 CONTEXT_MESSAGE_CHARS = 2_000  # each
+CONTEXT_WAIT = 1.5  # seconds for reading a thread's earlier messages before the ack is due
+SEEN = 10_000
 
 
 @dataclass(frozen=True)
@@ -125,3 +145,92 @@ def _ts(value: object) -> float:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return 0.0
+
+
+class Ingress:
+    """The handler of ``app_mention`` and ``message`` events. ``identify`` tells it who the bot is
+    (learned at start-up) before the first event."""
+
+    def __init__(self, submitter: Submitter, web: SlackWeb, streams: LiveStreams) -> None:
+        self.submitter = submitter
+        self.agent = submitter.agent
+        self.web = web
+        self.streams = streams
+        self.bot_user_id: str | None = None
+        self.bot_id: str | None = None
+        self.team = ""
+        self.seen: BoundedCache[tuple[str, str], None] = BoundedCache(SEEN)
+        self.known_threads: BoundedCache[str, None] = BoundedCache(SEEN)
+
+    def identify(self, bot_user_id: str | None, bot_id: str | None, team: str) -> None:
+        self.bot_user_id, self.bot_id, self.team = bot_user_id, bot_id, team
+
+    async def on_message(self, event: dict, body: dict, retried: bool) -> None:
+        """``retried``: Slack delivers this event again (an earlier delivery may have been taken)."""
+        team = str(body.get("team_id") or event.get("team") or self.team)
+        inc = translate_event(event, team, self.bot_user_id, self.bot_id)
+        if inc is None:
+            return
+        seen = (inc.ref.conversation_id, inc.message_id)
+        if seen in self.seen:
+            return  # this process already took it (a retry, or the message/app_mention pair)
+        if inc.needs_membership and not await self._takes_part(inc.ref):
+            return
+        if inc.bare_mention:
+            self.seen.add(seen)
+            await self._hint(inc)
+            return
+        context = await self._context(inc) if inc.in_existing_thread else []
+        self.seen.add(seen)
+        meta = {"team": team, "channel": inc.ref.channel, "thread": inc.ref.thread_ts, "user": inc.user}
+        try:
+            handle = await self.submitter.submit(inc.text, inc.ref.conversation_id, message_id=inc.message_id,
+                                                 user=inc.user, user_name=inc.user_name, context=context, meta=meta)
+        except Exception:
+            self.seen.pop(seen, None)  # answer 500: Slack retries, the retry is not dropped
+            raise
+        self.known_threads.add(inc.ref.conversation_id)
+        if retried:
+            # The submit answer of a repeated message id is the first submit's answer (Temporal dedups
+            # the update by id), so ask the turn's state now: an answered turn needs no placeholder.
+            try:
+                status = await asyncio.wait_for(handle.status(), CONTEXT_WAIT)
+            except (asyncio.TimeoutError, AgentRuntimeError, RPCError):
+                status = None  # unknown: resume the live stream; the delivery completes it either way
+            if status is not None and status.done:
+                return
+        self.streams.start(inc.ref, inc.message_id, look_first=retried)
+
+    async def _takes_part(self, ref: ThreadRef) -> bool:
+        """Whether the bot already has a conversation in this thread (then no mention is needed)."""
+        cid = ref.conversation_id
+        if cid in self.known_threads:
+            return True
+        try:
+            if await self.agent.status(cid) is not None:
+                return True
+            await self.agent.client.get_workflow_handle(self.agent.workflow_id(cid)).describe()
+        except (RPCError, AgentRuntimeError):  # no workflow has ever run for this thread
+            return False
+        self.known_threads.add(cid)
+        return True
+
+    async def _hint(self, inc: IncomingMessage) -> None:
+        """A mention with nothing to ask: say how to ask instead of sending the model an empty turn."""
+        text = f"Ask me something, e.g. <@{self.bot_user_id}> what can you do?"
+        try:  # within the ack's 3 s: a channel out of budget gets no hint rather than a retried event
+            await self.web.post(inc.ref.channel, inc.ref.thread_ts, text, max_wait=CONTEXT_WAIT)
+        except SlackCallError as exc:
+            log.warning("hint for message %s in channel %s not posted: %s", inc.message_id, inc.ref.channel, exc)
+
+    async def _context(self, inc: IncomingMessage) -> list[Any]:
+        """Earlier messages of the thread, for a conversation that starts inside it."""
+        try:
+            if await self.agent.status(inc.ref.conversation_id) is not None:
+                return []  # the conversation exists: it has its own transcript
+            messages = await asyncio.wait_for(
+                self.web.thread_messages(inc.ref.channel, inc.ref.thread_ts, limit=100), CONTEXT_WAIT)
+        except (TimeoutError, SlackCallError) as exc:
+            log.info("thread context of %s not read (%s); starting without it", inc.ref.conversation_id, exc)
+            return []
+        return thread_context(messages, self.bot_user_id, inc.message_id)

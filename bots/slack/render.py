@@ -118,6 +118,17 @@ def cancelled_text(partial: str | None, by: str | None) -> str:
     return f"{to_mrkdwn(partial)}\n\n{notice}" if partial and partial.strip() else notice
 
 
+def ended_parts(outcome: str, text: str | None, tools: list[str], *, partial: str | None,
+                by: str | None) -> list[str]:
+    """The messages of an ended turn. ``outcome``: finished, failed or cancelled; ``text``: the
+    answer, or the error of a failed turn; ``partial``: what a cancelled turn had shown."""
+    if outcome == "finished":
+        return answer_parts(text or "", tools)
+    if outcome == "failed":
+        return [failed_text(text)]
+    return [cancelled_text(partial, by)]
+
+
 def _code(text: str) -> str:
     return "```" + escape(text.replace("```", "'''")) + "```"
 

@@ -1,5 +1,8 @@
 """Live replies: a placeholder in the thread, then the answer streaming into it as coalesced edits.
 
+The turn is followed by ``bots.core.follow``; this module is its Slack sink: the placeholder, the
+workspace's edit scheduler, and the last word on the placeholder when another replica delivers.
+
 Best effort by design: what must arrive (the final text) comes from the delivery activity, which
 completes the same placeholder. Each turn's placeholder ts is kept here so the delivery can find it
 without a lookup; after a restart the delivery finds it by its metadata key instead.
@@ -8,11 +11,10 @@ With several adapter replicas, the delivery may run on another replica than the 
 them poll the same delivery task queue), so a stream does not wait to be stopped by a delivery: it
 watches its turn and ends with it.
 
-- It learns the end from the workflow's ``turn`` query, asked when the bus brings the model's final
-  text (the turn ends a moment later) and whenever the bus has been quiet for a while (a cancelled or
-  failed turn publishes nothing; an approval wait is long). A query adds nothing to the workflow's
-  history and holds none of its ten update slots, where a progress long poll per streamed turn would
-  do both.
+- It learns the end from the workflow's ``turn`` query, which the follower asks when the bus brings
+  the model's final text (the turn ends a moment later) and whenever the bus has been quiet for a
+  while. A query adds nothing to the workflow's history and holds none of its ten update slots, where
+  a progress long poll per streamed turn would do both.
 - It then closes its edit state at once: no live edit of this process is sent, or retried after a
   429, from then on.
 - If an edit of this process may have reached the message, and this process's own delivery does not
@@ -27,9 +29,7 @@ watches its turn and ends with it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Callable
 
 from prometheus_client import Gauge
@@ -37,22 +37,19 @@ from temporalio.client import WorkflowQueryFailedError, WorkflowQueryRejectedErr
 from temporalio.service import RPCError
 
 from agent_core import Agent
-from agent_core.events import TextAccumulator
 from agent_core.metrics import REGISTRY
 from agent_core.types import Delivery, TurnStatus
 from bots.core.cache import BoundedCache
+from bots.core.follow import Follower
 
 from .edits import EditScheduler
 from .ids import ThreadRef
-from .render import THINKING, answer_key, answer_parts, cancelled_text, failed_text, live_text, with_run_link
+from .render import THINKING, answer_key, ended_parts, live_text, with_run_link
 from .web import SlackCallError, SlackWeb
 
 log = logging.getLogger(__name__)
 
 LIVE_IDLE = 900.0  # a stream with no event for this long stops (a long approval wait, a lost turn)
-FIRST_CHECK = 1.0  # the bus quiet this long: ask the workflow whether the turn ended
-MAX_CHECK = 30.0  # ... and then less and less often, down to once in this many seconds
-END_CHECKS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)  # after the model's final text, until the turn ends
 FINAL_GRACE = 1.0  # seconds for this process's own delivery to take the final edit over
 QUERY_TIMEOUT = 5.0
 _KEEP = 2_000
@@ -73,12 +70,8 @@ def _no_link(_d: Delivery) -> str | None:
 
 def final_first_part(st: TurnStatus, partial: str | None) -> tuple[str, bool]:
     """The first message of an ended turn as the delivery writes it, and whether it is the only one."""
-    if st.state == "finished":
-        parts = answer_parts(st.text or "", st.tool_calls)
-    elif st.state == "failed":
-        parts = [failed_text(st.error)]
-    else:
-        parts = [cancelled_text(partial, st.cancelled_by)]
+    text = st.error if st.state == "failed" else st.text
+    parts = ended_parts(st.state, text, st.tool_calls, partial=partial, by=st.cancelled_by)
     return parts[0], len(parts) == 1
 
 
@@ -178,60 +171,13 @@ class LiveStreams:
 
     async def _stream(self, ref: ThreadRef, turn_id: str, ts: str) -> None:
         editor = self.editor_for(ref.team)
-        ended: TurnStatus | None = None
+        sink = _LiveEdits(self, ref, turn_id, ts, editor)
+        follower = Follower(self.agent, ref.conversation_id, turn_id, sink, idle=LIVE_IDLE,
+                            turn_state=lambda: self._turn(ref.conversation_id, turn_id))
         try:
-            ended = await self._follow(ref, turn_id, ts, editor)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the bus is best effort: the delivery still completes the placeholder
-            log.exception("live stream of turn %s stopped", turn_id)
+            await follower.run()
         finally:
-            wrote = editor.close(ref.channel, ts)
-        if ended is not None and wrote:
-            await self._finish(ref, turn_id, ts, editor, ended)
-
-    async def _follow(self, ref: ThreadRef, turn_id: str, ts: str,
-                      editor: EditScheduler) -> TurnStatus | None:
-        """Show the turn's live text until the turn ends; returns how it ended (None: unknown, or
-        nothing happened for LIVE_IDLE seconds)."""
-        key = (ref.conversation_id, turn_id)
-        meta_key = answer_key(turn_id, 0)
-        acc = TextAccumulator()
-        offset: str | None = None
-        check = FIRST_CHECK
-        quiet_since = time.monotonic()
-        while not acc.final:
-            events = self.agent.subscribe(ref.conversation_id, turn_id, after=offset, idle_timeout=check)
-            async with contextlib.aclosing(events):
-                async for ev in events:
-                    offset = ev.offset or offset
-                    quiet_since, check = time.monotonic(), FIRST_CHECK
-                    changed = acc.feed(ev)
-                    step = None
-                    if ev.kind == "tool_started" and ev.tool:
-                        step, changed = f"running {ev.tool}", True
-                    if changed:
-                        self._partial[key] = acc.text
-                        # Rendering is bounded but CPU work: off the loop, so acks and other threads go on.
-                        shown = await asyncio.to_thread(live_text, acc.text, list(acc.tools), step)
-                        editor.offer(ref.channel, ts, shown, meta_key)
-                    if acc.final:
-                        break
-            if acc.final:
-                break
-            st = await self._turn(ref.conversation_id, turn_id)
-            if st is not None and st.done:
-                return st
-            if time.monotonic() - quiet_since >= LIVE_IDLE:
-                return None
-            check = min(check * 2, MAX_CHECK)
-        for delay in END_CHECKS:  # the final text is in: the workflow records the end within moments
-            st = await self._turn(ref.conversation_id, turn_id)
-            if st is not None and st.done:
-                return st
-            await asyncio.sleep(delay)
-        st = await self._turn(ref.conversation_id, turn_id)
-        return st if st is not None and st.done else None
+            editor.close(ref.channel, ts)  # also when cancelled: no live edit of this turn from now on
 
     async def _turn(self, conversation_id: str, turn_id: str) -> TurnStatus | None:
         handle = self.agent.client.get_workflow_handle(self.agent.workflow_id(conversation_id))
@@ -267,3 +213,30 @@ class LiveStreams:
         except RPCError:
             pass
         return self.run_link(probe)
+
+
+class _LiveEdits:
+    """The sink of one turn: its live text offered to the workspace's edit scheduler, then, once the
+    turn ended, the last word on the placeholder if a live edit may have landed there."""
+
+    def __init__(self, streams: LiveStreams, ref: ThreadRef, turn_id: str, ts: str, editor: EditScheduler) -> None:
+        self.streams = streams
+        self.ref = ref
+        self.turn_id = turn_id
+        self.ts = ts
+        self.editor = editor
+        self.meta_key = answer_key(turn_id, 0)
+
+    def update(self, text: str, tools: list[str]) -> None:
+        self.streams._partial[(self.ref.conversation_id, self.turn_id)] = text
+
+    def render(self, text: str, tools: list[str], step: str | None) -> str:
+        return live_text(text, tools, step)
+
+    async def show(self, rendered: str) -> None:
+        self.editor.offer(self.ref.channel, self.ts, rendered, self.meta_key)
+
+    async def finish(self, ended: TurnStatus | None) -> None:
+        wrote = self.editor.close(self.ref.channel, self.ts)
+        if ended is not None and wrote:
+            await self.streams._finish(self.ref, self.turn_id, self.ts, self.editor, ended)

@@ -16,18 +16,17 @@ that retries and restarts alone need; the metadata key on the message is already
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import time
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent_core.metrics import platform_api_calls_total, rate_limit_wait_seconds_total
+from agent_core.metrics import platform_api_calls_total
 from bots.core.cache import BoundedCache
+from bots.core.ratelimit import rate_wait
 
 from .limits import PostBudgets
 from .render import metadata, metadata_key
@@ -73,15 +72,6 @@ def make_client(token: str, api_url: str | None) -> AsyncWebClient:
     return MeteredWebClient(token=token, base_url=base, retry_handlers=[], timeout=15)
 
 
-async def rate_wait(seconds: float) -> None:
-    """Sleep because of a rate budget or a Retry-After, and count it."""
-    start = time.monotonic()
-    try:
-        await asyncio.sleep(seconds)
-    finally:
-        rate_limit_wait_seconds_total.labels(platform="slack").inc(time.monotonic() - start)
-
-
 def _form(value: Any) -> Any:
     return ("true" if value else "false") if isinstance(value, bool) else value
 
@@ -89,7 +79,6 @@ def _form(value: Any) -> Any:
 class SlackWeb:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
-        self._post_budgets: dict[str, TokenBucket] = {}
         self._admins: BoundedCache[str, bool] = BoundedCache(ADMIN_USERS, ttl=ADMIN_TTL)
         self.post_budgets = PostBudgets()
         self._admins: BoundedCache[str, bool] = BoundedCache(10_000, ttl=300.0)
@@ -141,7 +130,7 @@ class SlackWeb:
         while (wait := budget.delay()) > 0:
             if wait > max_wait:
                 raise SlackCallError("chat.postMessage", "channel budget exhausted", 429, wait)
-            await rate_wait(wait)
+            await rate_wait(wait, "slack")
             waited += wait
         return waited
 

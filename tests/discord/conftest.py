@@ -9,7 +9,7 @@ from typing import Any, AsyncIterator, Callable
 import pytest
 
 from agent_core import ToolContext, tool
-from agent_core.settings import Settings
+from workers.settings import Settings
 from bots.discord.app import run_discord
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import Reply

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from agent_core.settings import Settings
+from workers.settings import Settings
 from bots.discord.app import CARDS, DiscordAdapter
 from bots.discord.ids import ConversationRef
 from bots.discord.ingress import KNOWN_THREADS

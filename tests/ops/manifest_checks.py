@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from agent_core.settings import ENV_VARS
+from workers.settings import ENV_VARS
 from workers.cli import _parser
 from workers.observability import OTEL_ENV_VARS
 

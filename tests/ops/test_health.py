@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from temporalio.client import Client
 
-from agent_core.servers import free_port
+from workers.servers import free_port
 from workers import observability as obs
 
 

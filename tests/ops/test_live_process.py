@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
-from agent_core.servers import free_port
+from workers.servers import free_port
 from agent_core.types import Delivery, DeliveryTarget
 from tests.fakes.openai_server import Reply
 from tests.procs.harness import Proc, settings_for, wait_until, worker_env

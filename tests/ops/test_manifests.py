@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent_core.settings import ENV_VARS
+from workers.settings import ENV_VARS
 from tests.ops.manifest_checks import (
     check_command,
     check_compose,

@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 from agent_core import OpenAIChatModel
 from agent_core.errors import MODEL_ERROR
 from agent_core.model import failure_kind
-from agent_core.servers import free_port
+from workers.servers import free_port
 from tests.fakes.openai_server import Reply
 
 BODY = "quota of org-9f8e exceeded; request id req-5521"

@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.worker import Worker
 
 from agent_core.errors import RunFailed
-from agent_core.servers import find_binary, free_port, wait_for_port
+from workers.servers import find_binary, free_port, wait_for_port
 from agent_core.types import Delivery, DeliveryTarget
 from tests.fakes.mcp_server import HttpMCPServer
 from tests.fakes.openai_server import Reply

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from agent_core.settings import Settings
+from workers.settings import Settings
 
 
 def worker_env(temporal_address: str, task_queue: str, openai_url: str, tmp: Path, **extra: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ import pytest
 
 from agent_core import Agent, TemporalConfig
 from agent_core.errors import TemporalUnavailable
-from agent_core.servers import TemporalDevServer, free_port
+from workers.servers import TemporalDevServer, free_port
 from tests.fakes.openai_server import Reply
 from tests.procs.harness import Proc, settings_for, worker_env
 from workers.app import build_agent

@@ -12,7 +12,7 @@ import pytest
 
 from agent_core import AgentMode, FingerprintMismatch, timeouts_for
 from agent_core.events import TextAccumulator, decode_event, stream_key
-from agent_core.servers import RedisServer
+from workers.servers import RedisServer
 from tests.fakes.openai_server import Reply, last_user_text
 from tests.procs.harness import Proc, journal, settings_for, wait_until, worker_env
 from workers.app import build_agent

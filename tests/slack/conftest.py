@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agent_core import Agent
-from agent_core.settings import Settings
+from workers.settings import Settings
 from bots.slack import SlackAdapter
 from tests.fakes.slack_api import FakeSlack, SlackSender
 from workers.example_tools import EXAMPLE_TOOLS

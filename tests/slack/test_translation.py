@@ -6,7 +6,7 @@ from agent_core.settings import Settings
 from bots.slack.approvals import may_decide
 from bots.slack.ids import ThreadRef, button_ids, parse_button, parse_conversation_id, parse_thread_reference
 from bots.slack.ingress import thread_context, translate_event
-from bots.slack.limits import SlidingWindow
+from bots.core.ratelimit import SlidingWindow
 from bots.slack.mrkdwn import to_mrkdwn
 
 

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import UserError
+from agent_core.errors import UserError
 
 
 def find_binary(name: str) -> str:

@@ -1,0 +1,156 @@
+"""Following a live turn: its events in, live text out to a platform's sink, until the turn ends.
+
+Best effort by design on every platform: what must arrive (the final text) comes from the delivery
+activity. A ``Follower`` subscribes to the turn's events, builds the visible text (``TextAccumulator``
+honours retried rounds), and hands each change to its ``Sink``: ``update`` at once (cheap), and a
+rendering made off the event loop (a long answer's tables and splits must not delay acks or gateway
+traffic) to ``show``, at most once per ``interval``; renderings of changes that came meanwhile are
+coalesced into one; ``finish`` once the follow is over. A platform keeps its own placeholder and edit
+scheduling in the sink.
+
+How the follower learns the end:
+- from the model's final text in the events, and
+- with ``turn_state`` (a query of the workflow's turn), also when the bus has been quiet for a while
+  (a cancelled or failed turn publishes nothing; an approval wait is long), and until the end is
+  recorded once the final text is in. Without it, the follow ends with the final text, or when
+  nothing happened for ``idle`` seconds.
+``follow`` returns how the turn ended when it knows (a ``TurnStatus`` that is done), else None.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, Protocol, TypeVar
+
+from agent_core import Agent
+from agent_core.events import AgentEvent, TextAccumulator
+from agent_core.types import TurnStatus
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+FIRST_CHECK = 1.0  # the bus quiet this long: ask the workflow whether the turn ended
+MAX_CHECK = 30.0  # ... and then less and less often, down to once in this many seconds
+END_CHECKS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)  # after the model's final text, until the turn ends
+
+TurnState = Callable[[], Awaitable["TurnStatus | None"]]
+
+
+class Sink(Protocol[R]):
+    def update(self, text: str, tools: list[str]) -> None:
+        """The turn's visible text and tools so far, at every change (keep it cheap)."""
+
+    def render(self, text: str, tools: list[str], step: str | None) -> R:
+        """What to show for this text (CPU work: runs in a thread). ``step``: a tool just started."""
+
+    async def show(self, rendered: R) -> None:
+        """Show it (best effort: a failure is the sink's to log)."""
+
+    async def finish(self, ended: TurnStatus | None) -> None:
+        """The follow is over (not called when it is cancelled); ``ended``: how the turn ended, if known."""
+
+
+class Follower(Generic[R]):
+    def __init__(self, agent: Agent, conversation_id: str, turn_id: str, sink: Sink[R], *,
+                 interval: float = 0.0, idle: float = 1800.0, turn_state: TurnState | None = None) -> None:
+        self.agent = agent
+        self.conversation_id = conversation_id
+        self.turn_id = turn_id
+        self.sink = sink
+        self.interval = interval
+        self.idle = idle
+        self.turn_state = turn_state
+        self._acc = TextAccumulator()
+        self._step: str | None = None
+        self._dirty = asyncio.Event()
+        self._fed = False  # the events are all in: the flusher shows what is left and stops
+
+    async def run(self) -> None:
+        """Follow the turn, then let the sink finish."""
+        ended: TurnStatus | None = None
+        try:
+            ended = await self.follow()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the bus is best effort: the delivery still writes the answer
+            log.exception("live text of turn %s stopped", self.turn_id)
+        await self.sink.finish(ended)
+
+    async def follow(self) -> TurnStatus | None:
+        """Show the turn's live text until the turn ends; returns how it ended (None: unknown)."""
+        flusher = asyncio.create_task(self._flush())
+        try:
+            ended = await self._events()
+            self._fed = True
+            self._dirty.set()
+            await flusher
+        finally:
+            flusher.cancel()
+        if ended is None and self._acc.final and self.turn_state is not None:
+            ended = await self._end()
+        return ended
+
+    async def _events(self) -> TurnStatus | None:
+        offset: str | None = None
+        first = FIRST_CHECK if self.turn_state is not None else self.idle  # without a query: one subscription
+        check = first
+        quiet_since = time.monotonic()
+        while not self._acc.final:
+            events = self.agent.subscribe(self.conversation_id, self.turn_id, after=offset, idle_timeout=check)
+            async with contextlib.aclosing(events):
+                async for ev in events:
+                    offset = ev.offset or offset
+                    quiet_since, check = time.monotonic(), first
+                    self._feed(ev)
+                    if self._acc.final:
+                        break
+            if self._acc.final or self.turn_state is None:
+                break
+            st = await self.turn_state()
+            if st is not None and st.done:
+                return st
+            if time.monotonic() - quiet_since >= self.idle:
+                return None
+            check = min(check * 2, MAX_CHECK)
+        return None
+
+    def _feed(self, ev: AgentEvent) -> None:
+        changed = self._acc.feed(ev)
+        if ev.kind == "tool_started":
+            self._step, changed = (f"running {ev.tool}" if ev.tool else None), True
+        elif changed:
+            self._step = None
+        if changed:
+            self.sink.update(self._acc.text, list(self._acc.tools))
+            self._dirty.set()
+
+    async def _end(self) -> TurnStatus | None:
+        """The final text is in: the workflow records the end within moments."""
+        assert self.turn_state is not None
+        for delay in END_CHECKS:
+            st = await self.turn_state()
+            if st is not None and st.done:
+                return st
+            await asyncio.sleep(delay)
+        st = await self.turn_state()
+        return st if st is not None and st.done else None
+
+    async def _flush(self) -> None:
+        last = float("-inf")
+        while True:
+            await self._dirty.wait()
+            delay = last + self.interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)  # coalesce the changes of this interval into one showing
+            self._dirty.clear()
+            text, tools, step = self._acc.text, list(self._acc.tools), self._step
+            rendered = await asyncio.to_thread(self.sink.render, text, tools, step)
+            await self.sink.show(rendered)
+            last = time.monotonic()
+            if self._fed and not self._dirty.is_set():
+                return
