@@ -22,7 +22,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from . import limits as budgets
 from .contract import WORKFLOW, ErrorType, Query, Signal, Update
-from .errors import ApprovalError, ApprovalNotAllowed, NoWorkerError, UserError
+from .errors import (
+    ApprovalAlreadyDecided,
+    ApprovalError,
+    ApprovalNotAllowed,
+    ApprovalUnknown,
+    NoWorkerError,
+    UserError,
+)
 from .events import EventBus, InMemoryEventBus, measured, stream_key
 from .fingerprint import build_manifest, fingerprint_of
 from .model import ChatModel, DemoModel
@@ -321,6 +328,10 @@ class Agent:
                     continue
                 if isinstance(cause, ApplicationError) and cause.type == ErrorType.APPROVAL_NOT_ALLOWED:
                     raise ApprovalNotAllowed(cause.message, *cause.details[:1]) from None
+                if isinstance(cause, ApplicationError) and cause.type == ErrorType.APPROVAL_ALREADY_DECIDED:
+                    raise ApprovalAlreadyDecided(cause.message, *cause.details[:2]) from None
+                if isinstance(cause, ApplicationError) and cause.type == ErrorType.APPROVAL_UNKNOWN:
+                    raise ApprovalUnknown(cause.message) from None
                 raise ApprovalError(cause.message if isinstance(cause, ApplicationError) else str(exc)) from None
             except RPCError as exc:
                 raise rpc_error(exc, self.temporal_address, conversation_id, approval=True) from None

@@ -166,7 +166,7 @@ class ApprovalGate:
         if info.status != "pending":
             who = f" by {info.decided_by}" if info.decided_by else ""
             raise ApplicationError(
-                f"approval {d.approval_id!r} is already {info.status}{who}",
+                f"approval {d.approval_id!r} is already {info.status}{who}", info.status, info.decided_by,
                 type=ErrorType.APPROVAL_ALREADY_DECIDED.value,
             )
         if not may_decide(info, d.by, d.admin):

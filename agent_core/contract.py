@@ -79,6 +79,11 @@ class DeliveryKind(_Name):
         return unknown
 
     @property
+    def known(self) -> bool:
+        """False for a kind from a newer workflow (see ``_missing_``)."""
+        return self._name_ in type(self).__members__
+
+    @property
     def ends_turn(self) -> bool:
         return self in (DeliveryKind.TURN_FINISHED, DeliveryKind.TURN_CANCELLED, DeliveryKind.TURN_FAILED)
 

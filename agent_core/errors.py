@@ -54,6 +54,19 @@ class ApprovalError(AgentRuntimeError):
     pass
 
 
+class ApprovalUnknown(ApprovalError):
+    """The conversation's current run holds no such approval (it ended, or the id is stale)."""
+
+
+class ApprovalAlreadyDecided(ApprovalError):
+    """``status`` (approved, denied, expired, cancelled) and ``decided_by`` as the workflow recorded them."""
+
+    def __init__(self, message: str, status: str | None = None, decided_by: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.decided_by = decided_by
+
+
 class ApprovalNotAllowed(ApprovalError):
     """``requested_by`` is who asked, as the workflow recorded it (for a helpful refusal)."""
 

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from enum import Enum
 
 from agent_core import Agent
-from agent_core.errors import ApprovalError, ApprovalNotAllowed, ConversationNotFound, DurabotError
+from agent_core.errors import (
+    ApprovalAlreadyDecided,
+    ApprovalError,
+    ApprovalNotAllowed,
+    ApprovalUnknown,
+    ConversationNotFound,
+    DurabotError,
+)
 from agent_core.types import ApprovalInfo
 
 from .policy import AdminCheck, may_decide
@@ -32,7 +39,9 @@ class Verdict(Enum):
     DECIDED = "decided"
     NOT_ALLOWED = "not_allowed"  # the clicker may not decide this approval
     ENDED = "ended"  # the run has ended: its approvals are closed
-    NOTHING_CHANGED = "nothing_changed"  # already decided, expired, unknown to this run
+    ALREADY_DECIDED = "already_decided"  # decided, expired or cancelled before this click
+    GONE = "gone"  # this run holds no such approval (a stale button, or the run moved on)
+    NOTHING_CHANGED = "nothing_changed"  # another refusal, worded by the workflow
     UNREACHABLE = "unreachable"  # the agent service did not answer
 
 
@@ -41,6 +50,8 @@ class Outcome:
     verdict: Verdict
     info: ApprovalInfo | None = None  # DECIDED: the approval as decided
     requested_by: str | None = None  # NOT_ALLOWED: who asked, when known
+    status: str | None = None  # ALREADY_DECIDED: approved, denied, expired or cancelled, when known
+    decided_by: str | None = None  # ALREADY_DECIDED: who decided, when known
     detail: str = ""  # NOTHING_CHANGED: the workflow's reason
 
 
@@ -69,6 +80,10 @@ async def decide_click(agent: Agent, conversation_id: str, approval_id: str, app
         return Outcome(Verdict.NOT_ALLOWED, requested_by=exc.requested_by)
     except ConversationNotFound:
         return Outcome(Verdict.ENDED)
+    except ApprovalAlreadyDecided as exc:
+        return Outcome(Verdict.ALREADY_DECIDED, status=exc.status, decided_by=exc.decided_by)
+    except ApprovalUnknown:
+        return Outcome(Verdict.GONE)
     except ApprovalError as exc:
         return Outcome(Verdict.NOTHING_CHANGED, detail=str(exc))
     except DurabotError as exc:

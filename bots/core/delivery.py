@@ -111,9 +111,8 @@ class DeliveryActivity:
 
     @activity.defn(name=DELIVER_ACTIVITY)
     async def deliver(self, d: Delivery) -> None:
-        try:
-            kind = DeliveryKind(d.kind)
-        except ValueError:  # from a newer workflow: skipping it must not hold up the notices behind it
+        kind = DeliveryKind(d.kind)
+        if not kind.known:  # from a newer workflow: skipping it must not hold up the notices behind it
             log.warning("ignoring delivery of unknown kind %r for %s", d.kind, d.conversation_id)
             return
         out = self.deliverer

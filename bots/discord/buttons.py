@@ -162,8 +162,14 @@ async def on_click(clicks: Clicks, interaction: discord.Interaction, ref: Conver
         return await tell(NOT_ALLOWED)
     if outcome.verdict is Verdict.ENDED:
         return await tell("This approval is no longer pending (its run has ended); there is nothing to decide.")
+    if outcome.verdict is Verdict.ALREADY_DECIDED:
+        by = f" by {mention(outcome.decided_by)}" if outcome.decided_by else ""
+        return await tell(f"Nothing was changed: this approval is already {outcome.status or 'decided'}{by}.")
+    if outcome.verdict is Verdict.GONE:
+        return await tell("This approval is no longer pending (its run has ended or restarted); "
+                          "there is nothing to decide.")
     if outcome.verdict is Verdict.NOTHING_CHANGED:
-        return await tell(_explain(outcome.detail))
+        return await tell(f"Nothing was changed: {outcome.detail}.")
     if outcome.verdict is Verdict.UNREACHABLE:
         return await tell(UNREACHABLE)
     info = outcome.info
@@ -194,12 +200,3 @@ async def on_show(clicks: Clicks, interaction: discord.Interaction, ref: Convers
     await interaction.followup.send(
         f"Arguments of `{name}`, requested by {mention(info.requested_by)} ({len(data):,} bytes):",
         file=discord.File(io.BytesIO(data), filename=f"{name}-arguments.json"), ephemeral=True)
-
-
-def _explain(message: str) -> str:
-    if "already" in message:
-        message = re.sub(r"by (\d+)\b", r"by <@\1>", message)
-        return "Nothing was changed: " + re.sub(r"^approval '[^']*'", "this approval", message) + "."
-    if "no approval" in message:
-        return "This approval is no longer pending (its run has ended or restarted); there is nothing to decide."
-    return f"Nothing was changed: {message}."

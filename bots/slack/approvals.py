@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 
 from slack_sdk.errors import SlackApiError
 
@@ -18,7 +17,7 @@ from agent_core import Agent
 from agent_core.errors import AgentRuntimeError
 from agent_core.settings import Settings
 from bots.core import policy
-from bots.core.approval_click import LOOKUP_WAIT, Verdict, decide_click
+from bots.core.approval_click import LOOKUP_WAIT, Outcome, Verdict, decide_click
 
 from .ids import ApprovalButton, parse_conversation_id
 from .render import arguments_modal
@@ -64,8 +63,12 @@ async def decide(agent: Agent, web: SlackWeb, button: ApprovalButton, user: str,
         return ":information_source: This run has ended; its approvals are closed. Nothing changed."
     if outcome.verdict is Verdict.NOT_ALLOWED:
         return refusal(outcome.requested_by, settings)
+    if outcome.verdict is Verdict.ALREADY_DECIDED:
+        return f":information_source: Nothing changed: {_already(outcome)}"
+    if outcome.verdict is Verdict.GONE:
+        return ":information_source: Nothing changed: this request is no longer open (its run has ended or restarted)."
     if outcome.verdict is Verdict.NOTHING_CHANGED:
-        return f":information_source: Nothing changed: {_explain(outcome.detail)}"
+        return f":information_source: Nothing changed: {outcome.detail}"
     return ":warning: The agent could not be reached; please click again in a minute."
 
 
@@ -87,11 +90,6 @@ async def show_arguments(agent: Agent, web: SlackWeb, button: ApprovalButton, tr
     return None
 
 
-def _explain(message: str) -> str:
-    lower = message.lower()
-    if "already" in lower:
-        message = re.sub(r"by ([UW][A-Z0-9]+)\b", r"by <@\1>", message)
-        return re.sub(r"^approval '[^']*'", "this request", message) + "."
-    if "ended" in lower or "not found" in lower or "no approval" in lower:
-        return "this request is no longer open (its run has ended or restarted)."
-    return message
+def _already(outcome: Outcome) -> str:
+    by = f" by <@{outcome.decided_by}>" if outcome.decided_by else ""
+    return f"this request is already {outcome.status or 'decided'}{by}."

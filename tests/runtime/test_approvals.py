@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from agent_core import ToolContext, tool, timeouts_for, AgentMode
-from agent_core.errors import ApprovalError, RunCancelled
+from agent_core.errors import ApprovalAlreadyDecided, ApprovalError, ApprovalUnknown, RunCancelled
 from tests.fakes.openai_server import Reply
 from tests.helpers import wait_for_approval
 
@@ -42,8 +42,12 @@ async def test_approve_runs_the_tool_and_records_who(make_agent, fake_openai):
     assert (info.status, info.decided_by, info.requested_by) == ("approved", "U2", "U1")
     result = await handle.result(30)
     assert result.text == "result: deployed api" and RAN == ["api"]
-    with pytest.raises(ApprovalError, match="already approved by U2"):
+    with pytest.raises(ApprovalAlreadyDecided, match="already approved by U2") as late:
         await handle.deny(approval_id, by="U3")
+    assert (late.value.status, late.value.decided_by) == ("approved", "U2")  # typed, not parsed from text
+    with pytest.raises(ApprovalUnknown):
+        await handle.deny("a-no-such-approval", by="U3")
+    assert issubclass(ApprovalUnknown, ApprovalError) and issubclass(ApprovalAlreadyDecided, ApprovalError)
 
 
 async def test_deny_tells_the_model_and_never_runs_the_tool(make_agent, fake_openai):

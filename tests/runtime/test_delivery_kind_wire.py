@@ -41,4 +41,5 @@ async def test_a_kind_from_a_newer_workflow_decodes_and_is_no_known_kind():
                                                  "meta": {}}])
     back = (await conv.decode(newer, [Delivery]))[0]
     assert back.kind == "file_attached" and back.kind not in list(DeliveryKind) and not back.kind.ends_turn
+    assert not back.kind.known and all(k.known for k in DeliveryKind)
     assert f"{back.kind}" == "file_attached"
