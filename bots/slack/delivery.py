@@ -18,7 +18,6 @@ from collections.abc import Callable
 
 from temporalio.exceptions import ApplicationError
 
-from agent_core.contract import DeliveryKind
 from agent_core.types import Delivery
 from bots.core.cache import BoundedCache
 from bots.core.delivery import Failure, plain, transport_failure
@@ -29,11 +28,9 @@ from .mrkdwn import escape
 from .render import (
     MAX_PART,
     answer_key,
-    answer_parts,
-    cancelled_text,
     card_blocks,
     card_key,
-    failed_text,
+    ended_parts,
     with_run_link,
 )
 from .streaming import LiveStreams
@@ -93,13 +90,9 @@ class SlackDeliverer:
 
     async def answer(self, d: Delivery, attempt: int = 1) -> None:
         team, channel, thread = _target(d)
-        partial = self._partial(d)
-        if d.kind == DeliveryKind.TURN_FINISHED:
-            parts = answer_parts(d.text or "", d.tool_calls)
-        elif d.kind == DeliveryKind.TURN_FAILED:
-            parts = [failed_text(d.text)]
-        else:
-            parts = [cancelled_text(partial, d.by)]
+        # The same rendering as a streaming replica's last word (streaming.py), so the two never differ.
+        parts = ended_parts(d.kind.value.removeprefix("turn_"), d.text, d.tool_calls, partial=self._partial(d),
+                            by=d.by)
         lookup = _Lookup(self.web, channel, thread, oldest=d.turn_id)
         placeholder = await self.streams.placeholder(d.conversation_id, d.turn_id)
         if placeholder is None:  # not posted by this process: maybe by one before a restart
