@@ -10,7 +10,8 @@ from agent_core.errors import UserError
 from bots.core.settings import env_field
 
 SHARDS_FORMS = ("'auto' (Discord's recommended count), a count such as '4' (every shard in this process), "
-                "or a count and this process's range such as '4:0-1' (shards 0 to 1 of 4, one replica per range)")
+                "or a count and this process's range such as '4:0-1' (shards 0 to 1 of 4, "
+                "one replica per range)")
 _FORM = re.compile(r"^(\d+)(?::(\d+)(?:-(\d+))?)?$")
 
 
