@@ -9,7 +9,7 @@ Discord's own.
 Above the channels, Discord allows a bot 50 requests a second in all (the global limit), whatever the
 route; a process running many shards, each with busy threads, can pass it. ``global_pacer()`` is the
 one bucket every REST call of the process waits for (bots/discord/apitrace.py applies it), never more
-than 50 calls in any second; a 429 marked global pauses it for every call. Interaction responses and
+than 50 calls in any 1.05 seconds; a 429 marked global pauses it for every call. Interaction responses and
 follow-ups are not bound to the global limit (Discord's documentation) and are not paced: they have
 3 seconds to arrive.
 """
@@ -20,7 +20,8 @@ from bots.core import ratelimit
 
 CHANNELS = 10_000  # channels paced at once; one pushed out only forgets its last few seconds of sends
 GLOBAL_LIMIT = 50  # requests a second per bot, every route
-GLOBAL_BURST = 5  # sent at once; the other 45 of a second are spread evenly
+GLOBAL_BURST = 5  # sent at once; the rest are spread evenly
+GLOBAL_MARGIN = 0.05  # seconds added to Discord's window, for requests that arrive closer than they left
 
 
 class ChannelLimiter(ratelimit.ChannelLimiter):
@@ -28,6 +29,7 @@ class ChannelLimiter(ratelimit.ChannelLimiter):
         super().__init__(per, window + margin, platform="discord", channels=CHANNELS)
 
 
-def global_pacer(limit: int = GLOBAL_LIMIT, burst: int = GLOBAL_BURST) -> ratelimit.Pacer:
-    """The process's pace for all REST calls: at most ``limit`` in any second."""
-    return ratelimit.Pacer(ratelimit.TokenBucket.at_most(limit, 1.0, burst), platform="discord")
+def global_pacer(limit: int = GLOBAL_LIMIT, burst: int = GLOBAL_BURST,
+                 margin: float = GLOBAL_MARGIN) -> ratelimit.Pacer:
+    """The process's pace for all REST calls: at most ``limit`` in any second (and a margin)."""
+    return ratelimit.Pacer(ratelimit.TokenBucket.at_most(limit, 1.0 + margin, burst), platform="discord")
