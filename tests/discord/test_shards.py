@@ -90,6 +90,12 @@ async def test_two_shards_in_one_process_answer_in_both(make_agent, fake_discord
     assert len(fake.calls_to("PUT", "/commands")) == 1  # the bot's commands, synced once
     assert not fake.calls_to("GET", "/gateway/bot")  # the count was given: Discord is not asked
 
+    dm = fake.open_dm(fake.bob)  # direct messages come to shard 0
+    await fake.user_message("hello in private", author=fake.bob, channel_id=dm, mention=False)
+    await fake.wait_for(lambda: any(m["content"] == "echo: hello in private" for m in fake.bot_messages(dm)),
+                        what="the answer to the DM")
+    assert {shard for shard, event, gid in fake.routed if event == "MESSAGE_CREATE" and gid is None} == {0}
+
 
 async def test_auto_takes_discords_recommended_count(make_agent, fake_discord, serve):
     fake = fake_discord
