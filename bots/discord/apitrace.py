@@ -87,7 +87,7 @@ def _api_path(url: URL) -> str | None:
     return url.path[len(prefix):]
 
 
-async def _count(method: str, path: str) -> None:
+def _count(method: str, path: str) -> None:
     platform_api_calls_total.labels(platform="discord", method=route_name(method, path)).inc()
 
 
@@ -130,7 +130,7 @@ def api_trace(pacer: Pacer | None = None) -> aiohttp.TraceConfig:
             return
         if pacer is not None and paced(params.method, path):
             await pacer.acquire()
-        await _count(params.method, path)
+        _count(params.method, path)
 
     async def on_end(_session: Any, _ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams) -> None:
         resp = params.response

@@ -20,7 +20,7 @@ MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 38) | (1 << 16)  # view, send
 MESSAGE_CONTENT_INTENT = 1 << 15
 
 
-def _now() -> str:
+def iso_now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
@@ -111,7 +111,7 @@ class Gateway:
             "roles": [{"id": str(guild_id), "name": "@everyone", "permissions": str(MEMBER_PERMISSIONS),
                        "position": 0, "color": 0, "hoist": False, "managed": False, "mentionable": False}],
             "emojis": [], "stickers": [], "features": [], "unavailable": False, "large": False,
-            "member_count": 4, "joined_at": _now(), "channels": [self.channels[self.guilds[guild_id]]],
+            "member_count": 4, "joined_at": iso_now(), "channels": [self.channels[self.guilds[guild_id]]],
             "threads": threads, "members": [self.member(self.bot)], "presences": [], "voice_states": [],
             "mfa_level": 0, "verification_level": 0, "explicit_content_filter": 0,
             "default_message_notifications": 0, "premium_tier": 0, "preferred_locale": "en-US",

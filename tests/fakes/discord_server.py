@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from tests.fakes.discord_gateway import MANAGE_GUILD, MEMBER_PERMISSIONS, Gateway, _now, shard_of
+from tests.fakes.discord_gateway import MANAGE_GUILD, MEMBER_PERMISSIONS, Gateway, iso_now, shard_of
 from tests.fakes.http import serve_local
 
 DISCORD_EPOCH = 1420070400000
@@ -133,7 +133,7 @@ class FakeDiscord(Gateway):
 
     def member(self, user: dict[str, Any]) -> dict[str, Any]:
         perms = MEMBER_PERMISSIONS | (MANAGE_GUILD if user is self.admin else 0)
-        return {"user": user, "roles": [], "joined_at": _now(), "deaf": False, "mute": False, "flags": 0,
+        return {"user": user, "roles": [], "joined_at": iso_now(), "deaf": False, "mute": False, "flags": 0,
                 "permissions": str(perms)}
 
     @property
@@ -312,7 +312,7 @@ class FakeDiscord(Gateway):
         channel = self.channels[channel_id]
         msg: dict[str, Any] = {
             "id": str(self.snowflake()), "channel_id": str(channel_id), "author": author, "content": content,
-            "timestamp": _now(), "edited_timestamp": None, "tts": False, "mention_everyone": False,
+            "timestamp": iso_now(), "edited_timestamp": None, "tts": False, "mention_everyone": False,
             "mentions": mentions or [], "mention_roles": [], "attachments": [], "embeds": [], "pinned": False,
             "type": 0, "components": components or [], "flags": flags,
         }
@@ -331,7 +331,7 @@ class FakeDiscord(Gateway):
             "id": str(thread_id), "type": 11, "guild_id": guild_id, "parent_id": str(parent_id),
             "owner_id": owner, "name": name, "last_message_id": None, "message_count": 0, "member_count": 1,
             "rate_limit_per_user": 0, "flags": 0,
-            "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "archive_timestamp": _now(),
+            "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "archive_timestamp": iso_now(),
                                 "locked": False},
         }
         self.channels[thread_id] = thread
@@ -504,7 +504,7 @@ class FakeDiscord(Gateway):
             msg["content"] = body["content"] or ""
         if "components" in body:
             msg["components"] = body["components"] or []
-        msg["edited_timestamp"] = _now()
+        msg["edited_timestamp"] = iso_now()
 
     async def _callback(self, iid: int, body: dict[str, Any]) -> tuple[int, Any, int | None]:
         it = self.interactions[iid]
@@ -529,7 +529,7 @@ class FakeDiscord(Gateway):
     def _loose_message(self, channel_id: int, data: dict[str, Any]) -> dict[str, Any]:
         """An interaction's own message (ephemeral or not): not stored in the channel."""
         return {"id": str(self.snowflake()), "channel_id": str(channel_id), "author": self.bot,
-                "content": data.get("content") or "", "timestamp": _now(), "edited_timestamp": None,
+                "content": data.get("content") or "", "timestamp": iso_now(), "edited_timestamp": None,
                 "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [], "attachments": [],
                 "embeds": [], "pinned": False, "type": 20, "components": data.get("components") or [],
                 "flags": data.get("flags", 0)}
