@@ -33,7 +33,8 @@ from . import approvals
 from .commands import Commands
 from .delivery import SlackDeliverer
 from .edits import EditScheduler
-from .ids import ACTION_PATTERN, parse_button
+from .feedback import FeedbackClicks
+from .ids import ACTION_PATTERN, FEEDBACK_ACTION, parse_button
 from .ingress import Ingress
 from .limits import update_window
 from .streaming import LiveStreams
@@ -71,6 +72,7 @@ class SlackAdapter:
         self.delivery = DeliveryActivity(SlackDeliverer(self.web, self.editor_for, self.streams, self.run_link))
         self.delivery_worker = DeliveryWorker(self.task_queue, self.delivery.deliver, max_concurrent_activities=100)
         self.commands = Commands(agent, settings.admins, self.web.is_workspace_admin)
+        self.feedback = FeedbackClicks(agent, self.web)
         submitter = Submitter(agent, self.task_queue, settings.approvers, settings.admins)
         self.ingress = Ingress(submitter, self.web, self.streams)
         self.team: str = ""
@@ -165,6 +167,8 @@ class SlackAdapter:
         self.app.event("app_mention")(self._on_message)
         self.app.event("message")(self._on_message)
         self.app.action(ACTION_PATTERN)(self._on_click)
+        self.app.action(FEEDBACK_ACTION)(self._on_feedback)
+        self.app.view(FEEDBACK_ACTION)(self._on_feedback_form)
         self.app.command("/durabot")(self._on_command)
 
     async def _on_message(self, event: dict, body: dict, request: AsyncBoltRequest) -> None:
@@ -190,6 +194,14 @@ class SlackAdapter:
             problem = await approvals.decide(self.agent, self.web, button, user, user_team, self.settings)
         if problem:
             await self.web.ephemeral(channel, user, problem, thread)
+
+    async def _on_feedback(self, ack: Any, body: dict, action: dict) -> None:
+        await ack()
+        await self.feedback.on_click(body, action)
+
+    async def _on_feedback_form(self, ack: Any, body: dict, view: dict) -> None:
+        await ack()  # closes the form
+        await self.feedback.on_submit(body, view)
 
     async def _on_command(self, ack: Any, command: dict) -> None:
         team = str(command.get("team_id") or self.team)

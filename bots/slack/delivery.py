@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from temporalio.exceptions import ApplicationError
 
+from agent_core.contract import DeliveryKind
 from agent_core.types import Delivery
 from bots.core.cache import BoundedCache
 from bots.core.delivery import Failure, plain, transport_failure
@@ -27,11 +28,11 @@ from .edits import EditScheduler
 from .mrkdwn import escape
 from .render import (
     MAX_PART,
+    answer_blocks,
     answer_key,
     card_blocks,
     card_key,
     ended_parts,
-    with_run_link,
 )
 from .streaming import LiveStreams
 from .web import SlackCallError, SlackWeb
@@ -98,9 +99,11 @@ class SlackDeliverer:
         if placeholder is None:  # not posted by this process: maybe by one before a restart
             placeholder = (await lookup.keys()).get(answer_key(d.turn_id, 0))
         link = self.run_link(d)
+        rated = (d.conversation_id, d.turn_id) if d.kind is DeliveryKind.TURN_FINISHED else None
         for i, part in enumerate(parts):
             key = answer_key(d.turn_id, i)
-            blocks = with_run_link(part, link) if link and i == len(parts) - 1 else None
+            last = i == len(parts) - 1  # the link and the feedback buttons end the answer
+            blocks = answer_blocks(part, link if last else None, rated if last else None)
             if i == 0 and placeholder:
                 await self.editor_for(team).send(channel, placeholder, part, blocks=blocks, meta_key=key)
                 continue
