@@ -363,6 +363,16 @@ class Agent:
         self._starts.remember(conversation_id)
         return kept
 
+    async def ratings(self, conversation_id: str) -> list[Feedback]:
+        """The ratings of the conversation's answers (each person's latest per answer, oldest first);
+        empty when its workflow is not running."""
+        try:
+            return await self.handle(conversation_id).query(Query.FEEDBACK.value, result_type=list[Feedback])
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                return []
+            raise rpc_error(exc, self.temporal_address, conversation_id) from None
+
     async def get_approval(self, conversation_id: str, approval_id: str) -> ApprovalInfo | None:
         """One approval with its whole arguments, as the conversation recorded it; None when this run
         does not know it (it ended, or it was decided long ago)."""

@@ -58,6 +58,7 @@ class Query(_Name):
     STATUS = "status"
     TURN = "turn"
     APPROVAL = "approval"
+    FEEDBACK = "feedback"  # the ratings the conversation holds
 
 
 class DeliveryKind(_Name):

@@ -276,6 +276,10 @@ class ConversationWorkflow:
         No command is emitted: the rating is state, carried to the next run like the transcript."""
         return self.feedback.record(f, workflow.now().isoformat())
 
+    @workflow.query(name=Query.FEEDBACK.value)
+    def ratings(self) -> list[Feedback]:
+        return self.feedback.carry()
+
     @rate.validator
     def _validate_rating(self, f: Feedback) -> None:
         problem = feedback_refusal(f)
