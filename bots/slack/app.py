@@ -172,6 +172,8 @@ class SlackAdapter:
         self.app.event("message")(self._on_message)
         self.app.event("assistant_thread_started")(self._on_thread_started)
         self.app.event("assistant_thread_context_changed")(self._on_context_changed)
+        self.app.event("app_home_opened")(self._on_home_opened)
+        self.app.event("app_context_changed")(self._on_app_context_changed)
         self.app.action(ACTION_PATTERN)(self._on_click)
         self.app.action(FEEDBACK_ACTION)(self._on_feedback)
         self.app.view(FEEDBACK_ACTION)(self._on_feedback_form)
@@ -186,6 +188,12 @@ class SlackAdapter:
 
     async def _on_context_changed(self, event: dict, body: dict) -> None:
         await self.assistant.on_context_changed(event, str(body.get("team_id") or self.team))
+
+    async def _on_home_opened(self, event: dict, body: dict) -> None:
+        await self.assistant.on_home_opened(event, str(body.get("team_id") or self.team))
+
+    async def _on_app_context_changed(self, event: dict, body: dict) -> None:
+        await self.assistant.on_app_context_changed(event, str(body.get("team_id") or self.team))
 
     async def _on_click(self, ack: Any, body: dict, action: dict) -> None:
         await ack()

@@ -1,8 +1,13 @@
 """Slack's AI-app threads: suggested prompts, a working status, a title, and what the user looks at.
 
-When someone opens a new thread with the app (``assistant_thread_started``), the bot offers the
-suggested prompts of ``DURABOT_SLACK_PROMPTS``. Messages in such a thread (``message.im`` with a
-``thread_ts``) become turns like any other message (ingress.py); this module adds, around them:
+Slack has two experiences for AI apps, chosen in the app manifest, and both are handled:
+- ``agent_view`` (every new app): each message typed in the app's Messages tab is the root of its
+  own thread. Prompts are offered when the tab opens (``app_home_opened``), and what the user looks
+  at comes per person (``app_context_changed``).
+- ``assistant_view`` (older apps): a thread opens with ``assistant_thread_started`` (prompts are
+  offered then, for that thread) and ``assistant_thread_context_changed`` follows the user around.
+Messages in these threads (``message.im`` with a ``thread_ts``) become turns like any other message
+(ingress.py); this module adds, around them:
 
 - a status while the agent works (``assistant.threads.setStatus``): "is thinking…" as soon as the
   message is taken, "is running <tool>…" when a tool starts, and an empty status (cleared) by the
@@ -10,10 +15,10 @@ suggested prompts of ``DURABOT_SLACK_PROMPTS``. Messages in such a thread (``mes
   small follower, so the streaming sink stays as it is; Slack drops a status by itself after two
   minutes without a message, so a lost clear never leaves it for good.
 - a title from the thread's first message (``assistant.threads.setTitle``), without markup, cut short.
-- the channel the user is looking at (``assistant_thread_started`` / ``assistant_thread_context_changed``
-  carry it): remembered per thread, in this process, and passed to the model as one line of context
-  text with the next message after it changed (not with every message: the transcript keeps it).
-  A restart forgets a change not yet passed on; the next change brings it again.
+- the channel the user is looking at: remembered per thread (per person in the agent experience), in
+  this process, and passed to the model as one line of context text after the text of the next
+  message once it changed (not with every message: the transcript keeps it). A restart forgets a
+  change not yet passed on; the next change brings it again.
 
 Bolt's ``AsyncAssistant`` middleware is not used: it routes a thread's user messages to listeners of
 its own (ours go through the Submitter like every other message) and keeps the context in the metadata
@@ -41,6 +46,7 @@ THINKING = "is thinking…"
 CLEARED = ""
 TITLE_CHARS = 60
 PROMPTS_TITLE = "Try asking"
+PROMPTS_AGAIN = 600.0  # seconds before the prompts are offered again in the same DM (agent view)
 STATUS_IDLE = 120.0  # a status follow with no event for this long stops (Slack drops the status then)
 THREADS = 10_000
 
@@ -49,6 +55,16 @@ _CHANNEL = re.compile(r"<#[A-Z0-9]+\|([^>]*)>")
 _LINK = re.compile(r"<([^>|]+)\|([^>]*)>")
 _BARE_LINK = re.compile(r"<([^>|]+)>")
 _SPACE = re.compile(r"\s+")
+_CHANNEL_ID = re.compile(r"[A-Z0-9]{2,30}")
+
+
+def _user_key(team: str, user: str) -> str:
+    return f"user:{team}:{user}"
+
+
+def _context_channel(event: dict) -> object:
+    context = (event.get("assistant_thread") or {}).get("context")
+    return context.get("channel_id") if isinstance(context, dict) else None
 
 
 def is_assistant_thread(ref: ThreadRef) -> bool:
@@ -86,13 +102,14 @@ class AssistantThreads:
         # conversation id -> (channel the user looks at, whether the model was told already)
         self._viewing: BoundedCache[str, tuple[str, bool]] = BoundedCache(THREADS)
         self._tasks: dict[tuple[str, str], asyncio.Task] = {}  # running status follows; each removes itself
+        self._offered: BoundedCache[tuple[str, str], None] = BoundedCache(THREADS, ttl=PROMPTS_AGAIN)
 
     # ---------------------------------------------------------------- events
     async def on_thread_started(self, event: dict, team: str) -> None:
         ref = self._ref(event, team)
         if ref is None:
             return
-        self._remember(ref, event)
+        self._remember(ref.conversation_id, _context_channel(event), ref.channel)
         if not self.prompts:
             return
         prompts = [{"title": t, "message": m} for t, m in self.prompts]
@@ -105,7 +122,36 @@ class AssistantThreads:
     async def on_context_changed(self, event: dict, team: str) -> None:
         ref = self._ref(event, team)
         if ref is not None:
-            self._remember(ref, event)
+            self._remember(ref.conversation_id, _context_channel(event), ref.channel)
+
+    # The agent messaging experience (manifest ``agent_view``) has no thread-started event: each
+    # message typed in the app's Messages tab starts its own thread. The prompts are offered when the
+    # tab opens (``app_home_opened``, tab "messages", without thread_ts: Slack ignores the call with
+    # one), and what the user looks at comes per person (``app_context_changed``), for their next
+    # message in any thread with the app.
+    async def on_home_opened(self, event: dict, team: str) -> None:
+        channel, user = event.get("channel"), event.get("user")
+        if event.get("tab") != "messages" or not isinstance(channel, str) or not channel or not self.prompts:
+            return
+        if (team, channel) in self._offered:
+            return  # offered lately: every opening of the tab would be one call more
+        self._offered.add((team, channel))
+        prompts = [{"title": t, "message": m} for t, m in self.prompts]
+        try:
+            await self.web.call("assistant.threads.setSuggestedPrompts", channel_id=channel, prompts=prompts,
+                                title=PROMPTS_TITLE)
+        except SlackCallError as exc:
+            self._offered.pop((team, channel), None)
+            log.info("suggested prompts for %s of %s not set: %s", channel, user, exc)
+
+    async def on_app_context_changed(self, event: dict, team: str) -> None:
+        user = event.get("user")
+        if not isinstance(user, str) or not user:
+            return
+        entities = ((event.get("context") or {}).get("entities")) if isinstance(event.get("context"), dict) else None
+        channel = next((e.get("value") for e in entities or [] if isinstance(e, dict)
+                        and e.get("type") == "slack#/types/channel_id"), None)  # ordered by relevance
+        self._remember(_user_key(team, user), channel, None)
 
     @staticmethod
     def _ref(event: dict, team: str) -> ThreadRef | None:
@@ -115,28 +161,31 @@ class AssistantThreads:
             return None
         return ThreadRef(team, channel, ts)
 
-    def _remember(self, ref: ThreadRef, event: dict) -> None:
-        context = (event.get("assistant_thread") or {}).get("context")
-        channel = context.get("channel_id") if isinstance(context, dict) else None
-        if not isinstance(channel, str) or not re.fullmatch(r"[A-Z0-9]{2,30}", channel):
+    def _remember(self, key: str, channel: object, own_channel: str | None) -> None:
+        if not isinstance(channel, str) or not _CHANNEL_ID.fullmatch(channel):
             return
-        if channel == ref.channel:  # looking at the app's own DM says nothing
+        if channel == own_channel or channel.startswith("D"):  # a DM (the app's own) says nothing
             return
-        known = self._viewing.get(ref.conversation_id)
+        known = self._viewing.get(key)
         if known is None or known[0] != channel:
-            self._viewing[ref.conversation_id] = (channel, False)
+            self._viewing[key] = (channel, False)
 
     # ---------------------------------------------------------------- messages
-    def context_note(self, ref: ThreadRef) -> str | None:
+    def context_note(self, ref: ThreadRef, user: str) -> str | None:
         """The line to pass with this thread's next message, if what the user looks at changed."""
-        known = self._viewing.get(ref.conversation_id)
-        return viewing_note(known[0]) if known is not None and not known[1] else None
+        for key in (ref.conversation_id, _user_key(ref.team, user)):
+            known = self._viewing.get(key)
+            if known is not None:
+                return viewing_note(known[0]) if not known[1] else None
+        return None
 
-    def noted(self, ref: ThreadRef) -> None:
+    def noted(self, ref: ThreadRef, user: str) -> None:
         """The context line went with a message that was taken: not again until it changes."""
-        known = self._viewing.get(ref.conversation_id)
-        if known is not None:
-            self._viewing[ref.conversation_id] = (known[0], True)
+        for key in (ref.conversation_id, _user_key(ref.team, user)):
+            known = self._viewing.get(key)
+            if known is not None:
+                self._viewing[key] = (known[0], True)
+                return
 
     def turn_started(self, ref: ThreadRef, turn_id: str, first_text: str | None) -> None:
         """A message of an AI-app thread was taken: show the status, title a new thread (``first_text``:

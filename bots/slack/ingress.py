@@ -189,7 +189,7 @@ class Ingress:
         self.seen.add(seen)
         meta = {"team": team, "channel": inc.ref.channel, "thread": inc.ref.thread_ts, "user": inc.user}
         assistant = self.assistant if self.assistant is not None and is_assistant_thread(inc.ref) else None
-        note = assistant.context_note(inc.ref) if assistant is not None else None
+        note = assistant.context_note(inc.ref, inc.user) if assistant is not None else None
         try:
             handle = await self.submitter.submit(inc.text, inc.ref.conversation_id, message_id=inc.message_id,
                                                  user=inc.user, user_name=inc.user_name, context=context, meta=meta,
@@ -200,7 +200,9 @@ class Ingress:
         self.known_threads.add(inc.ref.conversation_id)
         if assistant is not None:
             if note:
-                assistant.noted(inc.ref)
+                assistant.noted(inc.ref, inc.user)
+            # A message that is its own thread's root (the agent messaging experience) starts it too.
+            new = new or inc.ref.thread_ts == inc.message_id
             assistant.turn_started(inc.ref, inc.message_id, inc.text if new else None)
         if retried:
             # The submit answer of a repeated message id is the first submit's answer (Temporal dedups

@@ -159,3 +159,33 @@ async def test_the_channel_looked_at_reaches_the_model_with_the_next_message(sta
     sent = [m.get("content") or "" for m in fake_openai.requests[-1]["messages"] if m["role"] == "user"]
     assert sum("<#C7>" in c for c in sent) == 1 and sum("<#C9>" in c for c in sent) == 1
     assert "New chat" not in str(fake_openai.requests[0]["messages"])  # the thread's root is not context
+
+
+# ---------------------------------------------------------------- the agent messaging experience
+async def test_agent_view_prompts_when_the_messages_tab_opens(start_slack, fake_openai):
+    h = await start_slack()
+    opened = {"type": "app_home_opened", "user": "U1", "channel": "D1", "tab": "messages",
+              "event_ts": h.fake.next_ts()}
+    for event in (opened, opened, dict(opened, tab="home")):
+        assert (await h.sender.event(event))[0] == 200
+    [offer] = h.fake.suggested  # once: a second opening soon after asks nothing more; the Home tab nothing
+    assert offer["channel_id"] == "D1" and offer["thread_ts"] is None  # an agent app's call has no thread_ts
+    assert [(p["title"], p["message"]) for p in offer["prompts"]] == list(DEFAULT_PROMPTS)
+
+
+async def test_agent_view_root_gets_title_status_and_the_channel_looked_at(start_slack, fake_openai):
+    h = await start_slack()
+    looked = {"type": "app_context_changed", "user": "U1", "event_ts": h.fake.next_ts(), "context": {
+        "entities": [{"type": "slack#/types/channel_id", "value": "C7", "team_id": "T1"}]}}
+    assert (await h.sender.event(looked))[0] == 200
+    root = h.fake.add_user_message("D1", "what changed in the release?", "U1")
+    root["thread_ts"] = root["ts"]  # Slack threads every top-level message of an agent app on its own
+    h.fake.messages["D1"][-1]["thread_ts"] = root["ts"]
+    assert (await h.sender.event(root))[0] == 200
+
+    reply = await h.final_reply("D1", root["ts"], "echo: what changed in the release?")
+    assert reply["thread_ts"] == root["ts"]
+    assert "<#C7>" in last_user_text(fake_openai.requests[-1])
+    assert h.fake.titles == [("D1", root["ts"], "what changed in the release?")]
+    await h.fake.wait_for(lambda: h.fake.thread_status("D1", root["ts"])[-1:] == [""])
+    assert h.fake.thread_status("D1", root["ts"])[0] == THINKING
