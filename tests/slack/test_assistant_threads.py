@@ -189,3 +189,15 @@ async def test_agent_view_root_gets_title_status_and_the_channel_looked_at(start
     assert h.fake.titles == [("D1", root["ts"], "what changed in the release?")]
     await h.fake.wait_for(lambda: h.fake.thread_status("D1", root["ts"])[-1:] == [""])
     assert h.fake.thread_status("D1", root["ts"])[0] == THINKING
+
+
+def test_the_manifest_turns_the_agent_view_on():
+    import yaml
+
+    manifest = yaml.safe_load(open("deploy/slack-app-manifest.yaml"))
+    view = manifest["features"]["agent_view"]
+    assert view["agent_description"] and len(view["suggested_prompts"]) <= 4
+    assert "assistant:write" in manifest["oauth_config"]["scopes"]["bot"]
+    events = manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert {"app_home_opened", "app_context_changed", "message.im"} <= set(events)
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True  # feedback buttons and forms
