@@ -115,3 +115,21 @@ async def test_failed_answers_carry_no_feedback_buttons(start_slack, fake_openai
     event = await h.mention("this fails")
     reply = await h.final_reply("C1", event["ts"], "could not finish")
     assert _feedback_elements(reply) == []
+
+
+async def test_a_streaming_replicas_last_word_carries_the_same_buttons(make_agent, fake_slack, fake_openai):
+    """The replica that streams while another delivers writes the answer's last part itself: with the
+    same feedback buttons as the delivery, so whichever write lands last shows them."""
+    from tests.slack.test_stream_end import streaming_without_delivery, until
+
+    fake_openai.script = lambda body: Reply(text="streamed answer " * 5, token_delay=0.02)
+    agent, _web, editor, streams, ref, turn = await streaming_without_delivery(make_agent, fake_slack, "hi")
+    handle = await agent.run_async("hi", ref.conversation_id, message_id=turn)
+    streams.start(ref, turn)
+    await handle.result(timeout=20)
+    await until(lambda: streams.open_count == 0)
+    [answer] = fake_slack.bot_messages("C1", turn)
+    [buttons] = _feedback_elements(answer)
+    assert buttons["positive_button"]["value"] == f"up|{ref.conversation_id}|{turn}"
+    assert answer["blocks"][0]["text"]["text"] == answer["text"]
+    await editor.aclose()
