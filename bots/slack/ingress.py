@@ -190,6 +190,10 @@ class Ingress:
         meta = {"team": team, "channel": inc.ref.channel, "thread": inc.ref.thread_ts, "user": inc.user}
         assistant = self.assistant if self.assistant is not None and is_assistant_thread(inc.ref) else None
         note = assistant.context_note(inc.ref, inc.user) if assistant is not None else None
+        if assistant is not None:
+            # A message that is its own thread's root (the agent messaging experience) starts it too;
+            # a thread whose conversation ended idle is not new (it keeps its title).
+            new = (new or inc.ref.thread_ts == inc.message_id) and not await self._ran(inc.ref)
         try:
             handle = await self.submitter.submit(inc.text, inc.ref.conversation_id, message_id=inc.message_id,
                                                  user=inc.user, user_name=inc.user_name, context=context, meta=meta,
@@ -201,8 +205,6 @@ class Ingress:
         if assistant is not None:
             if note:
                 assistant.noted(inc.ref, inc.user)
-            # A message that is its own thread's root (the agent messaging experience) starts it too.
-            new = new or inc.ref.thread_ts == inc.message_id
             assistant.turn_started(inc.ref, inc.message_id, inc.text if new else None)
         if retried:
             # The submit answer of a repeated message id is the first submit's answer (Temporal dedups
@@ -223,8 +225,18 @@ class Ingress:
         try:
             if await self.agent.status(cid) is not None:
                 return True
+        except AgentRuntimeError:
+            return False
+        return await self._ran(ref)
+
+    async def _ran(self, ref: ThreadRef) -> bool:
+        """Whether a conversation ever ran in this thread (running or ended)."""
+        cid = ref.conversation_id
+        if cid in self.known_threads:
+            return True
+        try:
             await self.agent.client.get_workflow_handle(self.agent.workflow_id(cid)).describe()
-        except (RPCError, AgentRuntimeError):  # no workflow has ever run for this thread
+        except RPCError:  # no workflow has ever run for this thread
             return False
         self.known_threads.add(cid)
         return True
