@@ -30,6 +30,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Coroutine
+from typing import Any
 
 from agent_core import Agent
 from agent_core.types import TurnStatus
@@ -103,6 +105,7 @@ class AssistantThreads:
         self._viewing: BoundedCache[str, tuple[str, bool]] = BoundedCache(THREADS)
         self._tasks: dict[tuple[str, str], asyncio.Task] = {}  # running status follows; each removes itself
         self._offered: BoundedCache[tuple[str, str], None] = BoundedCache(THREADS, ttl=PROMPTS_AGAIN)
+        self._offers: set[asyncio.Task] = set()
 
     # ---------------------------------------------------------------- events
     async def on_thread_started(self, event: dict, team: str) -> None:
@@ -110,14 +113,26 @@ class AssistantThreads:
         if ref is None:
             return
         self._remember(ref.conversation_id, _context_channel(event), ref.channel)
-        if not self.prompts:
-            return
+        if self.prompts:
+            self._background(self._offer(ref.channel, ref.thread_ts))
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """After the event's ack: a slow Slack must not hold the ack back past 3 s (Slack would send
+        the event again)."""
+        task = asyncio.create_task(work)
+        self._offers.add(task)
+        task.add_done_callback(self._offers.discard)
+
+    async def _offer(self, channel: str, thread_ts: str | None, done: tuple[str, str] | None = None) -> None:
         prompts = [{"title": t, "message": m} for t, m in self.prompts]
+        where = {"thread_ts": thread_ts} if thread_ts else {}  # an agent app's call has none
         try:
-            await self.web.call("assistant.threads.setSuggestedPrompts", channel_id=ref.channel,
-                                thread_ts=ref.thread_ts, prompts=prompts, title=PROMPTS_TITLE)
+            await self.web.call("assistant.threads.setSuggestedPrompts", channel_id=channel, prompts=prompts,
+                                title=PROMPTS_TITLE, **where)
         except SlackCallError as exc:
-            log.info("suggested prompts for %s not set: %s", ref.conversation_id, exc)
+            if done is not None:
+                self._offered.pop(done, None)  # offer again at the next opening
+            log.info("suggested prompts for %s/%s not set: %s", channel, thread_ts or "-", exc)
 
     async def on_context_changed(self, event: dict, team: str) -> None:
         ref = self._ref(event, team)
@@ -130,19 +145,13 @@ class AssistantThreads:
     # one), and what the user looks at comes per person (``app_context_changed``), for their next
     # message in any thread with the app.
     async def on_home_opened(self, event: dict, team: str) -> None:
-        channel, user = event.get("channel"), event.get("user")
+        channel = event.get("channel")
         if event.get("tab") != "messages" or not isinstance(channel, str) or not channel or not self.prompts:
             return
         if (team, channel) in self._offered:
             return  # offered lately: every opening of the tab would be one call more
         self._offered.add((team, channel))
-        prompts = [{"title": t, "message": m} for t, m in self.prompts]
-        try:
-            await self.web.call("assistant.threads.setSuggestedPrompts", channel_id=channel, prompts=prompts,
-                                title=PROMPTS_TITLE)
-        except SlackCallError as exc:
-            self._offered.pop((team, channel), None)
-            log.info("suggested prompts for %s of %s not set: %s", channel, user, exc)
+        self._background(self._offer(channel, None, done=(team, channel)))
 
     async def on_app_context_changed(self, event: dict, team: str) -> None:
         user = event.get("user")
@@ -224,7 +233,7 @@ class AssistantThreads:
             await self.set_status(ref, CLEARED)
 
     async def aclose(self) -> None:
-        tasks = list(self._tasks.values())
+        tasks = [*self._tasks.values(), *self._offers]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -29,7 +29,7 @@ async def _say(h, text: str, thread_ts: str, channel: str = "D1") -> dict:
 async def test_suggested_prompts_on_thread_start_default(start_slack, fake_openai):
     h = await start_slack()
     thread = await _open_thread(h)
-    [offer] = h.fake.suggested
+    [offer] = await h.fake.wait_for(lambda: h.fake.suggested)
     assert (offer["channel_id"], offer["thread_ts"]) == ("D1", thread)
     assert [(p["title"], p["message"]) for p in offer["prompts"]] == list(DEFAULT_PROMPTS)
     assert fake_openai.requests == []  # opening a thread starts no turn
@@ -38,13 +38,16 @@ async def test_suggested_prompts_on_thread_start_default(start_slack, fake_opena
 async def test_suggested_prompts_configured(start_slack, fake_openai):
     h = await start_slack(DURABOT_SLACK_PROMPTS="Deploys=What was deployed today?;Runs=What is running now?")
     await _open_thread(h)
+    await h.fake.wait_for(lambda: h.fake.suggested)
     assert [(p["title"], p["message"]) for p in h.fake.suggested[-1]["prompts"]] == [
         ("Deploys", "What was deployed today?"), ("Runs", "What is running now?")]
 
 
 async def test_no_prompts_when_switched_off(start_slack, fake_openai):
     h = await start_slack(DURABOT_SLACK_PROMPTS="none")
-    await _open_thread(h)
+    await _open_thread(h, context_channel="C5")
+    await _say(h, "hello", h.fake.messages["D1"][0]["ts"])  # the thread goes on as usual
+    await h.final_reply("D1", h.fake.messages["D1"][0]["ts"], "echo: hello")
     assert h.fake.suggested == [] and h.fake.count("assistant.threads.setSuggestedPrompts") == 0
 
 
@@ -166,9 +169,13 @@ async def test_agent_view_prompts_when_the_messages_tab_opens(start_slack, fake_
     h = await start_slack()
     opened = {"type": "app_home_opened", "user": "U1", "channel": "D1", "tab": "messages",
               "event_ts": h.fake.next_ts()}
-    for event in (opened, opened, dict(opened, tab="home")):
+    assert (await h.sender.event(opened))[0] == 200
+    await h.fake.wait_for(lambda: h.fake.suggested)
+    for event in (opened, dict(opened, tab="home")):
         assert (await h.sender.event(event))[0] == 200
-    [offer] = h.fake.suggested  # once: a second opening soon after asks nothing more; the Home tab nothing
+    await _open_thread(h, "D2")  # a later call, to be sure nothing else came before it
+    await h.fake.wait_for(lambda: len(h.fake.suggested) == 2)
+    offer, _later = h.fake.suggested  # once: a second opening soon after asks nothing more; the Home tab nothing
     assert offer["channel_id"] == "D1" and offer["thread_ts"] is None  # an agent app's call has no thread_ts
     assert [(p["title"], p["message"]) for p in offer["prompts"]] == list(DEFAULT_PROMPTS)
 
