@@ -105,7 +105,7 @@ class AssistantThreads:
         self._viewing: BoundedCache[str, tuple[str, bool]] = BoundedCache(THREADS)
         self._tasks: dict[tuple[str, str], asyncio.Task] = {}  # running status follows; each removes itself
         self._offered: BoundedCache[tuple[str, str], None] = BoundedCache(THREADS, ttl=PROMPTS_AGAIN)
-        self._offers: set[asyncio.Task] = set()
+        self._later: set[asyncio.Task] = set()
 
     # ---------------------------------------------------------------- events
     async def on_thread_started(self, event: dict, team: str) -> None:
@@ -120,8 +120,8 @@ class AssistantThreads:
         """After the event's ack: a slow Slack must not hold the ack back past 3 s (Slack would send
         the event again)."""
         task = asyncio.create_task(work)
-        self._offers.add(task)
-        task.add_done_callback(self._offers.discard)
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
 
     async def _offer(self, channel: str, thread_ts: str | None, done: tuple[str, str] | None = None) -> None:
         prompts = [{"title": t, "message": m} for t, m in self.prompts]
@@ -157,7 +157,8 @@ class AssistantThreads:
         user = event.get("user")
         if not isinstance(user, str) or not user:
             return
-        entities = ((event.get("context") or {}).get("entities")) if isinstance(event.get("context"), dict) else None
+        context = event.get("context")
+        entities = context.get("entities") if isinstance(context, dict) else None
         channel = next((e.get("value") for e in entities or [] if isinstance(e, dict)
                         and e.get("type") == "slack#/types/channel_id"), None)  # ordered by relevance
         self._remember(_user_key(team, user), channel, None)
@@ -173,7 +174,7 @@ class AssistantThreads:
     def _remember(self, key: str, channel: object, own_channel: str | None) -> None:
         if not isinstance(channel, str) or not _CHANNEL_ID.fullmatch(channel):
             return
-        if channel == own_channel or channel.startswith("D"):  # a DM (the app's own) says nothing
+        if channel == own_channel or channel.startswith("D"):  # a DM (the app's or another): nothing to use
             return
         known = self._viewing.get(key)
         if known is None or known[0] != channel:
@@ -233,7 +234,7 @@ class AssistantThreads:
             await self.set_status(ref, CLEARED)
 
     async def aclose(self) -> None:
-        tasks = [*self._tasks.values(), *self._offers]
+        tasks = [*self._tasks.values(), *self._later]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
