@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from .limits import NAME_CHARS, clip
+from .limits import NAME_CHARS, clip, payload_size
 from .types import RATINGS, Feedback, FeedbackCounts
 
 MAX_RATINGS = 200  # kept per conversation; the oldest go first
 COMMENT_BYTES = 2_000  # a comment as Temporal encodes it (the modal allows 500 characters)
+FEEDBACK_BYTES = 128 * 1024  # all ratings carried to the next run: the oldest beyond it are left out
 
 
 def refusal(f: Feedback) -> str | None:
@@ -62,4 +63,13 @@ class FeedbackBook:
         return self._by_key.get((turn_id, by))
 
     def carry(self) -> list[Feedback]:
-        return list(self._by_key.values())
+        """The ratings, oldest first, as many of the newest as fit ``FEEDBACK_BYTES``."""
+        kept: list[Feedback] = []
+        left = FEEDBACK_BYTES
+        for f in reversed(self._by_key.values()):
+            left -= payload_size(f)
+            if left < 0:
+                break
+            kept.append(f)
+        kept.reverse()
+        return kept

@@ -10,7 +10,8 @@ import pytest
 
 from agent_core import AgentMode, timeouts_for
 from agent_core.errors import UserError
-from agent_core.feedback import MAX_RATINGS
+from agent_core.feedback import FEEDBACK_BYTES, MAX_RATINGS
+from agent_core.limits import payload_size
 
 
 async def test_a_second_rating_by_the_same_person_replaces_the_first(make_agent, fake_openai):
@@ -59,8 +60,14 @@ def test_the_book_is_bounded_and_keeps_the_newest():
     book = FeedbackBook()
     for i in range(MAX_RATINGS + 5):
         book.record(Feedback(f"t{i}", "U1", "up", "x" * 10_000), at="now")
-    kept = book.carry()
-    assert len(kept) == MAX_RATINGS and kept[0].turn_id == "t5" and kept[-1].turn_id == f"t{MAX_RATINGS + 4}"
-    assert all(len(f.comment or "") < 2_100 for f in kept)  # comments cut to their byte budget
-    book.record(Feedback("t5", "U1", "down"), at="later")  # a change moves it to the newest end
-    assert book.carry()[-1].turn_id == "t5" and book.counts().down == 1
+    kept = book.carry()  # the newest that fit the carried budget, each comment cut to its own
+    assert kept[-1].turn_id == f"t{MAX_RATINGS + 4}" and all(len(f.comment or "") < 2_100 for f in kept)
+    assert sum(payload_size(f) for f in kept) <= FEEDBACK_BYTES < sum(payload_size(f) for f in kept) + 2_200
+    assert book.counts().up == MAX_RATINGS  # what is counted is all it holds
+    book.record(Feedback(kept[0].turn_id, "U1", "down"), at="later")  # a change moves it to the newest end
+    assert book.carry()[-1].turn_id == kept[0].turn_id and book.counts().down == 1
+
+    small = FeedbackBook()
+    for i in range(MAX_RATINGS + 5):
+        small.record(Feedback(f"t{i}", "U1", "up"), at="now")
+    assert [f.turn_id for f in small.carry()] == [f"t{i}" for i in range(5, MAX_RATINGS + 5)]
