@@ -41,7 +41,7 @@ from .temporal import TemporalConfig, connection, rpc_error, wait_for_poller
 from .tools import Tool, checked_tools, delegation_tool
 from .types import (
     AgentEvent, AgentMode, AgentSpec, ApprovalInfo, CancelRequest, Carry, ChatMessage,
-    ConversationStatus, Decision, DeliveryTarget, Progress, Timeouts, ToolSpec, TurnStatus, UserMessage,
+    ConversationStatus, Decision, DeliveryTarget, Feedback, Progress, Timeouts, ToolSpec, TurnStatus, UserMessage,
     timeouts_for, workflow_id_for,
 )
 from .worker import AgentWorker
@@ -336,6 +336,42 @@ class Agent:
             except RPCError as exc:
                 raise rpc_error(exc, self.temporal_address, conversation_id, approval=True) from None
         raise ApprovalError(f"conversation {conversation_id!r} did not settle into its next run; try again")
+
+    async def rate(self, conversation_id: str, turn_id: str, by: str, rating: str,
+                   comment: str | None = None) -> Feedback:
+        """Record ``by``'s rating ("up" or "down", with an optional comment) of the answer of turn
+        ``turn_id``; it replaces their earlier rating of the same answer. A conversation that already
+        ended is started again to take it (its state, ratings included, is restored first)."""
+        await self._ensure_worker()
+        start = WithStartWorkflowOperation(
+            WORKFLOW,
+            await self._starts.input(self.handle(conversation_id), conversation_id, self.spec(),
+                                     self.temporal_address),
+            id=self.workflow_id(conversation_id), task_queue=self.task_queue, result_type=Carry,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        try:
+            kept = await self.client.execute_update_with_start_workflow(
+                Update.FEEDBACK.value, Feedback(turn_id, by, rating, comment), start_workflow_operation=start,
+                id=f"rate-{uuid.uuid4().hex}", result_type=Feedback,
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            raise UserError(cause.message if isinstance(cause, ApplicationError) else str(exc)) from None
+        except RPCError as exc:
+            raise rpc_error(exc, self.temporal_address, conversation_id) from None
+        self._starts.remember(conversation_id)
+        return kept
+
+    async def ratings(self, conversation_id: str) -> list[Feedback]:
+        """The ratings of the conversation's answers (each person's latest per answer, oldest first);
+        empty when its workflow is not running."""
+        try:
+            return await self.handle(conversation_id).query(Query.FEEDBACK.value, result_type=list[Feedback])
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                return []
+            raise rpc_error(exc, self.temporal_address, conversation_id) from None
 
     async def get_approval(self, conversation_id: str, approval_id: str) -> ApprovalInfo | None:
         """One approval with its whole arguments, as the conversation recorded it; None when this run

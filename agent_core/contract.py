@@ -44,6 +44,7 @@ class Update(_Name):
     SUBMIT_AND_WAIT = "submit_and_wait"
     WAIT_PROGRESS = "wait_progress"
     DECIDE = "decide"
+    FEEDBACK = "feedback"  # a person rates an answer (up / down, optional comment)
 
 
 class Signal(_Name):
@@ -57,6 +58,7 @@ class Query(_Name):
     STATUS = "status"
     TURN = "turn"
     APPROVAL = "approval"
+    FEEDBACK = "feedback"  # the ratings the conversation holds
 
 
 class DeliveryKind(_Name):
@@ -99,6 +101,7 @@ class ErrorType(_Name):
     APPROVAL_ALREADY_DECIDED = "ApprovalAlreadyDecided"
     CONTINUING = "Continuing"
     MESSAGE_REJECTED = "MessageRejected"
+    FEEDBACK_REJECTED = "FeedbackRejected"
     # How a platform adapter's delivery attempt ended; see bots/core/delivery.py.
     DELIVERY_LATER = "DeliveryRetryLater"  # rate limit or outage: retried until the notice goes through
     DELIVERY_UNEXPECTED = "DeliveryUnexpected"  # retried a few times, then sent once as plain text

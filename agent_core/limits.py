@@ -17,6 +17,7 @@ the carried state) under budgets whose sum stays well below the limit:
     finished turns carried to the next run  RECENT_BYTES          192 KB
     a paused turn's finished tool results   CHECKPOINT_BYTES      256 KB
     messages queued across continue-as-new  PENDING_BYTES         256 KB
+    ratings of answers (with comments)      feedback.FEEDBACK_BYTES  128 KB
 
 Pure functions without I/O: the workflow imports this module.
 """

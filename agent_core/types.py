@@ -157,6 +157,30 @@ class Carry:
     approvals: int = 0  # approval ids are numbered per conversation
     seen_message_ids: list[str] = field(default_factory=list)
     recent: list["TurnStatus"] = field(default_factory=list)  # last few turns, for late result readers
+    feedback: list["Feedback"] = field(default_factory=list)  # ratings of answers, oldest first
+
+
+RATINGS = ("up", "down")
+
+
+@dataclass
+class Feedback:
+    """One person's rating of one answer (a turn). The conversation keeps one per (turn, person): a
+    second rating by the same person replaces the first."""
+
+    turn_id: str
+    by: str
+    rating: str  # "up" | "down"
+    comment: str | None = None
+    at: str | None = None  # ISO time the workflow recorded it (set by the workflow)
+
+
+@dataclass
+class FeedbackCounts:
+    """The ratings a conversation holds now (each person's latest per answer)."""
+
+    up: int = 0
+    down: int = 0
 
 
 @dataclass
@@ -341,6 +365,7 @@ class ConversationStatus:
     queued: int
     started_at: str
     history_length: int = 0
+    feedback: "FeedbackCounts | None" = None  # None: a workflow of a version without feedback
 
 
 @dataclass

@@ -28,6 +28,8 @@ with workflow.unsafe.imports_passed_through():
     from .approvals import ApprovalGate, Checkpoint
     from .contract import RESTORE_ACTIVITY, WORKFLOW, DeliveryKind, ErrorType
     from .contract import Query, Signal, Update
+    from .feedback import FeedbackBook
+    from .feedback import refusal as feedback_refusal
     from .idle import IdleWatch, timer_per_period
     from .model_round import model_round
     from .outbox import Outbox
@@ -41,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         ConversationInput,
         ConversationStatus,
         Decision,
+        Feedback,
         ParentLink,
         Progress,
         ProgressQuery,
@@ -66,6 +69,7 @@ class ConversationWorkflow:
         self.parent: ParentLink | None = inp.parent
         self.gate = ApprovalGate(self, inp.parent, inp.spec.timeouts.approval)
         self.outbox = Outbox(self.conv)
+        self.feedback = FeedbackBook()
         self._apply_carry(inp.carry or Carry())
         self.queue: list[UserMessage] = []
         self.statuses: dict[str, TurnStatus] = {s.turn_id: s for s in self.carry_in.recent}
@@ -96,6 +100,7 @@ class ConversationWorkflow:
         self.turns = carry.turns
         self.gate.count = carry.approvals
         self.seen = SeenIds(carry.seen_message_ids)
+        self.feedback.merge(carry.feedback)  # a rating taken before a restore stays on top
 
     # ---------------------------------------------------------------- main loop
     @workflow.run
@@ -188,6 +193,7 @@ class ConversationWorkflow:
         return Carry(
             window=list(self.window.messages), next_seq=self.window.next_seq, turns=self.turns,
             approvals=self.gate.count, seen_message_ids=list(self.seen.order), recent=finished,
+            feedback=self.feedback.carry(),
         )
 
     # ---------------------------------------------------------------- messages in
@@ -264,6 +270,22 @@ class ConversationWorkflow:
     def _validate_decision(self, d: Decision) -> None:
         self.gate.validate(d, self.continuing)
 
+    @workflow.update(name=Update.FEEDBACK.value)
+    def rate(self, f: Feedback) -> Feedback:
+        """Record a person's rating of an answer; their earlier rating of the same answer is replaced.
+        No command is emitted: the rating is state, carried to the next run like the transcript."""
+        return self.feedback.record(f, workflow.now().isoformat())
+
+    @workflow.query(name=Query.FEEDBACK.value)
+    def ratings(self) -> list[Feedback]:
+        return self.feedback.carry()
+
+    @rate.validator
+    def _validate_rating(self, f: Feedback) -> None:
+        problem = feedback_refusal(f)
+        if problem:
+            raise ApplicationError(problem, type=ErrorType.FEEDBACK_REJECTED.value)
+
     @workflow.signal(name=Signal.DECIDE_CHILD.value)
     async def decide_signal(self, d: Decision) -> None:
         await self.gate.decide_from_parent(d, self.continuing)
@@ -304,6 +326,7 @@ class ConversationWorkflow:
         return ConversationStatus(
             conversation_id=self.conv, state=state, turns=self.turns, current=cur, queued=len(self.queue),
             started_at=self.started_at, history_length=info.get_current_history_length(),
+            feedback=self.feedback.counts(),
         )
 
     @workflow.query(name=Query.TURN.value)

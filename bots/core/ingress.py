@@ -20,8 +20,13 @@ class Submitter:
     admins: list[str]
 
     async def submit(self, text: str, conversation_id: str, *, message_id: str, user: str,
-                     user_name: str | None, context: list[ChatMessage], meta: dict[str, str]) -> RunHandle:
-        """Send the message to its conversation's workflow; the message id deduplicates a repeat."""
+                     user_name: str | None, context: list[ChatMessage], meta: dict[str, str],
+                     note: str | None = None) -> RunHandle:
+        """Send the message to its conversation's workflow; the message id deduplicates a repeat.
+        ``note``: a line of context from the platform (what the user is looking at), passed to the
+        model after the message's text."""
+        if note:
+            text = f"{text}\n\n{note}"
         return await self.agent.run_async(
             text, conversation_id, message_id=message_id, user=user, user_name=user_name, context=context,
             deliver_to=DeliveryTarget(task_queue=self.delivery_queue, meta=meta),

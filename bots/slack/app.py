@@ -30,10 +30,12 @@ from bots.core.ingress import Submitter
 from bots.core.runlink import RunLinks
 
 from . import approvals
+from .assistant import AssistantThreads
 from .commands import Commands
 from .delivery import SlackDeliverer
 from .edits import EditScheduler
-from .ids import ACTION_PATTERN, parse_button
+from .feedback import FeedbackClicks
+from .ids import ACTION_PATTERN, FEEDBACK_ACTION, parse_button
 from .ingress import Ingress
 from .limits import update_window
 from .streaming import LiveStreams
@@ -68,11 +70,14 @@ class SlackAdapter:
         self._update_budget = update_budget
         self.run_link = RunLinks(settings.temporal_ui_url, lambda: agent.client.namespace)
         self.streams = LiveStreams(agent, self.web, self.editor_for, self.run_link)
-        self.delivery = DeliveryActivity(SlackDeliverer(self.web, self.editor_for, self.streams, self.run_link))
+        self.assistant = AssistantThreads(agent, self.web, settings.slack.suggested_prompts())
+        self.delivery = DeliveryActivity(SlackDeliverer(self.web, self.editor_for, self.streams, self.run_link,
+                                                        self.assistant))
         self.delivery_worker = DeliveryWorker(self.task_queue, self.delivery.deliver, max_concurrent_activities=100)
         self.commands = Commands(agent, settings.admins, self.web.is_workspace_admin)
+        self.feedback = FeedbackClicks(agent, self.web)
         submitter = Submitter(agent, self.task_queue, settings.approvers, settings.admins)
-        self.ingress = Ingress(submitter, self.web, self.streams)
+        self.ingress = Ingress(submitter, self.web, self.streams, self.assistant)
         self.team: str = ""
         self._seen = self.ingress.seen  # the messages taken; forgetting one lets its event through again
         self._runner: aioweb.AppRunner | None = None
@@ -112,6 +117,7 @@ class SlackAdapter:
             await self._runner.cleanup()
             self._runner = None
         await self.streams.aclose()
+        await self.assistant.aclose()
         await self.delivery_worker.stop()
         for team in self._editors:
             editor = self._editors.get(team)
@@ -164,12 +170,30 @@ class SlackAdapter:
     def _register(self) -> None:
         self.app.event("app_mention")(self._on_message)
         self.app.event("message")(self._on_message)
+        self.app.event("assistant_thread_started")(self._on_thread_started)
+        self.app.event("assistant_thread_context_changed")(self._on_context_changed)
+        self.app.event("app_home_opened")(self._on_home_opened)
+        self.app.event("app_context_changed")(self._on_app_context_changed)
         self.app.action(ACTION_PATTERN)(self._on_click)
+        self.app.action(FEEDBACK_ACTION)(self._on_feedback)
+        self.app.view(FEEDBACK_ACTION)(self._on_feedback_form)
         self.app.command("/durabot")(self._on_command)
 
     async def _on_message(self, event: dict, body: dict, request: AsyncBoltRequest) -> None:
         retried = bool(request.headers.get("x-slack-retry-num")) if request is not None else False
         await self.ingress.on_message(event, body, retried)
+
+    async def _on_thread_started(self, event: dict, body: dict) -> None:
+        await self.assistant.on_thread_started(event, str(body.get("team_id") or self.team))
+
+    async def _on_context_changed(self, event: dict, body: dict) -> None:
+        await self.assistant.on_context_changed(event, str(body.get("team_id") or self.team))
+
+    async def _on_home_opened(self, event: dict, body: dict) -> None:
+        await self.assistant.on_home_opened(event, str(body.get("team_id") or self.team))
+
+    async def _on_app_context_changed(self, event: dict, body: dict) -> None:
+        await self.assistant.on_app_context_changed(event, str(body.get("team_id") or self.team))
 
     async def _on_click(self, ack: Any, body: dict, action: dict) -> None:
         await ack()
@@ -190,6 +214,14 @@ class SlackAdapter:
             problem = await approvals.decide(self.agent, self.web, button, user, user_team, self.settings)
         if problem:
             await self.web.ephemeral(channel, user, problem, thread)
+
+    async def _on_feedback(self, ack: Any, body: dict, action: dict) -> None:
+        await ack()
+        await self.feedback.on_click(body, action)
+
+    async def _on_feedback_form(self, ack: Any, body: dict, view: dict) -> None:
+        await ack()  # closes the form
+        await self.feedback.on_submit(body, view)
 
     async def _on_command(self, ack: Any, command: dict) -> None:
         team = str(command.get("team_id") or self.team)

@@ -18,20 +18,23 @@ from collections.abc import Callable
 
 from temporalio.exceptions import ApplicationError
 
+from agent_core.contract import DeliveryKind
 from agent_core.types import Delivery
 from bots.core.cache import BoundedCache
 from bots.core.delivery import Failure, plain, transport_failure
 from bots.core.fallback_text import PlainWords, plain_answer, plain_card
 
+from .assistant import AssistantThreads
 from .edits import EditScheduler
+from .ids import ThreadRef
 from .mrkdwn import escape
 from .render import (
     MAX_PART,
+    answer_blocks,
     answer_key,
     card_blocks,
     card_key,
     ended_parts,
-    with_run_link,
 )
 from .streaming import LiveStreams
 from .web import SlackCallError, SlackWeb
@@ -75,9 +78,12 @@ class SlackDeliverer:
     platform = "Slack"
 
     def __init__(self, web: SlackWeb, editor_for: Callable[[str], EditScheduler], streams: LiveStreams,
-                 run_link: Callable[[Delivery], str | None] = _no_link) -> None:
-        """``run_link`` gives the Temporal UI address of a delivery's run (None: no link shown)."""
+                 run_link: Callable[[Delivery], str | None] = _no_link,
+                 assistant: AssistantThreads | None = None) -> None:
+        """``run_link`` gives the Temporal UI address of a delivery's run (None: no link shown);
+        ``assistant`` clears an AI-app thread's working status once the answer is in."""
         self.web = web
+        self.assistant = assistant
         self.editor_for = editor_for
         self.streams = streams
         self.run_link = run_link
@@ -98,15 +104,22 @@ class SlackDeliverer:
         if placeholder is None:  # not posted by this process: maybe by one before a restart
             placeholder = (await lookup.keys()).get(answer_key(d.turn_id, 0))
         link = self.run_link(d)
+        rated = (d.conversation_id, d.turn_id) if d.kind is DeliveryKind.TURN_FINISHED else None
         for i, part in enumerate(parts):
             key = answer_key(d.turn_id, i)
-            blocks = with_run_link(part, link) if link and i == len(parts) - 1 else None
+            last = i == len(parts) - 1  # the link and the feedback buttons end the answer
+            blocks = answer_blocks(part, link if last else None, rated if last else None)
             if i == 0 and placeholder:
                 await self.editor_for(team).send(channel, placeholder, part, blocks=blocks, meta_key=key)
                 continue
             if (attempt > 1 or not placeholder) and key in await lookup.keys():
                 continue  # an earlier attempt posted this part
             await self.web.post(channel, thread, part, key=key, blocks=blocks)
+        await self._answered(d, team, channel, thread)
+
+    async def _answered(self, d: Delivery, team: str, channel: str, thread: str) -> None:
+        if self.assistant is not None:
+            await self.assistant.answered(ThreadRef(team, channel, thread), d.turn_id)
 
     async def card(self, d: Delivery, attempt: int = 1) -> None:
         _team, channel, thread = _target(d)
@@ -165,6 +178,7 @@ class SlackDeliverer:
                     if exc.error not in _GONE:
                         raise
             await self.web.post(channel, thread, part, key=key)
+        await self._answered(d, team, channel, thread)
 
     async def plain_card(self, d: Delivery) -> None:
         _team, channel, thread = _target(d)

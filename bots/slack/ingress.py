@@ -29,6 +29,7 @@ from agent_core.types import ChatMessage
 from bots.core.cache import BoundedCache
 from bots.core.ingress import Submitter
 
+from .assistant import AssistantThreads, is_assistant_thread
 from .ids import ThreadRef
 from .streaming import LiveStreams
 from .web import SlackCallError, SlackWeb
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 # Subtypes that are a person writing something new; every other subtype (edits, joins, bot messages,
 # deletions...) is ignored.
 _USER_SUBTYPES = {None, "", "file_share", "thread_broadcast"}
+_NOT_CONTEXT = {"assistant_app_thread"}  # an AI-app thread's root ("New chat"): no one wrote it
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 CONTEXT_MESSAGES = 30  # earlier thread messages given to a new conversation, at most
@@ -115,7 +117,8 @@ def thread_context(messages: list[dict], bot_user_id: str | None, before_ts: str
     """Earlier messages of a thread (conversations.replies order) as context, newest kept, bounded."""
     picked: list[ChatMessage] = []
     total = 0
-    earlier = [m for m in messages if isinstance(m, dict) and _ts(m.get("ts")) < _ts(before_ts)]
+    earlier = [m for m in messages if isinstance(m, dict) and _ts(m.get("ts")) < _ts(before_ts)
+               and m.get("subtype") not in _NOT_CONTEXT]
     for m in reversed(earlier[-CONTEXT_MESSAGES:]):
         text = (m.get("text") or "").strip()
         if not text:
@@ -151,8 +154,10 @@ class Ingress:
     """The handler of ``app_mention`` and ``message`` events. ``identify`` tells it who the bot is
     (learned at start-up) before the first event."""
 
-    def __init__(self, submitter: Submitter, web: SlackWeb, streams: LiveStreams) -> None:
+    def __init__(self, submitter: Submitter, web: SlackWeb, streams: LiveStreams,
+                 assistant: AssistantThreads | None = None) -> None:
         self.submitter = submitter
+        self.assistant = assistant
         self.agent = submitter.agent
         self.web = web
         self.streams = streams
@@ -180,16 +185,27 @@ class Ingress:
             self.seen.add(seen)
             await self._hint(inc)
             return
-        context = await self._context(inc) if inc.in_existing_thread else []
+        context, new = await self._context(inc) if inc.in_existing_thread else ([], False)
         self.seen.add(seen)
         meta = {"team": team, "channel": inc.ref.channel, "thread": inc.ref.thread_ts, "user": inc.user}
+        assistant = self.assistant if self.assistant is not None and is_assistant_thread(inc.ref) else None
+        note = assistant.context_note(inc.ref, inc.user) if assistant is not None else None
+        if assistant is not None:
+            # A message that is its own thread's root (the agent messaging experience) starts it too;
+            # a thread whose conversation ended idle is not new (it keeps its title).
+            new = (new or inc.ref.thread_ts == inc.message_id) and not await self._ran(inc.ref)
         try:
             handle = await self.submitter.submit(inc.text, inc.ref.conversation_id, message_id=inc.message_id,
-                                                 user=inc.user, user_name=inc.user_name, context=context, meta=meta)
+                                                 user=inc.user, user_name=inc.user_name, context=context, meta=meta,
+                                                 note=note)
         except Exception:
             self.seen.pop(seen, None)  # answer 500: Slack retries, the retry is not dropped
             raise
         self.known_threads.add(inc.ref.conversation_id)
+        if assistant is not None:
+            if note:
+                assistant.noted(inc.ref, inc.user)
+            assistant.turn_started(inc.ref, inc.message_id, inc.text if new else None)
         if retried:
             # The submit answer of a repeated message id is the first submit's answer (Temporal dedups
             # the update by id), so ask the turn's state now: an answered turn needs no placeholder.
@@ -209,8 +225,18 @@ class Ingress:
         try:
             if await self.agent.status(cid) is not None:
                 return True
+        except AgentRuntimeError:
+            return False
+        return await self._ran(ref)
+
+    async def _ran(self, ref: ThreadRef) -> bool:
+        """Whether a conversation ever ran in this thread (running or ended)."""
+        cid = ref.conversation_id
+        if cid in self.known_threads:
+            return True
+        try:
             await self.agent.client.get_workflow_handle(self.agent.workflow_id(cid)).describe()
-        except (RPCError, AgentRuntimeError):  # no workflow has ever run for this thread
+        except RPCError:  # no workflow has ever run for this thread
             return False
         self.known_threads.add(cid)
         return True
@@ -223,14 +249,15 @@ class Ingress:
         except SlackCallError as exc:
             log.warning("hint for message %s in channel %s not posted: %s", inc.message_id, inc.ref.channel, exc)
 
-    async def _context(self, inc: IncomingMessage) -> list[Any]:
-        """Earlier messages of the thread, for a conversation that starts inside it."""
+    async def _context(self, inc: IncomingMessage) -> tuple[list[Any], bool]:
+        """Earlier messages of the thread, for a conversation that starts inside it, and whether it
+        starts (no conversation runs in the thread yet)."""
         try:
             if await self.agent.status(inc.ref.conversation_id) is not None:
-                return []  # the conversation exists: it has its own transcript
+                return [], False  # the conversation exists: it has its own transcript
             messages = await asyncio.wait_for(
                 self.web.thread_messages(inc.ref.channel, inc.ref.thread_ts, limit=100), CONTEXT_WAIT)
         except (TimeoutError, SlackCallError) as exc:
             log.info("thread context of %s not read (%s); starting without it", inc.ref.conversation_id, exc)
-            return []
-        return thread_context(messages, self.bot_user_id, inc.message_id)
+            return [], True
+        return thread_context(messages, self.bot_user_id, inc.message_id), True

@@ -84,8 +84,9 @@ class SlackWeb:
         self._admins: BoundedCache[str, bool] = BoundedCache(10_000, ttl=300.0)
 
     async def call(self, method: str, **params: Any) -> dict:
-        # Writes go as JSON (blocks, metadata); reads as form fields, which every method accepts.
-        as_json = method.startswith("chat.")
+        # Writes go as JSON (blocks, metadata, views, prompt lists); reads as form fields, which every
+        # method accepts.
+        as_json = method.startswith(("chat.", "views.", "assistant."))
         try:
             if as_json:
                 resp = await self.client.api_call(method, json=params)

@@ -12,6 +12,11 @@ documented limits the adapter must respect:
 - sizes: text over 40,000 characters (msg_too_long), over 50 blocks, a section over 3,000
   characters, an action_id over 255 or a value over 2,000 (invalid_blocks); a modal (views.open) without
   a trigger_id, over 100 blocks, a section over 3,000 characters or a title over 24 (``views`` keeps them).
+- AI-app threads: assistant.threads.setStatus / setSuggestedPrompts / setTitle with their required
+  arguments, at most four prompts, each with a title and a message (kept in ``statuses``,
+  ``suggested`` and ``titles``); feedback buttons (a ``feedback_buttons`` element, only inside a
+  ``context_actions`` block, with both buttons: plain-text labels of 75 characters, values of 2,000).
+``ephemerals`` keeps what chat.postEphemeral showed to whom.
 ``over_limit`` counts requests refused for rate; a well-behaved client keeps it at 0.
 Runs on the caller's event loop (``await fake.start()``).
 """
@@ -63,6 +68,10 @@ class FakeSlack:
         self.messages: dict[str, list[dict]] = {}
         self.users: dict[str, dict] = {}
         self.views: list[dict] = []  # modals opened with views.open
+        self.ephemerals: list[dict] = []  # chat.postEphemeral: channel, user, text, thread_ts
+        self.statuses: list[tuple[str, str, str]] = []  # assistant.threads.setStatus: channel, thread, status
+        self.suggested: list[dict] = []  # assistant.threads.setSuggestedPrompts: channel_id, thread_ts, prompts, title
+        self.titles: list[tuple[str, str, str]] = []  # assistant.threads.setTitle: channel, thread, title
         self.visible: list[tuple[float, str, str, str]] = []  # (at, channel, ts, text) of posts and edits
         self.over_limit = 0
         self.lose_response: dict[str, int] = {}  # method -> how many next calls succeed but answer 500
@@ -114,6 +123,21 @@ class FakeSlack:
         self.messages.setdefault(channel, []).append(dict(msg))
         msg["channel_type"] = "im" if channel.startswith("D") else "channel"
         return msg
+
+    def add_assistant_thread(self, channel: str, user: str = "U1", context_channel: str | None = None) -> dict:
+        """Open a new thread with the app in its DM ``channel`` (as Slack does: a root message of
+        subtype assistant_app_thread) and return the ``assistant_thread_started`` event."""
+        ts = self.next_ts()
+        self.messages.setdefault(channel, []).append({
+            "type": "message", "subtype": "assistant_app_thread", "user": user, "text": "New chat", "ts": ts,
+            "thread_ts": ts, "channel": channel})
+        return {"type": "assistant_thread_started", "event_ts": self.next_ts(), "assistant_thread": {
+            "user_id": user, "channel_id": channel, "thread_ts": ts,
+            "context": {"channel_id": context_channel, "team_id": self.team} if context_channel else {}}}
+
+    def thread_status(self, channel: str, thread_ts: str) -> list[str]:
+        """The statuses set in a thread, in order ("" clears)."""
+        return [st for ch, th, st in self.statuses if ch == channel and th == thread_ts]
 
     def thread(self, channel: str, thread_ts: str) -> list[dict]:
         return sorted((m for m in self.messages.get(channel, [])
@@ -226,8 +250,13 @@ class FakeSlack:
             for b in blocks:
                 if len(((b.get("text") or {}).get("text")) or "") > 3000:
                     return "invalid_blocks"
+                if b.get("type") == "context_actions" and not 1 <= len(b.get("elements") or []) <= 5:
+                    return "invalid_blocks"
                 for el in b.get("elements") or []:
                     if len(el.get("action_id") or "") > 255 or len(el.get("value") or "") > 2000:
+                        return "invalid_blocks"
+                    if el.get("type") == "feedback_buttons" and (
+                            b.get("type") != "context_actions" or not _feedback_buttons_ok(el)):
                         return "invalid_blocks"
         if not text and not blocks:
             return "no_text"
@@ -283,9 +312,37 @@ class FakeSlack:
         return {"ok": False, "error": "message_not_found"}
 
     def _m_chat_postEphemeral(self, p: dict) -> dict:
-        if not p.get("user") or not p.get("channel"):
+        if not p.get("user") or not p.get("channel") or not p.get("text"):
             return {"ok": False, "error": "invalid_arguments"}
+        self.ephemerals.append({k: p.get(k) for k in ("channel", "user", "text", "thread_ts")})
         return {"ok": True, "message_ts": self.next_ts()}
+
+    def _m_assistant_threads_setStatus(self, p: dict) -> dict:
+        """``status`` is required but may be empty: an empty status clears it."""
+        if not p.get("channel_id") or not p.get("thread_ts") or "status" not in p:
+            return {"ok": False, "error": "invalid_arguments"}
+        if len(p.get("loading_messages") or []) > 10:
+            return {"ok": False, "error": "invalid_arguments"}
+        self.statuses.append((p["channel_id"], p["thread_ts"], str(p["status"])))
+        return {"ok": True}
+
+    def _m_assistant_threads_setSuggestedPrompts(self, p: dict) -> dict:
+        prompts = p.get("prompts")
+        if isinstance(prompts, str):
+            prompts = json.loads(prompts)
+        if not p.get("channel_id") or not isinstance(prompts, list) or not 1 <= len(prompts) <= 4:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not all(isinstance(x, dict) and x.get("title") and x.get("message") for x in prompts):
+            return {"ok": False, "error": "invalid_arguments"}
+        self.suggested.append({"channel_id": p["channel_id"], "thread_ts": p.get("thread_ts"), "prompts": prompts,
+                               "title": p.get("title")})
+        return {"ok": True}
+
+    def _m_assistant_threads_setTitle(self, p: dict) -> dict:
+        if not p.get("channel_id") or not p.get("thread_ts") or not p.get("title"):
+            return {"ok": False, "error": "invalid_arguments"}
+        self.titles.append((p["channel_id"], p["thread_ts"], p["title"]))
+        return {"ok": True}
 
     def _m_views_open(self, p: dict) -> dict:
         """A modal: needs the click's trigger_id; at most 100 blocks, sections of 3,000 characters,
@@ -415,6 +472,19 @@ class FakeSlack:
         return await asyncio.wait_for(fut, timeout)
 
 
+def _feedback_buttons_ok(el: dict) -> bool:
+    for name in ("positive_button", "negative_button"):
+        button = el.get(name)
+        if not isinstance(button, dict):
+            return False
+        text = button.get("text") or {}
+        if text.get("type") != "plain_text" or not 1 <= len(text.get("text") or "") <= 75:
+            return False
+        if not 1 <= len(button.get("value") or "") <= 2000 or len(button.get("accessibility_label") or "") > 75:
+            return False
+    return True
+
+
 class SlackSender:
     """Signs requests the way Slack does and posts them to the adapter's HTTP endpoint."""
 
@@ -458,6 +528,27 @@ class SlackSender:
             "message": message, "response_url": "https://hooks.example/r",
             "actions": [{"type": "button", "action_id": action_id, "value": value, "block_id": "b",
                          "action_ts": str(time.time())}],
+        }
+
+    @staticmethod
+    def feedback_payload(message: dict, positive: bool, user: str, channel: str, team: str = "T1") -> dict:
+        """A click on one of the feedback buttons of ``message`` (as Slack stores it: with its blocks)."""
+        element = next(el for b in message.get("blocks") or [] if b.get("type") == "context_actions"
+                       for el in b["elements"] if el.get("type") == "feedback_buttons")
+        button = element["positive_button" if positive else "negative_button"]
+        payload = SlackSender.click_payload(element["action_id"], button["value"], user, channel, message, team)
+        payload["actions"][0].update(type="feedback_buttons", text=button["text"])
+        return payload
+
+    @staticmethod
+    def view_submission(view: dict, user: str, values: dict, team: str = "T1") -> dict:
+        """The submission of a modal opened with ``view``; ``values``: block_id -> action_id -> value."""
+        state = {b: {a: {"type": "plain_text_input", "value": v} for a, v in acts.items()}
+                 for b, acts in values.items()}
+        return {
+            "type": "view_submission", "team": {"id": team}, "user": {"id": user, "team_id": team},
+            "api_app_id": "A1", "token": "legacy", "trigger_id": f"1.2.{uuid.uuid4().hex[:8]}",
+            "view": {**view, "id": "V1", "team_id": team, "state": {"values": state}, "hash": "h"},
         }
 
     async def click(self, payload: dict) -> tuple[int, str]:

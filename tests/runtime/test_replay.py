@@ -148,3 +148,27 @@ async def test_replay_of_delegation_and_continue_as_new(temporal_config, model, 
     replayer = Replayer(workflows=[ConversationWorkflow], workflow_runner=_RUNNER)
     for history in histories:
         await replayer.replay_workflow(history)
+
+
+async def test_replay_of_a_fresh_history_with_ratings(make_agent, fake_openai):
+    """Ratings are updates that emit no command: a history holding them replays, across an idle end
+    and a revival by a rating (update-with-start)."""
+    timeouts = replace(timeouts_for(AgentMode.INTERACTIVE), idle=1.0)
+    agent = await make_agent(tools=[plain, guarded], timeouts=timeouts)
+    fake_openai.script = script
+    turn = (await agent.run("plain talk", conversation_id="replay-rated")).turn_id
+    await agent.rate("replay-rated", turn, "tester", "up")
+    await agent.rate("replay-rated", turn, "tester", "down", "not what I asked")
+    wf = agent.client.get_workflow_handle(agent.workflow_id("replay-rated"))
+    first_run = (await wf.describe()).run_id
+    await wf.result()  # idle end
+    await agent.rate("replay-rated", turn, "other", "up")  # revives the conversation
+    await wf.result()
+    histories = [await agent.client.get_workflow_handle(wf.id, run_id=first_run).fetch_history(),
+                 await wf.fetch_history()]
+    if os.environ.get("RECORD_HISTORIES"):
+        for i, history in enumerate(histories):
+            _save(f"ratings_{i}", history)
+    replayer = Replayer(workflows=[ConversationWorkflow], workflow_runner=_RUNNER)
+    for history in histories:
+        await replayer.replay_workflow(history)
