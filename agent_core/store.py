@@ -13,7 +13,7 @@ import json
 from collections import OrderedDict
 from typing import Protocol
 
-from .types import ChatMessage, ToolCall
+from .types import BlobRef, ChatMessage, ToolCall
 
 
 def encode_message(msg: ChatMessage) -> str:
@@ -23,6 +23,7 @@ def encode_message(msg: ChatMessage) -> str:
 def decode_message(raw: str | bytes) -> ChatMessage:
     data = json.loads(raw)
     data["tool_calls"] = [ToolCall(**c) for c in data.get("tool_calls") or []]
+    data["attachments"] = [BlobRef(**a) for a in data.get("attachments") or []]
     return ChatMessage(**data)
 
 
