@@ -50,6 +50,7 @@ class FileLimits:
     context_bytes: int = 40 * 1024 * 1024
     # Raw bytes of files one model request reads in full, newest first; older ones are named only.
     request_bytes: int = 40 * 1024 * 1024
+    download_seconds: float = 60.0  # one download, connection to last byte
 
 
 def media_type_of(name: str, declared: str | None = None) -> str:

@@ -68,11 +68,12 @@ class SlackAdapter:
         self._update_budget = update_budget
         self.run_link = RunLinks(settings.temporal_ui_url, lambda: agent.client.namespace)
         self.streams = LiveStreams(agent, self.web, self.editor_for, self.run_link)
-        self.delivery = DeliveryActivity(SlackDeliverer(self.web, self.editor_for, self.streams, self.run_link))
+        self.delivery = DeliveryActivity(SlackDeliverer(self.web, self.editor_for, self.streams, self.run_link,
+                                                         blobs=agent.blobs))
         self.delivery_worker = DeliveryWorker(self.task_queue, self.delivery.deliver, max_concurrent_activities=100)
         self.commands = Commands(agent, settings.admins, self.web.is_workspace_admin)
-        submitter = Submitter(agent, self.task_queue, settings.approvers, settings.admins)
-        self.ingress = Ingress(submitter, self.web, self.streams)
+        self.submitter = Submitter(agent, self.task_queue, settings.approvers, settings.admins)
+        self.ingress = Ingress(self.submitter, self.web, self.streams)
         self.team: str = ""
         self._seen = self.ingress.seen  # the messages taken; forgetting one lets its event through again
         self._runner: aioweb.AppRunner | None = None
@@ -112,6 +113,7 @@ class SlackAdapter:
             await self._runner.cleanup()
             self._runner = None
         await self.streams.aclose()
+        await self.submitter.close()
         await self.delivery_worker.stop()
         for team in self._editors:
             editor = self._editors.get(team)
