@@ -67,6 +67,9 @@ class Uploader(Protocol):
     async def uploaded(self) -> set[tuple[str, int]]:
         """(name, size) of the files the bot already posted for this turn."""
 
+    def shown_name(self, ref: BlobRef) -> str:
+        """The name the platform shows for ``ref`` (some replace characters in file names)."""
+
     async def upload(self, ref: BlobRef, data: bytes) -> None: ...
 
     async def note(self, text: str) -> None:
@@ -82,7 +85,7 @@ async def deliver_files(d: Delivery, blobs: BlobStore, uploader: Uploader, limit
     done = await uploader.uploaded() if plan.send else set()
     missing: list[BlobRef] = []
     for ref in plan.send:
-        if (ref.name, ref.size) in done:
+        if (uploader.shown_name(ref), ref.size) in done:
             continue
         try:
             data = await blobs.get(ref)

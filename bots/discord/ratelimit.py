@@ -12,6 +12,8 @@ from __future__ import annotations
 from bots.core import ratelimit
 
 CHANNELS = 10_000  # channels paced at once; one pushed out only forgets its last few seconds of sends
+UPLOAD_BYTES = 10 * 1024 * 1024  # one attached file (Discord's limit for a bot outside boosted servers)
+UPLOAD_FILES = 10  # files attached to one answer
 
 
 class ChannelLimiter(ratelimit.ChannelLimiter):

@@ -206,6 +206,9 @@ class _SlackUploader:
     async def uploaded(self) -> set[tuple[str, int]]:
         return await self.web.shared_files(self.channel, self.thread, oldest=self.d.turn_id)
 
+    def shown_name(self, ref: BlobRef) -> str:
+        return ref.name
+
     async def upload(self, ref: BlobRef, data: bytes) -> None:
         await self.web.upload(self.channel, self.thread, ref.name, data)
 
