@@ -15,7 +15,9 @@ The bot's own messages, other bots' messages and edits / deletions never start a
 
 Files shared with a message (its ``files``, subtype ``file_share``) are downloaded from
 ``url_private_download`` with the bot token (scope ``files:read``) before the submit; the token is
-only ever sent to Slack's own hosts (or the configured ``SLACK_API_URL``'s).
+only ever sent to Slack's own hosts (or the configured ``SLACK_API_URL``'s). Large files can take the
+handler past Slack's 3 s: Slack then retries the event, and the retry is dropped here (``seen``) while
+the first delivery goes on; an adapter that died meanwhile takes the retry as new.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from bots.core.files import RemoteFile, notice
 from bots.core.ingress import Submitter
 
 from .ids import ThreadRef
+from .mrkdwn import escape
 from .streaming import LiveStreams
 from .web import SlackCallError, SlackWeb
 
@@ -238,7 +241,8 @@ class Ingress:
         said = notice(received.problems)
         if said and not (handle.last_status is not None and handle.last_status.duplicate):
             try:
-                await self.web.post(inc.ref.channel, inc.ref.thread_ts, said, max_wait=CONTEXT_WAIT)
+                # File names are the sender's text: escaped, so a name like <!channel> mentions no one.
+                await self.web.post(inc.ref.channel, inc.ref.thread_ts, escape(said), max_wait=CONTEXT_WAIT)
             except SlackCallError as exc:
                 log.warning("file notice for message %s in %s not posted: %s", inc.message_id, inc.ref.channel, exc)
         if retried:
