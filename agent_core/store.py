@@ -20,11 +20,15 @@ def encode_message(msg: ChatMessage) -> str:
     return json.dumps(dataclasses.asdict(msg), separators=(",", ":"))
 
 
+_FIELDS = frozenset(f.name for f in dataclasses.fields(ChatMessage))
+
+
 def decode_message(raw: str | bytes) -> ChatMessage:
     data = json.loads(raw)
     data["tool_calls"] = [ToolCall(**c) for c in data.get("tool_calls") or []]
     data["attachments"] = [BlobRef(**a) for a in data.get("attachments") or []]
-    return ChatMessage(**data)
+    # A message written by a newer worker may carry fields this one does not know: ignore them.
+    return ChatMessage(**{k: v for k, v in data.items() if k in _FIELDS})
 
 
 class TranscriptStore(Protocol):
