@@ -38,7 +38,7 @@ async def test_sigkill_mid_file_turn_then_new_worker_finishes(temporal_server, f
         ref = await agent.attach(image, "chart.png")
         handle = await agent.run_async("what does the chart show?", conversation_id="file-crash",
                                        attachments=[ref])
-        await asyncio.to_thread(wait_until, lambda: len(fake_openai.requests) == 1, 30, "the first model call",
+        await asyncio.to_thread(wait_until, lambda: len(fake_openai.requests) >= 1, 30, "the first model call",
                                 first)
         assert first.kill() == -9
         second = Proc(["worker"], env, tmp_path / "worker2.log")
