@@ -26,8 +26,10 @@ FROM ${PYTHON_IMAGE}
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PATH=/opt/durabot/bin:$PATH
 RUN groupadd --system --gid 10001 durabot \
     && useradd --system --uid 10001 --gid durabot --home-dir /home/durabot --create-home \
-       --shell /usr/sbin/nologin durabot
+       --shell /usr/sbin/nologin durabot \
+    && install -d -o durabot -g durabot /home/durabot/.durabot/blobs
 COPY --from=build /opt/durabot /opt/durabot
+# .durabot/blobs exists and belongs to durabot, so a volume mounted there (compose) is writable.
 WORKDIR /home/durabot
 USER 10001:10001
 # 3000: Slack HTTP mode (POST /slack/events). 9464: /healthz, /readyz, /metrics.

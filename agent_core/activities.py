@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from typing import Any, AsyncIterator
@@ -21,8 +22,10 @@ from .events import EventBus, stream_key
 from .hooks import AbortRun, HookContext, Hooks
 from .model import ChatModel, failure_kind
 from .store import TranscriptStore
-from .tools import Tool, ToolContext
-from .types import AgentEvent, Carry, ChatMessage, LLMRequest, LLMResult, ToolRequest, ToolResult
+from .attachments import FileLimits, media_type_of, names_only, user_content
+from .blobs import BlobStore, LocalBlobStore
+from .tools import Attachment, Tool, ToolContext, ToolOutput
+from .types import AgentEvent, BlobRef, Carry, ChatMessage, LLMRequest, LLMResult, ToolRequest, ToolResult
 from .contract import LLM_ACTIVITY, RESTORE_ACTIVITY, TOOL_ACTIVITY, ErrorType
 
 log = logging.getLogger(__name__)
@@ -35,7 +38,10 @@ class AgentActivities:
     def __init__(
         self, *, system_prompt: str, model: ChatModel, tools: list[Tool], bus: EventBus,
         store: TranscriptStore, fingerprint: str, manifest: dict[str, str], hooks: list[Hooks] | None = None,
+        blobs: BlobStore | None = None, file_limits: FileLimits | None = None,
     ) -> None:
+        self.blobs: BlobStore = blobs if blobs is not None else LocalBlobStore()
+        self.file_limits = file_limits or FileLimits()
         self.hooks = list(hooks or [])
         self.token_interval = 0.03  # live tokens are sent at most this often (the first one at once)
         self.system_prompt = system_prompt
@@ -122,8 +128,9 @@ class AgentActivities:
             messages = found
         return _fit(messages, req.context_chars)
 
-    def _openai_messages(self, messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    async def _openai_messages(self, messages: list[ChatMessage]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
+        readable = _readable_files(messages, self.file_limits)
         if self.system_prompt:
             out.append({"role": "system", "content": self.system_prompt})
         for m in messages:
@@ -138,8 +145,20 @@ class AgentActivities:
                 d["tool_call_id"] = m.tool_call_id
             if m.role == "user" and m.name:
                 d["name"] = _safe_name(m.name)
+            if m.attachments:
+                d["content"] = await self._with_files(m, readable)
             out.append(d)
         return out
+
+    async def _with_files(self, m: ChatMessage, readable: set[int]) -> Any:
+        """A message's content with its files: read for a person's message within the request's
+        budget, named otherwise (a tool message cannot carry images; its files went to the thread)."""
+        if m.role == "user" and id(m) in readable:
+            return await user_content(m.content or "", m.attachments, self.blobs, self.file_limits)
+        names = names_only(m.attachments)
+        if m.role == "user":
+            names += " [earlier file contents left out to fit the request]"
+        return f"{m.content}\n{names}" if m.content else names
 
     # ------------------------------------------------------------------ activities
     @activity.defn(name=LLM_ACTIVITY)
@@ -154,7 +173,7 @@ class AgentActivities:
         transcript = await self._transcript(req)
         if transcript is None:
             return LLMResult(text="", tool_calls=[], transcript_missing=True)
-        messages = self._openai_messages(transcript)
+        messages = await self._openai_messages(transcript)
         tools = [t.openai_schema() for t in self.tools.values()] if req.allow_tools and self.tools else None
         hook_ctx = HookContext(req.conversation_id, req.turn_id, info.attempt)
         for hook in self.hooks:
@@ -253,6 +272,9 @@ class AgentActivities:
         except Exception as exc:  # reported to the model, which decides what to do next
             log.info("tool %r raised %s", call.name, type(exc).__name__)
             output, ok = f"Error: the tool {call.name!r} failed: {type(exc).__name__}: {exc}", False
+        files: list[BlobRef] = []
+        if isinstance(output, ToolOutput):
+            output, files = output.text, await self._store_files(output.attachments, call.name)
         text = output if isinstance(output, str) else _to_text(output)
         for hook in self.hooks:
             text = await _run_hook(hook.after_tool(hook_ctx, call.name, text)) or text
@@ -262,7 +284,19 @@ class AgentActivities:
         metrics.tool_calls_total.labels(tool=call.name, outcome="ok" if ok else "error").inc()
         await self._publish(stream, AgentEvent(kind="tool_finished", turn_id=req.turn_id, tool=call.name,
                                                call_id=call.id, data={"ok": ok}, source=req.source))
-        return ToolResult(call_id=call.id, name=call.name, output=text, ok=ok)
+        return ToolResult(call_id=call.id, name=call.name, output=text, ok=ok, attachments=files)
+
+    async def _store_files(self, attachments: list[Attachment], tool: str) -> list[BlobRef]:
+        """A tool's files into the blob store: only their references go back to the workflow."""
+        refs = []
+        for a in attachments[:limits.TURN_FILES]:
+            if a.ref is not None:
+                refs.append(dataclasses.replace(a.ref, name=a.name or a.ref.name))
+            elif a.data is not None:
+                refs.append(await self.blobs.put(a.data, a.name, media_type_of(a.name, a.media_type)))
+        if len(attachments) > limits.TURN_FILES:
+            log.warning("tool %r returned %d files; the first %d are kept", tool, len(attachments), limits.TURN_FILES)
+        return limits.bound_refs(refs, limits.TURN_FILES)
 
     @activity.defn(name=RESTORE_ACTIVITY)
     async def restore(self, conversation_id: str, previous_run_id: str | None = None) -> Carry | None:
@@ -331,6 +365,22 @@ class _TokenBatcher:
                 pass
         if self.buffer:
             await self._flush(delay=False)
+
+
+def _readable_files(messages: list[ChatMessage], file_limits: FileLimits) -> set[int]:
+    """The person's messages whose files the model reads in full: the newest, within a byte budget
+    (a conversation with many files would otherwise resend all of them in every request)."""
+    readable: set[int] = set()
+    left = file_limits.request_bytes
+    for m in reversed(messages):
+        if m.role != "user" or not m.attachments:
+            continue
+        size = sum(r.size for r in m.attachments)
+        if size > left and readable:
+            break
+        readable.add(id(m))
+        left -= size
+    return readable
 
 
 def _fit(messages: list[ChatMessage], budget: int) -> list[ChatMessage]:

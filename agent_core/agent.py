@@ -32,6 +32,8 @@ from .errors import (
 )
 from .events import EventBus, InMemoryEventBus, measured, stream_key
 from .fingerprint import build_manifest, fingerprint_of
+from .attachments import FileLimits
+from .blobs import BlobStore, LocalBlobStore
 from .model import ChatModel, DemoModel
 from .starts import RunStarts
 from .store import InMemoryTranscriptStore, TranscriptStore
@@ -40,8 +42,9 @@ from .options import Limits, ToolOptions, grouped
 from .temporal import TemporalConfig, connection, rpc_error, wait_for_poller
 from .tools import Tool, checked_tools, delegation_tool
 from .types import (
-    AgentEvent, AgentMode, AgentSpec, ApprovalInfo, CancelRequest, Carry, ChatMessage,
-    ConversationStatus, Decision, DeliveryTarget, Feedback, Progress, Timeouts, ToolSpec, TurnStatus, UserMessage,
+    AgentEvent, AgentMode, AgentSpec, ApprovalInfo, BlobRef, CancelRequest, Carry, ChatMessage,
+    ConversationStatus, Decision, DeliveryTarget, Feedback, Progress, Timeouts, ToolSpec, TurnStatus,
+    UserMessage,
     timeouts_for, workflow_id_for,
 )
 from .worker import AgentWorker
@@ -75,6 +78,8 @@ class Agent:
         fingerprint_check: bool = True,
         subagents: Iterable["Agent"] = (),
         description: str = "",
+        blobs: "BlobStore | None" = None,
+        file_limits: FileLimits | None = None,
         **options: Any,
     ) -> None:
         self.temporal_config, self._client, self.task_queue = connection(temporal, temporal_client)
@@ -96,6 +101,9 @@ class Agent:
         self._default_bus = event_bus is None
         self.event_bus: EventBus = event_bus or InMemoryEventBus()
         self.store: TranscriptStore = store or InMemoryTranscriptStore()
+        # File bytes by content address; every worker must read the same store (see agent_core.blobs).
+        self.blobs: BlobStore = blobs if blobs is not None else LocalBlobStore()
+        self.file_limits = file_limits or FileLimits()
         self._compute_fingerprint()
         self._worker: AgentWorker | None = None
         self._worker_checked_at = 0.0
@@ -242,12 +250,14 @@ class Agent:
         deliver_to: DeliveryTarget | None = None,
         approvers: list[str] | None = None,
         admins: list[str] | None = None,
+        attachments: Iterable[BlobRef] = (),
         _wait: bool = False,
     ) -> "RunHandle":
         """Send a message (queued if a turn is running) and return a handle to its run at once.
 
         ``approvers`` ("requester", "anyone" and/or user ids) and ``admins`` say who may decide the
-        run's approvals; the workflow records them with each approval. Without them anyone may."""
+        run's approvals; the workflow records them with each approval. Without them anyone may.
+        ``attachments``: the message's files, already put in ``self.blobs`` (see ``attach``)."""
         if len(text) > MAX_MESSAGE:  # Temporal refuses payloads past 2 MB; say so instead of failing
             text = text[:MAX_MESSAGE] + f"\n[message truncated: {len(text)} characters in all]"
         if message_id is not None and len(message_id) > budgets.NAME_CHARS:
@@ -256,6 +266,7 @@ class Agent:
             id=message_id or uuid.uuid4().hex, text=text, user=user, user_name=user_name,
             context=list(context or []), deliver_to=deliver_to,
             approvers=None if approvers is None else list(approvers), admins=list(admins or []),
+            attachments=list(attachments),
         ))
         await self._ensure_worker()
         start = WithStartWorkflowOperation(
@@ -308,6 +319,12 @@ class Agent:
         self._worker_checked_at = now
 
     # ------------------------------------------------------------------ conversations
+    async def attach(self, data: bytes, name: str, media_type: str | None = None) -> BlobRef:
+        """Put a file in the blob store; pass the reference in ``run_async(..., attachments=[...])``."""
+        from .attachments import media_type_of
+
+        return await self.blobs.put(data, name, media_type_of(name, media_type))
+
     async def decide(
         self, conversation_id: str, approval_id: str, approved: bool, by: str, reason: str | None = None,
         *, admin: bool = False,

@@ -236,8 +236,16 @@ class DemoModel:
         if last["role"] == "tool":
             text = f"Done. The tool said: {last.get('content') or '(nothing)'}"
             return await self._say(text, on_delta)
-        question = str(last.get("content") or "")
+        content = last.get("content") or ""
+        parts = content if isinstance(content, list) else []  # a message with files
+        question = " ".join(p.get("text", "") for p in parts[:1] if p.get("type") == "text") if parts else str(content)
+        images = sum(1 for p in parts if p.get("type") == "image_url")
         lowered = question.lower()
+        if "csv" in lowered and "make_csv" in tool_names:
+            words = re.findall(r"[A-Za-z]+", question)[:20]
+            rows = [["word", "length"], *([w, str(len(w))] for w in words)]
+            return LLMResult(text="", tool_calls=[_call("make_csv", {"rows": rows, "name": "words.csv"})],
+                             finish_reason="tool_calls")
         if "time" in lowered and "get_time" in tool_names:
             zone = _first(r"\bin ([A-Za-z_/]+)", question) or "UTC"
             return LLMResult(text="", tool_calls=[_call("get_time", {"tz": zone})], finish_reason="tool_calls")
@@ -247,9 +255,12 @@ class DemoModel:
                 text="", tool_calls=[_call("deploy", {"service": service})], finish_reason="tool_calls"
             )
         turns = sum(1 for m in messages if m["role"] == "user")
+        files = sum(1 for p in parts if p.get("type") == "text" and p.get("text", "").startswith("[attachment"))
+        seen = f" I received {files} file(s), {images} of them image(s)." if files else ""
         text = (
-            f"(demo model) You said: \u201c{question.strip()[:200]}\u201d. This is turn {turns} of our "
-            "conversation. Ask me the time, or to deploy a service, to see tools and approvals."
+            f"(demo model) You said: \u201c{question.strip()[:200]}\u201d.{seen} This is turn {turns} of our "
+            "conversation. Ask me the time, to deploy a service or to make a CSV, to see tools, approvals "
+            "and files."
         )
         return await self._say(text, on_delta)
 

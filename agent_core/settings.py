@@ -44,6 +44,11 @@ ENV_VARS: dict[str, str | None] = {
     "OPENAI_API_KEY": None,
     "OPENAI_BASE_URL": None,
     "DURABOT_SECRET_KEY": None,
+    "DURABOT_BLOB_URL": None,
+    "DURABOT_BLOB_ENDPOINT": None,
+    "DURABOT_MAX_FILE_MB": "20",
+    "DURABOT_MAX_FILES": "10",
+    "DURABOT_FILE_TEXT_CHARS": "50000",
 }
 
 SECRET_VARS = ("TEMPORAL_API_KEY", "OPENAI_API_KEY", "DURABOT_SECRET_KEY")
@@ -62,6 +67,21 @@ def read_env(env: Mapping[str, str] | None = None, dotenv: str | None = ".env") 
 
 def _csv(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _file_limits(get) -> dict:
+    def number(name: str, kind: type) -> float:
+        raw = get(name) or ENV_VARS[name] or "0"
+        try:
+            value = kind(raw)
+        except ValueError:
+            value = -1
+        if value <= 0:
+            raise UserError(f"{name}={raw!r} is not a positive number")
+        return value
+
+    return dict(max_file_mb=number("DURABOT_MAX_FILE_MB", float), max_files=int(number("DURABOT_MAX_FILES", int)),
+                file_text_chars=int(number("DURABOT_FILE_TEXT_CHARS", int)))
 
 
 @dataclass
@@ -92,6 +112,11 @@ class Settings:
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
     secret_key: str | None = field(default=None, repr=False)  # encrypts Temporal payloads (agent_core.codec)
+    blob_url: str | None = None  # where file bytes live: a directory (.durabot/blobs) or s3://bucket/prefix
+    blob_endpoint: str | None = None  # an S3-compatible server's address (MinIO...); unset: AWS_ENDPOINT_URL or AWS
+    max_file_mb: float = 20.0  # a file over this size is refused with a notice
+    max_files: int = 10  # files read per message
+    file_text_chars: int = 50_000  # characters of a text file or PDF the model reads; the rest is cut
 
     @property
     def use_demo_model(self) -> bool:
@@ -133,6 +158,7 @@ class Settings:
             raise UserError(f"DURABOT_LOG_FORMAT={log_format!r} is not one of: text, json")
         from .codec import parse_keys
 
+        files = _file_limits(get)
         secret_key = get("DURABOT_SECRET_KEY")
         parse_keys(secret_key)  # a malformed key stops start-up here, with how to make one
         return cls(
@@ -162,7 +188,21 @@ class Settings:
             openai_api_key=get("OPENAI_API_KEY"),
             openai_base_url=get("OPENAI_BASE_URL"),
             secret_key=secret_key,
+            blob_url=get("DURABOT_BLOB_URL"),
+            blob_endpoint=get("DURABOT_BLOB_ENDPOINT"),
+            **files,
         )
+
+    def file_limits(self):  # -> FileLimits
+        from .attachments import FileLimits
+
+        return FileLimits(max_bytes=int(self.max_file_mb * 1024 * 1024), max_files=self.max_files,
+                          text_chars=self.file_text_chars)
+
+    def blob_store(self):  # -> BlobStore
+        from .blobs import blob_store_from_url
+
+        return blob_store_from_url(self.blob_url, self.blob_endpoint)
 
     def temporal_config(self):  # -> TemporalConfig
         from .temporal import TemporalConfig

@@ -51,6 +51,16 @@ def timeouts_for(mode: AgentMode) -> Timeouts:
     )
 
 
+@dataclass(frozen=True)
+class BlobRef:
+    """A file by reference: the bytes live in the blob store under their sha256, never in a workflow."""
+
+    sha256: str
+    name: str
+    media_type: str
+    size: int
+
+
 @dataclass
 class ToolCall:
     id: str
@@ -68,6 +78,7 @@ class ChatMessage:
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_call_id: str | None = None
     name: str | None = None  # author name for user messages, tool name for tool results
+    attachments: list[BlobRef] = field(default_factory=list)  # files, by reference (agent_core.blobs)
 
 
 @dataclass
@@ -141,6 +152,7 @@ class UserMessage:
     # (an SDK caller that gives no policy). Else "requester", "anyone" and/or user ids.
     approvers: list[str] | None = None
     admins: list[str] = field(default_factory=list)  # may always decide
+    attachments: list[BlobRef] = field(default_factory=list)  # the message's files, by reference
 
 
 @dataclass
@@ -275,6 +287,7 @@ class ToolResult:
     name: str
     output: str
     ok: bool = True
+    attachments: list[BlobRef] = field(default_factory=list)  # files the tool made, stored by the activity
 
 
 @dataclass
@@ -332,6 +345,7 @@ class TurnStatus:
     cancelled_by: str | None = None
     meta: dict[str, str] = field(default_factory=dict)  # the message's DeliveryTarget.meta, for adapters
     duplicate: bool = False  # set on the answer to a submit whose message id was already seen
+    files: list[BlobRef] = field(default_factory=list)  # files the turn's tools made, delivered with the answer
 
     @property
     def done(self) -> bool:
@@ -380,6 +394,7 @@ class Delivery:
     approval: ApprovalInfo | None = None
     tool_calls: list[str] = field(default_factory=list)
     by: str | None = None  # who cancelled, for turn_cancelled
+    files: list[BlobRef] = field(default_factory=list)  # uploaded into the thread after the answer's text
     workflow_id: str = ""
     run_id: str = ""
 

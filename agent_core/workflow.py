@@ -342,7 +342,8 @@ class ConversationWorkflow:
             st.bump()
             if msg.context and self.window.next_seq == 0:
                 self._append(*msg.context)
-            self._append(ChatMessage(role="user", content=msg.text, name=msg.user_name))
+            self._append(ChatMessage(role="user", content=msg.text, name=msg.user_name,
+                                     attachments=list(msg.attachments)))
         self.turn_started = workflow.now().timestamp()
         self.turn_spoke = False
         self.current_task = asyncio.create_task(self._turn_body(msg, st, resume))
@@ -414,8 +415,10 @@ class ConversationWorkflow:
     ) -> None:
         """Run a round's tool calls in parallel and append their results in call order."""
         results = await self.tools.run(msg, st, rnd, calls, done)
-        self._append(*(ChatMessage(role="tool", content=r.output, tool_call_id=r.call_id, name=r.name)
-                       for r in results))
+        for r in results:  # files a tool made go out with the turn's answer
+            st.files.extend(r.attachments[:max(0, limits.TURN_FILES - len(st.files))])
+        self._append(*(ChatMessage(role="tool", content=r.output, tool_call_id=r.call_id, name=r.name,
+                                   attachments=list(r.attachments)) for r in results))
 
     # ---------------------------------------------------------------- what the approval gate needs
     def current_turn(self) -> tuple[UserMessage | None, TurnStatus | None]:

@@ -38,6 +38,7 @@ def build_agent(settings: Settings, *, local_worker: bool | None = None,
         temporal=temporal, approval=settings.approval,
         local_worker=settings.local_worker if local_worker is None else local_worker,
         event_bus=bus, store=store, mode=mode, mcp_servers=mcp,
+        blobs=settings.blob_store(), file_limits=settings.file_limits(),
     )
 
 

@@ -85,12 +85,13 @@ class DiscordAdapter:
         # (conversation, approval id) -> [message id, content]; a card pushed out is found in its thread again
         self.cards: BoundedCache[tuple[str, str], list] = BoundedCache(CARDS)
         self.writer = ReplyWriter(lambda: self.client, self.limiter)
-        submitter = Submitter(agent, self.delivery_queue, settings.approvers, settings.admins)
-        self.ingress = Ingress(submitter, lambda: self.client, self.replies, self.writer, self.limiter)
+        self.submitter = Submitter(agent, self.delivery_queue, settings.approvers, settings.admins)
+        self.ingress = Ingress(self.submitter, lambda: self.client, self.replies, self.writer, self.limiter)
         self.run_link = RunLinks(settings.temporal_ui_url, lambda: agent.client.namespace)
         self.clicks = Clicks(agent, settings.approvers, settings.admins, self.cards)
         self.delivery = DeliveryActivity(DiscordDeliverer(
-            lambda: self.client, self.limiter, self.replies, self.writer, self.cards, self.run_link))
+            lambda: self.client, self.limiter, self.replies, self.writer, self.cards, self.run_link,
+            blobs=agent.blobs))
         self.delivery_worker = DeliveryWorker(self.delivery_queue, self.delivery.deliver)
         self.client: DurabotClient = None  # type: ignore[assignment]  # set by serve()
         self._background: set[asyncio.Task] = set()
@@ -131,6 +132,7 @@ class DiscordAdapter:
             self._stop_live()
             for task in list(self._background):
                 task.cancel()
+            await self.submitter.close()
             await self.delivery_worker.stop()
 
     def _stop_live(self) -> None:

@@ -22,6 +22,8 @@ CHANNELS = 10_000  # channels paced at once; one pushed out only forgets its las
 GLOBAL_LIMIT = 50  # requests a second per bot, every route
 GLOBAL_BURST = 5  # sent at once; the rest are spread evenly
 GLOBAL_MARGIN = 0.05  # seconds added to Discord's window, for requests that arrive closer than they left
+UPLOAD_BYTES = 10 * 1024 * 1024  # one attached file (Discord's limit for a bot outside boosted servers)
+UPLOAD_FILES = 10  # files attached to one answer
 
 
 class ChannelLimiter(ratelimit.ChannelLimiter):

@@ -72,12 +72,12 @@ class SlackAdapter:
         self.streams = LiveStreams(agent, self.web, self.editor_for, self.run_link)
         self.assistant = AssistantThreads(agent, self.web, settings.slack.suggested_prompts())
         self.delivery = DeliveryActivity(SlackDeliverer(self.web, self.editor_for, self.streams, self.run_link,
-                                                        self.assistant))
+                                                        self.assistant, blobs=agent.blobs))
         self.delivery_worker = DeliveryWorker(self.task_queue, self.delivery.deliver, max_concurrent_activities=100)
         self.commands = Commands(agent, settings.admins, self.web.is_workspace_admin)
         self.feedback = FeedbackClicks(agent, self.web)
-        submitter = Submitter(agent, self.task_queue, settings.approvers, settings.admins)
-        self.ingress = Ingress(submitter, self.web, self.streams, self.assistant)
+        self.submitter = Submitter(agent, self.task_queue, settings.approvers, settings.admins)
+        self.ingress = Ingress(self.submitter, self.web, self.streams, self.assistant)
         self.team: str = ""
         self._seen = self.ingress.seen  # the messages taken; forgetting one lets its event through again
         self._runner: aioweb.AppRunner | None = None
@@ -118,6 +118,7 @@ class SlackAdapter:
             self._runner = None
         await self.streams.aclose()
         await self.assistant.aclose()
+        await self.submitter.close()
         await self.delivery_worker.stop()
         for team in self._editors:
             editor = self._editors.get(team)

@@ -18,15 +18,18 @@ from collections.abc import Callable
 
 from temporalio.exceptions import ApplicationError
 
+from agent_core.blobs import BlobStore
 from agent_core.contract import DeliveryKind
-from agent_core.types import Delivery
+from agent_core.types import BlobRef, Delivery
 from bots.core.cache import BoundedCache
 from bots.core.delivery import Failure, plain, transport_failure
 from bots.core.fallback_text import PlainWords, plain_answer, plain_card
+from bots.core.uploads import UploadLimits, deliver_files
 
 from .assistant import AssistantThreads
 from .edits import EditScheduler
 from .ids import ThreadRef
+from .limits import UPLOAD_BYTES, UPLOAD_FILES
 from .mrkdwn import escape
 from .render import (
     MAX_PART,
@@ -79,11 +82,13 @@ class SlackDeliverer:
 
     def __init__(self, web: SlackWeb, editor_for: Callable[[str], EditScheduler], streams: LiveStreams,
                  run_link: Callable[[Delivery], str | None] = _no_link,
-                 assistant: AssistantThreads | None = None) -> None:
+                 assistant: AssistantThreads | None = None, blobs: BlobStore | None = None) -> None:
         """``run_link`` gives the Temporal UI address of a delivery's run (None: no link shown);
-        ``assistant`` clears an AI-app thread's working status once the answer is in."""
+        ``assistant`` clears an AI-app thread's working status once the answer is in;
+        ``blobs``: where the files a turn's tools made are read from (None: answers go without them)."""
         self.web = web
         self.assistant = assistant
+        self.blobs = blobs
         self.editor_for = editor_for
         self.streams = streams
         self.run_link = run_link
@@ -115,11 +120,18 @@ class SlackDeliverer:
             if (attempt > 1 or not placeholder) and key in await lookup.keys():
                 continue  # an earlier attempt posted this part
             await self.web.post(channel, thread, part, key=key, blocks=blocks)
+        await self._files(d, channel, thread, lookup)
         await self._answered(d, team, channel, thread)
 
     async def _answered(self, d: Delivery, team: str, channel: str, thread: str) -> None:
         if self.assistant is not None:
             await self.assistant.answered(ThreadRef(team, channel, thread), d.turn_id)
+
+    async def _files(self, d: Delivery, channel: str, thread: str, lookup: "_Lookup") -> None:
+        """The turn's files, after its text (see bots/core/uploads.py)."""
+        if d.files and d.kind == DeliveryKind.TURN_FINISHED and self.blobs is not None:
+            await deliver_files(d, self.blobs, _SlackUploader(self.web, channel, thread, d, lookup),
+                                UploadLimits(UPLOAD_BYTES, UPLOAD_FILES), self.platform)
 
     async def card(self, d: Delivery, attempt: int = 1) -> None:
         _team, channel, thread = _target(d)
@@ -178,6 +190,7 @@ class SlackDeliverer:
                     if exc.error not in _GONE:
                         raise
             await self.web.post(channel, thread, part, key=key)
+        await self._files(d, channel, thread, lookup)
         await self._answered(d, team, channel, thread)
 
     async def plain_card(self, d: Delivery) -> None:
@@ -195,6 +208,27 @@ class SlackDeliverer:
         ts = await self._card_ts(d)
         if ts is not None:
             await self.editor_for(team).send(channel, ts, _plain_card(d), meta_key=card_key(d.turn_id, d.approval.id))
+
+
+class _SlackUploader:
+    """Slack's file I/O for one delivery (see ``bots.core.uploads.Uploader``)."""
+
+    def __init__(self, web: SlackWeb, channel: str, thread: str, d: Delivery, lookup: "_Lookup") -> None:
+        self.web, self.channel, self.thread, self.d, self.lookup = web, channel, thread, d, lookup
+
+    async def uploaded(self) -> set[tuple[str, int]]:
+        return await self.web.shared_files(self.channel, self.thread, oldest=self.d.turn_id)
+
+    def shown_name(self, ref: BlobRef) -> str:
+        return ref.name
+
+    async def upload(self, ref: BlobRef, data: bytes) -> None:
+        await self.web.upload(self.channel, self.thread, ref.name, data)
+
+    async def note(self, text: str) -> None:
+        key = f"{self.d.turn_id}:files"
+        if key not in await self.lookup.keys():
+            await self.web.post(self.channel, self.thread, escape(text), key=key)
 
 
 class _Lookup:

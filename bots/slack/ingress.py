@@ -12,6 +12,12 @@ Which messages start or continue a turn:
   (the caller checks that; see ``IncomingMessage.needs_membership``);
 - a direct message always counts.
 The bot's own messages, other bots' messages and edits / deletions never start a turn.
+
+Files shared with a message (its ``files``, subtype ``file_share``) are downloaded from
+``url_private_download`` with the bot token (scope ``files:read``) before the submit; the token is
+only ever sent to Slack's own hosts (or the configured ``SLACK_API_URL``'s). Large files can take the
+handler past Slack's 3 s: Slack then retries the event, and the retry is dropped here (``seen``) while
+the first delivery goes on; an adapter that died meanwhile takes the retry as new.
 """
 
 from __future__ import annotations
@@ -19,18 +25,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from temporalio.service import RPCError
 
 from agent_core.errors import AgentRuntimeError
 from agent_core.types import ChatMessage
 from bots.core.cache import BoundedCache
+from bots.core.files import RemoteFile, notice
 from bots.core.ingress import Submitter
 
 from .assistant import AssistantThreads, is_assistant_thread
 from .ids import ThreadRef
+from .mrkdwn import escape
 from .streaming import LiveStreams
 from .web import SlackCallError, SlackWeb
 
@@ -59,6 +68,7 @@ class IncomingMessage:
     in_existing_thread: bool  # written as a reply in a thread (earlier messages may be context)
     needs_membership: bool  # only counts if the bot already takes part in the thread
     bare_mention: bool = False  # a mention with nothing to ask: answer how to ask, start no turn
+    files: tuple[dict, ...] = field(default=(), repr=False)  # the message's Slack file objects
 
 
 def strip_mention(text: str, bot_user_id: str | None) -> str:
@@ -107,21 +117,57 @@ def translate_event(event: dict, team: str, bot_user_id: str | None, bot_id: str
     name = profile.get("display_name") or profile.get("real_name") or None
     stripped = strip_mention(text, bot_user_id)
     bare = (kind == "app_mention" or mentions(text, bot_user_id)) and not event.get("files") and is_bare(stripped)
+    files = tuple(f for f in event.get("files") or () if isinstance(f, dict))
     return IncomingMessage(
         ref=ref, message_id=ts, user=user, user_name=name, text=stripped,
         in_existing_thread=in_thread, needs_membership=(kind == "message" and not is_dm), bare_mention=bare,
+        files=files,
     )
+
+
+def remote_files(files: Any, token: str, api_url: str | None = None) -> list[RemoteFile]:
+    """Slack file objects as downloads: ``url_private_download`` with the bot token, which goes to
+    Slack's hosts (and the configured API base's) only."""
+    out = []
+    for f in files or ():
+        if not isinstance(f, dict):
+            continue
+        url = f.get("url_private_download") or f.get("url_private")
+        if f.get("mode") in ("tombstone", "hidden_by_limit") or not isinstance(url, str):
+            url = None
+        headers = {"Authorization": f"Bearer {token}"} if url and _slack_host(url, api_url) else {}
+        size = f.get("size")
+        out.append(RemoteFile(
+            name=str(f.get("name") or f.get("title") or f.get("id") or "file"), url=url,
+            size=size if isinstance(size, int) else None, media_type=f.get("mimetype") or None,
+            headers=headers, html_ok=f.get("filetype") == "html",
+        ))
+    return out
+
+
+def _slack_host(url: str, api_url: str | None) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "slack.com" or host.endswith(".slack.com"):
+        return True
+    return bool(api_url) and host == (urlsplit(api_url).hostname or "").lower()
 
 
 def thread_context(messages: list[dict], bot_user_id: str | None, before_ts: str) -> list[ChatMessage]:
     """Earlier messages of a thread (conversations.replies order) as context, newest kept, bounded."""
-    picked: list[ChatMessage] = []
+    return [m for m, _files in thread_context_with_files(messages, bot_user_id, before_ts)]
+
+
+def thread_context_with_files(messages: list[dict], bot_user_id: str | None,
+                              before_ts: str) -> list[tuple[ChatMessage, list[dict]]]:
+    """``thread_context``, each message with its Slack file objects (read later, within a budget)."""
+    picked: list[tuple[ChatMessage, list[dict]]] = []
     total = 0
     earlier = [m for m in messages if isinstance(m, dict) and _ts(m.get("ts")) < _ts(before_ts)
                and m.get("subtype") not in _NOT_CONTEXT]
     for m in reversed(earlier[-CONTEXT_MESSAGES:]):
         text = (m.get("text") or "").strip()
-        if not text:
+        files = [f for f in m.get("files") or () if isinstance(f, dict)]
+        if not text and not files:
             continue
         if len(text) > CONTEXT_MESSAGE_CHARS:
             text = text[:CONTEXT_MESSAGE_CHARS] + " …"
@@ -130,10 +176,10 @@ def thread_context(messages: list[dict], bot_user_id: str | None, before_ts: str
         total += len(text)
         mine = bool(m.get("bot_id")) and (m.get("user") in (None, bot_user_id))
         if mine:
-            picked.append(ChatMessage(role="assistant", content=text))
+            picked.append((ChatMessage(role="assistant", content=text), files))
         else:
-            picked.append(ChatMessage(role="user", content=strip_mention(text, bot_user_id),
-                                      name=_safe_name(m.get("user") or m.get("username") or "user")))
+            picked.append((ChatMessage(role="user", content=strip_mention(text, bot_user_id),
+                                       name=_safe_name(m.get("user") or m.get("username") or "user")), files))
     picked.reverse()
     return picked
 
@@ -195,9 +241,10 @@ class Ingress:
             # a thread whose conversation ended idle is not new (it keeps its title).
             new = (new or inc.ref.thread_ts == inc.message_id) and not await self._ran(inc.ref)
         try:
+            received = await self.submitter.receive(self._remote(inc.files))
             handle = await self.submitter.submit(inc.text, inc.ref.conversation_id, message_id=inc.message_id,
                                                  user=inc.user, user_name=inc.user_name, context=context, meta=meta,
-                                                 note=note)
+                                                 note=note, attachments=received.refs)
         except Exception:
             self.seen.pop(seen, None)  # answer 500: Slack retries, the retry is not dropped
             raise
@@ -206,6 +253,13 @@ class Ingress:
             if note:
                 assistant.noted(inc.ref, inc.user)
             assistant.turn_started(inc.ref, inc.message_id, inc.text if new else None)
+        said = notice(received.problems)
+        if said and not (handle.last_status is not None and handle.last_status.duplicate):
+            try:
+                # File names are the sender's text: escaped, so a name like <!channel> mentions no one.
+                await self.web.post(inc.ref.channel, inc.ref.thread_ts, escape(said), max_wait=CONTEXT_WAIT)
+            except SlackCallError as exc:
+                log.warning("file notice for message %s in %s not posted: %s", inc.message_id, inc.ref.channel, exc)
         if retried:
             # The submit answer of a repeated message id is the first submit's answer (Temporal dedups
             # the update by id), so ask the turn's state now: an answered turn needs no placeholder.
@@ -216,6 +270,9 @@ class Ingress:
             if status is not None and status.done:
                 return
         self.streams.start(inc.ref, inc.message_id, look_first=retried)
+
+    def _remote(self, files: Any) -> list[RemoteFile]:
+        return remote_files(files, self.web.client.token or "", self.web.client.base_url)
 
     async def _takes_part(self, ref: ThreadRef) -> bool:
         """Whether the bot already has a conversation in this thread (then no mention is needed)."""
@@ -260,4 +317,5 @@ class Ingress:
         except (TimeoutError, SlackCallError) as exc:
             log.info("thread context of %s not read (%s); starting without it", inc.ref.conversation_id, exc)
             return [], True
-        return thread_context(messages, self.bot_user_id, inc.message_id), True
+        pairs = thread_context_with_files(messages, self.bot_user_id, inc.message_id)
+        return await self.submitter.context_files([(m, self._remote(files)) for m, files in pairs]), True

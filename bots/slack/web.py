@@ -16,6 +16,7 @@ that retries and restarts alone need; the metadata key on the message is already
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
@@ -185,6 +186,38 @@ class SlackWeb:
             key = metadata_key(m)
             if key and m.get("ts"):
                 found.setdefault(key, str(m["ts"]))
+        return found
+
+    async def upload(self, channel: str, thread_ts: str, name: str, data: bytes) -> str:
+        """Share a file in the thread by Slack's external upload flow; returns the file id."""
+        got = await self.call("files.getUploadURLExternal", filename=name, length=len(data))
+        url, file_id = str(got.get("upload_url") or ""), str(got.get("file_id") or "")
+        if not url or not file_id:
+            raise SlackCallError("files.getUploadURLExternal", "no upload_url in the answer")
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+                async with http.post(url, data=data) as resp:
+                    if resp.status != 200:
+                        raise SlackCallError("file upload", f"HTTP {resp.status}", resp.status)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise SlackCallError("file upload", f"no answer ({type(exc).__name__})") from None
+        await self.wait_post_budget(channel)  # the shared file is a message in the channel
+        self.post_budgets.get(channel).take()
+        params: dict[str, Any] = {"files": json.dumps([{"id": file_id, "title": name}]), "channel_id": channel}
+        if thread_ts:
+            params["thread_ts"] = thread_ts
+        await self.call("files.completeUploadExternal", **params)
+        return file_id
+
+    async def shared_files(self, channel: str, thread_ts: str, oldest: str | None = None) -> set[tuple[str, int]]:
+        """(name, size) of files bots shared in a thread after ``oldest``: what earlier attempts uploaded."""
+        found: set[tuple[str, int]] = set()
+        for m in await self.thread_messages(channel, thread_ts, oldest=oldest, pages=MAX_PAGES):
+            if not m.get("bot_id"):
+                continue
+            for f in m.get("files") or ():
+                if isinstance(f, dict) and isinstance(f.get("size"), int):
+                    found.add((str(f.get("name") or ""), f["size"]))
         return found
 
     async def is_workspace_admin(self, user: str) -> bool:

@@ -10,7 +10,9 @@ message sends and edits (429 with ``retry_after`` past 5 per 5 s), ``enforce_non
 "thread already exists", content over 2,000 characters refused (400), Message Content withheld without
 the privileged intent (close code 4014 when it is requested but not allowed). ``refuse_components`` /
 ``fail_components`` make message writes that carry components (a final answer's run link, an approval
-card; never a live edit) and a marked content fail, for delivery tests. Tests drive it (``user_message``, ``click``, ``slash``,
+card; never a live edit) and a marked content fail, for delivery tests. Files: ``add_attachment``
+hosts a file at a CDN URL (``cdn_status`` / ``cdn_stall`` make it answer an error or hang); a message
+created with multipart files keeps them as attachments, and ``uploads`` their bytes. Tests drive it (``user_message``, ``click``, ``slash``,
 ``send_raw``) and wait on its state with ``wait_for`` (a condition, never a fixed sleep).
 
 Sharding: ``add_guild(shard=, of=)`` adds a guild whose events go to that shard; ``gateway_shards`` is
@@ -105,6 +107,13 @@ class FakeDiscord(Gateway):
         self._cond = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.cdn: dict[str, tuple[bytes, str]] = {}  # attachment id -> (bytes, content type)
+        self.cdn_status: dict[str, int] = {}
+        self.cdn_stall: set[str] = set()
+        self.cdn_downloads: list[str] = []
+        self.uploads: list[tuple[str, bytes]] = []  # (filename, bytes) of files the bot posted
+        self.stall_uploads = 0  # the next N messages with files are stored, but their answers never come
+        self._cdn_release = asyncio.Event()
 
     # ------------------------------------------------------------------ ids and objects
     def snowflake(self) -> int:
@@ -150,13 +159,37 @@ class FakeDiscord(Gateway):
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> "FakeDiscord":
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
+        app.router.add_get("/attachments/{aid}/{name}", self._cdn)
         self._runner, self.port = await serve_local(app)
         return self
 
+    def add_attachment(self, data: bytes, filename: str, content_type: str = "application/octet-stream",
+                       size: int | None = None) -> dict[str, Any]:
+        """Host a file on the fake CDN; returns its attachment object (for ``user_message``)."""
+        aid = str(self.snowflake())
+        self.cdn[aid] = (data, content_type)
+        url = f"http://127.0.0.1:{self.port}/attachments/{aid}/{filename}?ex=expires"
+        return {"id": aid, "filename": filename, "size": len(data) if size is None else size, "url": url,
+                "proxy_url": url, "content_type": content_type}
+
+    async def _cdn(self, request: web.Request) -> web.Response:
+        aid = request.match_info["aid"]
+        self.cdn_downloads.append(aid)
+        await self._changed()
+        if aid in self.cdn_stall:
+            await self._cdn_release.wait()
+        if aid in self.cdn_status:
+            return web.Response(status=self.cdn_status[aid], text="error")
+        found = self.cdn.get(aid)
+        if found is None:
+            return web.Response(status=404, text="not found")
+        return web.Response(body=found[0], content_type=found[1])
+
     async def stop(self) -> None:
+        self._cdn_release.set()
         for ws in list(self._gateways):
             await ws.close()
         if self._runner is not None:
@@ -184,12 +217,14 @@ class FakeDiscord(Gateway):
 
     # ------------------------------------------------------------------ driving
     async def user_message(self, content: str, *, author: dict[str, Any] | None = None,
-                           channel_id: int | None = None, mention: bool = True) -> dict[str, Any]:
+                           channel_id: int | None = None, mention: bool = True,
+                           attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """A person posts; with ``mention`` the content starts with the bot's mention."""
         author = author or self.alice
         channel_id = channel_id or self.channel_id
         text = f"<@{self.bot['id']}> {content}" if mention else content
         msg = self._message(channel_id, author, text, mentions=[self.bot] if mention else [])
+        msg["attachments"] = list(attachments or [])
         await self.dispatch("MESSAGE_CREATE", msg)
         await self._changed()
         return msg
@@ -345,8 +380,9 @@ class FakeDiscord(Gateway):
         if request.content_type.startswith("multipart/"):  # a message with files: JSON part + file parts
             form = await request.post()
             body = json.loads(str(form.get("payload_json") or "{}"))
-            body["_files"] = {f.filename: f.file.read().decode("utf-8", errors="replace")
-                              for f in form.values() if hasattr(f, "file")}
+            raw_files = {f.filename: f.file.read() for f in form.values() if hasattr(f, "file")}
+            body["_files"] = {name: data.decode("utf-8", errors="replace") for name, data in raw_files.items()}
+            body["_raw_files"] = raw_files
         elif request.can_read_body:
             raw = await request.read()
             body = json.loads(raw) if raw and request.content_type == "application/json" else raw
@@ -361,6 +397,8 @@ class FakeDiscord(Gateway):
             retry_after = self.retry_after
             status, data, channel = self._refused(request.method, path) or await self._route(
                 request.method, path, body, request.query)
+        if isinstance(body, dict):
+            body.pop("_raw_files", None)
         self.calls.append(Call(request.method, path, body, status, arrived, channel))
         await self._changed()
         if status == 429:
@@ -449,6 +487,17 @@ class FakeDiscord(Gateway):
                 return 429, self._too_many(), cid
             msg = self._message(cid, self.bot, body.get("content") or "", components=body.get("components"),
                                 nonce=nonce)
+            for name, data in (body.pop("_raw_files", None) or {}).items():
+                aid = str(self.snowflake())
+                self.cdn[aid] = (data, "application/octet-stream")
+                url = f"http://127.0.0.1:{self.port}/attachments/{aid}/{name}"
+                msg["attachments"].append({"id": aid, "filename": name, "size": len(data), "url": url,
+                                           "proxy_url": url})
+                self.uploads.append((name, data))
+            if msg["attachments"] and self.stall_uploads > 0:
+                self.stall_uploads -= 1
+                await self._changed()
+                await self._cdn_release.wait()  # until the fake stops: the client gave up long before
             if body.get("message_reference"):
                 msg["message_reference"] = body["message_reference"]
             await self.dispatch("MESSAGE_CREATE", msg)

@@ -38,8 +38,21 @@ Script = Callable[[dict[str, Any]], Reply]
 def last_user_text(body: dict[str, Any]) -> str:
     for m in reversed(body["messages"]):
         if m["role"] == "user":
-            return m.get("content") or ""
+            return content_text(m.get("content"))
     return ""
+
+
+def content_text(content: Any) -> str:
+    """A message's text: plain content, or its text parts joined (a message with files has parts)."""
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if p.get("type") == "text")
+    return content or ""
+
+
+def image_parts(body: dict[str, Any]) -> list[str]:
+    """The data URIs of every image part the request carries."""
+    return [p["image_url"]["url"] for m in body["messages"] if isinstance(m.get("content"), list)
+            for p in m["content"] if p.get("type") == "image_url"]
 
 
 def echo_script(body: dict[str, Any]) -> Reply:
@@ -80,7 +93,7 @@ class FakeOpenAI:
     def _serve(self) -> None:
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
-        app = web.Application()
+        app = web.Application(client_max_size=256 * 1024 * 1024)  # requests with images are large
         app.router.add_post("/v1/chat/completions", self._completions)
         self._runner, self.port = self._loop.run_until_complete(serve_local(app))
         self._ready.set()

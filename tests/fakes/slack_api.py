@@ -17,6 +17,11 @@ documented limits the adapter must respect:
   ``suggested`` and ``titles``); feedback buttons (a ``feedback_buttons`` element, only inside a
   ``context_actions`` block, with both buttons: plain-text labels of 75 characters, values of 2,000).
 ``ephemerals`` keeps what chat.postEphemeral showed to whom.
+Files: ``add_file`` hosts a file at its ``url_private_download``, served only with the bot token (else
+Slack's HTML sign-in page, with status 200, as Slack does); ``file_status`` / ``file_stall`` make a
+download answer an HTTP error or hang. Uploads follow the external flow (``files.getUploadURLExternal``,
+a POST of the bytes, ``files.completeUploadExternal`` sharing them in a thread as a bot message);
+``uploads`` keeps the bytes shared, by file id.
 ``over_limit`` counts requests refused for rate; a well-behaved client keeps it at 0.
 Runs on the caller's event loop (``await fake.start()``).
 """
@@ -90,6 +95,14 @@ class FakeSlack:
         self._socket_ready = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.files: dict[str, tuple[bytes, str]] = {}  # file id -> (bytes, mimetype) of hosted files
+        self.file_status: dict[str, int] = {}  # file id -> HTTP status its download answers instead
+        self.file_stall: set[str] = set()  # file ids whose download never answers
+        self.file_chunked: set[str] = set()  # file ids served without Content-Length (chunked)
+        self.downloads: list[tuple[str, bool]] = []  # (file id, with the bot token)
+        self._pending_uploads: dict[str, dict] = {}  # file id -> {"name", "length", "data"}
+        self.uploads: dict[str, bytes] = {}  # file id -> bytes, once shared
+        self._stall = asyncio.Event()
 
     # ---------------------------------------------------------------- server
     @property
@@ -100,10 +113,13 @@ class FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
+        app.router.add_get("/files-pri/{file_id}/{name}", self._download)
+        app.router.add_post("/upload/{file_id}", self._upload)
         self._runner, self.port = await serve_local(app)
         return self
 
     async def stop(self) -> None:
+        self._stall.set()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
@@ -138,6 +154,97 @@ class FakeSlack:
     def thread_status(self, channel: str, thread_ts: str) -> list[str]:
         """The statuses set in a thread, in order ("" clears)."""
         return [st for ch, th, st in self.statuses if ch == channel and th == thread_ts]
+
+    def add_file(self, data: bytes, name: str, mimetype: str = "application/octet-stream",
+                 size: int | None = None) -> dict:
+        """Host a file; returns its Slack file object (for a message's ``files``). ``size``: what the
+        object announces, when it should differ from the bytes."""
+        file_id = f"F{uuid.uuid4().hex[:10].upper()}"
+        self.files[file_id] = (data, mimetype)
+        url = f"http://127.0.0.1:{self.port}/files-pri/{file_id}/{urllib.parse.quote(name)}"
+        return {"id": file_id, "name": name, "title": name, "mimetype": mimetype,
+                "filetype": name.rsplit(".", 1)[-1] if "." in name else "binary",
+                "size": len(data) if size is None else size, "mode": "hosted", "url_private": url,
+                "url_private_download": url + "?download=1"}
+
+    def add_user_message_with_files(self, channel: str, text: str, files: list[dict], user: str = "U1",
+                                    thread_ts: str | None = None) -> dict:
+        """A person's message sharing files (subtype ``file_share``), stored; returns its event."""
+        event = self.add_user_message(channel, text, user=user, thread_ts=thread_ts)
+        stored = self.messages[channel][-1]
+        for msg in (event, stored):
+            msg["files"] = files
+            msg["subtype"] = "file_share"
+            msg["upload"] = True
+        return event
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        file_id = request.match_info["file_id"]
+        authorised = request.headers.get("Authorization") == f"Bearer {self.token}"
+        self.downloads.append((file_id, authorised))
+        await self._notify()
+        if file_id in self.file_stall:
+            await self._stall.wait()
+        if file_id in self.file_status:
+            return web.Response(status=self.file_status[file_id], text="error")
+        if not authorised:  # Slack answers its sign-in page, with 200, to a request without the token
+            return web.Response(status=200, content_type="text/html",
+                                text="<!DOCTYPE html><html><body>Sign in to Slack</body></html>")
+        found = self.files.get(file_id)
+        if found is None:
+            return web.Response(status=404, text="file_not_found")
+        data, mimetype = found
+        if file_id not in self.file_chunked:
+            return web.Response(status=200, body=data, content_type=mimetype)
+        resp = web.StreamResponse(status=200, headers={"Content-Type": mimetype})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        try:
+            for i in range(0, len(data), 1024 * 1024):
+                await resp.write(data[i:i + 1024 * 1024])
+            await resp.write_eof()
+        except ConnectionResetError:
+            pass  # the client stopped reading (a file over its limit)
+        return resp
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        pending = self._pending_uploads.get(request.match_info["file_id"])
+        if pending is None:
+            return web.Response(status=404, text="unknown upload")
+        pending["data"] = await request.read()
+        return web.Response(status=200, text="OK - " + str(len(pending["data"])))
+
+    def _m_files_getUploadURLExternal(self, p: dict) -> dict:
+        name, length = p.get("filename") or "", p.get("length") or ""
+        if not name or not str(length).isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{uuid.uuid4().hex[:10].upper()}"
+        self._pending_uploads[file_id] = {"name": name, "length": int(length), "data": None}
+        return {"ok": True, "upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}", "file_id": file_id}
+
+    def _m_files_completeUploadExternal(self, p: dict) -> dict:
+        files = p.get("files")
+        files = json.loads(files) if isinstance(files, str) else files
+        channel = p.get("channel_id") or ""
+        shared = []
+        for f in files or []:
+            pending = self._pending_uploads.get(f.get("id") or "")
+            if pending is None or pending["data"] is None:
+                return {"ok": False, "error": "file_not_found"}
+            if len(pending["data"]) != pending["length"]:
+                return {"ok": False, "error": "file_upload_size_mismatch"}
+            self.uploads[f["id"]] = pending["data"]
+            shared.append({"id": f["id"], "name": pending["name"], "title": f.get("title") or pending["name"],
+                           "size": len(pending["data"]), "mode": "hosted"})
+        if channel and shared:
+            ts = self.next_ts()
+            msg = {"type": "message", "user": self.bot_user, "bot_id": self.bot_id, "text": "", "ts": ts,
+                   "channel": channel, "files": shared, "upload": True}
+            if p.get("thread_ts"):
+                msg["thread_ts"] = p["thread_ts"]
+            self.messages.setdefault(channel, []).append(msg)
+            self.visible.append((time.monotonic(), channel, ts, ""))
+        return {"ok": True, "files": shared}
 
     def thread(self, channel: str, thread_ts: str) -> list[dict]:
         return sorted((m for m in self.messages.get(channel, [])
