@@ -155,8 +155,30 @@ class OpenAIChatModel:
         )
 
 
+# How servers say a request is longer than the model's context: OpenAI's error code, and the words
+# of vLLM, llama.cpp, Ollama and LiteLLM (read from the server's text, which is never shown).
+_CONTEXT_WORDS = re.compile(
+    r"context[_ ]length|context window|maximum context|too many tokens|prompt is too long|exceeds the context",
+    re.IGNORECASE)
+
+
+def _context_exceeded(exc: Any) -> bool:
+    if getattr(exc, "code", None) == "context_length_exceeded":
+        return True
+    return exc.status_code in (400, 413) and bool(_CONTEXT_WORDS.search(_server_text(exc)))
+
+
 def _status_error(exc: Any, model: str) -> ApplicationError:
     status = exc.status_code
+    if _context_exceeded(exc):
+        log.warning("model %r: the request is longer than the model's context (HTTP %s): %s", model, status,
+                    _server_text(exc))
+        return ApplicationError(
+            f"the conversation is too long for the model's context window (HTTP {status}, context length "
+            "exceeded), even after trimming it to a smaller budget; set DURABOT_CONTEXT_TOKENS to the "
+            f"model's context window, or start a new thread; {_SEE_LOG}",
+            {"kind": "context", "status": status}, type=ErrorType.CONTEXT_TOO_LONG.value, non_retryable=True,
+        )
     retryable = status in _RETRYABLE_STATUS or status >= 500
     hint = _STATUS_HINTS.get(status) or ("server error" if status >= 500 else "the request was refused")
     log.warning("model %r: the model server answered HTTP %s (%s): %s", model, status,
