@@ -14,7 +14,7 @@ from agent_core import Agent
 from agent_core.listing import UNKNOWN
 from agent_core.types import ConversationStatus
 
-__all__ = ["MAX_RUNS", "SCAN", "Listing", "age", "find_runs", "more_line", "step", "tools", "waiting"]
+__all__ = ["MAX_RUNS", "SCAN", "Listing", "age", "context", "find_runs", "more_line", "step", "tools", "waiting"]
 
 MAX_RUNS = 20  # lines shown
 SCAN = 500  # newest conversations asked for their state; older ones are only counted
@@ -66,6 +66,24 @@ def tools(status: ConversationStatus) -> list[str]:
 def waiting(status: ConversationStatus) -> list[str]:
     """The tools of the current turn's approvals still pending."""
     return [a.tool for a in status.current.approvals if a.status == "pending"] if status.current else []
+
+
+def context(status: ConversationStatus, now: datetime | None = None) -> str | None:
+    """How full the model's context is and when older turns were last summarised, when known:
+    ``2,345 of 7,000 tokens (34%); older turns summarised after turn 120, 3m ago``."""
+    if not status.context_budget:
+        return None  # a run without a token budget (started by an older version)
+    if status.context_tokens:
+        share = round(100 * status.context_tokens / status.context_budget)
+        text = f"{status.context_tokens:,} of {status.context_budget:,} tokens ({share}%)"
+    else:
+        text = f"no model request yet, {status.context_budget:,} tokens of room"
+    if status.summarised_turn is not None:
+        when = f", {age(status.summarised_at, now)} ago" if status.summarised_at else ""
+        text += f"; older turns summarised after turn {status.summarised_turn}{when}"
+    else:
+        text += "; nothing summarised yet"
+    return text
 
 
 def age(started_at: str, now: datetime | None = None) -> str:
