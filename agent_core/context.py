@@ -91,12 +91,12 @@ def select(
     if summary:
         head.append(ChatMessage(role="system", content=SUMMARY_HEADING + summary))
         used += message_tokens(head[-1])
-    pin = None
+    pin = apart = None  # the first request, and how it reads when sent apart from its place
+    pin_tokens = pin_chars = 0  # the room set aside for it
     if pinned is not None:
         pin = pinned if message_tokens(pinned) <= budget // 4 else shrink(pinned)
-        pin_tokens, pin_chars = message_tokens(pin), len(pin.content or "")
-    else:
-        pin_tokens = pin_chars = 0
+        apart = dataclasses.replace(pin, content=PINNED_HEADING + (pin.content or ""))
+        pin_tokens, pin_chars = message_tokens(apart), len(apart.content or "")
     chars = 0
     taken: list[ChatMessage] = []
     for i in range(len(messages) - 1, -1, -1):
@@ -128,9 +128,9 @@ def select(
             f"{'; the summary above covers what came before them' if summary else ''}]"))
         out.append(note)
         used += message_tokens(note)
-    if pin is not None:
-        out.append(dataclasses.replace(pin, content=PINNED_HEADING + (pin.content or "")))
-        used += pin_tokens + estimate(PINNED_HEADING)
+    if pin is not None and apart is not None:
+        out.append(apart)
+        used += pin_tokens
     recent = sum(message_tokens(m) for m in taken)
     return Selection(messages=out + taken, tokens=used, dropped=max(0, dropped), recent=recent)
 
