@@ -104,13 +104,14 @@ def select(
         if own:  # reached in order: sent in its place, and its room is no longer set aside
             msg, pin_tokens, pin_chars = pin, 0, 0
         choice = None
-        for candidate in (msg, shrink(msg)):
+        # The newest message is cut to the room there is; older ones shrink to their head.
+        for candidate in (msg, shrink(msg) if taken else clip_to(msg, budget - used - pin_tokens)):
             t, c = message_tokens(candidate), len(candidate.content or "")
             if used + t + pin_tokens <= budget and (not char_cap or chars + c + pin_chars <= char_cap):
                 choice = candidate
                 break
-        if choice is None and not taken:  # the newest message goes, cut to what room there is
-            choice = clip_to(msg, budget - used - pin_tokens)
+        if choice is None and not taken:  # the newest message goes whatever it costs
+            choice = shrink(msg)
         if choice is None:
             break
         taken.append(choice)
