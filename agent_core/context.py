@@ -177,6 +177,9 @@ def summary_prompt(previous: str | None, messages: list[ChatMessage], budget: in
     body = "\n".join(lines)
     if len(body) > room:
         body = body[-room:]
+    room_tokens = max(500, budget - summary_tokens(budget) - estimate(previous) - 300)
+    while estimate(body) > room_tokens and len(body) > 1_000:  # dense text (digits, JSON): less of it
+        body = body[len(body) // 4:]
     user = (f"Earlier summary:\n{previous}\n\n" if previous else "") + f"Conversation to summarise:\n{body}"
     return [{"role": "system", "content": SUMMARY_INSTRUCTIONS.format(words=words)},
             {"role": "user", "content": user}]

@@ -21,6 +21,7 @@ from typing import Any, Awaitable, Callable, Protocol
 
 from temporalio.exceptions import ApplicationError
 
+from .context import SUMMARY_INSTRUCTIONS
 from .contract import ErrorType
 from .types import LLMResult, ToolCall
 
@@ -254,6 +255,10 @@ class DemoModel:
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, on_delta: DeltaCallback
     ) -> LLMResult:
         tool_names = {t["function"]["name"] for t in tools or []}
+        if messages and str(messages[0].get("content") or "").startswith(SUMMARY_INSTRUCTIONS[:40]):
+            # Asked to summarise older turns: keep the first line of each of the user's messages.
+            said = re.findall(r"^User[^:]*: (.{0,120})", str(messages[-1].get("content") or ""), re.MULTILINE)
+            return LLMResult(text="The user said: " + " / ".join(said), tool_calls=[], finish_reason="stop")
         last = messages[-1] if messages else {"role": "user", "content": ""}
         if last["role"] == "tool":
             text = f"Done. The tool said: {last.get('content') or '(nothing)'}"

@@ -111,3 +111,15 @@ def test_the_setting():
     assert Settings.load(env={"DURABOT_CONTEXT_TOKENS": "32000"}, dotenv=None).context_tokens == 32_000
     with pytest.raises(UserError, match="DURABOT_CONTEXT_TOKENS"):
         Settings.load(env={"DURABOT_CONTEXT_TOKENS": "lots"}, dotenv=None)
+
+
+async def test_the_demo_model_summarises_what_the_user_said():
+    from agent_core.context import summary_prompt
+    from agent_core.model import DemoModel
+
+    async def ignore(_: str) -> None:
+        return None
+
+    prompt = summary_prompt(None, turns(3, size=2), 7_000)
+    answer = await DemoModel(token_delay=0).complete(prompt, None, ignore)
+    assert answer.text.startswith("The user said: question 0") and "question 2" in answer.text

@@ -11,6 +11,7 @@ from typing import TextIO
 from agent_core import Agent, AgentEvent
 from agent_core.errors import DurabotError
 from agent_core.events import TextAccumulator
+from bots.core.runs import context
 
 HELP = """Type a message and press Enter. While a tool waits for approval: 'a' approves, 'd' denies.
 Commands: /cancel (stop the running answer), /new (new conversation), /status, /help, /quit"""
@@ -100,7 +101,8 @@ class TerminalChat:
                 self._banner()
             elif line == "/status":
                 st = await self.agent.status(self.conversation_id)
-                self.say(f"[{st.state}, {st.turns} turns, {st.queued} queued, history {st.history_length} events]"
+                room = f"; context {context(st)}" if st and context(st) else ""
+                self.say(f"[{st.state}, {st.turns} turns, {st.queued} queued, history {st.history_length} events{room}]"
                          if st else "[no running conversation]")
             elif line.startswith("/"):
                 self.say(f"[unknown command {line.split()[0]}; /help lists them]")
