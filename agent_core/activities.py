@@ -16,11 +16,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from . import limits, metrics
+from . import context, limits, metrics
 from .events import EventBus, stream_key
 from .hooks import AbortRun, HookContext, Hooks
 from .model import ChatModel, failure_kind
-from . import context
 from .store import TranscriptStore
 from .tokens import estimate, request_tokens
 from .tools import Tool, ToolContext
@@ -165,11 +164,8 @@ class AgentActivities:
                 pinned = req.pinned if ref.resync else await self._stored(ref.conversation_id, req.pinned_seq)
                 if pinned is None and not ref.resync:
                     return None
-        room = req.context_tokens
-        fixed = self._fixed_tokens(tools)
-        chosen = context.select(transcript, room, fixed=fixed, summary=summary, pinned=pinned,
-                                pinned_index=index, char_cap=req.context_chars)
-        return chosen
+        return context.select(transcript, req.context_tokens, fixed=self._fixed_tokens(tools), summary=summary,
+                              pinned=pinned, pinned_index=index, char_cap=req.context_chars)
 
     async def _write(self, key: str, seq: int, msg: ChatMessage) -> None:
         try:
