@@ -101,8 +101,8 @@ def select(
     taken: list[ChatMessage] = []
     for i in range(len(messages) - 1, -1, -1):
         msg, own = messages[i], i == pinned_index and pin is not None
-        if own:  # reached in order: sent in its place, and its room is no longer set aside
-            msg, pin_tokens, pin_chars = pin, 0, 0
+        if own:  # reached in order: sent in its place like any other, its room no longer set aside
+            pin_tokens, pin_chars = 0, 0
         choice = None
         # The newest message is cut to the room there is; older ones shrink to their head.
         for candidate in (msg, shrink(msg) if taken else clip_to(msg, budget - used - pin_tokens)):

@@ -123,3 +123,13 @@ async def test_the_demo_model_summarises_what_the_user_said():
     prompt = summary_prompt(None, turns(3, size=2), 7_000)
     answer = await DemoModel(token_delay=0).complete(prompt, None, ignore)
     assert answer.text.startswith("The user said: question 0") and "question 2" in answer.text
+
+
+def test_a_long_first_request_goes_whole_in_its_place_and_shrunk_apart():
+    first = ChatMessage(role="user", content="please read " + "word " * 900)
+    chosen = select([first], 2_000, pinned=first, pinned_index=0)
+    assert chosen.messages == [first]
+    msgs = [first] + turns(30)
+    chosen = select(msgs, 2_000, pinned=first, pinned_index=0)
+    apart = next(m for m in chosen.messages if (m.content or "").startswith(PINNED_HEADING))
+    assert "more characters not shown" in apart.content and chosen.tokens <= 2_000
