@@ -4,8 +4,9 @@ Counting is an estimate, not a tokenizer: the exact BPE tables (tiktoken's) are 
 which fails on machines without internet, and no single table fits every model a deployment may point
 at (OpenAI's o200k and cl100k, Llama's, Claude's). The estimate follows how BPE tokenizers cut text
 (words, runs of up to three digits, punctuation, whitespace) and errs high: against cl100k it counts
-between 0.97 and 1.25 times the true number on English, code, JSON, logs, digits, German and Chinese,
-more on Cyrillic; ``SAFETY`` lifts the low end above 1. A budget reserves room for the answer on top.
+1.07 to 1.35 times the true number on English, Python, JSON, logs, digits, German and Chinese (``SAFETY``
+included), 1.8 times on Russian; bytes / 4 would count 0.53 to 1.17 times, too few on digits, JSON and
+Chinese. A budget reserves room for the answer on top.
 
 Context windows come from a small table of model name prefixes; an unknown model gets
 ``UNKNOWN_MODEL_TOKENS`` (small local servers such as Ollama default to a few thousand tokens), and a
