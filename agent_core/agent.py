@@ -40,6 +40,7 @@ from .store import InMemoryTranscriptStore, TranscriptStore
 from .handle import Conversation, RunHandle, RunResult
 from .options import Limits, ToolOptions, grouped
 from .temporal import TemporalConfig, connection, rpc_error, wait_for_poller
+from .tokens import input_budget, model_window
 from .tools import Tool, checked_tools, delegation_tool
 from .types import (
     AgentEvent, AgentMode, AgentSpec, ApprovalInfo, BlobRef, CancelRequest, Carry, ChatMessage,
@@ -116,6 +117,13 @@ class Agent:
     max_iterations = property(lambda self: self.limits.max_iterations)
     context_messages = property(lambda self: self.limits.context_messages)
     context_chars = property(lambda self: self.limits.context_chars)
+
+    @property
+    def context_tokens(self) -> int:
+        """Tokens a model round may send: the context window (given, or known for the model's name)
+        less room for the answer."""
+        window = self.limits.context_tokens or model_window(self.model.identity)
+        return input_budget(window)
     max_history_events = property(lambda self: self.limits.max_history_events)
     max_depth = property(lambda self: self.limits.max_depth)
 
@@ -124,7 +132,7 @@ class Agent:
             name=self.name, system_prompt=self.system_prompt, model_identity=self.model.identity,
             tools=self.tools, approval=self.approval.value, mode=self.mode.value,
             max_iterations=self.max_iterations, context_messages=self.context_messages,
-            context_chars=self.context_chars, extra={"hooks": ",".join(h.name for h in self.hooks)} if self.hooks else None,
+            context_chars=self.context_chars or 0, extra={"hooks": ",".join(h.name for h in self.hooks)} if self.hooks else None,
         )
         if self.subagents:
             self.manifest["subagents"] = ",".join(f"{s.name}:{s.fingerprint}" for s in self.subagents)
@@ -206,7 +214,8 @@ class Agent:
             task_queue=self.task_queue, depth=depth,
             subagents=[s.spec(depth + 1, max_depth) for s in self.subagents] if delegate else [],
             max_iterations=self.max_iterations, timeouts=self.timeouts, context_messages=self.context_messages,
-            max_history_events=self.max_history_events, context_chars=self.context_chars,
+            max_history_events=self.max_history_events, context_chars=self.context_chars or 0,
+            context_tokens=self.context_tokens,
             fingerprint=self.fingerprint if self.fingerprint_check else None,
             manifest=self.manifest if self.fingerprint_check else {},
         )

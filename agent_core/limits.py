@@ -18,6 +18,8 @@ the carried state) under budgets whose sum stays well below the limit:
     a paused turn's finished tool results   CHECKPOINT_BYTES      256 KB
     messages queued across continue-as-new  PENDING_BYTES         256 KB
     ratings of answers (with comments)      feedback.FEEDBACK_BYTES  128 KB
+    the first request, kept for the model   PINNED_BYTES           16 KB
+    the summary of older turns              SUMMARY_BYTES          32 KB
 
 Pure functions without I/O: the workflow imports this module.
 """
@@ -39,6 +41,8 @@ WINDOW_BYTES = 512 * 1024
 RECENT_BYTES = 192 * 1024
 CHECKPOINT_BYTES = 256 * 1024
 PENDING_BYTES = 256 * 1024
+PINNED_BYTES = 16 * 1024  # the conversation's first request, carried for resyncs
+SUMMARY_BYTES = 32 * 1024  # the summary of older turns, carried across continue-as-new
 APPROVAL_ARGUMENTS_BYTES = TOOL_ARGUMENTS_BYTES  # whole, for the approver's Show all; cards cut their own
 ERROR_BYTES = 4_096
 NAME_CHARS = 200  # user ids, user names, message ids: short by nature

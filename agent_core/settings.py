@@ -29,6 +29,7 @@ ENV_VARS: dict[str, str | None] = {
     "DURABOT_TASK_QUEUE": "durabot",
     "DURABOT_AGENT_NAME": "durabot",
     "DURABOT_MODEL": "gpt-4o-mini",
+    "DURABOT_CONTEXT_TOKENS": None,
     "DURABOT_SYSTEM_PROMPT": "You are durabot, a helpful assistant in a team chat. Be concise.",
     "DURABOT_TOOLS": "",
     "DURABOT_MCP_SERVERS": "",
@@ -97,6 +98,7 @@ class Settings:
     task_queue: str = "durabot"
     agent_name: str = "durabot"
     model: str = "gpt-4o-mini"
+    context_tokens: int | None = None  # the model's context window; None: known for the model's name
     system_prompt: str = ENV_VARS["DURABOT_SYSTEM_PROMPT"] or ""
     tools: str = ""
     mcp_servers: str = ""  # see agent_core.mcp.parse_mcp_env
@@ -156,6 +158,10 @@ class Settings:
         log_format = (get("DURABOT_LOG_FORMAT") or "text").lower()
         if log_format not in ("text", "json"):
             raise UserError(f"DURABOT_LOG_FORMAT={log_format!r} is not one of: text, json")
+        context_tokens = get("DURABOT_CONTEXT_TOKENS")
+        if context_tokens is not None and (not context_tokens.strip().isdigit() or int(context_tokens) < 2_000):
+            raise UserError(f"DURABOT_CONTEXT_TOKENS={context_tokens!r} is not a number of tokens of at least "
+                            "2000 (the model's context window, for example 128000)")
         from .codec import parse_keys
 
         files = _file_limits(get)
@@ -173,6 +179,7 @@ class Settings:
             task_queue=get("DURABOT_TASK_QUEUE") or "durabot",
             agent_name=get("DURABOT_AGENT_NAME") or "durabot",
             model=get("DURABOT_MODEL") or "gpt-4o-mini",
+            context_tokens=int(context_tokens) if context_tokens is not None else None,
             system_prompt=get("DURABOT_SYSTEM_PROMPT") or "",
             tools=get("DURABOT_TOOLS") or "",
             mcp_servers=get("DURABOT_MCP_SERVERS") or "",

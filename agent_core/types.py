@@ -100,8 +100,9 @@ class AgentSpec:
     tools: list[ToolSpec]
     max_iterations: int
     timeouts: Timeouts
-    context_messages: int  # how many transcript messages a model round sees at most
-    context_chars: int = 100_000  # and at most this many characters: older whole messages are dropped
+    context_messages: int  # transcript messages the workflow's own copy keeps (and, without a token
+    # budget, the most a model round sees)
+    context_chars: int = 100_000  # at most this many characters per round; 0: no limit but the tokens'
     max_history_events: int = 10_000  # continue-as-new once a run's history is this long
     max_history_bytes: int = 20 * 1024 * 1024
     fingerprint: str | None = None  # None: the check was switched off on the client side
@@ -109,6 +110,9 @@ class AgentSpec:
     task_queue: str = ""
     depth: int = 0  # 0 for a top-level agent; sub-agents one more than their parent
     subagents: list["AgentSpec"] = field(default_factory=list)
+    # Tokens a model round may send (the model's context minus room for the answer). 0: runs started
+    # before token budgets, whose rounds see the last ``context_messages`` within ``context_chars``.
+    context_tokens: int = 0
 
     def subagent(self, name: str) -> "AgentSpec | None":
         return next((s for s in self.subagents if s.name == name), None)
@@ -170,6 +174,7 @@ class Carry:
     seen_message_ids: list[str] = field(default_factory=list)
     recent: list["TurnStatus"] = field(default_factory=list)  # last few turns, for late result readers
     feedback: list["Feedback"] = field(default_factory=list)  # ratings of answers, oldest first
+    context: "ContextState | None" = None  # the summary of older turns and the last request's size
 
 
 RATINGS = ("up", "down")
@@ -193,6 +198,42 @@ class FeedbackCounts:
 
     up: int = 0
     down: int = 0
+
+
+@dataclass
+class ContextState:
+    """What a conversation knows of its model context: carried across continue-as-new and idle ends.
+
+    The summary covers transcript messages ``[0, summary_upto)``; the store keeps a copy of its text
+    under ``summary_key`` so model rounds read it by reference. ``pinned`` is a copy of the first
+    user request (sent in full, or shrunk if huge, in every round).
+    """
+
+    budget: int = 0  # tokens a round may send
+    summary: str = ""
+    summary_upto: int = 0
+    pinned_seq: int | None = None
+    pinned: ChatMessage | None = None
+    last_tokens: int = 0  # estimated tokens of the last request
+    last_budget: int = 0  # the budget it was fitted to (smaller after a context-length refusal)
+    summaries: int = 0  # how many summaries were made
+    summarised_turn: int | None = None  # the turn (1-based count) after which the last one was made
+    summarised_at: str | None = None  # ISO time it was made
+    due: bool = False  # the next round summarises first
+    retry_after_seq: int = 0  # after a summary that found nothing to take in, not before this message
+
+
+@dataclass
+class SummaryRef:
+    """The summary a round sends: its text is read from the store, or given here on a resync."""
+
+    upto_seq: int
+    text: str | None = None
+
+
+def summary_key(conversation_id: str) -> str:
+    """Where a conversation's summary lives in the transcript store (at sequence number ``upto_seq``)."""
+    return f"{conversation_id}#summary"
 
 
 @dataclass
@@ -258,6 +299,29 @@ class LLMRequest:
     source: str | None = None  # marks those events (a sub-agent's name)
     context_chars: int = 100_000
     turn_started: float | None = None  # epoch seconds the turn began, for the time-to-first-token metric
+    context_tokens: int = 0  # the token budget; 0: the old selection (messages, then characters)
+    summary: SummaryRef | None = None
+    pinned_seq: int | None = None  # the first user request, sent beside the recent messages
+    pinned: ChatMessage | None = None  # its copy, sent only on a resync
+
+
+@dataclass
+class SummaryRequest:
+    """Summarise the unsummarised part ``transcript`` (from ``previous.upto_seq``) into a new summary."""
+
+    conversation_id: str
+    transcript: TranscriptRef
+    budget: int
+    previous: SummaryRef | None = None
+    fingerprint: str | None = None
+
+
+@dataclass
+class SummaryResult:
+    text: str
+    upto_seq: int  # the new summary covers messages [0, upto_seq)
+    tokens: int = 0
+    transcript_missing: bool = False  # the store lost messages: send the window again
 
 
 @dataclass
@@ -268,6 +332,8 @@ class LLMResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     transcript_missing: bool = False  # the store lost messages: send the window again (no model call made)
+    context_tokens: int = 0  # estimated tokens of the request (0: an older worker did not count)
+    context_full: bool = False  # the unsummarised messages fill their share of the budget: summarise
 
 
 @dataclass
@@ -380,6 +446,11 @@ class ConversationStatus:
     started_at: str
     history_length: int = 0
     feedback: "FeedbackCounts | None" = None  # None: a workflow of a version without feedback
+    context_tokens: int = 0  # estimated tokens of the last model request (0: not known)
+    context_budget: int = 0  # the tokens a request may take (0: no token budget)
+    summarised_turn: int | None = None  # the turn after which older turns were last summarised
+    summarised_at: str | None = None  # and when (ISO time)
+    summaries: int = 0
 
 
 @dataclass

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         ChatMessage,
         ChildApproval,
         ConversationInput,
+        ContextState,
         ConversationStatus,
         Decision,
         Feedback,
@@ -101,6 +102,11 @@ class ConversationWorkflow:
         self.gate.count = carry.approvals
         self.seen = SeenIds(carry.seen_message_ids)
         self.feedback.merge(carry.feedback)  # a rating taken before a restore stays on top
+        # The summary and pinned request go on; the budget is this run's (the client's model may change).
+        self.context: ContextState | None = None
+        if self.spec.context_tokens:
+            self.context = carry.context or ContextState()
+            self.context.budget = self.spec.context_tokens
 
     # ---------------------------------------------------------------- main loop
     @workflow.run
@@ -194,6 +200,7 @@ class ConversationWorkflow:
             window=list(self.window.messages), next_seq=self.window.next_seq, turns=self.turns,
             approvals=self.gate.count, seen_message_ids=list(self.seen.order), recent=finished,
             feedback=self.feedback.carry(),
+            context=self.context,
         )
 
     # ---------------------------------------------------------------- messages in
@@ -323,11 +330,17 @@ class ConversationWorkflow:
         cur = self.current
         state = "idle" if cur is None else ("awaiting_approval" if cur.state == "awaiting_approval" else "running")
         info = workflow.info()
-        return ConversationStatus(
+        status = ConversationStatus(
             conversation_id=self.conv, state=state, turns=self.turns, current=cur, queued=len(self.queue),
             started_at=self.started_at, history_length=info.get_current_history_length(),
             feedback=self.feedback.counts(),
         )
+        ctx = self.context
+        if ctx is not None:
+            status.context_tokens, status.context_budget = ctx.last_tokens, ctx.budget
+            status.summarised_turn, status.summarised_at, status.summaries = (
+                ctx.summarised_turn, ctx.summarised_at, ctx.summaries)
+        return status
 
     @workflow.query(name=Query.TURN.value)
     def turn(self, turn_id: str) -> TurnStatus | None:
@@ -342,8 +355,12 @@ class ConversationWorkflow:
             st.bump()
             if msg.context and self.window.next_seq == 0:
                 self._append(*msg.context)
-            self._append(ChatMessage(role="user", content=msg.text, name=msg.user_name,
-                                     attachments=list(msg.attachments)))
+            first = ChatMessage(role="user", content=msg.text, name=msg.user_name,
+                                attachments=list(msg.attachments))
+            if self.context is not None and self.context.pinned_seq is None and self.turns == 0:
+                self.context.pinned_seq = self.window.next_seq  # the first request is sent in every round
+                self.context.pinned = dataclasses.replace(first, content=limits.clip(msg.text, limits.PINNED_BYTES, "message"))
+            self._append(first)
         self.turn_started = workflow.now().timestamp()
         self.turn_spoke = False
         self.current_task = asyncio.create_task(self._turn_body(msg, st, resume))
@@ -401,7 +418,7 @@ class ConversationWorkflow:
             allow_tools = rnd < rounds and bool(self.spec.tools)
             st.step = "thinking"
             result = await model_round(self.spec, self.conv, self.parent, self.window, msg.id, rnd, allow_tools,
-                                       None if self.turn_spoke else self.turn_started)
+                                       None if self.turn_spoke else self.turn_started, self.context, self.turns)
             self.turn_spoke = self.turn_spoke or bool(result.text)
             calls = result.tool_calls if allow_tools else []
             self._append(ChatMessage(role="assistant", content=result.text or None, tool_calls=calls))

@@ -37,7 +37,7 @@ def build_agent(settings: Settings, *, local_worker: bool | None = None,
         settings.agent_name, model=model, system_prompt=settings.system_prompt, tools=tools,
         temporal=temporal, approval=settings.approval,
         local_worker=settings.local_worker if local_worker is None else local_worker,
-        event_bus=bus, store=store, mode=mode, mcp_servers=mcp,
+        event_bus=bus, store=store, mode=mode, mcp_servers=mcp, context_tokens=settings.context_tokens,
         blobs=settings.blob_store(), file_limits=settings.file_limits(),
     )
 

@@ -14,7 +14,9 @@ from agent_core import Agent
 from agent_core.listing import UNKNOWN
 from agent_core.types import ConversationStatus
 
-__all__ = ["MAX_RUNS", "SCAN", "Listing", "age", "feedback", "find_runs", "more_line", "step", "tools", "waiting"]
+__all__ = [
+    "MAX_RUNS", "SCAN", "Listing", "age", "context", "feedback", "find_runs", "more_line", "step", "tools", "waiting",
+]
 
 MAX_RUNS = 20  # lines shown
 SCAN = 500  # newest conversations asked for their state; older ones are only counted
@@ -74,6 +76,24 @@ def feedback(status: ConversationStatus) -> tuple[int, int] | None:
     if status.feedback is None:
         return None
     return status.feedback.up, status.feedback.down
+
+
+def context(status: ConversationStatus, now: datetime | None = None) -> str | None:
+    """How full the model's context is and when older turns were last summarised, when known:
+    ``2,345 of 7,000 tokens (34%); older turns summarised after turn 120, 3m ago``."""
+    if not status.context_budget:
+        return None  # a run without a token budget (started by an older version)
+    if status.context_tokens:
+        share = round(100 * status.context_tokens / status.context_budget)
+        text = f"{status.context_tokens:,} of {status.context_budget:,} tokens ({share}%)"
+    else:
+        text = f"no model request yet, {status.context_budget:,} tokens of room"
+    if status.summarised_turn is not None:
+        when = f", {age(status.summarised_at, now)} ago" if status.summarised_at else ""
+        text += f"; older turns summarised after turn {status.summarised_turn}{when}"
+    else:
+        text += "; nothing summarised yet"
+    return text
 
 
 def age(started_at: str, now: datetime | None = None) -> str:

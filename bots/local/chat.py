@@ -16,6 +16,7 @@ from agent_core.blobs import BlobMissing
 from agent_core.errors import DurabotError
 from agent_core.events import TextAccumulator
 from agent_core.types import BlobRef
+from bots.core.runs import context
 
 HELP = """Type a message and press Enter. While a tool waits for approval: 'a' approves, 'd' denies.
 Commands: /attach PATH (a file for your next message), /cancel (stop the running answer),
@@ -109,7 +110,8 @@ class TerminalChat:
                 self._banner()
             elif line == "/status":
                 st = await self.agent.status(self.conversation_id)
-                self.say(f"[{st.state}, {st.turns} turns, {st.queued} queued, history {st.history_length} events]"
+                room = f"; context {context(st)}" if st and context(st) else ""
+                self.say(f"[{st.state}, {st.turns} turns, {st.queued} queued, history {st.history_length} events{room}]"
                          if st else "[no running conversation]")
             elif line.startswith("/attach"):
                 await self._attach(line[len("/attach"):].strip())

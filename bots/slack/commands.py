@@ -18,7 +18,7 @@ from agent_core.listing import UNKNOWN
 from agent_core.types import ConversationStatus
 from bots.core.policy import AdminCheck, is_admin
 from bots.core.refs import conversation_prefix
-from bots.core.runs import MAX_RUNS, age, feedback, find_runs, step, tools
+from bots.core.runs import MAX_RUNS, age, context, feedback, find_runs, step, tools
 
 from .ids import PREFIX, ThreadRef, parse_conversation_id, parse_thread_reference, thread_link
 
@@ -106,6 +106,8 @@ class Commands:
         text = describe(st, self.base_url)
         if tools(st):
             text += "\nTools so far: " + ", ".join(f"`{t}`" for t in tools(st))
+        if context(st):
+            text += f"\nContext: {context(st)}"
         text += f"\n{st.turns} turn(s) done."
         rated = feedback(st)
         if rated is not None:
