@@ -29,6 +29,7 @@ from agent_core.types import ChatMessage
 from bots.core.cache import BoundedCache
 from bots.core.ingress import Submitter
 
+from . import workspaces
 from .ids import ThreadRef
 from .streaming import LiveStreams
 from .web import SlackCallError, SlackWeb
@@ -156,14 +157,26 @@ class Ingress:
         self.agent = submitter.agent
         self.web = web
         self.streams = streams
-        self.bot_user_id: str | None = None
-        self.bot_id: str | None = None
+        self._bot_user_id: str | None = None
+        self._bot_id: str | None = None
         self.team = ""
         self.seen: BoundedCache[tuple[str, str], None] = BoundedCache(SEEN)
         self.known_threads: BoundedCache[str, None] = BoundedCache(SEEN)
 
     def identify(self, bot_user_id: str | None, bot_id: str | None, team: str) -> None:
-        self.bot_user_id, self.bot_id, self.team = bot_user_id, bot_id, team
+        self._bot_user_id, self._bot_id, self.team = bot_user_id, bot_id, team
+
+    # Installed in many workspaces, the bot is another user in each: the workspace scope of the
+    # event at hand (see workspaces.py) says which, else the one identified at start-up.
+    @property
+    def bot_user_id(self) -> str | None:
+        ws = workspaces.current()
+        return ws.bot_user_id if ws is not None and ws.bot_user_id else self._bot_user_id
+
+    @property
+    def bot_id(self) -> str | None:
+        ws = workspaces.current()
+        return ws.bot_id if ws is not None and ws.bot_id else self._bot_id
 
     async def on_message(self, event: dict, body: dict, retried: bool) -> None:
         """``retried``: Slack delivers this event again (an earlier delivery may have been taken)."""

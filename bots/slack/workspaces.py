@@ -1,0 +1,145 @@
+"""Which workspace a piece of work belongs to, and that workspace's Web API client.
+
+Installed in many workspaces, every Web API call must carry the token of the workspace it acts in.
+The workspace is known where work begins: a Slack request names its team (Bolt's authorize has found
+the installation), and a delivery names its conversation, whose id starts with the team. From there
+it is set once as the *workspace scope* (a context variable) and every call made under it, including
+those of the background tasks a request starts (asyncio copies the context into a task), picks that
+workspace's client. Threading the team through every component instead would change every signature
+for a value that never varies within one piece of work.
+
+In OAuth mode a call made outside any scope fails (``NOT_INSTALLED``) rather than guessing: no
+workspace's token is ever used for another's work. With a single ``SLACK_BOT_TOKEN`` the scope
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agent_core.types import Delivery
+from bots.core.cache import BoundedCache
+from bots.core.delivery import Deliverer, Failure
+
+from .ids import parse_conversation_id
+
+__all__ = ["NOT_INSTALLED", "Workspace", "WorkspaceClients", "ScopedDeliverer", "current", "scope",
+           "team_of"]
+
+log = logging.getLogger(__name__)
+
+NOT_INSTALLED = "app_not_installed"  # the error of a call for a workspace without an installation
+CLIENT_TTL = 60.0  # seconds a workspace's token is reused before the store is read again
+WORKSPACES = 10_000
+
+
+@dataclass(frozen=True)
+class Workspace:
+    team: str
+    bot_user_id: str | None = None  # the app's bot user in this workspace (each workspace has its own)
+    bot_id: str | None = None
+
+
+_current: ContextVar[Workspace | None] = ContextVar("durabot_slack_workspace", default=None)
+
+
+def current() -> Workspace | None:
+    return _current.get()
+
+
+@contextlib.contextmanager
+def scope(team: str, bot_user_id: str | None = None, bot_id: str | None = None) -> Iterator[Workspace]:
+    """Run the block (and the tasks it starts) as work of workspace ``team``."""
+    ws = Workspace(team, bot_user_id, bot_id)
+    token = _current.set(ws)
+    try:
+        yield ws
+    finally:
+        _current.reset(token)
+
+
+def team_of(d: Delivery) -> str:
+    """The workspace a delivery goes to: the team ingress recorded, else the conversation id's (refs
+    written before the team was recorded carry it there)."""
+    team = d.meta.get("team", "")
+    if not team:
+        ref = parse_conversation_id(d.conversation_id)
+        team = ref.team if ref else ""
+    return team
+
+
+class NotInstalled(Exception):
+    """No installation holds a bot token for this workspace (never installed, or uninstalled)."""
+
+
+class WorkspaceClients:
+    """Each installed workspace's Web API client, from the installation store, reused a short while.
+
+    A workspace removed on another replica is noticed within ``CLIENT_TTL`` (Slack refuses its token
+    meanwhile, which a delivery treats as final); ``forget`` drops one at once."""
+
+    def __init__(self, store: AsyncInstallationStore, make: Callable[[str], AsyncWebClient], *,
+                 ttl: float = CLIENT_TTL) -> None:
+        """``make`` builds a client for a token (the adapter's own kind: metered, no retries)."""
+        self.store = store
+        self.ttl = ttl
+        self._make = make
+        self._clients: BoundedCache[str, tuple[float, AsyncWebClient]] = BoundedCache(WORKSPACES)
+
+    async def client(self, team: str) -> AsyncWebClient:
+        cached = self._clients.get(team)
+        if cached is not None and time.monotonic() - cached[0] < self.ttl:
+            return cached[1]
+        bot = await self.store.async_find_bot(enterprise_id=None, team_id=team) if team else None
+        if bot is None or not bot.bot_token:
+            self._clients.pop(team, None)
+            raise NotInstalled(team)
+        client = self._make(bot.bot_token)
+        self._clients[team] = (time.monotonic(), client)
+        return client
+
+    def forget(self, team: str) -> None:
+        self._clients.pop(team, None)
+
+
+class ScopedDeliverer:
+    """A deliverer whose every call runs in the scope of the delivery's workspace."""
+
+    def __init__(self, inner: Deliverer) -> None:
+        self.inner = inner
+        self.platform = inner.platform
+
+    def classify(self, exc: Exception) -> Failure:
+        return self.inner.classify(exc)
+
+    async def answer(self, d: Delivery, attempt: int = 1) -> None:
+        with scope(team_of(d)):
+            await self.inner.answer(d, attempt)
+
+    async def card(self, d: Delivery, attempt: int = 1) -> None:
+        with scope(team_of(d)):
+            await self.inner.card(d, attempt)
+
+    async def decided_card(self, d: Delivery, attempt: int = 1) -> None:
+        with scope(team_of(d)):
+            await self.inner.decided_card(d, attempt)
+
+    async def plain_answer(self, d: Delivery) -> None:
+        with scope(team_of(d)):
+            await self.inner.plain_answer(d)
+
+    async def plain_card(self, d: Delivery) -> None:
+        with scope(team_of(d)):
+            await self.inner.plain_card(d)
+
+    async def plain_decided_card(self, d: Delivery) -> None:
+        with scope(team_of(d)):
+            await self.inner.plain_decided_card(d)
