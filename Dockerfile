@@ -28,6 +28,9 @@ RUN groupadd --system --gid 10001 durabot \
     && useradd --system --uid 10001 --gid durabot --home-dir /home/durabot --create-home \
        --shell /usr/sbin/nologin durabot
 COPY --from=build /opt/durabot /opt/durabot
+# .durabot/ holds the default SQLite database of Slack installations: owned by durabot, so a volume
+# mounted there starts writable.
+RUN install -d -o 10001 -g 10001 /home/durabot/.durabot
 WORKDIR /home/durabot
 USER 10001:10001
 # 3000: Slack HTTP mode (POST /slack/events). 9464: /healthz, /readyz, /metrics.
