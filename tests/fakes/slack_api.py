@@ -79,6 +79,7 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.messages: dict[str, list[dict]] = {}
         self.users: dict[str, dict] = {}
+        self.team_users: dict[str, dict[str, dict]] = {}  # team -> users as that workspace knows them
         self.views: list[dict] = []  # modals opened with views.open
         self.visible: list[tuple[float, str, str, str]] = []  # (at, channel, ts, text) of posts and edits
         self.over_limit = 0
@@ -186,14 +187,14 @@ class FakeSlack:
             params = {k: v for k, v in (await request.post()).items()}
         params = {**dict(request.query), **params}  # slack_sdk sends form-style params in the query
         auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else ""
+        _caller.set((token, self.tokens.get(token, "")))  # this request's, not the connection's last
         if method == "oauth.v2.access":  # the app's credentials, as HTTP Basic auth
             return await self._oauth_access(method, params, auth)
-        token = auth.removeprefix("Bearer ")
-        _caller.set((token, self.tokens.get(token, "")))
         if method == "apps.connections.open":
             valid = auth == f"Bearer {self.app_token}"
         else:
-            valid = auth.startswith("Bearer ") and token in self.tokens
+            valid = token in self.tokens
         if not valid:
             return await self._answer(method, params, {"ok": False, "error": "invalid_auth"})
         if self.rate_limit_next.get(method, 0) > 0:  # forced by a test: not counted in over_limit
@@ -443,7 +444,8 @@ class FakeSlack:
 
     def _m_users_info(self, p: dict) -> dict:
         user = p.get("user") or ""
-        info = self.users.get(user, {"id": user, "name": user.lower(), "is_admin": False})
+        info = self.team_users.get(_caller.get()[1], {}).get(user) or self.users.get(
+            user, {"id": user, "name": user.lower(), "is_admin": False})
         return {"ok": True, "user": info}
 
     # ---------------------------------------------------------------- Socket Mode

@@ -161,7 +161,7 @@ async def test_two_workspaces_at_once_each_answered_with_its_own_token(workspace
 async def test_a_button_or_a_listing_never_crosses_workspaces(workspaces, fake_openai):
     fake_openai.script = deploy_script()
     ws = await workspaces(DURABOT_ADMINS="UADMIN")
-    await ws.install("T1")
+    token1 = await ws.install("T1")
     token2 = await ws.install("T2")
     event = await ws.mention("T1", "deploy web", user="U1")
     message, (approve, deny) = await ws.fake.wait_for(lambda: card_of(ws, "C1", event["ts"]))
@@ -190,11 +190,14 @@ async def test_a_button_or_a_listing_never_crosses_workspaces(workspaces, fake_o
         await ws.fake.wait_for(lambda: True, 0.1)
     assert short in text and "awaiting_approval" in text
 
-    # A workspace admin is asked of that workspace, with its token, and administers that workspace only.
-    ws.fake.users["UWS"] = {"id": "UWS", "is_admin": True}
+    # A workspace admin is asked of that workspace, with its token, and administers that workspace only:
+    # UWS administers T1, and is an ordinary member in T2.
+    ws.fake.team_users["T1"] = {"UWS": {"id": "UWS", "is_admin": True}}
+    status, text = await ws.senders["T1"].command("runs", "UWS", channel="C1")
+    assert short in text and "Active runs in this workspace" in text
     status, text = await ws.senders["T2"].command("runs", "UWS", channel="C2")
-    assert "No active runs in this workspace" in text
-    assert [c.token for c in ws.fake.calls if c.method == "users.info"] == [token2]
+    assert "No active runs in this channel" in text
+    assert [c.token for c in ws.fake.calls if c.method == "users.info"] == [token1, token2]
     status, text = await ws.senders["T2"].command(f"cancel {conv}", "UWS", channel="C2")
     assert "not a run id or a thread link of this workspace" in text
     assert (await ws.agent.status(conv)).state == "awaiting_approval"
@@ -253,6 +256,24 @@ async def test_uninstall_ends_that_workspaces_conversations_and_refuses_its_deli
     event["type"] = "app_mention"
     await ws.senders["T1"].event(event)
     assert await ws.agent.status(f"slack:T1:C1:{event['ts']}") is None
+
+
+async def test_a_revoked_bot_token_removes_the_installation_but_user_tokens_do_not(workspaces, fake_openai):
+    ws = await workspaces()
+    await ws.install("T1")
+    store = ws.adapter.stores.installations
+
+    async def revoked(tokens: dict) -> None:
+        body = json.dumps({"token": "legacy", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
+                           "event_id": f"Ev{len(tokens)}", "event_time": 1,
+                           "event": {"type": "tokens_revoked", "tokens": tokens}})
+        assert (await ws.senders["T1"].post(body, "application/json"))[0] == 200
+
+    await revoked({"oauth": ["U1"]})  # a user token of the workspace: the bot's installation stays
+    assert await store.async_find_bot(enterprise_id=None, team_id="T1") is not None
+    ws.fake.revoke("T1")
+    await revoked({"bot": [ws.bot_user("T1")]})
+    assert await store.async_find_bot(enterprise_id=None, team_id="T1") is None
 
 
 async def test_tokens_are_encrypted_at_rest(workspaces, fake_openai):
