@@ -25,7 +25,6 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from agent_core import Agent
-from agent_core.errors import UserError
 from agent_core.settings import Settings
 from agent_core.types import DeliveryTarget
 from bots.core.cache import BoundedCache
@@ -43,9 +42,9 @@ from .delivery import SlackDeliverer
 from .edits import EditScheduler
 from .ids import ACTION_PATTERN, PREFIX, parse_button
 from .ingress import Ingress
+from .installations import Stores
 from .limits import update_window
 from .streaming import LiveStreams
-from .installations import Stores
 from .web import SlackWeb, make_client
 from .workspaces import ScopedDeliverer, WorkspaceClients, scope
 
@@ -272,8 +271,7 @@ class SlackAdapter:
             return
         if event.get("type") == "tokens_revoked" and not (event.get("tokens") or {}).get("bot"):
             return  # only user tokens: the bot still works (and this app asks for none)
-        enterprise = context.enterprise_id if not context.is_enterprise_install else None
-        await self.stores.installations.async_delete_all(enterprise_id=enterprise, team_id=team)
+        await self.stores.installations.async_delete_all(enterprise_id=context.enterprise_id, team_id=team)
         self.clients.forget(team)
         log.info("removed from workspace %s (%s): installation deleted, ending its conversations",
                  team, event.get("type"))

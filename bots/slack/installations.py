@@ -78,10 +78,12 @@ class TokenBox:
         if cipher is None:
             raise TokenError(f"the stored {field} of workspace {team!r} is sealed with key {key_id!r}, which "
                              "DURABOT_SECRET_KEY does not hold")
-        raw = base64.b64decode(data)
+        from cryptography.exceptions import InvalidTag
+
         try:
+            raw = base64.b64decode(data, validate=True)
             return cipher.decrypt(raw[:12], raw[12:], self._aad(key_id, field, team)).decode()  # type: ignore[attr-defined]
-        except Exception:  # InvalidTag: a wrong key or an altered row; the text never says which token
+        except (InvalidTag, ValueError):  # the message names the field, never the value
             raise TokenError(f"the stored {field} of workspace {team!r} does not open: wrong key or an "
                              "altered row") from None
 

@@ -137,6 +137,8 @@ class SlackWeb:
         except workspaces.NotInstalled:
             # Logged without any token: only the workspace is named.
             raise SlackCallError(method, workspaces.NOT_INSTALLED, 200) from None
+        except workspaces.StoreUnavailable as exc:
+            raise SlackCallError(method, f"installations database unavailable ({exc})", 503) from None
 
     async def call(self, method: str, **params: Any) -> dict:
         # Writes go as JSON (blocks, metadata, views); reads as form fields, which every method accepts.

@@ -16,12 +16,12 @@ changes nothing.
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+import sqlalchemy.exc
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -33,8 +33,6 @@ from .ids import parse_conversation_id
 
 __all__ = ["NOT_INSTALLED", "Workspace", "WorkspaceClients", "ScopedDeliverer", "current", "scope",
            "team_of"]
-
-log = logging.getLogger(__name__)
 
 NOT_INSTALLED = "app_not_installed"  # the error of a call for a workspace without an installation
 CLIENT_TTL = 60.0  # seconds a workspace's token is reused before the store is read again
@@ -80,6 +78,10 @@ class NotInstalled(Exception):
     """No installation holds a bot token for this workspace (never installed, or uninstalled)."""
 
 
+class StoreUnavailable(Exception):
+    """The installations' database did not answer (a passing outage, retried like Slack's own)."""
+
+
 class WorkspaceClients:
     """Each installed workspace's Web API client, from the installation store, reused a short while.
 
@@ -98,7 +100,10 @@ class WorkspaceClients:
         cached = self._clients.get(team)
         if cached is not None and time.monotonic() - cached[0] < self.ttl:
             return cached[1]
-        bot = await self.store.async_find_bot(enterprise_id=None, team_id=team) if team else None
+        try:
+            bot = await self.store.async_find_bot(enterprise_id=None, team_id=team) if team else None
+        except sqlalchemy.exc.DBAPIError as exc:  # the database is down or unreachable: try again later
+            raise StoreUnavailable(type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__) from None
         if bot is None or not bot.bot_token:
             self._clients.pop(team, None)
             raise NotInstalled(team)

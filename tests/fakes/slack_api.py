@@ -255,7 +255,8 @@ class FakeSlack:
     def _m_auth_test(self, p: dict) -> dict:
         team = _caller.get()[1]
         bot_user, bot_id = self._caller_bot()
-        return {"ok": True, "url": f"https://{team.lower()}.slack.test/", "team": f"Team {team}", "user": "durabot",
+        url = "https://fake.slack.test/" if team == self.team else f"https://{team.lower()}.slack.test/"
+        return {"ok": True, "url": url, "team": f"Team {team}", "user": "durabot",
                 "team_id": team, "user_id": bot_user, "bot_id": bot_id}
 
     async def _oauth_access(self, method: str, params: dict, auth: str) -> web.Response:

@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 from agent_core import Agent
 from agent_core.contract import DeliveryKind
-from agent_core.errors import DELIVERY_REFUSED, UserError
+from agent_core.errors import DELIVERY_LATER, DELIVERY_REFUSED, UserError
 from agent_core.types import Delivery
 from bots.slack import SlackAdapter
 from bots.slack.installations import TokenBox, TokenError
@@ -336,3 +336,24 @@ def test_settings_say_what_is_missing():
     assert SlackSettings(scopes=" chat:write , commands").scope_list == ["chat:write", "commands"]
     assert "users:read" in SlackSettings().scope_list
     assert DEFAULT_DATABASE_URL.startswith("sqlite:///.durabot/")
+
+
+async def test_a_database_outage_is_retried_not_a_refusal(workspaces, fake_openai):
+    ws = await workspaces()
+    await ws.install("T1")
+    ts = ws.fake.add_user_message("C1", "hello")["ts"]
+    ws.adapter.stores.engine.dispose()  # no connection left open to the file...
+    ws.db.rename(ws.db.with_name("moved.sqlite3"))
+    ws.db.mkdir()  # ...and none can be opened: the database is unreachable
+    ws.adapter.clients.forget("T1")
+    notice = Delivery(kind=DeliveryKind.TURN_FINISHED, conversation_id=f"slack:T1:C1:{ts}", turn_id=ts,
+                      meta={"team": "T1", "channel": "C1", "thread": ts}, text="hi")
+    with pytest.raises(ApplicationError) as later:
+        await ws.adapter.delivery.deliver(notice)
+    assert later.value.type == DELIVERY_LATER and not later.value.non_retryable
+    assert "installations database unavailable" in str(later.value)
+    # Back again, the same notice goes out with the workspace's token.
+    ws.db.rmdir()
+    ws.db.with_name("moved.sqlite3").rename(ws.db)
+    await ws.adapter.delivery.deliver(notice)
+    assert ws.fake.calls_of("T1", "chat.postMessage")[-1].params["text"] == "hi"
