@@ -36,7 +36,7 @@ from bots.core.refs import conversation_prefix
 from bots.core.runlink import RunLinks
 from bots.core.runs import end_conversations
 
-from . import approvals
+from . import approvals, workspaces
 from .commands import Commands
 from .delivery import SlackDeliverer
 from .edits import EditScheduler
@@ -46,7 +46,7 @@ from .installations import Stores
 from .limits import update_window
 from .streaming import LiveStreams
 from .web import SlackWeb, make_client
-from .workspaces import ScopedDeliverer, WorkspaceClients, scope
+from .workspaces import ScopedDeliverer, WorkspaceClients
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,8 @@ class SlackAdapter:
             if not self._signed(body, request.headers):
                 return aioweb.Response(status=401, text="invalid signature")
             return aioweb.Response(status=400, text="malformed payload")
-        resp = await self.app.async_dispatch(bolt_req)
+        with workspaces.request():
+            resp = await self.app.async_dispatch(bolt_req)
         if resp.status == 404:  # nothing of ours matched: a malformed or unsupported payload
             return aioweb.Response(status=400, text="unsupported payload")
         return _to_aiohttp(resp)
@@ -217,22 +218,16 @@ class SlackAdapter:
         self.app.action(ACTION_PATTERN)(self._on_click)
         self.app.command("/durabot")(self._on_command)
         if self.oauth:
+            self.app.use(workspaces.scope_middleware)  # every listener acts as its request's workspace
             self.app.event("app_uninstalled")(self._on_uninstalled)
             self.app.event("tokens_revoked")(self._on_uninstalled)
 
-    async def _on_message(self, event: dict, body: dict, request: AsyncBoltRequest, context: Any) -> None:
+    async def _on_message(self, event: dict, body: dict, request: AsyncBoltRequest) -> None:
         retried = bool(request.headers.get("x-slack-retry-num")) if request is not None else False
-        team = str(body.get("team_id") or event.get("team") or self.team)
-        with scope(team, context.bot_user_id, context.bot_id):
-            await self.ingress.on_message(event, body, retried)
+        await self.ingress.on_message(event, body, retried)
 
-    async def _on_click(self, ack: Any, body: dict, action: dict, context: Any) -> None:
+    async def _on_click(self, ack: Any, body: dict, action: dict) -> None:
         await ack()
-        team = str(context.team_id or (body.get("team") or {}).get("id") or self.team)
-        with scope(team, context.bot_user_id, context.bot_id):
-            await self._click(body, action, team)
-
-    async def _click(self, body: dict, action: dict, team: str) -> None:
         user = ((body.get("user") or {}).get("id")) or ""
         channel = ((body.get("channel") or {}).get("id")) or ""
         message = body.get("message") or {}
@@ -243,7 +238,7 @@ class SlackAdapter:
         if button is None:
             await self.web.ephemeral(channel, user, "This button is not one I understand; nothing changed.", thread)
             return
-        if self.oauth and approvals.foreign(button, team):
+        if self.oauth and approvals.foreign(button, team := workspaces.current_team()):
             log.warning("click on a button of %s from workspace %s refused", button.conversation_id, team)
             await self.web.ephemeral(channel, user, approvals.FOREIGN, thread)
             return
@@ -255,12 +250,11 @@ class SlackAdapter:
         if problem:
             await self.web.ephemeral(channel, user, problem, thread)
 
-    async def _on_command(self, ack: Any, command: dict, context: Any) -> None:
+    async def _on_command(self, ack: Any, command: dict) -> None:
         team = str(command.get("team_id") or self.team)
         user = str(command.get("user_id") or "")
         channel = str(command.get("channel_id") or "")
-        with scope(team, context.bot_user_id, context.bot_id):
-            text = await self.commands.answer(str(command.get("text") or ""), team, user, channel)
+        text = await self.commands.answer(str(command.get("text") or ""), team, user, channel)
         await ack(text=text, response_type="ephemeral")
 
     async def _on_uninstalled(self, event: dict, body: dict, context: Any) -> None:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy.exc
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
@@ -53,6 +54,11 @@ def current() -> Workspace | None:
     return _current.get()
 
 
+def current_team() -> str:
+    ws = _current.get()
+    return ws.team if ws is not None else ""
+
+
 @contextlib.contextmanager
 def scope(team: str, bot_user_id: str | None = None, bot_id: str | None = None) -> Iterator[Workspace]:
     """Run the block (and the tasks it starts) as work of workspace ``team``."""
@@ -62,6 +68,26 @@ def scope(team: str, bot_user_id: str | None = None, bot_id: str | None = None) 
         yield ws
     finally:
         _current.reset(token)
+
+
+@contextlib.contextmanager
+def request() -> Iterator[None]:
+    """Bound to one request whatever scope ``scope_middleware`` sets inside it: on leaving, the scope
+    is what it was before (a keep-alive connection serves its next request in the same task)."""
+    token = _current.set(None)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+async def scope_middleware(context: Any, next: Callable[[], Awaitable[Any]]) -> None:
+    """Bolt middleware: the request's workspace (the one Bolt authorized, with its bot) becomes the
+    scope of its listeners, and of the tasks they start. Bolt runs listeners after its middleware
+    returns, in the same task, so the scope is set here and ended by ``request``."""
+    if context.team_id:
+        _current.set(Workspace(str(context.team_id), context.bot_user_id, context.bot_id))
+    await next()
 
 
 def team_of(d: Delivery) -> str:
