@@ -45,6 +45,7 @@ class Workspace:
     team: str
     bot_user_id: str | None = None  # the app's bot user in this workspace (each workspace has its own)
     bot_id: str | None = None
+    url: str | None = None  # https://<workspace>.slack.com/, for links to its threads
 
 
 _current: ContextVar[Workspace | None] = ContextVar("durabot_slack_workspace", default=None)
@@ -86,7 +87,9 @@ async def scope_middleware(context: Any, next: Callable[[], Awaitable[Any]]) -> 
     scope of its listeners, and of the tasks they start. Bolt runs listeners after its middleware
     returns, in the same task, so the scope is set here and ended by ``request``."""
     if context.team_id:
-        _current.set(Workspace(str(context.team_id), context.bot_user_id, context.bot_id))
+        authorized = context.authorize_result
+        _current.set(Workspace(str(context.team_id), context.bot_user_id, context.bot_id,
+                               authorized.url if authorized is not None else None))
     await next()
 
 

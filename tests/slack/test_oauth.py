@@ -189,6 +189,7 @@ async def test_a_button_or_a_listing_never_crosses_workspaces(workspaces, fake_o
             break
         await ws.fake.wait_for(lambda: True, 0.1)
     assert short in text and "awaiting_approval" in text
+    assert f"https://fake.slack.test/archives/C1/p{event['ts'].replace('.', '')}" in text  # T1's own address
 
     # A workspace admin is asked of that workspace, with its token, and administers that workspace only:
     # UWS administers T1, and is an ordinary member in T2.
