@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 
@@ -335,7 +336,8 @@ def test_settings_say_what_is_missing():
     single.check(None)
     assert not single.oauth
     assert SlackSettings(scopes=" chat:write , commands").scope_list == ["chat:write", "commands"]
-    assert "users:read" in SlackSettings().scope_list
+    manifest = yaml.safe_load((Path(__file__).parents[2] / "deploy" / "slack-app-manifest.yaml").read_text())
+    assert SlackSettings().scope_list == manifest["oauth_config"]["scopes"]["bot"]  # the manifest's, in order
     assert DEFAULT_DATABASE_URL.startswith("sqlite:///.durabot/")
 
 
