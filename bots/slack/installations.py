@@ -187,7 +187,7 @@ class OAuthStateStore(AsyncOAuthStateStore):
 
 
 def engine_for(url: str | None) -> sqlalchemy.Engine:
-    """The database engine; the default SQLite file's folder is created on first use."""
+    """The database engine (no connection yet); a SQLite file's folder is created here."""
     url = url or DEFAULT_DATABASE_URL
     try:
         parsed = sqlalchemy.engine.make_url(url)
@@ -198,9 +198,9 @@ def engine_for(url: str | None) -> sqlalchemy.Engine:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     try:
         return sqlalchemy.create_engine(parsed, pool_pre_ping=True)
-    except ImportError as exc:
-        raise UserError(f"DURABOT_DATABASE_URL needs a database driver that is not installed ({exc.name}); "
-                        "install it, e.g. pip install 'psycopg[binary]' for PostgreSQL") from None
+    except (ImportError, sqlalchemy.exc.NoSuchModuleError) as exc:
+        raise UserError(f"DURABOT_DATABASE_URL needs a database driver that is not installed ({exc}); "
+                        "install it, e.g. pip install 'psycopg[binary]' for postgresql+psycopg://") from None
 
 
 class Stores:

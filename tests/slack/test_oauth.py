@@ -25,7 +25,7 @@ from agent_core.contract import DeliveryKind
 from agent_core.errors import DELIVERY_LATER, DELIVERY_REFUSED, UserError
 from agent_core.types import Delivery
 from bots.slack import SlackAdapter
-from bots.slack.installations import TokenBox, TokenError
+from bots.slack.installations import TokenBox, TokenError, engine_for
 from bots.slack.settings import DEFAULT_DATABASE_URL, SlackSettings
 from bots.slack.workspaces import NOT_INSTALLED
 from tests.fakes.slack_api import FakeSlack, SlackSender
@@ -339,6 +339,10 @@ def test_settings_say_what_is_missing():
     manifest = yaml.safe_load((Path(__file__).parents[2] / "deploy" / "slack-app-manifest.yaml").read_text())
     assert SlackSettings().scope_list == manifest["oauth_config"]["scopes"]["bot"]  # the manifest's, in order
     assert DEFAULT_DATABASE_URL.startswith("sqlite:///.durabot/")
+    with pytest.raises(UserError, match="not a database URL"):
+        engine_for("durabot.sqlite3")
+    with pytest.raises(UserError, match="driver that is not installed"):
+        engine_for("postgresql+nosuchdriver://durabot:secret@db/durabot")
 
 
 async def test_a_database_outage_is_retried_not_a_refusal(workspaces, fake_openai):
