@@ -29,7 +29,9 @@ RUN groupadd --system --gid 10001 durabot \
        --shell /usr/sbin/nologin durabot \
     && install -d -o durabot -g durabot /home/durabot/.durabot/blobs
 COPY --from=build /opt/durabot /opt/durabot
-# .durabot/blobs exists and belongs to durabot, so a volume mounted there (compose) is writable.
+# .durabot/ (the default SQLite database of Slack installations) and .durabot/blobs (files) belong to
+# durabot, so volumes mounted there (compose) start writable.
+RUN install -d -o 10001 -g 10001 /home/durabot/.durabot
 WORKDIR /home/durabot
 USER 10001:10001
 # 3000: Slack HTTP mode (POST /slack/events). 9464: /healthz, /readyz, /metrics.

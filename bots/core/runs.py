@@ -7,16 +7,23 @@ are decided here, and each adapter only words them in its own markup.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from temporalio.service import RPCError, RPCStatusCode
+
 from agent_core import Agent
-from agent_core.listing import UNKNOWN
+from agent_core.listing import UNKNOWN, running_query
 from agent_core.types import ConversationStatus
 
 __all__ = [
-    "MAX_RUNS", "SCAN", "Listing", "age", "context", "feedback", "find_runs", "more_line", "step", "tools", "waiting",
+    "MAX_RUNS", "SCAN", "Listing", "age", "context", "end_conversations", "feedback", "find_runs", "more_line",
+    "step", "tools", "waiting",
 ]
+
+log = logging.getLogger(__name__)
 
 MAX_RUNS = 20  # lines shown
 SCAN = 500  # newest conversations asked for their state; older ones are only counted
@@ -44,6 +51,29 @@ async def find_runs(agent: Agent, prefix: str, detail_timeout: float, *, idle: b
     # Those that did not answer may be busy: listed, but after the ones known to be.
     ordered = [r for r in shown if r.state != UNKNOWN] + [r for r in shown if r.state == UNKNOWN]
     return Listing(ordered, unchecked)
+
+
+async def end_conversations(agent: Agent, prefix: str, concurrency: int = 16) -> int:
+    """Ask every running conversation under ``prefix`` to stop (a workspace or guild that removed the
+    app); returns how many were asked.
+
+    Temporal's workflow cancellation, not termination: the running turn's activities are cancelled and
+    the conversation ends as cancelled, with nothing more to deliver, wherever it was."""
+    query = running_query([agent.workflow_id(prefix)], agent.task_queue)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def end(workflow_id: str) -> bool:
+        async with gate:
+            try:
+                await agent.client.get_workflow_handle(workflow_id).cancel()  # the latest run: it may have continued
+                return True
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:  # NOT_FOUND: it ended meanwhile
+                    log.warning("conversation %s not cancelled: %s", workflow_id, exc.message)
+                return False
+
+    asked = [end(ex.id) async for ex in agent.client.list_workflows(query)]
+    return sum(await asyncio.gather(*asked))
 
 
 def more_line(total: int, unchecked: int, older: str) -> str | None:

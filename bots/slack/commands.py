@@ -20,6 +20,7 @@ from bots.core.policy import AdminCheck, is_admin
 from bots.core.refs import conversation_prefix
 from bots.core.runs import MAX_RUNS, age, context, feedback, find_runs, step, tools
 
+from . import workspaces
 from .ids import PREFIX, ThreadRef, parse_conversation_id, parse_thread_reference, thread_link
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,17 @@ class Commands:
         self.agent = agent
         self.admins = admins
         self.workspace_admin = workspace_admin
-        self.base_url = base_url
+        self._base_url = base_url
+
+    @property
+    def base_url(self) -> str:
+        """The address of the workspace at hand: installed in many, the request's (see workspaces.py)."""
+        ws = workspaces.current()
+        return ws.url if ws is not None and ws.url else self._base_url
+
+    @base_url.setter
+    def base_url(self, value: str) -> None:
+        self._base_url = value
 
     async def answer(self, text: str, team: str, user: str, channel: str = "") -> str:
         try:

@@ -41,6 +41,7 @@ from .render import (
 )
 from .streaming import LiveStreams
 from .web import SlackCallError, SlackWeb
+from .workspaces import NOT_INSTALLED, team_of
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 REFUSED = frozenset({
     "channel_not_found", "not_in_channel", "is_archived", "restricted_action", "team_access_not_granted",
     "invalid_auth", "not_authed", "account_inactive", "token_revoked", "missing_scope",
+    NOT_INSTALLED,  # the workspace removed the app: nothing goes there any more
 })
 _GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 
@@ -72,7 +74,7 @@ def _target(d: Delivery) -> tuple[str, str, str]:
     channel = d.meta.get("channel", "")
     if not channel:
         raise ApplicationError(f"delivery {d.kind} of {d.conversation_id!r} has no channel", non_retryable=True)
-    return d.meta.get("team", ""), channel, d.meta.get("thread", "")
+    return team_of(d), channel, d.meta.get("thread", "")
 
 
 class SlackDeliverer:

@@ -37,6 +37,7 @@ from bots.core.cache import BoundedCache
 from bots.core.files import RemoteFile, notice
 from bots.core.ingress import Submitter
 
+from . import workspaces
 from .assistant import AssistantThreads, is_assistant_thread
 from .ids import ThreadRef
 from .mrkdwn import escape
@@ -207,14 +208,26 @@ class Ingress:
         self.agent = submitter.agent
         self.web = web
         self.streams = streams
-        self.bot_user_id: str | None = None
-        self.bot_id: str | None = None
+        self._bot_user_id: str | None = None
+        self._bot_id: str | None = None
         self.team = ""
         self.seen: BoundedCache[tuple[str, str], None] = BoundedCache(SEEN)
         self.known_threads: BoundedCache[str, None] = BoundedCache(SEEN)
 
     def identify(self, bot_user_id: str | None, bot_id: str | None, team: str) -> None:
-        self.bot_user_id, self.bot_id, self.team = bot_user_id, bot_id, team
+        self._bot_user_id, self._bot_id, self.team = bot_user_id, bot_id, team
+
+    # Installed in many workspaces, the bot is another user in each: the workspace scope of the
+    # event at hand (see workspaces.py) says which, else the one identified at start-up.
+    @property
+    def bot_user_id(self) -> str | None:
+        ws = workspaces.current()
+        return ws.bot_user_id if ws is not None and ws.bot_user_id else self._bot_user_id
+
+    @property
+    def bot_id(self) -> str | None:
+        ws = workspaces.current()
+        return ws.bot_id if ws is not None and ws.bot_id else self._bot_id
 
     async def on_message(self, event: dict, body: dict, retried: bool) -> None:
         """``retried``: Slack delivers this event again (an earlier delivery may have been taken)."""
@@ -241,7 +254,7 @@ class Ingress:
             # a thread whose conversation ended idle is not new (it keeps its title).
             new = (new or inc.ref.thread_ts == inc.message_id) and not await self._ran(inc.ref)
         try:
-            received = await self.submitter.receive(self._remote(inc.files))
+            received = await self.submitter.receive(await self._remote(inc.files))
             handle = await self.submitter.submit(inc.text, inc.ref.conversation_id, message_id=inc.message_id,
                                                  user=inc.user, user_name=inc.user_name, context=context, meta=meta,
                                                  note=note, attachments=received.refs)
@@ -271,8 +284,10 @@ class Ingress:
                 return
         self.streams.start(inc.ref, inc.message_id, look_first=retried)
 
-    def _remote(self, files: Any) -> list[RemoteFile]:
-        return remote_files(files, self.web.client.token or "", self.web.client.base_url)
+    async def _remote(self, files: Any) -> list[RemoteFile]:
+        if not files:
+            return []
+        return remote_files(files, await self.web.file_token(), self.web.client.base_url)
 
     async def _takes_part(self, ref: ThreadRef) -> bool:
         """Whether the bot already has a conversation in this thread (then no mention is needed)."""
@@ -318,4 +333,4 @@ class Ingress:
             log.info("thread context of %s not read (%s); starting without it", inc.ref.conversation_id, exc)
             return [], True
         pairs = thread_context_with_files(messages, self.bot_user_id, inc.message_id)
-        return await self.submitter.context_files([(m, self._remote(files)) for m, files in pairs]), True
+        return await self.submitter.context_files([(m, await self._remote(files)) for m, files in pairs]), True

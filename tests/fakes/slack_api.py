@@ -24,6 +24,13 @@ a POST of the bytes, ``files.completeUploadExternal`` sharing them in a thread a
 ``uploads`` keeps the bytes shared, by file id.
 ``over_limit`` counts requests refused for rate; a well-behaved client keeps it at 0.
 Runs on the caller's event loop (``await fake.start()``).
+
+Several workspaces: every bot token belongs to one team (``tokens``), and each team has its own bot
+user (``bots``). ``auth.test``, posts, edits and the chat.update budget follow the calling token's
+team, and every recorded call keeps the token it carried. ``oauth.v2.access`` exchanges a code that
+``authorize(team)`` handed out (what Slack's authorize page does when someone approves the install)
+for a new bot token of that team, checking the app's client id and secret; ``revoke(team)`` makes
+every token of a team invalid, as removing the app does.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import urllib.parse
 import uuid
 from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +59,8 @@ from tests.fakes.http import serve_local
 
 MAX_TEXT = 40_000
 
+_caller: ContextVar[tuple[str, str]] = ContextVar("fake_slack_caller", default=("", ""))  # (token, team)
+
 
 @dataclass
 class Call:
@@ -59,19 +69,27 @@ class Call:
     status: int
     error: str | None
     at: float = field(default_factory=time.monotonic)
+    token: str = field(default_factory=lambda: _caller.get()[0])  # the token the call carried
+    team: str = field(default_factory=lambda: _caller.get()[1])  # its team ("" for a refused token)
 
 
 class FakeSlack:
     def __init__(self, *, token: str = "xoxb-test", app_token: str = "xapp-test", team: str = "T1",
                  bot_user: str = "UBOT", bot_id: str = "BBOT", update_limit: int = 50,
-                 update_window: float = 60.0, post_rate: float = 1.0, post_burst: int = 4) -> None:
+                 update_window: float = 60.0, post_rate: float = 1.0, post_burst: int = 4,
+                 client_id: str = "111.222", client_secret: str = "client-secret") -> None:
         self.token, self.app_token, self.team = token, app_token, team
         self.bot_user, self.bot_id = bot_user, bot_id
+        self.tokens: dict[str, str] = {token: team}  # bot token -> its team
+        self.bots: dict[str, tuple[str, str]] = {team: (bot_user, bot_id)}  # team -> (bot user, bot id)
+        self.client_id, self.client_secret = client_id, client_secret
+        self.codes: dict[str, tuple[str, str]] = {}  # OAuth code -> (team, installing user)
         self.update_limit, self.update_window = update_limit, update_window
         self.post_rate, self.post_burst = post_rate, post_burst
         self.calls: list[Call] = []
         self.messages: dict[str, list[dict]] = {}
         self.users: dict[str, dict] = {}
+        self.team_users: dict[str, dict[str, dict]] = {}  # team -> users as that workspace knows them
         self.views: list[dict] = []  # modals opened with views.open
         self.ephemerals: list[dict] = []  # chat.postEphemeral: channel, user, text, thread_ts
         self.statuses: list[tuple[str, str, str]] = []  # assistant.threads.setStatus: channel, thread, status
@@ -252,7 +270,28 @@ class FakeSlack:
 
     def bot_messages(self, channel: str, thread_ts: str | None = None) -> list[dict]:
         msgs = self.thread(channel, thread_ts) if thread_ts else self.messages.get(channel, [])
-        return [m for m in msgs if m.get("bot_id") == self.bot_id]
+        ours = {bot_id for _, bot_id in self.bots.values()}
+        return [m for m in msgs if m.get("bot_id") in ours]
+
+    # ---------------------------------------------------------------- workspaces
+    def authorize(self, team: str, installer: str = "U1", bot_user: str | None = None,
+                  bot_id: str | None = None) -> str:
+        """Someone in ``team`` approved the install on Slack's page: the code Slack redirects with."""
+        self.bots.setdefault(team, (bot_user or f"UBOT{team}", bot_id or f"BBOT{team}"))
+        code = f"code-{uuid.uuid4().hex[:12]}"
+        self.codes[code] = (team, installer)
+        return code
+
+    def revoke(self, team: str) -> None:
+        """The app was removed from ``team``: its tokens stop working."""
+        for token in [t for t, owner in self.tokens.items() if owner == team]:
+            del self.tokens[token]
+
+    def calls_of(self, team: str, method: str | None = None) -> list[Call]:
+        return [c for c in self.calls if c.team == team and (method is None or c.method == method)]
+
+    def _caller_bot(self) -> tuple[str, str]:
+        return self.bots.get(_caller.get()[1], (self.bot_user, self.bot_id))
 
     def count(self, method: str, ok: bool | None = None) -> int:
         return sum(1 for c in self.calls if c.method == method and (ok is None or (c.error is None) == ok))
@@ -279,8 +318,15 @@ class FakeSlack:
             params = {k: v for k, v in (await request.post()).items()}
         params = {**dict(request.query), **params}  # slack_sdk sends form-style params in the query
         auth = request.headers.get("Authorization", "")
-        expected = self.app_token if method == "apps.connections.open" else self.token
-        if auth != f"Bearer {expected}":
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else ""
+        _caller.set((token, self.tokens.get(token, "")))  # this request's, not the connection's last
+        if method == "oauth.v2.access":  # the app's credentials, as HTTP Basic auth
+            return await self._oauth_access(method, params, auth)
+        if method == "apps.connections.open":
+            valid = auth == f"Bearer {self.app_token}"
+        else:
+            valid = token in self.tokens
+        if not valid:
             return await self._answer(method, params, {"ok": False, "error": "invalid_auth"})
         if self.rate_limit_next.get(method, 0) > 0:  # forced by a test: not counted in over_limit
             self.rate_limit_next[method] -= 1
@@ -338,8 +384,29 @@ class FakeSlack:
                                  headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
 
     def _m_auth_test(self, p: dict) -> dict:
-        return {"ok": True, "url": "https://fake.slack.test/", "team": "Fake", "user": "durabot",
-                "team_id": self.team, "user_id": self.bot_user, "bot_id": self.bot_id}
+        team = _caller.get()[1]
+        bot_user, bot_id = self._caller_bot()
+        url = "https://fake.slack.test/" if team == self.team else f"https://{team.lower()}.slack.test/"
+        return {"ok": True, "url": url, "team": f"Team {team}", "user": "durabot",
+                "team_id": team, "user_id": bot_user, "bot_id": bot_id}
+
+    async def _oauth_access(self, method: str, params: dict, auth: str) -> web.Response:
+        expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        if auth != f"Basic {expected}":
+            return await self._answer(method, params, {"ok": False, "error": "invalid_client_id"})
+        grant = self.codes.pop(str(params.get("code") or ""), None)
+        if grant is None:
+            return await self._answer(method, params, {"ok": False, "error": "invalid_code"})
+        team, installer = grant
+        token = f"xoxb-{team}-{uuid.uuid4().hex}"
+        self.tokens[token] = team
+        bot_user, _bot_id = self.bots[team]
+        return await self._answer(method, params, {
+            "ok": True, "app_id": "A1", "access_token": token, "token_type": "bot",
+            "scope": "app_mentions:read,chat:write,commands", "bot_user_id": bot_user,
+            "team": {"id": team, "name": f"Team {team}"}, "enterprise": None, "is_enterprise_install": False,
+            "authed_user": {"id": installer},
+        })
 
     def _m_apps_connections_open(self, p: dict) -> dict:
         return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
@@ -382,7 +449,8 @@ class FakeSlack:
         if error:
             return {"ok": False, "error": error}
         ts = self.next_ts()
-        msg = {"type": "message", "user": self.bot_user, "bot_id": self.bot_id, "text": p.get("text") or "",
+        bot_user, bot_id = self._caller_bot()
+        msg = {"type": "message", "user": bot_user, "bot_id": bot_id, "text": p.get("text") or "",
                "ts": ts, "channel": channel}
         for name in ("thread_ts", "blocks", "metadata"):
             if p.get(name):
@@ -394,7 +462,7 @@ class FakeSlack:
 
     def _m_chat_update(self, p: dict) -> dict | web.Response:
         now = time.monotonic()
-        window = self._updates.setdefault(self.team, deque())
+        window = self._updates.setdefault(_caller.get()[1], deque())  # the budget of the caller's workspace
         while window and window[0] <= now - self.update_window:
             window.popleft()
         if len(window) >= self.update_limit:
@@ -406,7 +474,7 @@ class FakeSlack:
         channel, ts = p.get("channel") or "", p.get("ts") or ""
         for msg in self.messages.get(channel, []):
             if msg["ts"] == ts:
-                if msg.get("bot_id") != self.bot_id:
+                if msg.get("bot_id") != self._caller_bot()[1]:  # another workspace's bot cannot edit it
                     return {"ok": False, "error": "cant_update_message"}
                 msg["text"] = p.get("text") or ""
                 blocks = p.get("blocks")
@@ -541,7 +609,8 @@ class FakeSlack:
 
     def _m_users_info(self, p: dict) -> dict:
         user = p.get("user") or ""
-        info = self.users.get(user, {"id": user, "name": user.lower(), "is_admin": False})
+        info = self.team_users.get(_caller.get()[1], {}).get(user) or self.users.get(
+            user, {"id": user, "name": user.lower(), "is_admin": False})
         return {"ok": True, "user": info}
 
     # ---------------------------------------------------------------- Socket Mode
