@@ -44,6 +44,7 @@ ENV_VARS: dict[str, str | None] = {
     "OPENAI_API_KEY": None,
     "OPENAI_BASE_URL": None,
     "DURABOT_SECRET_KEY": None,
+    "DURABOT_BUILD_ID": None,  # unset: unversioned worker; "auto": derived from version and code
 }
 
 SECRET_VARS = ("TEMPORAL_API_KEY", "OPENAI_API_KEY", "DURABOT_SECRET_KEY")
@@ -92,6 +93,7 @@ class Settings:
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
     secret_key: str | None = field(default=None, repr=False)  # encrypts Temporal payloads (agent_core.codec)
+    build_id: str | None = None  # DURABOT_BUILD_ID; see agent_core.versioning
 
     @property
     def use_demo_model(self) -> bool:
@@ -135,6 +137,9 @@ class Settings:
 
         secret_key = get("DURABOT_SECRET_KEY")
         parse_keys(secret_key)  # a malformed key stops start-up here, with how to make one
+        from .versioning import check_build_id
+
+        build_id = check_build_id(get("DURABOT_BUILD_ID"))
         return cls(
             temporal_address=address,
             temporal_namespace=get("TEMPORAL_NAMESPACE") or "default",
@@ -162,7 +167,14 @@ class Settings:
             openai_api_key=get("OPENAI_API_KEY"),
             openai_base_url=get("OPENAI_BASE_URL"),
             secret_key=secret_key,
+            build_id=build_id,
         )
+
+    def build(self):  # -> versioning.BuildInfo
+        """This process's build: its id and whether its worker runs as a deployment version."""
+        from .versioning import build_info
+
+        return build_info(self.build_id, self.task_queue)
 
     def temporal_config(self):  # -> TemporalConfig
         from .temporal import TemporalConfig

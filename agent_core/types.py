@@ -341,6 +341,7 @@ class ConversationStatus:
     queued: int
     started_at: str
     history_length: int = 0
+    build_id: str | None = None  # the worker build the run is on; None when workers run unversioned
 
 
 @dataclass
