@@ -14,7 +14,7 @@ from agent_core import Agent
 from agent_core.listing import UNKNOWN
 from agent_core.types import ConversationStatus
 
-__all__ = ["MAX_RUNS", "SCAN", "Listing", "age", "find_runs", "more_line", "step", "tools", "waiting"]
+__all__ = ["MAX_RUNS", "SCAN", "Listing", "age", "build", "find_runs", "more_line", "step", "tools", "waiting"]
 
 MAX_RUNS = 20  # lines shown
 SCAN = 500  # newest conversations asked for their state; older ones are only counted
@@ -61,6 +61,11 @@ def step(status: ConversationStatus) -> str | None:
 def tools(status: ConversationStatus) -> list[str]:
     """The tools the current turn has called so far, in order."""
     return list(status.current.tool_calls) if status.current else []
+
+
+def build(status: ConversationStatus) -> str | None:
+    """The worker build the conversation runs on, when workers run versioned (DURABOT_BUILD_ID)."""
+    return status.build_id or None
 
 
 def waiting(status: ConversationStatus) -> list[str]:

@@ -21,7 +21,7 @@ from agent_core.listing import UNKNOWN
 from agent_core.types import ConversationStatus
 
 from bots.core.policy import is_admin
-from bots.core.runs import MAX_RUNS, Listing, find_runs, step, tools, waiting
+from bots.core.runs import MAX_RUNS, Listing, build, find_runs, step, tools, waiting
 
 from .buttons import guild_admin
 from .ids import DM, ConversationRef, guild_prefix, parse_conversation_id
@@ -52,6 +52,8 @@ def describe(status: ConversationStatus | None) -> str:
             lines.append("**Tools used:** " + ", ".join(f"`{t}`" for t in tools(status)))
         if waiting(status):
             lines.append("**Waiting for approval:** " + ", ".join(f"`{t}`" for t in waiting(status)))
+    if build(status):
+        lines.append(f"**Build:** `{build(status)}`")
     return "\n".join(lines)
 
 

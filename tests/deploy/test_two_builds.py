@@ -15,6 +15,8 @@ from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from bots.discord.commands import describe as discord_status
+from bots.slack.commands import describe as slack_status
 from agent_core import Agent, AgentWorker, ToolContext, tool
 from agent_core.contract import WORKFLOW
 from agent_core.types import Carry, ConversationInput
@@ -132,7 +134,10 @@ async def test_conversations_of_build_a_move_to_build_b_without_breaking(tempora
             for i in range(2):
                 assert (await agent.run(f"next {i}", conversation_id=c)).text == f"echo next {i}"
             assert await current_build(agent, c) == "B", c
-            assert (await agent.status(c)).build_id == "B"
+            status = await agent.status(c)
+            assert status.build_id == "B"
+            # /durabot status words it on both platforms (the same ConversationStatus feeds both)
+            assert "**Build:** `B`" in discord_status(status) and "build `B`" in slack_status(status, "")
         for c in ("old-1", "old-2", "old-busy", "new-1"):
             assert await failed_tasks(agent, c) == [], c
 
