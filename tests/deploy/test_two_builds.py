@@ -9,11 +9,12 @@ fails a workflow task; new conversations start on B; then A drains and its worke
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
 from bots.discord.commands import describe as discord_status
 from bots.slack.commands import describe as slack_status
@@ -22,7 +23,9 @@ from agent_core.contract import WORKFLOW
 from agent_core.types import Carry, ConversationInput
 from agent_core.deployments import adopt_if_first, describe, promote
 from agent_core.versioning import BuildInfo, deployment_name
+from agent_core.worker import SANDBOXED_RUNNER
 from agent_core.workflow import ConversationWorkflow
+from tests.runtime.replay_gate import kinds, save
 from tests.fakes.openai_server import Reply
 
 BUILD_B_PATCH = "test-build-b-pause"
@@ -140,6 +143,12 @@ async def test_conversations_of_build_a_move_to_build_b_without_breaking(tempora
             assert "**Build:** `B`" in discord_status(status) and "build `B`" in slack_status(status, "")
         for c in ("old-1", "old-2", "old-busy", "new-1"):
             assert await failed_tasks(agent, c) == [], c
+        # The run that moved (build A's code) replays: the move itself is deterministic.
+        moved = await moved_run(agent, "old-1")
+        assert "version-upgrade" in kinds(moved)
+        await Replayer(workflows=[ConversationWorkflow], workflow_runner=SANDBOXED_RUNNER).replay_workflow(moved)
+        if os.environ.get("RECORD_HISTORIES"):
+            save("version_upgrade", moved)
 
         # A serves nothing any more: it drains, and its worker stops.
         drained = await eventually(lambda: _drainage(agent, dep, "A", "drained"), timeout=20, what="A to drain")
@@ -151,6 +160,14 @@ async def test_conversations_of_build_a_move_to_build_b_without_breaking(tempora
         if worker_b is not None:
             await worker_b.shutdown()
         await agent.close()
+
+
+async def moved_run(agent: Agent, conversation_id: str):
+    """The history of the conversation's run that continued as new onto the new build."""
+    wid = agent.workflow_id(conversation_id)
+    async for ex in agent.client.list_workflows(f"WorkflowId = '{wid}' AND ExecutionStatus = 'ContinuedAsNew'"):
+        return await agent.client.get_workflow_handle(wid, run_id=ex.run_id).fetch_history()
+    raise AssertionError(f"{conversation_id} never continued as new")
 
 
 async def _routed_to(agent: Agent, dep: str, build_id: str) -> bool:
