@@ -58,7 +58,8 @@ class DeploymentState:
                + (f", ramping {self.ramping} at {self.ramp_percent:g}%" if self.ramping else "")
                + ("" if self.propagated else " (routing change still propagating)")]
         for v in self.versions:
-            out.append(f"  {v.build_id}: {v.status}" + (f" ({v.drainage})" if v.drainage else ""))
+            shown = v.status if v.drainage in ("", v.status) else f"{v.status} ({v.drainage})"
+            out.append(f"  {v.build_id}: {shown}")
         return out
 
 

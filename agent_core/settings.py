@@ -45,6 +45,9 @@ ENV_VARS: dict[str, str | None] = {
     "OPENAI_BASE_URL": None,
     "DURABOT_SECRET_KEY": None,
     "DURABOT_BUILD_ID": None,  # unset: unversioned worker; "auto": derived from version and code
+    # What the Temporal worker controller sets in the pods it runs; DURABOT_BUILD_ID wins over the first.
+    "TEMPORAL_WORKER_BUILD_ID": None,
+    "TEMPORAL_DEPLOYMENT_NAME": None,  # default: the task queue, "." made "-"
 }
 
 SECRET_VARS = ("TEMPORAL_API_KEY", "OPENAI_API_KEY", "DURABOT_SECRET_KEY")
@@ -94,6 +97,7 @@ class Settings:
     openai_base_url: str | None = None
     secret_key: str | None = field(default=None, repr=False)  # encrypts Temporal payloads (agent_core.codec)
     build_id: str | None = None  # DURABOT_BUILD_ID; see agent_core.versioning
+    deployment_name: str | None = None  # TEMPORAL_DEPLOYMENT_NAME; None derives it from the task queue
 
     @property
     def use_demo_model(self) -> bool:
@@ -139,7 +143,7 @@ class Settings:
         parse_keys(secret_key)  # a malformed key stops start-up here, with how to make one
         from .versioning import check_build_id
 
-        build_id = check_build_id(get("DURABOT_BUILD_ID"))
+        build_id = check_build_id(get("DURABOT_BUILD_ID") or get("TEMPORAL_WORKER_BUILD_ID"))
         return cls(
             temporal_address=address,
             temporal_namespace=get("TEMPORAL_NAMESPACE") or "default",
@@ -168,13 +172,14 @@ class Settings:
             openai_base_url=get("OPENAI_BASE_URL"),
             secret_key=secret_key,
             build_id=build_id,
+            deployment_name=get("TEMPORAL_DEPLOYMENT_NAME"),
         )
 
     def build(self):  # -> versioning.BuildInfo
         """This process's build: its id and whether its worker runs as a deployment version."""
         from .versioning import build_info
 
-        return build_info(self.build_id, self.task_queue)
+        return build_info(self.build_id, self.task_queue, self.deployment_name)
 
     def temporal_config(self):  # -> TemporalConfig
         from .temporal import TemporalConfig

@@ -96,9 +96,12 @@ def check_build_id(value: str | None) -> str | None:
     return value or None
 
 
-def build_info(setting: str | None, task_queue: str) -> BuildInfo:
+def build_info(setting: str | None, task_queue: str, deployment: str | None = None) -> BuildInfo:
     """From ``DURABOT_BUILD_ID``: unset runs unversioned (the derived id is still reported), ``auto``
-    versions with the derived id, anything else is the build id itself."""
+    versions with the derived id, anything else is the build id itself. ``deployment`` overrides the
+    name derived from the task queue (the worker controller chooses its own)."""
     value = check_build_id(setting) or ""
     build_id = default_build_id() if value in ("", AUTO) else value
-    return BuildInfo(build_id=build_id, versioned=bool(value), deployment=deployment_name(task_queue))
+    if deployment is not None and "." in deployment:
+        raise UserError(f"TEMPORAL_DEPLOYMENT_NAME={deployment!r} contains '.', which separates it from the build id")
+    return BuildInfo(build_id=build_id, versioned=bool(value), deployment=deployment or deployment_name(task_queue))

@@ -115,6 +115,8 @@ async def test_conversations_of_build_a_move_to_build_b_without_breaking(tempora
         waiting = await agent.run_async("please deploy", conversation_id="old-busy")
         approval = await eventually(lambda: _pending_approval(waiting), what="the approval card")
         assert {await current_build(agent, c) for c in ("old-1", "old-2", "old-busy")} == {"A"}
+        on_a = f"TemporalWorkerDeploymentVersion = '{dep}:A' AND ExecutionStatus = 'Running'"  # ':' here
+        await eventually(lambda: _count_is(agent, on_a, 3), what="visibility to list the runs pinned to A")
 
         # Build B beside A, then made current.
         worker_b = Worker(agent.client, task_queue=temporal_config.task_queue, workflows=[BuildBWorkflow],
@@ -150,7 +152,8 @@ async def test_conversations_of_build_a_move_to_build_b_without_breaking(tempora
         if os.environ.get("RECORD_HISTORIES"):
             save("version_upgrade", moved)
 
-        # A serves nothing any more: it drains, and its worker stops.
+        # A serves nothing any more: no open run is pinned to it, it drains, and its worker stops.
+        await eventually(lambda: _count_is(agent, on_a, 0), what="no open run pinned to A")
         drained = await eventually(lambda: _drainage(agent, dep, "A", "drained"), timeout=20, what="A to drain")
         assert drained.status == "drained"
         await worker_a.shutdown()
@@ -168,6 +171,10 @@ async def moved_run(agent: Agent, conversation_id: str):
     async for ex in agent.client.list_workflows(f"WorkflowId = '{wid}' AND ExecutionStatus = 'ContinuedAsNew'"):
         return await agent.client.get_workflow_handle(wid, run_id=ex.run_id).fetch_history()
     raise AssertionError(f"{conversation_id} never continued as new")
+
+
+async def _count_is(agent: Agent, query: str, expected: int) -> bool:
+    return (await agent.client.count_workflows(query)).count == expected
 
 
 async def _routed_to(agent: Agent, dep: str, build_id: str) -> bool:
