@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from temporalio.api.enums.v1 import VersionDrainageStatus, WorkerDeploymentVersionStatus
+from temporalio.api.enums.v1 import RoutingConfigUpdateState, VersionDrainageStatus, WorkerDeploymentVersionStatus
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkerDeploymentRequest,
     DescribeWorkerDeploymentResponse,
@@ -75,7 +75,7 @@ def _state(resp: DescribeWorkerDeploymentResponse) -> DeploymentState:
         )
         for s in info.version_summaries
     ]
-    in_progress = info.routing_config_update_state == 1  # ROUTING_CONFIG_UPDATE_STATE_IN_PROGRESS
+    in_progress = info.routing_config_update_state == RoutingConfigUpdateState.ROUTING_CONFIG_UPDATE_STATE_IN_PROGRESS
     return DeploymentState(
         name=info.name, current=rc.current_deployment_version.build_id or None,
         ramping=rc.ramping_deployment_version.build_id or None, ramp_percent=rc.ramping_version_percentage,

@@ -162,7 +162,11 @@ class ConversationWorkflow:
 
     async def _continue_as_new_if_needed(self) -> None:
         if self.checkpoint is not None:
-            await self._continue_as_new()  # mid-turn: the paused turn resumes on the same build
+            # Mid-turn, for history size: the paused turn resumes in the next run, on this build,
+            # unless Temporal already announced a new build. A run that continues as new without
+            # moving then counts as having declined that build and is not told of it again, so it
+            # would stay pinned here; the checkpoint is plain data, so the new build resumes it.
+            await self._continue_as_new(upgrade=self._should_move())
         elif self._should_move():
             await self._continue_as_new(upgrade=True)
         elif self._history_is_large() and not self._pending_too_large():
@@ -172,8 +176,8 @@ class ConversationWorkflow:
         """Between turns, whether to continue as new onto the deployment's new target version.
 
         Temporal sets the flag on a workflow task of a pinned run once another version became
-        current (or ramps to it). Never mid-turn (the caller is between turns) and never in a
-        sub-agent (its run is one turn, then it ends)."""
+        current (or ramps to it). Checked between turns (and at a history-size checkpoint, see
+        _continue_as_new_if_needed), never in a sub-agent (its run is one turn, then it ends)."""
         if self.parent is not None or not workflow.info().is_target_worker_deployment_version_changed():
             return False
         return workflow.patched(UPGRADE_PATCH)
