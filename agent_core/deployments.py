@@ -13,8 +13,11 @@ import asyncio
 from dataclasses import dataclass, field
 
 from temporalio.api.enums.v1 import RoutingConfigUpdateState, VersionDrainageStatus, WorkerDeploymentVersionStatus
+from temporalio.api.deployment.v1 import WorkerDeploymentVersion
+from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkerDeploymentRequest,
+    DescribeWorkerDeploymentVersionRequest,
     DescribeWorkerDeploymentResponse,
     SetWorkerDeploymentCurrentVersionRequest,
     SetWorkerDeploymentRampingVersionRequest,
@@ -95,9 +98,12 @@ async def describe(client: Client, deployment: str) -> DeploymentState | None:
     return _state(resp)
 
 
-async def promote(client: Client, deployment: str, build_id: str, ramp: float | None = None) -> DeploymentState:
+async def promote(client: Client, deployment: str, build_id: str, ramp: float | None = None,
+                  wait: float = 15.0) -> DeploymentState:
     """Make ``build_id`` the current version, or with ``ramp`` (0-100) the ramping version taking that
-    share of new conversations (and of conversations moving at continue-as-new)."""
+    share of new conversations (and of conversations moving at continue-as-new). Waits up to ``wait``
+    seconds for the new build's workers to poll every task queue the current build polls (workflow
+    and activity pollers register one by one); Temporal refuses the change before that."""
     state = await describe(client, deployment)
     if state is None:
         raise UserError(f"worker deployment {deployment!r} does not exist yet: start a worker with "
@@ -108,6 +114,8 @@ async def promote(client: Client, deployment: str, build_id: str, ramp: float | 
                         "start its workers first, then promote")
     if ramp is not None and not 0 <= ramp <= 100:
         raise UserError(f"--ramp {ramp:g} is not a percentage between 0 and 100")
+    if state.current is not None and state.current != build_id:
+        await _wait_for_queues(client, deployment, build_id, state.current, wait)
     if ramp is None or ramp == 100:
         await client.workflow_service.set_worker_deployment_current_version(
             SetWorkerDeploymentCurrentVersionRequest(
@@ -121,6 +129,29 @@ async def promote(client: Client, deployment: str, build_id: str, ramp: float | 
     after = await describe(client, deployment)
     assert after is not None
     return after
+
+
+async def _queues(client: Client, deployment: str, build_id: str) -> set[tuple[str, int]]:
+    resp = await client.workflow_service.describe_worker_deployment_version(
+        DescribeWorkerDeploymentVersionRequest(
+            namespace=client.namespace,
+            deployment_version=WorkerDeploymentVersion(deployment_name=deployment, build_id=build_id)))
+    return {(q.name, q.type) for q in resp.worker_deployment_version_info.task_queue_infos}
+
+
+async def _wait_for_queues(client: Client, deployment: str, build_id: str, current: str, wait: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        missing = await _queues(client, deployment, current) - await _queues(client, deployment, build_id)
+        if not missing:
+            return
+        if loop.time() > deadline:
+            names = ", ".join(f"{name} ({TaskQueueType.Name(kind).removeprefix('TASK_QUEUE_TYPE_').lower()})"
+                              for name, kind in sorted(missing))
+            raise UserError(f"build {build_id!r} has no worker polling {names}, which build {current!r} serves: "
+                            "start its workers on every task queue first, then promote")
+        await asyncio.sleep(0.2)
 
 
 async def adopt_if_first(client: Client, deployment: str, build_id: str, wait: float = 60.0) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from importlib.metadata import version
 
 import pytest
 
@@ -19,7 +20,7 @@ def build(**env: str):
 def test_unset_runs_unversioned_and_still_names_the_code():
     info = build(DURABOT_TASK_QUEUE="team.bot")
     assert not info.versioned and info.worker_config() is None
-    assert re.fullmatch(r"0\.1\.0-[0-9a-f]{12}", info.build_id)
+    assert re.fullmatch(re.escape(version("durabot")) + r"-[0-9a-f]{12}", info.build_id)
     assert info.deployment == "team-bot"  # "." separates deployment and build in a version's name
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 from tests.procs.harness import Proc, settings_for, worker_env
@@ -20,7 +21,7 @@ def durabot(env: dict[str, str], *args: str) -> str:
 def test_status_of_an_unversioned_worker_names_its_derived_build(temporal_server, task_queue, tmp_path: Path):
     env = worker_env(temporal_server.address, task_queue, "http://127.0.0.1:1/v1", tmp_path)
     out = durabot(env, "status")
-    assert f"task queue {task_queue!r}: build 0.1.0-" in out and "unversioned" in out
+    assert f"task queue {task_queue!r}: build {version('durabot')}-" in out and "unversioned" in out
     assert "no versioned worker" in durabot(env, "deploy", "status")
 
 
