@@ -50,6 +50,10 @@ ENV_VARS: dict[str, str | None] = {
     "DURABOT_MAX_FILE_MB": "20",
     "DURABOT_MAX_FILES": "10",
     "DURABOT_FILE_TEXT_CHARS": "50000",
+    "DURABOT_BUILD_ID": None,  # unset: unversioned worker; "auto": derived from version and code
+    # What the Temporal worker controller sets in the pods it runs; DURABOT_BUILD_ID wins over the first.
+    "TEMPORAL_WORKER_BUILD_ID": None,
+    "TEMPORAL_DEPLOYMENT_NAME": None,  # default: the task queue, "." made "-"
 }
 
 SECRET_VARS = ("TEMPORAL_API_KEY", "OPENAI_API_KEY", "DURABOT_SECRET_KEY")
@@ -119,6 +123,8 @@ class Settings:
     max_file_mb: float = 20.0  # a file over this size is refused with a notice
     max_files: int = 10  # files read per message
     file_text_chars: int = 50_000  # characters of a text file or PDF the model reads; the rest is cut
+    build_id: str | None = None  # DURABOT_BUILD_ID; see agent_core.versioning
+    deployment_name: str | None = None  # TEMPORAL_DEPLOYMENT_NAME; None derives it from the task queue
 
     @property
     def use_demo_model(self) -> bool:
@@ -167,6 +173,9 @@ class Settings:
         files = _file_limits(get)
         secret_key = get("DURABOT_SECRET_KEY")
         parse_keys(secret_key)  # a malformed key stops start-up here, with how to make one
+        from .versioning import check_build_id
+
+        build_id = check_build_id(get("DURABOT_BUILD_ID") or get("TEMPORAL_WORKER_BUILD_ID"))
         return cls(
             temporal_address=address,
             temporal_namespace=get("TEMPORAL_NAMESPACE") or "default",
@@ -198,6 +207,8 @@ class Settings:
             blob_url=get("DURABOT_BLOB_URL"),
             blob_endpoint=get("DURABOT_BLOB_ENDPOINT"),
             **files,
+            build_id=build_id,
+            deployment_name=get("TEMPORAL_DEPLOYMENT_NAME"),
         )
 
     def file_limits(self):  # -> FileLimits
@@ -210,6 +221,12 @@ class Settings:
         from .blobs import blob_store_from_url
 
         return blob_store_from_url(self.blob_url, self.blob_endpoint)
+
+    def build(self):  # -> versioning.BuildInfo
+        """This process's build: its id and whether its worker runs as a deployment version."""
+        from .versioning import build_info
+
+        return build_info(self.build_id, self.task_queue, self.deployment_name)
 
     def temporal_config(self):  # -> TemporalConfig
         from .temporal import TemporalConfig

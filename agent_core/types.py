@@ -451,6 +451,7 @@ class ConversationStatus:
     summarised_turn: int | None = None  # the turn after which older turns were last summarised
     summarised_at: str | None = None  # and when (ISO time)
     summaries: int = 0
+    build_id: str | None = None  # the worker build the run is on; None when workers run unversioned
 
 
 @dataclass

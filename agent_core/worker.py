@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from .activities import AgentActivities
@@ -67,7 +67,10 @@ class AgentWorker:
         max_concurrent_activities: int = 200,
         extra_activities: list[Any] | None = None,
         sandboxed: bool = False,
+        deployment: WorkerDeploymentConfig | None = None,
     ) -> None:
+        """``deployment`` runs the worker as one version of a worker deployment (see versioning.py);
+        None polls unversioned."""
         self.agent = agent
         self.task_queue = task_queue or agent.task_queue
         self.activities = AgentActivities(
@@ -80,6 +83,7 @@ class AgentWorker:
         self.max_concurrent_activities = max_concurrent_activities
         self.extra_activities = extra_activities or []
         self.runner = SANDBOXED_RUNNER if sandboxed else _RUNNER
+        self.deployment = deployment
         self._worker: Worker | None = None
         self._task: asyncio.Task | None = None
 
@@ -92,6 +96,7 @@ class AgentWorker:
             workflow_runner=self.runner,
             graceful_shutdown_timeout=timedelta(seconds=self.graceful_shutdown),
             max_concurrent_activities=self.max_concurrent_activities,
+            deployment_config=self.deployment,
         )
 
     async def start(self) -> None:

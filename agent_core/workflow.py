@@ -58,8 +58,14 @@ with workflow.unsafe.imports_passed_through():
 
 
 _RECENT = 10  # finished turns carried across continue-as-new
+# Patch id of moving to the deployment's current version by continue-as-new (between turns only).
+UPGRADE_PATCH = "upgrade-on-continue-as-new"
 
 
+# Versioned workers run this workflow PINNED (their deployment's default behaviour, versioning.py;
+# not set here, because the server refuses a behaviour from an unversioned worker): a run stays on the
+# build it started on, whatever is deployed meanwhile, and moves to the current build at a
+# continue-as-new between turns (_should_move).
 @workflow.defn(name=WORKFLOW)
 class ConversationWorkflow:
     @workflow.init
@@ -142,6 +148,8 @@ class ConversationWorkflow:
                 if not self.queue:
                     return self._carry()
                 watch.start()
+            if self._should_move():
+                await self._continue_as_new(upgrade=True)  # the queued message runs on the new build
             msg = self.queue.pop(0)
             await self._run_turn(msg)
             watch.touch()
@@ -165,9 +173,25 @@ class ConversationWorkflow:
 
     async def _continue_as_new_if_needed(self) -> None:
         if self.checkpoint is not None:
-            await self._continue_as_new()
+            # Mid-turn, for history size: the paused turn resumes in the next run, on this build,
+            # unless Temporal already announced a new build. A run that continues as new without
+            # moving then counts as having declined that build and is not told of it again, so it
+            # would stay pinned here; the checkpoint is plain data, so the new build resumes it.
+            await self._continue_as_new(upgrade=self._should_move())
+        elif self._should_move():
+            await self._continue_as_new(upgrade=True)
         elif self._history_is_large() and not self._pending_too_large():
             await self._continue_as_new()
+
+    def _should_move(self) -> bool:
+        """Between turns, whether to continue as new onto the deployment's new target version.
+
+        Temporal sets the flag on a workflow task of a pinned run once another version became
+        current (or ramps to it). Checked between turns (and at a history-size checkpoint, see
+        _continue_as_new_if_needed), never in a sub-agent (its run is one turn, then it ends)."""
+        if self.parent is not None or not workflow.info().is_target_worker_deployment_version_changed():
+            return False
+        return workflow.patched(UPGRADE_PATCH)
 
     def _pending_too_large(self) -> bool:
         # Queued messages ride in the next run's input; past the budget, the queue drains first.
@@ -183,7 +207,7 @@ class ConversationWorkflow:
             or info.get_current_history_size() >= self.spec.max_history_bytes
         )
 
-    async def _continue_as_new(self) -> None:
+    async def _continue_as_new(self, upgrade: bool = False) -> None:
         self.continuing = True  # long polls return "continued" and ask the next run
         await workflow.wait_condition(lambda: self.outbox.empty and workflow.all_handlers_finished())
         workflow.continue_as_new(
@@ -191,7 +215,9 @@ class ConversationWorkflow:
                 conversation_id=self.conv, spec=self.spec, carry=self._carry(),
                 pending=list(self.queue), restored=True, resume=self.checkpoint,
                 cancel=self.pending_cancel if self.checkpoint is not None else None,
-            )
+            ),
+            # The next run starts on the target version instead of inheriting this run's pin.
+            initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE if upgrade else None,
         )
 
     def _carry(self) -> Carry:
@@ -330,10 +356,11 @@ class ConversationWorkflow:
         cur = self.current
         state = "idle" if cur is None else ("awaiting_approval" if cur.state == "awaiting_approval" else "running")
         info = workflow.info()
+        version = info.get_current_deployment_version()
         status = ConversationStatus(
             conversation_id=self.conv, state=state, turns=self.turns, current=cur, queued=len(self.queue),
             started_at=self.started_at, history_length=info.get_current_history_length(),
-            feedback=self.feedback.counts(),
+            feedback=self.feedback.counts(), build_id=version.build_id if version is not None else None,
         )
         ctx = self.context
         if ctx is not None:

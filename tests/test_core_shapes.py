@@ -70,6 +70,19 @@ def test_overflow_line() -> None:
     assert more_line(MAX_RUNS + 3, 2, "older ones") == "… and 3 more, 2 older ones not checked"
 
 
+def test_status_names_the_build_only_when_workers_run_versioned() -> None:
+    from agent_core.types import ConversationStatus
+    from bots.discord.commands import describe as discord_status
+    from bots.slack.commands import describe as slack_status
+
+    unversioned = ConversationStatus("slack:T1:C1:1.2", "idle", 2, None, 0, "2026-01-01T00:00:00+00:00")
+    versioned = ConversationStatus("slack:T1:C1:1.2", "idle", 2, None, 0, "2026-01-01T00:00:00+00:00",
+                                   build_id="1.4.0-abc")
+    assert "uild" not in discord_status(unversioned) and "uild" not in slack_status(unversioned, "")
+    assert discord_status(versioned).endswith("**Build:** `1.4.0-abc`")
+    assert slack_status(versioned, "").endswith("build `1.4.0-abc`")
+
+
 def _delivery(kind: str, approval: bool = True, text: str = "hi") -> Delivery:
     info = ApprovalInfo("a1", "t1", "rm<&>", "{}", "U1") if approval else None
     return Delivery(kind, "slack:T1:C1:1.2", "t1", {"channel": "C1"}, text=text, approval=info)

@@ -1,4 +1,4 @@
-"""``durabot``: dev | worker | slack | discord.
+"""``durabot``: dev | worker | slack | discord | run | approve | deny | status | deploy.
 
 Configuration is read once here (environment and ``.env``) and passed down. A configuration error
 stops start-up with one clear line, not a traceback.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -35,6 +36,14 @@ def _parser() -> argparse.ArgumentParser:
         d.add_argument("conversation")
         d.add_argument("approval", help="approval id, as printed (for example a5f3c91e07b2d)")
         d.add_argument("--by", default="cli")
+    st = sub.add_parser("status", help="this build's id, its worker deployment, and a conversation's build")
+    st.add_argument("conversation", nargs="?", help="a conversation id: its state and the build it runs on")
+    dep = sub.add_parser("deploy", help="worker deployment versions: status, promote a build")
+    dep_sub = dep.add_subparsers(dest="action", required=True)
+    dep_sub.add_parser("status", help="the current and ramping builds, and each build's drainage")
+    pro = dep_sub.add_parser("promote", help="make a build current (or ramp a share of conversations to it)")
+    pro.add_argument("build_id", help="the DURABOT_BUILD_ID of workers already running")
+    pro.add_argument("--ramp", type=float, metavar="PCT", help="send this percentage of new conversations to it")
     for name in ("slack", "discord"):
         a = sub.add_parser(name, help=f"run the {name.title()} adapter")
         a.add_argument("--no-local-worker", action="store_true",
@@ -54,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
             settings.local_worker = False
         runner: Callable[[Settings, Any], Awaitable[None]] = {
             "dev": _dev, "worker": _worker, "slack": _slack, "discord": _discord, "run": _run,
-            "approve": _decide, "deny": _decide,
+            "approve": _decide, "deny": _decide, "status": _status, "deploy": _deploy,
         }[args.command]
         asyncio.run(_until_signal(runner(settings, args)))
     except UserError as exc:
@@ -65,6 +74,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         pass
+    finally:
+        # A Temporal RPC error sits in a reference cycle with its traceback; freed during interpreter
+        # shutdown it aborts the process (SIGABRT in the client's native thread). Free it now.
+        gc.collect()
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -121,6 +134,18 @@ async def _decide(settings: Settings, args: Any) -> None:
     # Whoever runs this has Temporal access, so could signal the workflow anyway: an operator decides as admin.
     info = await agent.decide(args.conversation, args.approval, args.command == "approve", by=args.by, admin=True)
     print(f"{info.tool}: {info.status} by {info.decided_by}")
+
+
+async def _status(settings: Settings, args: Any) -> None:
+    from .deploy_cli import run_status
+
+    await run_status(settings, args.conversation)
+
+
+async def _deploy(settings: Settings, args: Any) -> None:
+    from .deploy_cli import run_deploy
+
+    await run_deploy(settings, args.action, getattr(args, "build_id", None), getattr(args, "ramp", None))
 
 
 async def _dev(settings: Settings, args: Any) -> None:

@@ -98,7 +98,11 @@ class TemporalDevServer:
         cmd = [find_binary("temporal"), "server", "start-dev", "--port", str(self.port), "--ip", "127.0.0.1",
                "--log-level", "error",
                # eager activities: a worker that schedules an activity may start it at once
-               "--dynamic-config-value", "system.enableActivityEagerExecution=true"]
+               "--dynamic-config-value", "system.enableActivityEagerExecution=true",
+               # Worker Versioning works on the dev server as it is; these only make a retired build
+               # report "drained" within seconds instead of minutes (production keeps the defaults)
+               "--dynamic-config-value", 'matching.wv.VersionDrainageStatusRefreshInterval="1s"',
+               "--dynamic-config-value", 'matching.wv.VersionDrainageStatusVisibilityGracePeriod="1s"']
         if self.ui_port:
             cmd += ["--ui-port", str(self.ui_port)]
         else:

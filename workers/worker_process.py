@@ -29,11 +29,13 @@ async def run_worker(settings: Settings, graceful_shutdown: float = 30.0) -> Non
             log.warning("%s; retrying in %.0fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
-    worker = AgentWorker(agent, graceful_shutdown=graceful_shutdown)
+    build = settings.build()
+    worker = AgentWorker(agent, graceful_shutdown=graceful_shutdown, deployment=build.worker_config())
     temporal_worker = worker.build()
     task = asyncio.ensure_future(temporal_worker.run())
-    log.info("worker %r polling task queue %r on %s (model %s, %d tools)", agent.name, agent.task_queue,
-             settings.temporal_address, agent.model.identity, len(agent.tools))
+    log.info("worker %r polling task queue %r on %s (model %s, %d tools, %s)", agent.name, agent.task_queue,
+             settings.temporal_address, agent.model.identity, len(agent.tools), build.describe())
+    adopting = asyncio.ensure_future(_adopt(agent.client, build)) if build.versioned else None
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -43,8 +45,25 @@ async def run_worker(settings: Settings, graceful_shutdown: float = 30.0) -> Non
         await task
         log.info("worker stopped")
     finally:
+        if adopting is not None:
+            adopting.cancel()
         await agent.close()
         await agent.event_bus.close()
         await agent.store.close()
         if health is not None:
             await health.cleanup()
+
+
+async def _adopt(client, build) -> None:  # (Client, versioning.BuildInfo)
+    """The first versioned build of a deployment becomes current by itself; later ones wait for promote."""
+    from agent_core.deployments import adopt_if_first
+
+    try:
+        if await adopt_if_first(client, build.deployment, build.build_id):
+            log.info("build %s is the first version of deployment %r: made it current", build.build_id,
+                     build.deployment)
+        else:
+            log.info("build %s joined deployment %r; make it current with: durabot deploy promote %s",
+                     build.build_id, build.deployment, build.build_id)
+    except Exception as exc:  # informational only: the worker serves its version either way
+        log.warning("could not check deployment %r: %s", build.deployment, exc)

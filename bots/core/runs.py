@@ -19,7 +19,7 @@ from agent_core.listing import UNKNOWN, running_query
 from agent_core.types import ConversationStatus
 
 __all__ = [
-    "MAX_RUNS", "SCAN", "Listing", "age", "context", "end_conversations", "feedback", "find_runs", "more_line",
+    "MAX_RUNS", "SCAN", "Listing", "age", "build", "context", "end_conversations", "feedback", "find_runs", "more_line",
     "step", "tools", "waiting",
 ]
 
@@ -93,6 +93,11 @@ def step(status: ConversationStatus) -> str | None:
 def tools(status: ConversationStatus) -> list[str]:
     """The tools the current turn has called so far, in order."""
     return list(status.current.tool_calls) if status.current else []
+
+
+def build(status: ConversationStatus) -> str | None:
+    """The worker build the conversation runs on, when workers run versioned (DURABOT_BUILD_ID)."""
+    return status.build_id or None
 
 
 def waiting(status: ConversationStatus) -> list[str]:

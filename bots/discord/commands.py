@@ -21,7 +21,7 @@ from agent_core.listing import UNKNOWN
 from agent_core.types import ConversationStatus
 
 from bots.core.policy import is_admin
-from bots.core.runs import MAX_RUNS, Listing, context, find_runs, step, tools, waiting
+from bots.core.runs import MAX_RUNS, Listing, build, context, find_runs, step, tools, waiting
 
 from .buttons import guild_admin
 from .ids import DM, ConversationRef, guild_prefix, parse_conversation_id
@@ -54,6 +54,8 @@ def describe(status: ConversationStatus | None) -> str:
             lines.append("**Waiting for approval:** " + ", ".join(f"`{t}`" for t in waiting(status)))
     if context(status):
         lines.append(f"**Context:** {context(status)}")
+    if build(status):
+        lines.append(f"**Build:** `{build(status)}`")
     return "\n".join(lines)
 
 

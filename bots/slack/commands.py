@@ -18,7 +18,7 @@ from agent_core.listing import UNKNOWN
 from agent_core.types import ConversationStatus
 from bots.core.policy import AdminCheck, is_admin
 from bots.core.refs import conversation_prefix
-from bots.core.runs import MAX_RUNS, age, context, feedback, find_runs, step, tools
+from bots.core.runs import MAX_RUNS, age, build, context, feedback, find_runs, step, tools
 
 from . import workspaces
 from .ids import PREFIX, ThreadRef, parse_conversation_id, parse_thread_reference, thread_link
@@ -44,6 +44,8 @@ def describe(status: ConversationStatus, base_url: str) -> str:
         bits.append(step(status))
     if status.queued:
         bits.append(f"{status.queued} queued")
+    if build(status):
+        bits.append(f"build `{build(status)}`")  # during a deploy: who is still on the old build
     return f"• {link} `{label}` — " + " · ".join(bits)
 
 

@@ -3,10 +3,11 @@
 ``tests/histories/*.json`` were recorded from real runs (tools, an approval, a cancel, a queued message,
 an idle end, sub-agents, continue-as-new). They stand for conversations already running in someone's
 Temporal, so they are only ever added, never re-recorded over: ``SHA256SUMS`` pins each file, and a
-change to the workflow that breaks one goes behind ``workflow.patched`` instead. To add histories of
-the current code, run this module with ``RECORD_HISTORIES=<label>`` (e.g. the release): new files
-named ``<name>-<label>.json`` are written, never over an existing one; then add them to SHA256SUMS
-(see tests/histories/README.md)."""
+change to the workflow that breaks one goes behind ``workflow.patched`` instead. A failure names the
+history and the first mismatching event (replay_gate.py); the recorded set must cover every kind of
+turn. To add histories of the current code, run this module with ``RECORD_HISTORIES=<label>`` (e.g.
+the release): new files named ``<name>-<label>.json`` are written, never over an existing one; then
+add them to SHA256SUMS (see tests/histories/README.md)."""
 
 from __future__ import annotations
 
@@ -27,18 +28,11 @@ from agent_core import AgentMode, ToolContext, timeouts_for, tool
 from agent_core.worker import SANDBOXED_RUNNER as _RUNNER  # replays check the sandbox's rules too
 from agent_core.workflow import ConversationWorkflow
 from tests.fakes.openai_server import Reply
+from tests.runtime import replay_gate
+from tests.runtime.replay_gate import HISTORIES, KINDS, ReplayMismatch, kinds, replay
+from tests.runtime.replay_gate import save as _save
 
-HISTORIES = Path(__file__).parent.parent / "histories"
 CHECKSUMS = HISTORIES / "SHA256SUMS"
-
-
-def _save(name: str, history: WorkflowHistory) -> None:
-    """Write a newly recorded history beside the others; never over one."""
-    label = os.environ["RECORD_HISTORIES"]
-    path = HISTORIES / f"{name}-{label}.json"
-    if path.exists():
-        raise FileExistsError(f"{path.name} exists: recorded histories are only added, choose a new label")
-    path.write_text(history.to_json())
 
 
 @tool(requires_approval=True)
@@ -162,7 +156,43 @@ async def test_replay_of_summaries_and_a_context_retry(make_agent, fake_openai, 
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
 async def test_replay_of_recorded_histories(path: Path):
-    history = WorkflowHistory.from_json("recorded", path.read_text())
+    await replay(path)  # fails naming the file and the first mismatching event
+
+
+def test_recorded_histories_cover_every_kind_of_turn():
+    """A release keeps one recorded conversation of each kind, read from the events themselves."""
+    covered = {k: sorted(p.name for p in HISTORIES.glob("*.json") if k in kinds(replay_gate.load(p))) for k in KINDS}
+    missing = [k for k, files in covered.items() if not files]
+    assert not missing, f"no recorded history holds a {missing} turn: record one (tests/histories/README.md)"
+
+
+async def test_a_breaking_change_fails_with_the_history_and_the_first_mismatching_event():
+    from temporalio.worker import UnsandboxedWorkflowRunner
+
+    from tests.runtime.altered_workflow import UnpatchedChange
+
+    path = HISTORIES / "tools_approval_cancel.json"
+    with pytest.raises(ReplayMismatch) as failed:
+        await replay(path, workflows=[UnpatchedChange], runner=UnsandboxedWorkflowRunner())
+    history = replay_gate.load(path)
+    first_turn = next(e for e in history.events if e.HasField("activity_task_scheduled_event_attributes"))
+    message = str(failed.value)
+    # The timer the change adds meets the first model round the recorded run scheduled.
+    assert message.startswith("tools_approval_cancel.json: ")
+    assert f"first mismatching event {first_turn.event_id} (ACTIVITY_TASK_SCHEDULED durabot.llm_round)" in message
+
+
+async def test_replay_of_a_plain_conversation(make_agent):
+    """Turns answered without tools (the echo model), recorded as the "plain" kind."""
+    agent = await make_agent(timeouts=replace(timeouts_for(AgentMode.INTERACTIVE), idle=1.0))
+    for text in ("hello", "and again"):
+        assert (await agent.run(text, conversation_id="replay-plain")).text
+    wf = agent.client.get_workflow_handle(agent.workflow_id("replay-plain"))
+    await wf.result()  # idle end
+    history = await wf.fetch_history()
+    assert kinds(history) == {"plain"}
+    if os.environ.get("RECORD_HISTORIES"):
+        _save("plain", history)
     await Replayer(workflows=[ConversationWorkflow], workflow_runner=_RUNNER).replay_workflow(history)
 
 
