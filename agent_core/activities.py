@@ -27,6 +27,8 @@ from .contract import LLM_ACTIVITY, RESTORE_ACTIVITY, TOOL_ACTIVITY, ErrorType
 
 log = logging.getLogger(__name__)
 
+TOOL_PREVIEW = 200  # characters of a tool's output on its live tool_finished event (a task card's output)
+
 MAX_TOOL_OUTPUT = 32_000  # characters of a tool's output the model sees; the rest is cut with a note
 MAX_MODEL_TEXT = 200_000  # characters of one model answer kept in the workflow
 
@@ -261,7 +263,8 @@ class AgentActivities:
         text = limits.clip(text, limits.TOOL_OUTPUT_BYTES, "output")
         metrics.tool_calls_total.labels(tool=call.name, outcome="ok" if ok else "error").inc()
         await self._publish(stream, AgentEvent(kind="tool_finished", turn_id=req.turn_id, tool=call.name,
-                                               call_id=call.id, data={"ok": ok}, source=req.source))
+                                               call_id=call.id, data={"ok": ok, "preview": text[:TOOL_PREVIEW]},
+                                               source=req.source))
         return ToolResult(call_id=call.id, name=call.name, output=text, ok=ok)
 
     @activity.defn(name=RESTORE_ACTIVITY)

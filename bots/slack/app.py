@@ -35,7 +35,8 @@ from .delivery import SlackDeliverer
 from .edits import EditScheduler
 from .ids import ACTION_PATTERN, parse_button
 from .ingress import Ingress
-from .limits import update_window
+from .limits import StreamBudget, update_window
+from .native import StreamLimits
 from .streaming import LiveStreams
 from .web import SlackWeb, make_client
 
@@ -51,10 +52,11 @@ class SlackAdapter:
     connect_socket_mode(), and stop() at the end."""
 
     def __init__(self, settings: Settings, agent: Agent, *, delivery_task_queue: str | None = None,
-                 update_budget: tuple[int, float] | None = None) -> None:
+                 update_budget: tuple[int, float] | None = None, stream_limits: StreamLimits | None = None) -> None:
         """``settings``: the process's settings, the agent's with this adapter's part as ``settings.slack``
         (a ``SlackSettings``). ``update_budget`` (calls, seconds) overrides the chat.update budget per
-        workspace, for a workspace with a raised limit (or a benchmark of latency alone)."""
+        workspace, for a workspace with a raised limit (or a benchmark of latency alone).
+        ``stream_limits``: a natively streamed message's size and age limits (tests shorten them)."""
         if not settings.slack.bot_token:
             raise UserError("SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token from the Slack app page")
         self.settings = settings
@@ -67,7 +69,10 @@ class SlackAdapter:
         self._editors: BoundedCache[str, EditScheduler] = BoundedCache(1_000)  # one per workspace
         self._update_budget = update_budget
         self.run_link = RunLinks(settings.temporal_ui_url, lambda: agent.client.namespace)
-        self.streams = LiveStreams(agent, self.web, self.editor_for, self.run_link)
+        self._stream_budgets: BoundedCache[str, StreamBudget] = BoundedCache(1_000)  # one per workspace
+        native = settings.slack.streaming_mode == "native"
+        self.streams = LiveStreams(agent, self.web, self.editor_for, self.run_link,
+                                   budget_for=self.stream_budget if native else None, limits=stream_limits)
         self.delivery = DeliveryActivity(SlackDeliverer(self.web, self.editor_for, self.streams, self.run_link))
         self.delivery_worker = DeliveryWorker(self.task_queue, self.delivery.deliver, max_concurrent_activities=100)
         self.commands = Commands(agent, settings.admins, self.web.is_workspace_admin)
@@ -95,6 +100,12 @@ class SlackAdapter:
                 editor = EditScheduler(self.web)
             self._editors[team] = editor
         return editor
+
+    def stream_budget(self, team: str) -> StreamBudget:
+        budget = self._stream_budgets.get(team)
+        if budget is None:
+            budget = self._stream_budgets[team] = StreamBudget()
+        return budget
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:

@@ -199,7 +199,7 @@ class Ingress:
                 status = None  # unknown: resume the live stream; the delivery completes it either way
             if status is not None and status.done:
                 return
-        self.streams.start(inc.ref, inc.message_id, look_first=retried)
+        self.streams.start(inc.ref, inc.message_id, look_first=retried, user=inc.user)
 
     async def _takes_part(self, ref: ThreadRef) -> bool:
         """Whether the bot already has a conversation in this thread (then no mention is needed)."""
