@@ -104,6 +104,7 @@ class NativeStream:
         self.diverged = False  # the round's text was taken back (a retried model call): no more appends
         self.text = ""  # the latest visible text offered
         self.tasks: dict[str, dict] = {}  # task cards not sent yet, by tool call id
+        self._queued = ""  # text of a round that ended (in a tool call) not appended yet
         self.finished = False
         self.closing = False
         self._lock = asyncio.Lock()
@@ -122,7 +123,11 @@ class NativeStream:
             self._kick()
 
     def tool(self, call_id: str, title: str, status: str, output: str | None = None) -> None:
-        if status == "in_progress":
+        if status == "in_progress" and not self.new_round:
+            # The round that called the tool is over: its text not appended yet goes before the card.
+            if not self.diverged and self.text.startswith(self.sent):
+                self._queued += self.text[len(self.sent):]
+                self.sent = self.text
             self.new_round = True
         self.tasks[call_id] = task_chunk(call_id, title, status, output)
         self._kick()
@@ -183,25 +188,37 @@ class NativeStream:
         except SlackCallError as exc:  # best effort: what was not sent is sent with the next batch
             if exc.status == 429:
                 self.budget.append.pause(exc.retry_after or 1.0)
+            if exc.error == NOT_STREAMING and self.open is not None:
+                self.open.started = float("-inf")  # Slack ended it early: the next batch rolls over
+                self._dirty.set()
             log.info("live stream of turn %s: %s", self.turn_id, exc)
 
     def _pending(self) -> tuple[str, list[dict], int]:
-        """(markdown to append, task cards, how many leading characters of it are not the round's text)
-        for what was offered since the last append."""
+        """(markdown to append, task cards, how many leading characters of it are not the current
+        round's text) for what was offered since the last append."""
         tasks, self.tasks = list(self.tasks.values()), {}
-        text = self.text
-        if self.diverged or not text:
-            return "", tasks, 0
-        if self.new_round and not text.startswith(self.sent):  # the model answers again after its tools
-            self.sent, self.new_round = "", False
-            sep = "\n\n" if self._has_text() else ""
-            return sep + text, tasks, len(sep)
-        if text.startswith(self.sent):
-            return text[len(self.sent):], tasks, 0
-        log.info("live text of turn %s was taken back; the final text replaces it", self.turn_id)
-        self.diverged = True
-        return "", tasks, 0
+        md, skip = self._compose(self.text)
+        if md is None:
+            log.info("live text of turn %s was taken back; the final text replaces it", self.turn_id)
+            self.diverged = True
+            md, skip = self._queued, len(self._queued)
+            self._queued = ""
+        return md, tasks, skip
 
+    def _compose(self, text: str) -> tuple[str | None, int]:
+        """(what to append for ``text``, how many leading characters of it are not its round's text);
+        None when ``text`` does not continue what was appended."""
+        queued = self._queued
+        if self.diverged:
+            return None, 0
+        if self.new_round and text and not text.startswith(self.sent):  # the model answers again after its tools
+            self._queued, self.sent, self.new_round = "", "", False
+            sep = "\n\n" if self._has_text() or queued else ""
+            return queued + sep + text, len(queued) + len(sep)
+        if text.startswith(self.sent):
+            self._queued = ""
+            return queued + text[len(self.sent):], len(queued)
+        return None, 0
     def _has_text(self) -> bool:
         return any(s.chars for s in self.segments)
 
@@ -291,18 +308,14 @@ class NativeStream:
             tasks, self.tasks = list(self.tasks.values()), {}
             text = text or ""
             if outcome != "finished":
-                md = "\n\n" + (notice or "")
+                md = self._queued + "\n\n" + (notice or "")
                 await self._end(md, tasks, blocks, sep=len(md))
-            elif self.diverged:
-                await self._rewrite(text, blocks)
-            elif self.new_round and not text.startswith(self.sent):  # the answer's round never streamed
-                self.sent = ""
-                sep = "\n\n" if self._has_text() else ""
-                await self._end(sep + text, tasks, blocks, sep=len(sep))
-            elif text.startswith(self.sent):
-                await self._end(text[len(self.sent):], tasks, blocks)
             else:
-                await self._rewrite(text, blocks)
+                md, skip = self._compose(text)
+                if md is None:
+                    await self._rewrite(text, blocks)
+                else:
+                    await self._end(md, tasks, blocks, sep=skip)
             self.finished = True
 
     async def _end(self, md: str, tasks: list[dict], blocks: list[dict] | None, sep: int = 0) -> None:
