@@ -26,8 +26,8 @@ def streamed(fake: FakeSlack, channel: str, thread: str) -> list[dict]:
 async def answered(h: Harness, channel: str, thread: str, text: str, timeout: float = 20.0) -> list[dict]:
     def done() -> list[dict] | None:
         msgs = h.fake.bot_messages(channel, thread)
-        return msgs if msgs and all(m.get("streaming_state") != "in_progress" for m in msgs) and \
-            text in "".join(m["text"] for m in msgs) else None
+        return msgs if msgs and all(m.get("streaming_state") != "in_progress" and "Thinking" not in m["text"]
+                                    for m in msgs) and text in "".join(m["text"] for m in msgs) else None
 
     try:
         return await h.fake.wait_for(done, timeout)
