@@ -52,11 +52,13 @@ class SlackAdapter:
     connect_socket_mode(), and stop() at the end."""
 
     def __init__(self, settings: Settings, agent: Agent, *, delivery_task_queue: str | None = None,
-                 update_budget: tuple[int, float] | None = None, stream_limits: StreamLimits | None = None) -> None:
+                 update_budget: tuple[int, float] | None = None, stream_limits: StreamLimits | None = None,
+                 stream_budget: tuple[int, int, float] | None = None) -> None:
         """``settings``: the process's settings, the agent's with this adapter's part as ``settings.slack``
         (a ``SlackSettings``). ``update_budget`` (calls, seconds) overrides the chat.update budget per
         workspace, for a workspace with a raised limit (or a benchmark of latency alone).
-        ``stream_limits``: a natively streamed message's size and age limits (tests shorten them)."""
+        ``stream_limits``: a natively streamed message's size and age limits (tests shorten them);
+        ``stream_budget`` (starts and stops, appends, seconds) overrides the streaming budget likewise."""
         if not settings.slack.bot_token:
             raise UserError("SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token from the Slack app page")
         self.settings = settings
@@ -68,6 +70,7 @@ class SlackAdapter:
         self.task_queue = delivery_task_queue or delivery_queue(settings)
         self._editors: BoundedCache[str, EditScheduler] = BoundedCache(1_000)  # one per workspace
         self._update_budget = update_budget
+        self._stream_budget = stream_budget
         self.run_link = RunLinks(settings.temporal_ui_url, lambda: agent.client.namespace)
         self._stream_budgets: BoundedCache[str, StreamBudget] = BoundedCache(1_000)  # one per workspace
         native = settings.slack.streaming_mode == "native"
@@ -104,7 +107,12 @@ class SlackAdapter:
     def stream_budget(self, team: str) -> StreamBudget:
         budget = self._stream_budgets.get(team)
         if budget is None:
-            budget = self._stream_budgets[team] = StreamBudget()
+            if self._stream_budget:
+                tier2, appends, window = self._stream_budget
+                budget = StreamBudget(tier2, tier2, appends, window)
+            else:
+                budget = StreamBudget()
+            self._stream_budgets[team] = budget
         return budget
 
     # ---------------------------------------------------------------- lifecycle

@@ -46,6 +46,7 @@ class StreamBudget:
         self.stop = SlidingWindow(stop, window)
         self.append = SlidingWindow(append, window)
         self.refused: str | None = None  # the error a streaming call answered, once for good
+        self.streams = 0  # streams open now in the workspace
 
     def admit(self, now: float | None = None) -> bool:
         """Take a start for a new answer now if one is free, keeping room for rollovers and for the
@@ -56,3 +57,10 @@ class StreamBudget:
             return False
         self.start.record(now)
         return True
+
+    def append_interval(self, base: float, now: float | None = None) -> float:
+        """Seconds between two appends of one stream: ``base`` while the append budget has room; once
+        half of it is used, each open stream's fair share of it, so no stream waits long for a turn."""
+        if self.append.used(now) * 2 < self.append.limit:
+            return base
+        return max(base, self.streams * self.append.window / self.append.limit)

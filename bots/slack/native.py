@@ -111,6 +111,8 @@ class NativeStream:
         self._dirty = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._last_send = float("-inf")
+        self._counted = False  # in the workspace's count of open streams
+        self._in_call = False  # the live loop is in a Web API call
 
     @property
     def started(self) -> bool:
@@ -144,6 +146,8 @@ class NativeStream:
                     raise Refused(exc.error) from None
                 raise
             self._last_send = time.monotonic()
+        self.budget.streams += 1
+        self._counted = True
         self._kick()
 
     def _kick(self) -> None:
@@ -154,9 +158,15 @@ class NativeStream:
         self._dirty.set()
 
     def cancel_live(self) -> None:
+        if self._counted:
+            self.budget.streams -= 1
+            self._counted = False
         self.closing = True
-        if self._task is not None:
+        # Never cancelled in the middle of a call: an append that reached Slack must be counted as
+        # sent, or the end would append it again. The loop ends after that call instead.
+        if self._task is not None and not self._in_call:
             self._task.cancel()
+        self._dirty.set()
 
     async def _run(self) -> None:
         while not self.closing:
@@ -168,9 +178,13 @@ class NativeStream:
             except TimeoutError:  # quiet until the message's age limit (a long tool call): stop it now
                 async with self._lock:
                     if not self.closing and self.open is not None and self._aged(self.open):
-                        await self._live_call(self._seal(""))
+                        self._in_call = True
+                        try:
+                            await self._live_call(self._seal(""))
+                        finally:
+                            self._in_call = False
                 continue
-            wait = self._last_send + self.limits.interval - time.monotonic()
+            wait = self._last_send + self.budget.append_interval(self.limits.interval) - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)  # coalesce what comes meanwhile into one append
             await _slot_free(self.budget.append)
@@ -178,9 +192,13 @@ class NativeStream:
             async with self._lock:
                 if self.closing:
                     return
+                self._last_send = time.monotonic()  # the pace counts from the start of a call
                 md, tasks, sep = self._pending()
-                await self._live_call(self._write(md, tasks, sep))
-                self._last_send = time.monotonic()
+                self._in_call = True
+                try:
+                    await self._live_call(self._write(md, tasks, sep))
+                finally:
+                    self._in_call = False
 
     async def _live_call(self, call) -> None:  # type: ignore[no-untyped-def]
         try:

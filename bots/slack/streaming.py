@@ -380,8 +380,10 @@ class _NativeLive:
             return
         link = await self.streams._run_link(self.ref.conversation_id, self.turn_id)
         try:
-            await self.stream.finish(ended.state, ended.text, notice(ended.state, ended.error, ended.cancelled_by),
-                                     [run_link_block(link)] if link else None)
+            # Shielded: this process's delivery may cancel the follow now, and then waits for this end.
+            await asyncio.shield(self.stream.finish(ended.state, ended.text,
+                                                    notice(ended.state, ended.error, ended.cancelled_by),
+                                                    [run_link_block(link)] if link else None))
         except SlackCallError as exc:
             log.info("stream of turn %s not finished by itself (%s); the delivery finishes it", self.turn_id, exc)
 
