@@ -34,7 +34,8 @@ from bots.core.fallback_text import PlainWords, plain_answer, plain_card
 
 from .edits import EditScheduler
 from .mrkdwn import escape
-from .native import NOT_STREAMING, Streamed, complete_from
+from .native import NOT_STREAMING
+from .stream_completion import Streamed, complete_from
 from .render import (
     MAX_PART,
     answer_key,
@@ -118,7 +119,7 @@ class SlackDeliverer:
         placeholder = await self.streams.placeholder(d.conversation_id, d.turn_id)
         if placeholder is None:  # not posted by this process: maybe by one before a restart
             placeholder = (await lookup.keys()).get(answer_key(d.turn_id, 0))
-            if placeholder is None and (streamed := await self._streamed(lookup, d.turn_id)):
+            if placeholder is None and (streamed := await self._streamed(lookup, d.conversation_id, d.turn_id)):
                 await self._complete_stream(d, streamed, lookup, link)
                 return
         for i, part in enumerate(parts):
@@ -131,10 +132,10 @@ class SlackDeliverer:
                 continue  # an earlier attempt posted this part
             await self.web.post(channel, thread, part, key=key, blocks=blocks)
 
-    async def _streamed(self, lookup: _Lookup, turn_id: str) -> Streamed:
+    async def _streamed(self, lookup: _Lookup, conversation_id: str, turn_id: str) -> Streamed:
         """The turn's natively streamed messages as the thread shows them."""
         found = Streamed()
-        mine = self.streams.native_ts()  # live streams of this process's other turns
+        mine = self.streams.native_ts(but=(conversation_id, turn_id))  # live streams of other turns here
         prefix = f"{turn_id}:s"
         for m in await lookup.messages():
             key = metadata_key(m)
@@ -155,7 +156,7 @@ class SlackDeliverer:
                 break
             await asyncio.sleep(delay)
             lookup = _Lookup(self.web, channel, thread, oldest=d.turn_id)
-            streamed = await self._streamed(lookup, d.turn_id)
+            streamed = await self._streamed(lookup, d.conversation_id, d.turn_id)
         if streamed.complete(text) if outcome == "finished" else streamed.ended():
             return  # stopped, with all of the answer, by the process that streamed it
         index, start, fence = streamed.resume_at(text)
@@ -225,6 +226,10 @@ class SlackDeliverer:
     async def plain_answer(self, d: Delivery) -> None:
         team, channel, thread = _target(d)
         lookup = _Lookup(self.web, channel, thread, oldest=d.turn_id)
+        if streamed := await self._streamed(lookup, d.conversation_id, d.turn_id):
+            self._partial(d)  # a stream of this process stops here: its messages are completed as text
+            await self._complete_stream(d, streamed, lookup, None)
+            return
         placeholder = await self.streams.placeholder(d.conversation_id, d.turn_id)
         for i, part in enumerate(_plain_answer(d, self._partial(d))):
             key = answer_key(d.turn_id, i)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bots.core.ratelimit import SlidingWindow, rate_wait
 
@@ -29,7 +29,8 @@ from .edits import EditScheduler
 from .ids import ThreadRef
 from .limits import StreamBudget
 from .mrkdwn import to_mrkdwn
-from .render import MAX_PART, segment_key
+from .render import segment_key
+from .stream_completion import complete_from
 from .stream_text import close_fence, cut_at, open_fence, reopen_fence
 from .web import MAX_WAIT, SlackCallError, SlackWeb
 
@@ -362,74 +363,3 @@ async def _slot_free(window: SlidingWindow) -> None:
     """Wait until ``window`` has room (counted by the caller when it sends)."""
     while (wait := window.delay()) > 0:
         await rate_wait(wait, "slack")
-
-
-def answer_pieces(markdown: str) -> list[str]:
-    """An answer's text as messages of at most ``MAX_PART`` characters, as Slack shows a plain edit."""
-    from bots.core.split import split_message
-
-    body = to_mrkdwn(markdown).strip() or "_(no answer)_"
-    return split_message(body, MAX_PART) or ["_(no answer)_"]
-
-
-async def complete_from(web: SlackWeb, editor: EditScheduler, channel: str, thread: str, turn_id: str,
-                        first: int, ts: str | None, markdown: str, blocks: list[dict] | None,
-                        existing: dict[str, str]) -> None:
-    """Show ``markdown`` from streamed message ``first`` on: an edit of ``ts`` (when there is one) and
-    new messages for the rest, keyed ``{turn}:s{n}``; messages an earlier attempt posted are skipped."""
-    pieces = answer_pieces(markdown)
-    for i, piece in enumerate(pieces):
-        key = segment_key(turn_id, first + i)
-        last = blocks if i == len(pieces) - 1 else None
-        if i == 0 and ts:
-            await editor.send(channel, ts, piece, blocks=_with_text(piece, last), meta_key=key)
-        elif key not in existing:
-            await web.post(channel, thread, piece, key=key, blocks=_with_text(piece, last))
-
-
-def _with_text(text: str, blocks: list[dict] | None) -> list[dict] | None:
-    """Blocks replace a message's text on screen: with blocks, the text goes in sections first."""
-    if not blocks:
-        return None
-    from .render import SECTION_TEXT
-    from bots.core.split import split_message
-
-    sections = split_message(text, SECTION_TEXT) or [text]
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": s}} for s in sections] + list(blocks)
-
-
-@dataclass
-class Streamed:
-    """What the thread shows of a turn's streamed answer: its stopped messages (by index: ts, payload)
-    and the one still streaming or left unstopped, if any."""
-
-    stopped: dict[int, tuple[str, dict]] = field(default_factory=dict)
-    unstopped: str | None = None
-    unstopped_text: str = ""
-
-    def __bool__(self) -> bool:
-        return bool(self.stopped) or self.unstopped is not None
-
-    def ended(self) -> bool:
-        """Whether the last stopped message is the end (a failed or cancelled turn's notice included)."""
-        return bool(self.stopped) and self.unstopped is None and bool(self.stopped[max(self.stopped)][1].get("final"))
-
-    def complete(self, text: str) -> bool:
-        """Whether the stopped messages already show all of ``text`` (or the end of a failed turn)."""
-        if not self.stopped or self.unstopped is not None:
-            return False
-        _ts, last = self.stopped[max(self.stopped)]
-        if last.get("final"):
-            return True
-        return last.get("end") == len(text) and text.startswith(str(last.get("head") or ""))
-
-    def resume_at(self, text: str) -> tuple[int, int, str | None]:
-        """(index of the next message, where in ``text`` it begins, fence to open) after the stopped ones."""
-        if not self.stopped:
-            return 0, 0, None
-        index = max(self.stopped)
-        _ts, last = self.stopped[index]
-        end = last.get("end")
-        if isinstance(end, int) and 0 <= end <= len(text) and text.startswith(str(last.get("head") or "")):
-            return index + 1, end, open_fence(text[:end])
-        return index + 1, 0, None  # the stopped ones show another round: show the answer whole after them

@@ -112,8 +112,12 @@ class LiveStreams:
             return
         fut = asyncio.get_running_loop().create_future()
         self._placeholders[key] = fut
-        # A Slack retry may follow an earlier process's stream: it is left to the delivery to complete.
-        native = self.budget_for is not None and not look_first and bool(user)
+        native = self.budget_for is not None and bool(user)
+        if native and look_first:
+            # A Slack retry: an earlier process may have left a stream of this turn open, which the
+            # delivery completes; a placeholder or a second stream now would stand beside it.
+            fut.set_result(None)
+            return
         if native:
             self._native[key] = asyncio.get_running_loop().create_future()
         run = self._run_native(ref, turn_id, user, fut) if native else self._run(ref, turn_id, look_first, fut)
@@ -143,10 +147,13 @@ class LiveStreams:
             return None
         return stream if isinstance(stream, NativeStream) and stream.started else None
 
-    def native_ts(self) -> set[str]:
-        """The ts of every message this process streams now (not to be taken over by a delivery)."""
+    def native_ts(self, but: TurnKey | None = None) -> set[str]:
+        """The ts of every message this process streams now, but those of turn ``but``: another turn's
+        live stream is not to be taken for this one's by a delivery."""
         out: set[str] = set()
         for key in self._native:
+            if key == but:
+                continue
             fut = self._native.get(key)
             if fut is not None and fut.done() and not fut.cancelled() and isinstance(fut.result(), NativeStream):
                 stream = fut.result()
