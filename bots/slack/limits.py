@@ -59,8 +59,9 @@ class StreamBudget:
         return True
 
     def append_interval(self, base: float, now: float | None = None) -> float:
-        """Seconds between two appends of one stream: ``base`` while the append budget has room; once
-        half of it is used, each open stream's fair share of it, so no stream waits long for a turn."""
-        if self.append.used(now) * 2 < self.append.limit:
+        """Seconds between two appends of one stream: ``base`` while the append budget has room for
+        another round of every open stream; then each stream's fair share of the budget, so that the
+        streams take turns instead of racing for the last calls of the window."""
+        if self.append.used(now) + self.streams < self.append.limit:
             return base
         return max(base, self.streams * self.append.window / self.append.limit)
