@@ -17,7 +17,8 @@ How the follower learns the end:
 ``follow`` returns how the turn ended when it knows (a ``TurnStatus`` that is done), else None.
 
 A sink that shows each tool call on its own (a task card) also has ``tool_step(ToolStep)``: called at
-once for every start and end of a tool call of the turn's own agent.
+once for every start and end of a tool call of the turn's own agent. A sink whose ``render`` does no
+work sets ``render_inline = True``: it is then called on the event loop, without a thread hop.
 """
 
 from __future__ import annotations
@@ -174,7 +175,10 @@ class Follower(Generic[R]):
                 await asyncio.sleep(delay)  # coalesce the changes of this interval into one showing
             self._dirty.clear()
             text, tools, step = self._acc.text, list(self._acc.tools), self._step
-            rendered = await asyncio.to_thread(self.sink.render, text, tools, step)
+            if getattr(self.sink, "render_inline", False):  # nothing to render: no thread hop
+                rendered = self.sink.render(text, tools, step)
+            else:
+                rendered = await asyncio.to_thread(self.sink.render, text, tools, step)
             await self.sink.show(rendered)
             last = time.monotonic()
             if self._fed and not self._dirty.is_set():

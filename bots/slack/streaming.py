@@ -308,6 +308,8 @@ class _NativeLive:
     """The sink of one turn in native mode: the turn's first text (or tool call) chooses between a
     streamed reply and a placeholder with edits, and the rest follows the choice."""
 
+    render_inline = True  # a stream takes the text as it is; edits render it in a thread when chosen
+
     def __init__(self, streams: LiveStreams, ref: ThreadRef, turn_id: str, user: str, placeholder: asyncio.Future,
                  chosen: asyncio.Future | None) -> None:
         self.streams, self.ref, self.turn_id, self.user = streams, ref, turn_id, user
