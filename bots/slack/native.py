@@ -114,6 +114,8 @@ class NativeStream:
         self._last_send = float("-inf")
         self._counted = False  # in the workspace's count of open streams
         self._in_call = False  # the live loop is in a Web API call
+        self._rewrite_at: tuple[int, str | None, int] | None = None  # where a rewrite of the answer starts
+        self._posted: dict[str, str] = {}  # messages a rewrite posted, by key
 
     @property
     def started(self) -> bool:
@@ -156,7 +158,12 @@ class NativeStream:
             return  # nothing live before the first message (begin) or after the end
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"slack-native-{self.turn_id}")
+            self._task.add_done_callback(self._ended)
         self._dirty.set()
+
+    def _ended(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:  # best effort: the delivery still finishes
+            log.error("live stream of turn %s stopped", self.turn_id, exc_info=task.exception())
 
     def cancel_live(self) -> None:
         if self._counted:
@@ -350,13 +357,20 @@ class NativeStream:
 
     async def _rewrite(self, text: str, blocks: list[dict] | None) -> None:
         """The streamed text differs from the answer (a retried model call): the open message is stopped
-        and edited to show the answer from where its share began; what does not fit follows."""
-        seg = self.open or self.segments[-1]
-        if self.open is not None:
-            await self._seal("", max_wait=MAX_WAIT)
-        start = min(seg.round_start, len(text))
-        await complete_from(self.web, self.editor, self.ref.channel, self.ref.thread_ts, self.turn_id, seg.index,
-                            seg.ts, reopen_fence(open_fence(text[:start])) + text[start:], blocks, {})
+        and edited to show the answer from where its share began; what does not fit follows. With no
+        message open (all stopped: a long wait for an approval, say), the answer follows them in
+        messages of its own. Safe to repeat: a retry edits the same message and skips what it posted."""
+        if self._rewrite_at is None:
+            if self.open is None:
+                self._rewrite_at = (len(self.segments), None, 0)
+            else:
+                seg = self.open
+                await self._seal("", max_wait=MAX_WAIT)
+                self._rewrite_at = (seg.index, seg.ts, seg.round_start)
+        index, ts, start = self._rewrite_at
+        start = min(start, len(text))
+        await complete_from(self.web, self.editor, self.ref.channel, self.ref.thread_ts, self.turn_id, index, ts,
+                            reopen_fence(open_fence(text[:start])) + text[start:], blocks, self._posted)
 
 
 async def _slot_free(window: SlidingWindow) -> None:

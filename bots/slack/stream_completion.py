@@ -30,7 +30,8 @@ async def complete_from(web: SlackWeb, editor: EditScheduler, channel: str, thre
                         first: int, ts: str | None, markdown: str, blocks: list[dict] | None,
                         existing: dict[str, str]) -> None:
     """Show ``markdown`` from streamed message ``first`` on: an edit of ``ts`` (when there is one) and
-    new messages for the rest, keyed ``{turn}:s{n}``; messages an earlier attempt posted are skipped."""
+    new messages for the rest, keyed ``{turn}:s{n}``; messages an earlier attempt posted (``existing``,
+    by key) are skipped, and those posted now are added to it."""
     pieces = answer_pieces(markdown)
     for i, piece in enumerate(pieces):
         key = segment_key(turn_id, first + i)
@@ -38,7 +39,7 @@ async def complete_from(web: SlackWeb, editor: EditScheduler, channel: str, thre
         if i == 0 and ts:
             await editor.send(channel, ts, piece, blocks=_with_text(piece, last), meta_key=key)
         elif key not in existing:
-            await web.post(channel, thread, piece, key=key, blocks=_with_text(piece, last))
+            existing[key] = await web.post(channel, thread, piece, key=key, blocks=_with_text(piece, last))
 
 
 def _with_text(text: str, blocks: list[dict] | None) -> list[dict] | None:

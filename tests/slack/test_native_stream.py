@@ -4,6 +4,7 @@ exactly once by the delivery, with tool calls as task cards and a fallback to ed
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from agent_core import tool
 from tests.fakes.openai_server import Reply
@@ -152,3 +153,31 @@ async def test_a_60000_character_answer_rolls_over_with_fences_balanced_and_noth
     assert joined == answer
     assert seams_in_code >= 1  # the answer is mostly code: some seams fall inside a block
     assert h.fake.over_limit == 0 and h.fake.count("chat.postMessage") == 0 and h.fake.count("chat.update") == 0
+
+
+async def test_an_approval_card_stays_a_card_and_the_answer_streams_after_it(start_slack, fake_openai):
+    from .test_approvals_and_commands import card_of, click
+
+    def script(body: dict) -> Reply:
+        if body["messages"][-1]["role"] == "tool":
+            return Reply(text=f"done: {body['messages'][-1]['content']}", token_delay=0.01)
+        return Reply(text="I will deploy web.", tool_calls=[("deploy", {"service": "web"})], token_delay=0.01)
+
+    fake_openai.script = script
+    h = await start_slack(DURABOT_SLACK_STREAMING="native")
+    h.adapter.streams.limits = replace(h.adapter.streams.limits, max_age=1.0)  # a slow approver outlives it
+    event = await h.mention("deploy web")
+    message, (approve, _deny) = await h.fake.wait_for(lambda: card_of(h, "C1", event["ts"]))
+    assert "streaming_state" not in message and "Approval needed" in message["text"]  # a card, as before
+    try:
+        await h.fake.wait_for(lambda: streamed(h.fake, "C1", event["ts"])
+                              and streamed(h.fake, "C1", event["ts"])[0]["streaming_state"] == "completed")
+    except TimeoutError:
+        raise AssertionError(f"{h.fake.thread('C1', event['ts'])} {[(c.method, c.error) for c in h.fake.calls]}")
+    await click(h, message, approve, "U1")
+    msgs = await answered(h, "C1", event["ts"], "done: Deployed web")
+    parts = streamed(h.fake, "C1", event["ts"])
+    assert parts[0]["text"] == "I will deploy web."  # stopped while the card waited
+    assert "done: Deployed web" in parts[-1]["text"] and parts[-1]["tasks"]  # the tool, as a card, then the answer
+    assert sum("done: Deployed web" in m["text"] for m in msgs) == 1
+    assert h.fake.over_limit == 0
