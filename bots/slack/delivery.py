@@ -34,7 +34,7 @@ from bots.core.fallback_text import PlainWords, plain_answer, plain_card
 
 from .edits import EditScheduler
 from .mrkdwn import escape
-from .native import NOT_STREAMING
+from .native import NOT_STREAMING, take_slot
 from .stream_completion import Streamed, complete_from
 from .render import (
     MAX_PART,
@@ -111,7 +111,8 @@ class SlackDeliverer:
         stream = await self.streams.native(d.conversation_id, d.turn_id)
         if stream is not None:  # streamed by this process: the stream writes the rest and stops
             self._partial(d)  # (stops the live follow first)
-            await stream.finish(outcome, d.text, notice(outcome, d.text, d.by), [run_link_block(link)] if link else None)
+            await stream.finish(outcome, d.text, notice(outcome, d.text, d.by),
+                                [run_link_block(link)] if link else None)
             return
         # The same rendering as a streaming replica's last word (streaming.py), so the two never differ.
         parts = ended_parts(outcome, d.text, d.tool_calls, partial=self._partial(d), by=d.by)
@@ -169,9 +170,7 @@ class SlackDeliverer:
         if ts:
             budget = self.streams.budget_for(team) if self.streams.budget_for else None
             if budget is not None:
-                if (wait := budget.stop.delay()) > MAX_WAIT:
-                    raise SlackCallError("chat.stopStream", "workspace budget exhausted", 429, wait)
-                budget.stop.record()
+                await take_slot(budget.stop, "chat.stopStream", MAX_WAIT)
             try:
                 await self.web.stop_stream(channel, ts)
             except SlackCallError as exc:

@@ -81,7 +81,7 @@ def task_chunk(call_id: str, title: str, status: str, output: str | None = None)
     return chunk
 
 
-async def _slot(window: SlidingWindow, method: str, max_wait: float | None) -> None:
+async def take_slot(window: SlidingWindow, method: str, max_wait: float | None) -> None:
     """Wait for one call of ``window`` and count it; a wait past ``max_wait`` raises a 429 instead."""
     while (wait := window.delay()) > 0:
         if max_wait is not None and wait > max_wait:
@@ -267,7 +267,7 @@ class NativeStream:
                 piece = md[:k]
                 chunks = ([md_chunk(prefix + piece)] if prefix or piece else []) + tasks
                 if not admitted:  # a rollover: the answer goes on as soon as a start is free
-                    await _slot(self.budget.start, "chat.startStream", None)
+                    await take_slot(self.budget.start, "chat.startStream", None)
                 admitted = False
                 ts = await self.web.start_stream(self.ref.channel, self.ref.thread_ts, chunks, team=self.ref.team,
                                                  user=self.user)
@@ -305,7 +305,7 @@ class NativeStream:
         fence = None if final else open_fence(shown)
         tail = piece + close_fence(fence)
         payload = {"end": len(shown), "head": shown[:40], "final": final}
-        await _slot(self.budget.stop, "chat.stopStream", max_wait)
+        await take_slot(self.budget.stop, "chat.stopStream", max_wait)
         chunks = ([md_chunk(tail)] if tail else []) + (tasks or [])
         try:
             await self.web.stop_stream(self.ref.channel, seg.ts, chunks, key=segment_key(self.turn_id, seg.index),

@@ -51,7 +51,16 @@ from .edits import EditScheduler
 from .ids import ThreadRef
 from .limits import StreamBudget
 from .native import NativeStream, Refused, StreamLimits
-from .render import THINKING, answer_key, cancelled_text, ended_parts, failed_text, live_text, run_link_block, with_run_link
+from .render import (
+    THINKING,
+    answer_key,
+    cancelled_text,
+    ended_parts,
+    failed_text,
+    live_text,
+    run_link_block,
+    with_run_link,
+)
 from .web import SlackCallError, SlackWeb
 
 log = logging.getLogger(__name__)
@@ -341,8 +350,8 @@ class _NativeLive:
         if self.stream is not None:
             self.stream.offer(text)
         elif self.edits is not None:
-            self.edits.editor.offer(self.ref.channel, self.edits.ts, await asyncio.to_thread(live_text, text, tools, step),
-                                    self.edits.meta_key)
+            rendered_text = await asyncio.to_thread(live_text, text, tools, step)
+            self.edits.editor.offer(self.ref.channel, self.edits.ts, rendered_text, self.edits.meta_key)
 
     async def _choose(self, text: str) -> None:
         self.decided = True
