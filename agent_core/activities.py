@@ -34,6 +34,8 @@ from .contract import LLM_ACTIVITY, RESTORE_ACTIVITY, SUMMARY_ACTIVITY, TOOL_ACT
 
 log = logging.getLogger(__name__)
 
+TOOL_PREVIEW = 200  # characters of a tool's output on its live tool_finished event (a task card's output)
+
 MAX_TOOL_OUTPUT = 32_000  # characters of a tool's output the model sees; the rest is cut with a note
 MAX_MODEL_TEXT = 200_000  # characters of one model answer kept in the workflow
 
@@ -345,7 +347,8 @@ class AgentActivities:
         text = limits.clip(text, limits.TOOL_OUTPUT_BYTES, "output")
         metrics.tool_calls_total.labels(tool=call.name, outcome="ok" if ok else "error").inc()
         await self._publish(stream, AgentEvent(kind="tool_finished", turn_id=req.turn_id, tool=call.name,
-                                               call_id=call.id, data={"ok": ok}, source=req.source))
+                                               call_id=call.id, data={"ok": ok, "preview": text[:TOOL_PREVIEW]},
+                                               source=req.source))
         return ToolResult(call_id=call.id, name=call.name, output=text, ok=ok, attachments=files)
 
     async def _store_files(self, attachments: list[Attachment], tool: str) -> list[BlobRef]:

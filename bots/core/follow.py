@@ -15,6 +15,10 @@ How the follower learns the end:
   recorded once the final text is in. Without it, the follow ends with the final text, or when
   nothing happened for ``idle`` seconds.
 ``follow`` returns how the turn ended when it knows (a ``TurnStatus`` that is done), else None.
+
+A sink that shows each tool call on its own (a task card) also has ``tool_step(ToolStep)``: called at
+once for every start and end of a tool call of the turn's own agent. A sink whose ``render`` does no
+work sets ``render_inline = True``: it is then called on the event loop, without a thread hop.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from agent_core import Agent
@@ -39,6 +44,14 @@ MAX_CHECK = 30.0  # ... and then less and less often, down to once in this many 
 END_CHECKS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)  # after the model's final text, until the turn ends
 
 TurnState = Callable[[], Awaitable["TurnStatus | None"]]
+
+
+@dataclass(frozen=True)
+class ToolStep:
+    call_id: str
+    tool: str
+    status: str  # in_progress | complete | error
+    output: str | None = None  # a short preview of what the tool returned, when it is done
 
 
 class Sink(Protocol[R]):
@@ -121,6 +134,7 @@ class Follower(Generic[R]):
 
     def _feed(self, ev: AgentEvent) -> None:
         changed = self._acc.feed(ev)
+        self._tool_step(ev)
         if ev.kind == "tool_started":
             self._step, changed = (f"running {ev.tool}" if ev.tool else None), True
         elif changed:
@@ -128,6 +142,18 @@ class Follower(Generic[R]):
         if changed:
             self.sink.update(self._acc.text, list(self._acc.tools))
             self._dirty.set()
+
+    def _tool_step(self, ev: AgentEvent) -> None:
+        hook = getattr(self.sink, "tool_step", None)
+        if hook is None or ev.source or not ev.call_id or ev.kind not in ("tool_started", "tool_finished"):
+            return
+        if ev.kind == "tool_started":
+            hook(ToolStep(ev.call_id, ev.tool or "", "in_progress"))
+        else:
+            ok = bool(ev.data.get("ok", True))
+            preview = ev.data.get("preview")
+            hook(ToolStep(ev.call_id, ev.tool or "", "complete" if ok else "error",
+                          preview if isinstance(preview, str) else None))
 
     async def _end(self) -> TurnStatus | None:
         """The final text is in: the workflow records the end within moments."""
@@ -149,7 +175,10 @@ class Follower(Generic[R]):
                 await asyncio.sleep(delay)  # coalesce the changes of this interval into one showing
             self._dirty.clear()
             text, tools, step = self._acc.text, list(self._acc.tools), self._step
-            rendered = await asyncio.to_thread(self.sink.render, text, tools, step)
+            if getattr(self.sink, "render_inline", False):  # nothing to render: no thread hop
+                rendered = self.sink.render(text, tools, step)
+            else:
+                rendered = await asyncio.to_thread(self.sink.render, text, tools, step)
             await self.sink.show(rendered)
             last = time.monotonic()
             if self._fed and not self._dirty.is_set():

@@ -45,7 +45,8 @@ from .feedback import FeedbackClicks
 from .ids import ACTION_PATTERN, FEEDBACK_ACTION, PREFIX, parse_button
 from .ingress import Ingress
 from .installations import Stores
-from .limits import update_window
+from .limits import StreamBudget, update_window
+from .native import StreamLimits
 from .streaming import LiveStreams
 from .web import SlackWeb, make_client
 from .workspaces import ScopedDeliverer, WorkspaceClients
@@ -62,10 +63,13 @@ class SlackAdapter:
     connect_socket_mode(), and stop() at the end."""
 
     def __init__(self, settings: Settings, agent: Agent, *, delivery_task_queue: str | None = None,
-                 update_budget: tuple[int, float] | None = None) -> None:
+                 update_budget: tuple[int, float] | None = None, stream_limits: StreamLimits | None = None,
+                 stream_budget: tuple[int, int, float] | None = None) -> None:
         """``settings``: the process's settings, the agent's with this adapter's part as ``settings.slack``
         (a ``SlackSettings``). ``update_budget`` (calls, seconds) overrides the chat.update budget per
-        workspace, for a workspace with a raised limit (or a benchmark of latency alone)."""
+        workspace, for a workspace with a raised limit (or a benchmark of latency alone).
+        ``stream_limits``: a natively streamed message's size and age limits (tests shorten them);
+        ``stream_budget`` (starts and stops, appends, seconds) overrides the streaming budget likewise."""
         settings.slack.check(settings.secret_key)
         self.settings = settings
         self.agent = agent
@@ -83,8 +87,12 @@ class SlackAdapter:
         self.task_queue = delivery_task_queue or delivery_queue(settings)
         self._editors: BoundedCache[str, EditScheduler] = BoundedCache(1_000)  # one per workspace
         self._update_budget = update_budget
+        self._stream_budget = stream_budget
         self.run_link = RunLinks(settings.temporal_ui_url, lambda: agent.client.namespace)
-        self.streams = LiveStreams(agent, self.web, self.editor_for, self.run_link)
+        self._stream_budgets: BoundedCache[str, StreamBudget] = BoundedCache(1_000)  # one per workspace
+        native = settings.slack.streaming_mode == "native"
+        self.streams = LiveStreams(agent, self.web, self.editor_for, self.run_link,
+                                   budget_for=self.stream_budget if native else None, limits=stream_limits)
         self.assistant = AssistantThreads(agent, self.web, settings.slack.suggested_prompts())
         self.delivery = DeliveryActivity(ScopedDeliverer(
             SlackDeliverer(self.web, self.editor_for, self.streams, self.run_link, self.assistant, blobs=agent.blobs)))
@@ -129,6 +137,17 @@ class SlackAdapter:
                 editor = EditScheduler(self.web.for_team(team))
             self._editors[team] = editor
         return editor
+
+    def stream_budget(self, team: str) -> StreamBudget:
+        budget = self._stream_budgets.get(team)
+        if budget is None:
+            if self._stream_budget:
+                tier2, appends, window = self._stream_budget
+                budget = StreamBudget(tier2, tier2, appends, window)
+            else:
+                budget = StreamBudget()
+            self._stream_budgets[team] = budget
+        return budget
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:

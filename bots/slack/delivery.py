@@ -1,9 +1,17 @@
 """The durable side: Slack's deliverer, what the ``durabot.deliver`` activity puts in Slack.
 
 At least once in, exactly once visible: every message the bot posts carries a metadata key
-(``{turn}:{part}`` for answer parts, ``{turn}:{approval}`` for cards). A first attempt trusts what this
-process knows; a retried attempt (or one that does not know the placeholder, after a restart) first
-reads the thread and skips what an earlier attempt already posted. Edits are idempotent by nature.
+(``{turn}:{part}`` for answer parts, ``{turn}:{approval}`` for cards, ``{turn}:s{n}`` for natively
+streamed messages). A first attempt trusts what this process knows; a retried attempt (or one that
+does not know the placeholder, after a restart) first reads the thread and skips what an earlier
+attempt already posted. Edits are idempotent by nature.
+
+A natively streamed answer is finished by its stream when this process streams it. Otherwise the
+thread shows it: its stopped messages (keyed, with where in the answer each ends) and at most one
+message still streaming, or left unstopped by a process that died (it has no metadata yet). The
+delivery gives a live stream elsewhere a moment to stop by itself, then completes the answer: the
+unstopped message is stopped and edited to carry the rest of the final text, what does not fit
+follows as new messages, and nothing is posted twice.
 
 Failures are sorted as on every platform (see bots/core/delivery.py): rate limits and outages are
 retried, refusals for good are not, and anything else is retried a few times and then sent as plain
@@ -12,6 +20,7 @@ text (the ``plain_*`` methods): the same notice, escaped, without blocks, under 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Callable
@@ -31,6 +40,8 @@ from .edits import EditScheduler
 from .ids import ThreadRef
 from .limits import UPLOAD_BYTES, UPLOAD_FILES
 from .mrkdwn import escape
+from .native import NOT_STREAMING, take_slot
+from .stream_completion import Streamed, complete_from
 from .render import (
     MAX_PART,
     answer_blocks,
@@ -38,9 +49,15 @@ from .render import (
     card_blocks,
     card_key,
     ended_parts,
+    end_blocks,
+    metadata_key,
+    metadata_payload,
+    run_link_block,
+    with_run_link,
 )
-from .streaming import LiveStreams
-from .web import SlackCallError, SlackWeb
+from .stream_text import reopen_fence
+from .streaming import LiveStreams, notice
+from .web import MAX_PAGES, MAX_WAIT, SlackCallError, SlackWeb
 from .workspaces import NOT_INSTALLED, team_of
 
 log = logging.getLogger(__name__)
@@ -52,6 +69,7 @@ REFUSED = frozenset({
     NOT_INSTALLED,  # the workspace removed the app: nothing goes there any more
 })
 _GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+OWNER_CHECKS = (1.0, 1.5, 2.0)  # seconds between looks at a stream another process may still stop itself
 
 
 def classify(exc: Exception) -> Failure:
@@ -103,15 +121,28 @@ class SlackDeliverer:
 
     async def answer(self, d: Delivery, attempt: int = 1) -> None:
         team, channel, thread = _target(d)
+        outcome = d.kind.value.removeprefix("turn_")
+        link = self.run_link(d)
+        rated = (d.conversation_id, d.turn_id) if d.kind is DeliveryKind.TURN_FINISHED else None
+        stream = await self.streams.native(d.conversation_id, d.turn_id)
+        if stream is not None:  # streamed by this process: the stream writes the rest and stops
+            self._partial(d)  # (stops the live follow first)
+            await stream.finish(outcome, d.text, notice(outcome, d.text, d.by), end_blocks(link, rated))
+            lookup = _Lookup(self.web, channel, thread, oldest=d.turn_id)
+            await self._files(d, channel, thread, lookup)
+            await self._answered(d, team, channel, thread)
+            return
         # The same rendering as a streaming replica's last word (streaming.py), so the two never differ.
-        parts = ended_parts(d.kind.value.removeprefix("turn_"), d.text, d.tool_calls, partial=self._partial(d),
-                            by=d.by)
+        parts = ended_parts(outcome, d.text, d.tool_calls, partial=self._partial(d), by=d.by)
         lookup = _Lookup(self.web, channel, thread, oldest=d.turn_id)
         placeholder = await self.streams.placeholder(d.conversation_id, d.turn_id)
         if placeholder is None:  # not posted by this process: maybe by one before a restart
             placeholder = (await lookup.keys()).get(answer_key(d.turn_id, 0))
-        link = self.run_link(d)
-        rated = (d.conversation_id, d.turn_id) if d.kind is DeliveryKind.TURN_FINISHED else None
+            if placeholder is None and (streamed := await self._streamed(lookup, d.conversation_id, d.turn_id)):
+                await self._complete_stream(d, streamed, lookup, link, rated)
+                await self._files(d, channel, thread, lookup)
+                await self._answered(d, team, channel, thread)
+                return
         for i, part in enumerate(parts):
             key = answer_key(d.turn_id, i)
             last = i == len(parts) - 1  # the link and the feedback buttons end the answer
@@ -134,6 +165,54 @@ class SlackDeliverer:
         if d.files and d.kind == DeliveryKind.TURN_FINISHED and self.blobs is not None:
             await deliver_files(d, self.blobs, _SlackUploader(self.web, channel, thread, d, lookup),
                                 UploadLimits(UPLOAD_BYTES, UPLOAD_FILES), self.platform)
+
+    async def _streamed(self, lookup: _Lookup, conversation_id: str, turn_id: str) -> Streamed:
+        """The turn's natively streamed messages as the thread shows them."""
+        found = Streamed()
+        mine = self.streams.native_ts(but=(conversation_id, turn_id))  # live streams of other turns here
+        prefix = f"{turn_id}:s"
+        for m in await lookup.messages():
+            key = metadata_key(m)
+            ts = str(m.get("ts") or "")
+            if key and key.startswith(prefix) and key[len(prefix):].isdigit():
+                found.stopped.setdefault(int(key[len(prefix):]), (ts, metadata_payload(m)))
+            elif not key and m.get("streaming_state") and m.get("bot_id") and ts not in mine \
+                    and found.unstopped is None:
+                found.unstopped, found.unstopped_text = ts, str(m.get("text") or "")
+        return found
+
+    async def _complete_stream(self, d: Delivery, streamed: Streamed, lookup: _Lookup, link: str | None,
+                               rated: tuple[str, str] | None = None) -> None:
+        team, channel, thread = _target(d)
+        outcome = d.kind.value.removeprefix("turn_")
+        text = (d.text or "") if outcome == "finished" else ""
+        for delay in OWNER_CHECKS:  # a stream still open may be another replica's, about to stop it
+            if streamed.unstopped is None:
+                break
+            await asyncio.sleep(delay)
+            lookup = _Lookup(self.web, channel, thread, oldest=d.turn_id)
+            streamed = await self._streamed(lookup, d.conversation_id, d.turn_id)
+        if streamed.complete(text) if outcome == "finished" else streamed.ended():
+            return  # stopped, with all of the answer, by the process that streamed it
+        index, start, fence = streamed.resume_at(text)
+        if outcome == "finished":
+            rest = reopen_fence(fence) + text[start:]
+        else:
+            shown = streamed.unstopped_text if streamed.unstopped else ""
+            rest = (shown + "\n\n" if shown else "") + (notice(outcome, d.text, d.by) or "")
+        ts = streamed.unstopped
+        if ts:
+            budget = self.streams.budget_for(team) if self.streams.budget_for else None
+            if budget is not None:
+                await take_slot(budget.stop, "chat.stopStream", MAX_WAIT)
+            try:
+                await self.web.stop_stream(channel, ts)
+            except SlackCallError as exc:
+                if exc.error != NOT_STREAMING:  # expired: an edit completes it all the same
+                    raise
+        log.info("completing the streamed answer of turn %s in %s from message %d", d.turn_id, channel, index)
+        await complete_from(self.web, self.editor_for(team), channel, thread, d.turn_id, index, ts, rest,
+                            end_blocks(link, rated), await lookup.keys())
 
     async def card(self, d: Delivery, attempt: int = 1) -> None:
         _team, channel, thread = _target(d)
@@ -180,6 +259,10 @@ class SlackDeliverer:
     async def plain_answer(self, d: Delivery) -> None:
         team, channel, thread = _target(d)
         lookup = _Lookup(self.web, channel, thread, oldest=d.turn_id)
+        if streamed := await self._streamed(lookup, d.conversation_id, d.turn_id):
+            self._partial(d)  # a stream of this process stops here: its messages are completed as text
+            await self._complete_stream(d, streamed, lookup, None)
+            return
         placeholder = await self.streams.placeholder(d.conversation_id, d.turn_id)
         for i, part in enumerate(_plain_answer(d, self._partial(d))):
             key = answer_key(d.turn_id, i)
@@ -240,12 +323,21 @@ class _Lookup:
 
     def __init__(self, web: SlackWeb, channel: str, thread: str, oldest: str | None = None) -> None:
         self.web, self.channel, self.thread, self.oldest = web, channel, thread, oldest
-        self._keys: dict[str, str] | None = None
+        self._messages: list[dict] | None = None
+
+    async def messages(self) -> list[dict]:
+        if self._messages is None:
+            self._messages = await self.web.thread_messages(self.channel, self.thread, oldest=self.oldest,
+                                                            pages=MAX_PAGES)
+        return self._messages
 
     async def keys(self) -> dict[str, str]:
-        if self._keys is None:
-            self._keys = await self.web.find_keys(self.channel, self.thread, oldest=self.oldest)
-        return self._keys
+        found: dict[str, str] = {}
+        for m in await self.messages():
+            key = metadata_key(m)
+            if key and m.get("ts"):
+                found.setdefault(key, str(m["ts"]))
+        return found
 
 
 _USER = re.compile(r"[UW][A-Z0-9]+")  # a user id: shown as a mention

@@ -282,7 +282,7 @@ class Ingress:
                 status = None  # unknown: resume the live stream; the delivery completes it either way
             if status is not None and status.done:
                 return
-        self.streams.start(inc.ref, inc.message_id, look_first=retried)
+        self.streams.start(inc.ref, inc.message_id, look_first=retried, user=inc.user)
 
     async def _remote(self, files: Any) -> list[RemoteFile]:
         if not files:

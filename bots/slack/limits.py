@@ -28,3 +28,42 @@ class PostBudgets(TokenBuckets):
 
     def __init__(self, maxsize: int = 10_000, idle: float = 600.0) -> None:
         super().__init__(POST_RATE, POST_BURST, maxsize, idle)
+
+
+# Native streaming (chat.startStream / appendStream / stopStream). Start and stop are Tier 2 (~20 a
+# minute per workspace each), append Tier 4 (~100 a minute, with bursts).
+STREAM_START_LIMIT = 18
+STREAM_STOP_LIMIT = 18
+STREAM_APPEND_LIMIT = 95
+STREAM_WINDOW = 61.0
+ROLLOVER_RESERVE = 2  # starts kept free for answers that roll over to a new message
+
+
+class StreamBudget:
+    """One workspace's native-streaming budget, and whether the workspace refused streaming."""
+
+    def __init__(self, start: int = STREAM_START_LIMIT, stop: int = STREAM_STOP_LIMIT,
+                 append: int = STREAM_APPEND_LIMIT, window: float = STREAM_WINDOW) -> None:
+        self.start = SlidingWindow(start, window)
+        self.stop = SlidingWindow(stop, window)
+        self.append = SlidingWindow(append, window)
+        self.refused: str | None = None  # the error a streaming call answered, once for good
+        self.streams = 0  # streams open now in the workspace
+
+    def admit(self, now: float | None = None) -> bool:
+        """Take a start for a new answer now if one is free, keeping room for rollovers and for the
+        stops of the streams already open; False: stream this answer by edits instead."""
+        if self.refused:
+            return False
+        if self.start.delay(ROLLOVER_RESERVE, now) > 0:
+            return False
+        self.start.record(now)
+        return True
+
+    def append_interval(self, base: float, now: float | None = None) -> float:
+        """Seconds between two appends of one stream: ``base`` while the append budget has room for
+        another round of every open stream; then each stream's fair share of the budget, so that the
+        streams take turns instead of racing for the last calls of the window."""
+        if self.append.used(now) + self.streams < self.append.limit:
+            return base
+        return max(base, self.streams * self.append.window / self.append.limit)

@@ -23,9 +23,16 @@ MODAL_BLOCKS = 100  # blocks a Slack modal holds
 METADATA_TYPE = "durabot_message"
 
 
-def metadata(key: str) -> dict:
-    """Message metadata that lets the bot find its own message again (idempotent posting)."""
-    return {"event_type": METADATA_TYPE, "event_payload": {"key": key}}
+def metadata(key: str, payload: dict | None = None) -> dict:
+    """Message metadata that lets the bot find its own message again (idempotent posting);
+    ``payload``: more facts about the message (where a streamed segment ends)."""
+    return {"event_type": METADATA_TYPE, "event_payload": {**(payload or {}), "key": key}}
+
+
+def metadata_payload(message: dict) -> dict:
+    md = message.get("metadata") or {}
+    payload = md.get("event_payload") if md.get("event_type") == METADATA_TYPE else None
+    return payload if isinstance(payload, dict) else {}
 
 
 def metadata_key(message: dict) -> str | None:
@@ -38,6 +45,16 @@ def metadata_key(message: dict) -> str | None:
 
 def answer_key(turn_id: str, part: int) -> str:
     return f"{turn_id}:{part}"  # part 0 is the placeholder
+
+
+def segment_key(turn_id: str, segment: int) -> str:
+    """The key of a natively streamed message of a turn (an answer may take several)."""
+    return f"{turn_id}:s{segment}"
+
+
+def run_link_block(url: str) -> dict:
+    """The small link to a run under an answer."""
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": f":mag: <{safe_url(url)}|{LINK_LABEL}>"}]}
 
 
 def card_key(turn_id: str, approval_id: str) -> str:
@@ -112,12 +129,14 @@ def answer_blocks(text: str, url: str | None, rated: tuple[str, str] | None) -> 
         return None
     sections = split_message(text, SECTION_TEXT) or [text]
     blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": s}} for s in sections]
-    if url:
-        link = f":mag: <{safe_url(url)}|{LINK_LABEL}>"
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": link}]})
-    if rated is not None:
-        blocks.append(feedback_block(*rated))
-    return blocks
+    return blocks + (end_blocks(url, rated) or [])
+
+
+def end_blocks(url: str | None, rated: tuple[str, str] | None) -> list[dict] | None:
+    """What ends an answer's last message under its text: the run link and the feedback buttons (a
+    natively streamed answer adds them when its stream stops)."""
+    blocks = ([run_link_block(url)] if url else []) + ([feedback_block(*rated)] if rated is not None else [])
+    return blocks or None
 
 
 def feedback_block(conversation_id: str, turn_id: str) -> dict:

@@ -1,5 +1,5 @@
-"""The Slack adapter's settings: the app's tokens, where Slack's Web API is, and the suggested prompts
-of its AI-app threads.
+"""The Slack adapter's settings: the app's tokens, where Slack's Web API is, how answers stream, and
+the suggested prompts of its AI-app threads.
 
 Two ways to run: one workspace with ``SLACK_BOT_TOKEN`` (as before), or an app installed in many
 workspaces through Slack's OAuth flow, when ``SLACK_CLIENT_ID`` is set and ``SLACK_BOT_TOKEN`` is not.
@@ -29,6 +29,8 @@ DEFAULT_PROMPTS: tuple[tuple[str, str], ...] = (
 DEFAULT_SCOPES = ("app_mentions:read", "assistant:write", "chat:write", "channels:history", "groups:history",
                   "im:history", "mpim:history", "commands", "users:read", "files:read", "files:write")
 DEFAULT_DATABASE_URL = "sqlite:///.durabot/durabot.sqlite3"
+
+STREAMING_MODES = ("native", "edits")
 
 
 @dataclass
@@ -82,6 +84,16 @@ class SlackSettings:
             raise UserError("SLACK_CLIENT_ID needs DURABOT_SECRET_KEY: the workspaces' bot tokens are stored "
                             "encrypted and never in plain text; make a key with: python -c \"import os, base64; "
                             "print(base64.b64encode(os.urandom(32)).decode())\"")
+
+    streaming: str | None = env_field("DURABOT_SLACK_STREAMING")  # native (default) | edits
+
+    @property
+    def streaming_mode(self) -> str:
+        mode = (self.streaming or "native").strip().lower()
+        if mode not in STREAMING_MODES:
+            raise UserError(f"DURABOT_SLACK_STREAMING={self.streaming!r} is not one of native, edits: "
+                            "native streams answers with Slack's streaming methods, edits by editing a message")
+        return mode
 
 
 _FORMAT = ('DURABOT_SLACK_PROMPTS takes "Title=Message" pairs separated by ";" '

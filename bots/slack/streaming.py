@@ -24,6 +24,11 @@ watches its turn and ends with it.
 - A placeholder that had to wait for the channel's post budget is not posted if its turn ended
   meanwhile: the delivery elsewhere may already have looked for it, found nothing and posted the
   answer on its own.
+
+With native streaming (the default; ``DURABOT_SLACK_STREAMING=edits`` turns it off) there is no
+placeholder: the turn's first text or tool call starts a streamed reply (bots/slack/native.py) if the
+workspace's Tier 2 budget has a start free at that moment. If it has not, or the workspace refuses
+streaming, that turn streams by placeholder and edits as above, at once: it never waits for a start.
 """
 
 from __future__ import annotations
@@ -40,11 +45,24 @@ from agent_core import Agent
 from agent_core.metrics import REGISTRY
 from agent_core.types import Delivery, TurnStatus
 from bots.core.cache import BoundedCache
-from bots.core.follow import Follower
+from bots.core.follow import Follower, ToolStep
 
 from .edits import EditScheduler
 from .ids import ThreadRef
-from .render import THINKING, answer_blocks, answer_key, ended_parts, live_text
+from .limits import StreamBudget
+from .native import NativeStream, Refused, StreamLimits
+from .render import (
+    THINKING,
+    answer_blocks,
+    answer_key,
+    cancelled_text,
+    end_blocks,
+    ended_parts,
+    failed_text,
+    live_text,
+    run_link_block,
+    with_run_link,
+)
 from .web import SlackCallError, SlackWeb
 
 log = logging.getLogger(__name__)
@@ -77,11 +95,17 @@ def final_first_part(st: TurnStatus, partial: str | None) -> tuple[str, bool]:
 
 class LiveStreams:
     def __init__(self, agent: Agent, web: SlackWeb, editor_for: Callable[[str], EditScheduler],
-                 run_link: Callable[[Delivery], str | None] = _no_link) -> None:
+                 run_link: Callable[[Delivery], str | None] = _no_link, *,
+                 budget_for: Callable[[str], StreamBudget] | None = None,
+                 limits: StreamLimits | None = None) -> None:
+        """``budget_for``: each workspace's native-streaming budget; None streams by edits only."""
         self.agent = agent
         self.web = web
         self.editor_for = editor_for
         self.run_link = run_link
+        self.budget_for = budget_for
+        self.limits = limits or StreamLimits()
+        self._native: BoundedCache[TurnKey, asyncio.Future] = BoundedCache(_KEEP)  # -> NativeStream | None
         self._placeholders: BoundedCache[TurnKey, asyncio.Future] = BoundedCache(_KEEP)
         self._tasks: dict[TurnKey, asyncio.Task] = {}  # running streams only: each removes itself
         self._partial: BoundedCache[TurnKey, str] = BoundedCache(_KEEP, ttl=2 * LIVE_IDLE)
@@ -90,14 +114,25 @@ class LiveStreams:
     def open_count(self) -> int:
         return len(self._tasks)
 
-    def start(self, ref: ThreadRef, turn_id: str, *, look_first: bool = False) -> None:
-        """Post the placeholder and stream into it, in the background (after the event is acked)."""
+    def start(self, ref: ThreadRef, turn_id: str, *, look_first: bool = False, user: str = "") -> None:
+        """Stream the turn's answer into the thread, in the background (after the event is acked):
+        natively when the workspace can, else into a placeholder. ``user``: who asked (a stream's
+        recipient)."""
         key = (ref.conversation_id, turn_id)
         if key in self._placeholders:
             return
         fut = asyncio.get_running_loop().create_future()
         self._placeholders[key] = fut
-        task = asyncio.create_task(self._run(ref, turn_id, look_first, fut), name=f"slack-live-{turn_id}")
+        native = self.budget_for is not None and bool(user)
+        if native and look_first:
+            # A Slack retry: an earlier process may have left a stream of this turn open, which the
+            # delivery completes; a placeholder or a second stream now would stand beside it.
+            fut.set_result(None)
+            return
+        if native:
+            self._native[key] = asyncio.get_running_loop().create_future()
+        run = self._run_native(ref, turn_id, user, fut) if native else self._run(ref, turn_id, look_first, fut)
+        task = asyncio.create_task(run, name=f"slack-live-{turn_id}")
         self._tasks[key] = task
         task.add_done_callback(lambda _t, k=key: self._tasks.pop(k, None))
 
@@ -110,6 +145,32 @@ class LiveStreams:
             return await asyncio.wait_for(asyncio.shield(fut), wait)
         except (TimeoutError, asyncio.CancelledError):
             return None
+
+    async def native(self, conversation_id: str, turn_id: str, wait: float = 10.0) -> NativeStream | None:
+        """The turn's native stream if this process streams it (waits for the choice between a stream
+        and a placeholder, which the turn's first text makes); None otherwise."""
+        fut = self._native.get((conversation_id, turn_id))
+        if fut is None:
+            return None
+        try:
+            stream = await asyncio.wait_for(asyncio.shield(fut), wait)
+        except (TimeoutError, asyncio.CancelledError):
+            return None
+        return stream if isinstance(stream, NativeStream) and stream.started else None
+
+    def native_ts(self, but: TurnKey | None = None) -> set[str]:
+        """The ts of every message this process streams now, but those of turn ``but``: another turn's
+        live stream is not to be taken for this one's by a delivery."""
+        out: set[str] = set()
+        for key in self._native:
+            if key == but:
+                continue
+            fut = self._native.get(key)
+            if fut is not None and fut.done() and not fut.cancelled() and isinstance(fut.result(), NativeStream):
+                stream = fut.result()
+                if not stream.finished:
+                    out.update(seg.ts for seg in stream.segments)
+        return out
 
     def stop(self, conversation_id: str, turn_id: str) -> str | None:
         """Stop the live stream of a turn; returns the text it had shown (for a cancelled notice)."""
@@ -124,11 +185,12 @@ class LiveStreams:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for key in self._placeholders:
-            fut = self._placeholders.get(key)
-            if fut is not None:
-                fut.cancel()
-        self._placeholders.clear()
+        for cache in (self._placeholders, self._native):
+            for key in cache:
+                fut = cache.get(key)
+                if fut is not None:
+                    fut.cancel()
+            cache.clear()
 
     async def _run(self, ref: ThreadRef, turn_id: str, look_first: bool, fut: asyncio.Future) -> None:
         open_streams.inc()
@@ -138,6 +200,17 @@ class LiveStreams:
                 await self._stream(ref, turn_id, ts)
         finally:
             open_streams.dec()
+
+    async def _run_native(self, ref: ThreadRef, turn_id: str, user: str, fut: asyncio.Future) -> None:
+        open_streams.inc()
+        sink = _NativeLive(self, ref, turn_id, user, fut, self._native.get((ref.conversation_id, turn_id)))
+        follower = Follower(self.agent, ref.conversation_id, turn_id, sink, idle=LIVE_IDLE,
+                            turn_state=lambda: self._turn(ref.conversation_id, turn_id))
+        try:
+            await follower.run()
+        finally:
+            open_streams.dec()
+            sink.close()
 
     async def _post_placeholder(self, ref: ThreadRef, turn_id: str, look_first: bool,
                                 fut: asyncio.Future) -> str | None:
@@ -241,3 +314,116 @@ class _LiveEdits:
         wrote = self.editor.close(self.ref.channel, self.ts)
         if ended is not None and wrote:
             await self.streams._finish(self.ref, self.turn_id, self.ts, self.editor, ended)
+
+
+class _NativeLive:
+    """The sink of one turn in native mode: the turn's first text (or tool call) chooses between a
+    streamed reply and a placeholder with edits, and the rest follows the choice."""
+
+    render_inline = True  # a stream takes the text as it is; edits render it in a thread when chosen
+
+    def __init__(self, streams: LiveStreams, ref: ThreadRef, turn_id: str, user: str, placeholder: asyncio.Future,
+                 chosen: asyncio.Future | None) -> None:
+        self.streams, self.ref, self.turn_id, self.user = streams, ref, turn_id, user
+        self.placeholder = placeholder  # the placeholder's ts (None when streaming natively)
+        self.chosen = chosen  # the NativeStream, or None for edits
+        self.stream: NativeStream | None = None
+        self.edits: _LiveEdits | None = None
+        self.decided = False
+        self._steps: list[ToolStep] = []
+
+    def update(self, text: str, tools: list[str]) -> None:
+        self.streams._partial[(self.ref.conversation_id, self.turn_id)] = text
+        if self.stream is not None:
+            self.stream.offer(text)
+
+    def tool_step(self, step: ToolStep) -> None:
+        if self.stream is not None:
+            self.stream.tool(step.call_id, step.tool, step.status, step.output)
+        elif not self.decided:
+            self._steps.append(step)
+
+    def render(self, text: str, tools: list[str], step: str | None) -> tuple[str, list[str], str | None]:
+        return text, tools, step  # a stream takes the text as it is; edits render it when chosen
+
+    async def show(self, rendered: tuple[str, list[str], str | None]) -> None:
+        text, tools, step = rendered
+        if not self.decided:
+            await self._choose(text)
+        if self.stream is not None:
+            self.stream.offer(text)
+        elif self.edits is not None:
+            rendered_text = await asyncio.to_thread(live_text, text, tools, step)
+            self.edits.editor.offer(self.ref.channel, self.edits.ts, rendered_text, self.edits.meta_key)
+
+    async def _choose(self, text: str) -> None:
+        self.decided = True
+        budget = self.streams.budget_for(self.ref.team) if self.streams.budget_for else None
+        if budget is not None and budget.admit():
+            stream = NativeStream(self.streams.web, self.streams.editor_for(self.ref.team), budget, self.ref,
+                                  self.turn_id, self.user, self.streams.limits)
+            stream.text = text
+            for s in self._steps:
+                stream.tool(s.call_id, s.tool, s.status, s.output)
+            try:
+                await stream.begin()
+            except Refused as exc:
+                budget.refused = exc.error
+                log.warning("workspace %s refused native streaming (%s); its answers stream by edits from now on",
+                            self.ref.team, exc.error)
+            except SlackCallError as exc:
+                log.info("stream of turn %s not started (%s); it streams by edits", self.turn_id, exc)
+            else:
+                self.stream = stream
+                self._resolve(stream)
+                return
+        elif budget is not None and not budget.refused:
+            log.info("no stream start free in workspace %s now; turn %s streams by edits", self.ref.team, self.turn_id)
+        self._resolve(None)
+        ts = await self.streams._post_placeholder(self.ref, self.turn_id, False, self.placeholder)
+        if ts:
+            self.edits = _LiveEdits(self.streams, self.ref, self.turn_id, ts, self.streams.editor_for(self.ref.team))
+
+    def _resolve(self, stream: NativeStream | None) -> None:
+        if self.chosen is not None and not self.chosen.done():
+            self.chosen.set_result(stream)
+        if stream is not None and not self.placeholder.done():
+            self.placeholder.set_result(None)
+
+    async def finish(self, ended: TurnStatus | None) -> None:
+        if self.edits is not None:
+            await self.edits.finish(ended)
+            return
+        if self.stream is None or ended is None or not ended.done:
+            return
+        await asyncio.sleep(FINAL_GRACE)  # this process's own delivery, if it has the turn, cancels us
+        if self.stream.finished:
+            return
+        link = await self.streams._run_link(self.ref.conversation_id, self.turn_id)
+        rated = (self.ref.conversation_id, self.turn_id) if ended.state == "finished" else None
+        try:
+            # Shielded: this process's delivery may cancel the follow now, and then waits for this end.
+            await asyncio.shield(self.stream.finish(ended.state, ended.text,
+                                                    notice(ended.state, ended.error, ended.cancelled_by),
+                                                    end_blocks(link, rated)))
+        except SlackCallError as exc:
+            log.info("stream of turn %s not finished by itself (%s); the delivery finishes it", self.turn_id, exc)
+
+    def close(self) -> None:
+        """The follow is over (or cancelled): a choice not made now is edits, or nothing at all."""
+        self._resolve(None)
+        if not self.placeholder.done():
+            self.placeholder.set_result(None)
+        if self.stream is not None:
+            self.stream.cancel_live()
+        if self.edits is not None:
+            self.edits.editor.close(self.ref.channel, self.edits.ts)
+
+
+def notice(outcome: str, error: str | None, by: str | None) -> str | None:
+    """What a streamed answer ends with when its turn did not finish."""
+    if outcome == "failed":
+        return failed_text(error)
+    if outcome == "cancelled":
+        return cancelled_text(None, by)
+    return None

@@ -209,6 +209,35 @@ class SlackWeb:
             params["metadata"] = metadata(key)
         await self.call("chat.update", **params)
 
+    # ---------------------------------------------------------------- native streaming
+    # No budget here either: bots/slack/native.py keeps each workspace's StreamBudget.
+    async def start_stream(self, channel: str, thread_ts: str, chunks: list[dict], *, team: str = "",
+                           user: str = "") -> str:
+        """chat.startStream: a new streamed reply in the thread; returns its ts. The recipient (who
+        asked, and their workspace) is required outside DMs."""
+        params: dict[str, Any] = {"channel": channel, "thread_ts": thread_ts, "chunks": chunks}
+        if team and user:
+            params["recipient_team_id"], params["recipient_user_id"] = team, user
+        data = await self.call("chat.startStream", **params)
+        return str(data.get("ts") or "")
+
+    async def append_stream(self, channel: str, ts: str, chunks: list[dict]) -> None:
+        await self.call("chat.appendStream", channel=channel, ts=ts, chunks=chunks)
+
+    async def stop_stream(self, channel: str, ts: str, chunks: list[dict] | None = None, *,
+                          key: str | None = None, payload: dict | None = None,
+                          blocks: list[dict] | None = None) -> None:
+        """chat.stopStream; ``key`` (and ``payload``) go into the message metadata, which makes the
+        message findable by the idempotency lookup from now on."""
+        params: dict[str, Any] = {"channel": channel, "ts": ts}
+        if chunks:
+            params["chunks"] = chunks
+        if key:
+            params["metadata"] = metadata(key, payload)
+        if blocks:
+            params["blocks"] = blocks
+        await self.call("chat.stopStream", **params)
+
     async def ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
         params: dict[str, Any] = {"channel": channel, "user": user, "text": text}
         if thread_ts:

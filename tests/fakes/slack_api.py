@@ -12,6 +12,14 @@ documented limits the adapter must respect:
 - sizes: text over 40,000 characters (msg_too_long), over 50 blocks, a section over 3,000
   characters, an action_id over 255 or a value over 2,000 (invalid_blocks); a modal (views.open) without
   a trigger_id, over 100 blocks, a section over 3,000 characters or a title over 24 (``views`` keeps them).
+- native streaming (chat.startStream / appendStream / stopStream): start and stop at most
+  ``stream_tier2`` calls each per ``stream_window`` seconds per workspace (Tier 2), append at most
+  ``stream_tier4`` (Tier 4) -> 429; ``markdown_text`` (and each markdown chunk) at most 12,000
+  characters; recipient_team_id and recipient_user_id required outside DMs (invalid_arguments); a
+  stream not stopped within ``stream_expiry`` seconds ends (message_not_in_streaming_state, and the
+  message keeps ``streaming_state: "expired"``); ``refuse_streaming`` makes every streaming call answer
+  that error (unknown_method, missing_scope, ...). Streamed messages carry ``streaming_state`` and
+  their task cards (``tasks``, by id, latest state) and ``task_log`` (every task update in order).
 - AI-app threads: assistant.threads.setStatus / setSuggestedPrompts / setTitle with their required
   arguments, at most four prompts, each with a title and a message (kept in ``statuses``,
   ``suggested`` and ``titles``); feedback buttons (a ``feedback_buttons`` element, only inside a
@@ -58,6 +66,7 @@ from aiohttp import web
 from tests.fakes.http import serve_local
 
 MAX_TEXT = 40_000
+MAX_MARKDOWN = 12_000
 
 _caller: ContextVar[tuple[str, str]] = ContextVar("fake_slack_caller", default=("", ""))  # (token, team)
 
@@ -77,7 +86,9 @@ class FakeSlack:
     def __init__(self, *, token: str = "xoxb-test", app_token: str = "xapp-test", team: str = "T1",
                  bot_user: str = "UBOT", bot_id: str = "BBOT", update_limit: int = 50,
                  update_window: float = 60.0, post_rate: float = 1.0, post_burst: int = 4,
-                 client_id: str = "111.222", client_secret: str = "client-secret") -> None:
+                 client_id: str = "111.222", client_secret: str = "client-secret",
+                 stream_tier2: int = 20, stream_tier4: int = 100, stream_window: float = 60.0,
+                 stream_expiry: float = 300.0) -> None:
         self.token, self.app_token, self.team = token, app_token, team
         self.bot_user, self.bot_id = bot_user, bot_id
         self.tokens: dict[str, str] = {token: team}  # bot token -> its team
@@ -102,6 +113,10 @@ class FakeSlack:
         self.refuse_blocks: dict[str, str] = {}  # mark -> error answered to chat writes with blocks and the mark
         self.fail_blocks: dict[str, list[int]] = {}  # mark -> HTTP statuses for the next such writes
         self._updates: dict[str, deque[float]] = {}
+        self.stream_tier2, self.stream_tier4 = stream_tier2, stream_tier4
+        self.stream_window, self.stream_expiry = stream_window, stream_expiry
+        self.refuse_streaming: str | None = None
+        self._stream_calls: dict[tuple[str, str], deque[float]] = {}  # (team, method) -> times of accepted calls
         self._buckets: dict[str, tuple[float, float]] = {}
         self._ts = itertools.count(1)
         # Each fake is a fresh workspace history: distinct ts so conversation ids never collide with
@@ -256,7 +271,8 @@ class FakeSlack:
                            "size": len(pending["data"]), "mode": "hosted"})
         if channel and shared:
             ts = self.next_ts()
-            msg = {"type": "message", "user": self.bot_user, "bot_id": self.bot_id, "text": "", "ts": ts,
+            bot_user, bot_id = self._caller_bot()
+            msg = {"type": "message", "user": bot_user, "bot_id": bot_id, "text": "", "ts": ts,
                    "channel": channel, "files": shared, "upload": True}
             if p.get("thread_ts"):
                 msg["thread_ts"] = p["thread_ts"]
@@ -486,6 +502,130 @@ class FakeSlack:
                 return {"ok": True, "channel": channel, "ts": ts, "text": msg["text"]}
         return {"ok": False, "error": "message_not_found"}
 
+    # ---------------------------------------------------------------- native streaming
+    def _stream_rate(self, method: str, p: dict, limit: int) -> web.Response | None:
+        now = time.monotonic()
+        window = self._stream_calls.setdefault((_caller.get()[1], method), deque())  # per workspace
+        while window and window[0] <= now - self.stream_window:
+            window.popleft()
+        if len(window) >= limit:
+            return self._limited(method, p, window[0] + self.stream_window - now)
+        window.append(now)
+        return None
+
+    @staticmethod
+    def _chunks(p: dict) -> list[dict]:
+        chunks = p.get("chunks") or []
+        return json.loads(chunks) if isinstance(chunks, str) else list(chunks)
+
+    def _stream_content(self, p: dict) -> tuple[str, list[dict]] | str:
+        """(markdown, task updates) of a streaming call, or the error for a malformed one."""
+        texts = [p["markdown_text"]] if p.get("markdown_text") else []
+        tasks = []
+        for c in self._chunks(p):
+            if c.get("type") == "markdown_text":
+                texts.append(c.get("text") or "")
+            elif c.get("type") == "task_update":
+                if not c.get("id") or not c.get("title") or c.get("status") not in (
+                        "pending", "in_progress", "complete", "error"):
+                    return "invalid_chunks"
+                tasks.append(c)
+            elif c.get("type") not in ("plan_update", "blocks"):
+                return "invalid_chunks"
+        if any(len(t) > MAX_MARKDOWN for t in texts):
+            return "msg_too_long"
+        return "".join(texts), tasks
+
+    def _streaming(self, p: dict) -> dict | str:
+        """The streamed message a call names, if it still streams; else the error."""
+        channel, ts = p.get("channel") or "", p.get("ts") or ""
+        for msg in self.messages.get(channel, []):
+            if msg["ts"] == ts:
+                if msg.get("streaming_state") == "in_progress" and \
+                        time.monotonic() - msg["_started"] > self.stream_expiry:
+                    msg["streaming_state"] = "expired"
+                if msg.get("streaming_state") != "in_progress":
+                    return "message_not_in_streaming_state"
+                return msg
+        return "message_not_found"
+
+    def _stream_add(self, msg: dict, text: str, tasks: list[dict]) -> None:
+        msg["text"] += text
+        for t in tasks:
+            msg["tasks"][t["id"]] = dict(t)
+            msg["task_log"].append(dict(t))
+        self.visible.append((time.monotonic(), msg["channel"], msg["ts"], msg["text"]))
+
+    def _m_chat_startStream(self, p: dict) -> dict | web.Response:
+        if self.refuse_streaming:
+            return {"ok": False, "error": self.refuse_streaming}
+        limited = self._stream_rate("chat.startStream", p, self.stream_tier2)
+        if limited is not None:
+            return limited
+        channel = p.get("channel") or ""
+        if not channel or not p.get("thread_ts"):
+            return {"ok": False, "error": "invalid_arguments"}
+        if not channel.startswith("D") and not (p.get("recipient_team_id") and p.get("recipient_user_id")):
+            return {"ok": False, "error": "invalid_arguments"}
+        content = self._stream_content(p)
+        if isinstance(content, str):
+            return {"ok": False, "error": content}
+        ts = self.next_ts()
+        bot_user, bot_id = self._caller_bot()
+        msg = {"type": "message", "user": bot_user, "bot_id": bot_id, "text": "", "ts": ts,
+               "channel": channel, "thread_ts": p["thread_ts"], "streaming_state": "in_progress",
+               "tasks": {}, "task_log": [], "_started": time.monotonic()}
+        self.messages.setdefault(channel, []).append(msg)
+        self._stream_add(msg, *content)
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    def _m_chat_appendStream(self, p: dict) -> dict | web.Response:
+        if self.refuse_streaming:
+            return {"ok": False, "error": self.refuse_streaming}
+        limited = self._stream_rate("chat.appendStream", p, self.stream_tier4)
+        if limited is not None:
+            return limited
+        msg = self._streaming(p)
+        if isinstance(msg, str):
+            return {"ok": False, "error": msg}
+        content = self._stream_content(p)
+        if isinstance(content, str):
+            return {"ok": False, "error": content}
+        if not content[0] and not content[1]:
+            return {"ok": False, "error": "invalid_arguments"}
+        self._stream_add(msg, *content)
+        return {"ok": True, "channel": msg["channel"], "ts": msg["ts"]}
+
+    def _m_chat_stopStream(self, p: dict) -> dict | web.Response:
+        if self.refuse_streaming:
+            return {"ok": False, "error": self.refuse_streaming}
+        limited = self._stream_rate("chat.stopStream", p, self.stream_tier2)
+        if limited is not None:
+            return limited
+        msg = self._streaming(p)
+        if isinstance(msg, str):
+            return {"ok": False, "error": msg}
+        content = self._stream_content(p)
+        if isinstance(content, str):
+            return {"ok": False, "error": content}
+        blocks = p.get("blocks")
+        blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+        if blocks and len(blocks) > 50:
+            return {"ok": False, "error": "invalid_blocks"}
+        msg["streaming_state"] = "completed"
+        if blocks:
+            msg["blocks"] = blocks
+        if p.get("metadata"):
+            md = p["metadata"]
+            msg["metadata"] = json.loads(md) if isinstance(md, str) else md
+        self._stream_add(msg, *content)
+        return {"ok": True, "channel": msg["channel"], "ts": msg["ts"],
+                "message": {k: v for k, v in msg.items() if not k.startswith("_")}}
+
+    def stream_calls_over_tier(self) -> int:
+        """429s answered to streaming calls for rate (part of ``over_limit``)."""
+        return sum(1 for c in self.calls if c.method.endswith("Stream") and c.status == 429)
+
     def _m_chat_postEphemeral(self, p: dict) -> dict:
         if not p.get("user") or not p.get("channel") or not p.get("text"):
             return {"ok": False, "error": "invalid_arguments"}
@@ -539,7 +679,7 @@ class FakeSlack:
 
     def _with_metadata(self, msgs: list[dict], p: dict) -> list[dict]:
         keep = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
-        return [{k: v for k, v in m.items() if keep or k != "metadata"} for m in msgs]
+        return [{k: v for k, v in m.items() if (keep or k != "metadata") and not k.startswith("_")} for m in msgs]
 
     @staticmethod
     def _page(msgs: list[dict], p: dict, default_limit: int, max_limit: int = 1000) -> dict:

@@ -63,8 +63,9 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 
 
 def slack_settings(fake: FakeSlack, task_queue: str, **env: str) -> Settings:
+    # The placeholder-and-edits path unless a test asks for native streaming (test_native_stream*.py).
     base = {"SLACK_BOT_TOKEN": fake.token, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake.base_url,
-            "DURABOT_TASK_QUEUE": task_queue}
+            "DURABOT_TASK_QUEUE": task_queue, "DURABOT_SLACK_STREAMING": "edits"}
     base.update(env)
     return Settings.load(env=base, dotenv=None)
 

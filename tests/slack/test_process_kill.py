@@ -48,7 +48,8 @@ async def test_sigkill_mid_stream_then_a_new_process_completes_the_placeholder(
     port = free_port()
     env = worker_env(temporal_server.address, task_queue, fake_openai.base_url, tmp_path,
                      SLACK_BOT_TOKEN=fake_slack.token, SLACK_SIGNING_SECRET=SECRET,
-                     SLACK_API_URL=fake_slack.base_url, DURABOT_HTTP_PORT=str(port), DURABOT_METRICS_PORT="0")
+                     SLACK_API_URL=fake_slack.base_url, DURABOT_HTTP_PORT=str(port), DURABOT_METRICS_PORT="0",
+                     DURABOT_SLACK_STREAMING="edits")
     sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", SECRET, fake_slack.team)
     procs: list[Proc] = []
     started = time.monotonic()

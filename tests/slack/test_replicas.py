@@ -1,9 +1,10 @@
 """Two Slack adapter processes behind one Slack app, as the shipped manifest runs them.
 
-Events reach replica A, which posts the placeholders and streams the live edits; the final answers
-are delivered by ``durabot.deliver`` activities that either replica may run (both poll the same
-delivery task queue). Every answer must end as exactly its final text, posted once, and A must let go
-of each stream when its turn ends, whoever delivered it: its open-stream gauge returns to zero.
+Events reach replica A, which posts the placeholders and streams the live edits (or, natively,
+streams each answer with Slack's streaming methods); the final answers are delivered by
+``durabot.deliver`` activities that either replica may run (both poll the same delivery task queue).
+Every answer must end as exactly its final text, posted once, and A must let go of each stream when
+its turn ends, whoever delivered it: its open-stream gauge returns to zero.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import socket
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from agent_core import AgentWorker
 from tests.fakes.openai_server import Reply, last_user_text
@@ -57,13 +59,16 @@ async def metric(session: aiohttp.ClientSession, port: int, name: str, default: 
     return sum(values)
 
 
+@pytest.mark.parametrize("mode", ["edits", "native"])
 async def test_two_replicas_every_answer_ends_final_and_the_streaming_replica_lets_go(
-        temporal_server, fake_openai, redis_server, task_queue, tmp_path: Path, fake_slack: FakeSlack):
+        temporal_server, fake_openai, redis_server, task_queue, tmp_path: Path, fake_slack: FakeSlack, mode: str):
+    # What replica B does when it delivers: edit a placeholder, or read the thread for A's stream.
+    b_method = "chat.update" if mode == "edits" else "conversations.replies"
     fake_openai.script = lambda body: Reply(text=answer(last_user_text(body)), token_delay=0.03)
     ports = {name: (free_port(), free_port()) for name in "AB"}  # (events, metrics)
     base = worker_env(temporal_server.address, task_queue, fake_openai.base_url, tmp_path,
                       REDIS_URL=redis_server.url, SLACK_BOT_TOKEN=fake_slack.token, SLACK_SIGNING_SECRET=SECRET,
-                      SLACK_API_URL=fake_slack.base_url)
+                      SLACK_API_URL=fake_slack.base_url, DURABOT_SLACK_STREAMING=mode)
     procs = {name: Proc(["slack", "--no-local-worker"],
                         {**base, "DURABOT_HTTP_PORT": str(http), "DURABOT_METRICS_PORT": str(metrics)},
                         tmp_path / f"slack-{name}.log")
@@ -106,8 +111,7 @@ async def test_two_replicas_every_answer_ends_final_and_the_streaming_replica_le
                 await fake_slack.wait_for(all_final, 40)
             except TimeoutError:
                 raise AssertionError("not every answer arrived\n" + diagnostics()) from None
-            if await metric(session, ports["B"][1], "durabot_platform_api_calls_total", 0.0,
-                            method="chat.update"):
+            if await metric(session, ports["B"][1], "durabot_platform_api_calls_total", 0.0, method=b_method):
                 break
 
         # A follows no stream any more: it has written its last word to every thread.
@@ -119,14 +123,17 @@ async def test_two_replicas_every_answer_ends_final_and_the_streaming_replica_le
         for channel, ts, text in threads:
             mine = fake_slack.bot_messages(channel, ts)
             assert [m["text"] for m in mine] == [text], diagnostics()
-            assert sum(1 for c in fake_slack.calls if c.method == "chat.postMessage"
-                       and c.params.get("channel") == channel) == 1
-        updates_by_b = await metric(session, ports["B"][1], "durabot_platform_api_calls_total", 0.0,
-                                    method="chat.update")
-        updates_by_a = await metric(session, ports["A"][1], "durabot_platform_api_calls_total",
-                                    method="chat.update")
-        print(f"chat.update calls: A {updates_by_a:g}, B {updates_by_b:g}")
-        assert updates_by_b >= 1, "no answer was delivered by B: the test did not cover two replicas"
+            if mode == "edits":
+                assert sum(1 for c in fake_slack.calls if c.method == "chat.postMessage"
+                           and c.params.get("channel") == channel) == 1
+            else:  # one stream, stopped, and nothing posted beside it
+                assert mine[0]["streaming_state"] == "completed", diagnostics()
+                assert not any(c.method == "chat.postMessage" and c.params.get("channel") == channel
+                               for c in fake_slack.calls)
+        by_b = await metric(session, ports["B"][1], "durabot_platform_api_calls_total", 0.0, method=b_method)
+        by_a = await metric(session, ports["A"][1], "durabot_platform_api_calls_total", 0.0, method=b_method)
+        print(f"{b_method} calls: A {by_a:g}, B {by_b:g}")
+        assert by_b >= 1, "no answer was delivered by B: the test did not cover two replicas"
         assert fake_slack.over_limit == 0
     finally:
         await sender.close()
