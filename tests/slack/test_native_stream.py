@@ -52,6 +52,10 @@ async def test_an_answer_streams_natively_and_is_finished_once(start_slack, fake
     assert h.fake.over_limit == 0
     start = next(c for c in h.fake.calls if c.method == "chat.startStream")
     assert start.params["recipient_user_id"] == "U1" and start.params["recipient_team_id"] == "T1"
+    # The stopped stream ends with the answer's feedback buttons, as a delivered answer does.
+    [buttons] = [el for b in msg.get("blocks") or [] if b.get("type") == "context_actions"
+                 for el in b["elements"] if el.get("type") == "feedback_buttons"]
+    assert event["ts"] in buttons["positive_button"]["value"]
 
 
 def tool_then_answer(first: str, tool: str, args: dict, final: str, token_delay: float = 0.01):
