@@ -40,7 +40,7 @@ from .options import Limits, ToolOptions, grouped
 from .temporal import TemporalConfig, connection, rpc_error, wait_for_poller
 from .tools import Tool, checked_tools, delegation_tool
 from .types import (
-    AgentEvent, AgentMode, AgentSpec, ApprovalInfo, CancelRequest, Carry, ChatMessage,
+    AgentEvent, AgentMode, AgentSpec, Allowance, ApprovalInfo, CancelRequest, Carry, ChatMessage, RevokeRequest,
     ConversationStatus, Decision, DeliveryTarget, Progress, Timeouts, ToolSpec, TurnStatus, UserMessage,
     timeouts_for, workflow_id_for,
 )
@@ -105,6 +105,7 @@ class Agent:
     approval = property(lambda self: self.tool_options.approval)
     hooks = property(lambda self: self.tool_options.hooks)
     mcp_servers = property(lambda self: self.tool_options.mcp_servers)
+    admin_only = property(lambda self: self.tool_options.admin_only)
     max_iterations = property(lambda self: self.limits.max_iterations)
     context_messages = property(lambda self: self.limits.context_messages)
     context_chars = property(lambda self: self.limits.context_chars)
@@ -118,6 +119,8 @@ class Agent:
             max_iterations=self.max_iterations, context_messages=self.context_messages,
             context_chars=self.context_chars, extra={"hooks": ",".join(h.name for h in self.hooks)} if self.hooks else None,
         )
+        if self.admin_only:  # only when set, so the fingerprints of agents without it stay as they were
+            self.manifest["admin_only"] = ",".join(self.admin_only)
         if self.subagents:
             self.manifest["subagents"] = ",".join(f"{s.name}:{s.fingerprint}" for s in self.subagents)
         self.fingerprint = fingerprint_of(self.manifest)
@@ -194,7 +197,8 @@ class Agent:
         return AgentSpec(
             name=self.name, mode=self.mode, approval=self.approval,
             tools=[ToolSpec(name=t.name, requires_approval=t.requires_approval,
-                            subagent=getattr(t, "subagent", None)) for t in self.tools],
+                            subagent=getattr(t, "subagent", None), admin_only=t.name in self.admin_only)
+                   for t in self.tools],
             task_queue=self.task_queue, depth=depth,
             subagents=[s.spec(depth + 1, max_depth) for s in self.subagents] if delegate else [],
             max_iterations=self.max_iterations, timeouts=self.timeouts, context_messages=self.context_messages,
@@ -310,15 +314,17 @@ class Agent:
     # ------------------------------------------------------------------ conversations
     async def decide(
         self, conversation_id: str, approval_id: str, approved: bool, by: str, reason: str | None = None,
-        *, admin: bool = False,
+        *, admin: bool = False, scope: str = "once",
     ) -> ApprovalInfo:
         """Approve or deny a pending approval. Raises ApprovalError if it is unknown or already decided,
         ApprovalNotAllowed if ``by`` may not decide it. ``admin``: the caller verified ``by`` as an admin
-        of the conversation's workspace or guild (or is an operator), who may always decide."""
+        of the conversation's workspace or guild (or is an operator), who may always decide. ``scope``
+        "thread" approves this call and allows the tool, with any arguments, for the rest of the
+        conversation (refused when the approval does not offer it: see ``ApprovalInfo.thread_scope``)."""
         for _ in range(100):
             try:
                 return await self.handle(conversation_id).execute_update(
-                    Update.DECIDE.value, Decision(approval_id, approved, by, reason, admin=admin),
+                    Update.DECIDE.value, Decision(approval_id, approved, by, reason, admin=admin, scope=scope),
                     id=f"decide-{approval_id}-{uuid.uuid4().hex[:8]}", result_type=ApprovalInfo,
                 )
             except WorkflowUpdateFailedError as exc:
@@ -335,6 +341,27 @@ class Agent:
                 raise ApprovalError(cause.message if isinstance(cause, ApplicationError) else str(exc)) from None
             except RPCError as exc:
                 raise rpc_error(exc, self.temporal_address, conversation_id, approval=True) from None
+        raise ApprovalError(f"conversation {conversation_id!r} did not settle into its next run; try again")
+
+    async def revoke(self, conversation_id: str, tool: str, by: str) -> Allowance | None:
+        """End ``tool``'s thread-wide allowance in the conversation; its next call asks again. The
+        allowance ended, or None when the tool had none (or the conversation has no running workflow)."""
+        for _ in range(100):
+            try:
+                return await self.handle(conversation_id).execute_update(
+                    Update.REVOKE.value, RevokeRequest(tool, by), result_type=Allowance | None,
+                    id=f"revoke-{uuid.uuid4().hex[:12]}",
+                )
+            except WorkflowUpdateFailedError as exc:
+                cause = exc.cause
+                if isinstance(cause, ApplicationError) and cause.type == ErrorType.CONTINUING:
+                    await asyncio.sleep(0.05)
+                    continue
+                raise ApprovalError(cause.message if isinstance(cause, ApplicationError) else str(exc)) from None
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    return None
+                raise rpc_error(exc, self.temporal_address, conversation_id) from None
         raise ApprovalError(f"conversation {conversation_id!r} did not settle into its next run; try again")
 
     async def get_approval(self, conversation_id: str, approval_id: str) -> ApprovalInfo | None:

@@ -44,6 +44,7 @@ class Update(_Name):
     SUBMIT_AND_WAIT = "submit_and_wait"
     WAIT_PROGRESS = "wait_progress"
     DECIDE = "decide"
+    REVOKE = "revoke_allowance"  # end a tool's thread-wide allowance
 
 
 class Signal(_Name):
@@ -97,6 +98,7 @@ class ErrorType(_Name):
     APPROVAL_NOT_ALLOWED = "ApprovalNotAllowed"
     APPROVAL_UNKNOWN = "ApprovalUnknown"
     APPROVAL_ALREADY_DECIDED = "ApprovalAlreadyDecided"
+    SCOPE_NOT_OFFERED = "ApprovalScopeNotOffered"  # "always allow in this thread" on a tool that may not
     CONTINUING = "Continuing"
     MESSAGE_REJECTED = "MessageRejected"
     # How a platform adapter's delivery attempt ended; see bots/core/delivery.py.

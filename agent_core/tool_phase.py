@@ -73,7 +73,7 @@ class ToolPhase:
         tool_spec = self.spec.tool(call.name)
         if tool_spec is not None and tool_spec.subagent:
             return await delegate(self.spec, self.conv, self.parent, msg, st, call, tool_spec.subagent)
-        if self.spec.needs_approval(call.name):
+        if self.spec.needs_approval(call.name) and not self.gate.allowed(call.name):
             info = await self.gate.ask(msg, st, call, self.round)
             if info.status != "approved":
                 why = {"denied": f"denied by {info.decided_by}", "expired": "not approved in time"}.get(

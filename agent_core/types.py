@@ -77,6 +77,7 @@ class ToolSpec:
     name: str
     requires_approval: bool = False
     subagent: str | None = None  # this "tool" delegates to the named sub-agent (a child workflow)
+    admin_only: bool = False  # its approvals are never allowed for a whole thread at once
 
 
 @dataclass
@@ -157,6 +158,7 @@ class Carry:
     approvals: int = 0  # approval ids are numbered per conversation
     seen_message_ids: list[str] = field(default_factory=list)
     recent: list["TurnStatus"] = field(default_factory=list)  # last few turns, for late result readers
+    allowances: list["Allowance"] = field(default_factory=list)  # tools allowed for the whole thread
 
 
 @dataclass
@@ -269,6 +271,10 @@ class ApprovalInfo:
     approvers: list[str] | None = None
     admins: list[str] = field(default_factory=list)
     round: int | None = None  # the model round of the call; None on approvals asked by older versions
+    # Whether "always allow in this thread" may be offered: False for admin-only tools, sub-agents'
+    # approvals and approvals asked by versions that did not know the scope (they would ignore it).
+    thread_scope: bool = False
+    scope: str | None = None  # how an approval was given: "once" or "thread" (None: before scopes)
 
     def __post_init__(self) -> None:
         # Cards, statuses and carried turns repeat the arguments: whoever builds one, they stay small.
@@ -284,6 +290,25 @@ class Decision:
     by: str
     reason: str | None = None
     admin: bool = False  # the caller verified ``by`` as an admin of the conversation's workspace or guild
+    # "once", or "thread": allow this tool, with any arguments, for the rest of the conversation.
+    # Older workflows ignore the field and approve once; older adapters send none (once).
+    scope: str = "once"
+
+
+@dataclass
+class Allowance:
+    """A tool allowed for the whole conversation (thread) by a scoped approval, until revoked."""
+
+    tool: str
+    by: str  # who clicked "always allow in this thread"
+    at: str  # ISO time
+    approval_id: str  # the approval that granted it
+
+
+@dataclass
+class RevokeRequest:
+    tool: str
+    by: str
 
 
 @dataclass
@@ -341,6 +366,7 @@ class ConversationStatus:
     queued: int
     started_at: str
     history_length: int = 0
+    allowances: list[Allowance] = field(default_factory=list)  # tools allowed for the whole thread
 
 
 @dataclass

@@ -42,9 +42,12 @@ with workflow.unsafe.imports_passed_through():
         ConversationStatus,
         Decision,
         ParentLink,
+        Allowance,
         Progress,
         ProgressQuery,
+        RevokeRequest,
         ToolCall,
+        ToolSpec,
         ToolResult,
         TurnCheckpoint,
         TurnStatus,
@@ -95,6 +98,7 @@ class ConversationWorkflow:
         self.window = TranscriptWindow(carry.window, carry.next_seq)
         self.turns = carry.turns
         self.gate.count = carry.approvals
+        self.gate.allowances = {a.tool: a for a in carry.allowances}
         self.seen = SeenIds(carry.seen_message_ids)
 
     # ---------------------------------------------------------------- main loop
@@ -188,6 +192,7 @@ class ConversationWorkflow:
         return Carry(
             window=list(self.window.messages), next_seq=self.window.next_seq, turns=self.turns,
             approvals=self.gate.count, seen_message_ids=list(self.seen.order), recent=finished,
+            allowances=list(self.gate.allowances.values()),
         )
 
     # ---------------------------------------------------------------- messages in
@@ -264,6 +269,17 @@ class ConversationWorkflow:
     def _validate_decision(self, d: Decision) -> None:
         self.gate.validate(d, self.continuing)
 
+    @workflow.update(name=Update.REVOKE.value)
+    def revoke(self, req: RevokeRequest) -> Allowance | None:
+        """End a tool's thread-wide allowance (None: it had none); its next call asks again."""
+        return self.gate.revoke(req)
+
+    @revoke.validator
+    def _validate_revoke(self, req: RevokeRequest) -> None:
+        if self.continuing:  # the next run carries the allowances: ask it
+            raise ApplicationError("the conversation is moving to a new run; try again",
+                                   type=ErrorType.CONTINUING.value)
+
     @workflow.signal(name=Signal.DECIDE_CHILD.value)
     async def decide_signal(self, d: Decision) -> None:
         await self.gate.decide_from_parent(d, self.continuing)
@@ -304,6 +320,7 @@ class ConversationWorkflow:
         return ConversationStatus(
             conversation_id=self.conv, state=state, turns=self.turns, current=cur, queued=len(self.queue),
             started_at=self.started_at, history_length=info.get_current_history_length(),
+            allowances=list(self.gate.allowances.values()),
         )
 
     @workflow.query(name=Query.TURN.value)
@@ -400,6 +417,9 @@ class ConversationWorkflow:
 
     def notify(self, kind: DeliveryKind, msg: UserMessage, st: TurnStatus, approval: ApprovalInfo | None = None) -> None:
         self.outbox.notify(kind, msg, st, approval)
+
+    def tool_spec(self, name: str) -> ToolSpec | None:
+        return self.spec.tool(name)
 
     def checkpoint_if_history_large(self) -> None:
         self.tools.checkpoint_if_history_large()
