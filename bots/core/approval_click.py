@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from agent_core import Agent
+from agent_core.approvals import SCOPE_ONCE
 from agent_core.errors import (
     ApprovalAlreadyDecided,
     ApprovalError,
@@ -57,9 +58,10 @@ class Outcome:
 
 async def decide_click(agent: Agent, conversation_id: str, approval_id: str, approve: bool, user: str, *,
                        approvers: Sequence[str], admins: Sequence[str], platform_admin: AdminCheck,
-                       admin_known_first: bool) -> Outcome:
+                       admin_known_first: bool, scope: str = SCOPE_ONCE) -> Outcome:
     """Send ``user``'s decision to the workflow. ``admin_known_first``: the platform's admin check is
-    free (asked before deciding) rather than a call (asked only after a refusal)."""
+    free (asked before deciding) rather than a call (asked only after a refusal). ``scope`` "thread":
+    Always allow in this thread (the workflow refuses it where the card did not offer it)."""
     try:
         try:
             asked = await asyncio.wait_for(agent.get_approval(conversation_id, approval_id), LOOKUP_WAIT)
@@ -71,11 +73,11 @@ async def decide_click(agent: Agent, conversation_id: str, approval_id: str, app
             if not may_decide(user, asked.requested_by, approvers, admin or user in admins):
                 return Outcome(Verdict.NOT_ALLOWED, requested_by=asked.requested_by)
         try:
-            info = await agent.decide(conversation_id, approval_id, approve, by=user, admin=admin)
+            info = await agent.decide(conversation_id, approval_id, approve, by=user, admin=admin, scope=scope)
         except ApprovalNotAllowed:
             if admin_known_first or not await platform_admin(user):
                 raise
-            info = await agent.decide(conversation_id, approval_id, approve, by=user, admin=True)
+            info = await agent.decide(conversation_id, approval_id, approve, by=user, admin=True, scope=scope)
     except ApprovalNotAllowed as exc:
         return Outcome(Verdict.NOT_ALLOWED, requested_by=exc.requested_by)
     except ConversationNotFound:

@@ -14,7 +14,7 @@ from agent_core import Agent
 from agent_core.listing import UNKNOWN
 from agent_core.types import ConversationStatus
 
-__all__ = ["MAX_RUNS", "SCAN", "Listing", "age", "find_runs", "more_line", "step", "tools", "waiting"]
+__all__ = ["MAX_RUNS", "SCAN", "Listing", "age", "allowed", "find_runs", "more_line", "step", "tools", "waiting"]
 
 MAX_RUNS = 20  # lines shown
 SCAN = 500  # newest conversations asked for their state; older ones are only counted
@@ -66,6 +66,11 @@ def tools(status: ConversationStatus) -> list[str]:
 def waiting(status: ConversationStatus) -> list[str]:
     """The tools of the current turn's approvals still pending."""
     return [a.tool for a in status.current.approvals if a.status == "pending"] if status.current else []
+
+
+def allowed(status: ConversationStatus) -> list[tuple[str, str]]:
+    """(tool, who allowed it) of the tools allowed for the whole thread, until revoked."""
+    return [(a.tool, a.by) for a in status.allowances]
 
 
 def age(started_at: str, now: datetime | None = None) -> str:

@@ -21,10 +21,12 @@ from agent_core.listing import UNKNOWN
 from agent_core.types import ConversationStatus
 
 from bots.core.policy import is_admin
-from bots.core.runs import MAX_RUNS, Listing, find_runs, step, tools, waiting
+from bots.core.allowances import revoke
+from bots.core.runs import MAX_RUNS, Listing, allowed, find_runs, step, tools, waiting
 
 from .buttons import guild_admin
 from .ids import DM, ConversationRef, guild_prefix, parse_conversation_id
+from .render import mention
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ def describe(status: ConversationStatus | None) -> str:
             lines.append("**Tools used:** " + ", ".join(f"`{t}`" for t in tools(status)))
         if waiting(status):
             lines.append("**Waiting for approval:** " + ", ".join(f"`{t}`" for t in waiting(status)))
+    if allowed(status):
+        lines.append("**Allowed in this thread:** " + ", ".join(f"`{t}` (by {mention(by)})" for t, by in allowed(status)))
     return "\n".join(lines)
 
 
@@ -136,6 +140,23 @@ def build_group(agent: Agent, admins: list[str]) -> app_commands.Group:
             return "Cancelling the current run; a notice will appear in the thread."
 
         await _answer(interaction, "cancel", work)
+
+    @group.command(name="revoke", description="Ask for approval again for a tool allowed in this thread")
+    @app_commands.describe(tool="the tool allowed with \"Always allow in this thread\"")
+    async def revoke_(interaction: discord.Interaction, tool: str) -> None:
+        ref = conversation_here(interaction)
+        if ref is None:
+            return await interaction.response.send_message(NOT_A_THREAD, ephemeral=True)
+        conv, user = ref.conversation_id, str(interaction.user.id)
+
+        async def work() -> str:
+            done = await revoke(agent, conv, tool, user)
+            if done.allowance is None:
+                left = ", ".join(f"`{t}`" for t in done.allowed) or "none"
+                return f"`{tool}` is not allowed in this thread (allowed: {left}). Nothing changed."
+            return f"\N{LOCK} `{tool}` needs approval again in this thread."
+
+        await _answer(interaction, "revoke", work)
 
     @group.command(name="runs", description="Running durabot conversations in this channel (admins: server)")
     async def runs(interaction: discord.Interaction) -> None:

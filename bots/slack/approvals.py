@@ -14,6 +14,7 @@ import logging
 from slack_sdk.errors import SlackApiError
 
 from agent_core import Agent
+from agent_core.approvals import SCOPE_ONCE, SCOPE_THREAD
 from agent_core.errors import AgentRuntimeError
 from agent_core.settings import Settings
 from bots.core import policy
@@ -54,9 +55,9 @@ async def decide(agent: Agent, web: SlackWeb, button: ApprovalButton, user: str,
         return ref is not None and ref.team == user_team and await web.is_workspace_admin(clicker)
 
     outcome = await decide_click(
-        agent, button.conversation_id, button.approval_id, button.decision == "approve", user,
+        agent, button.conversation_id, button.approval_id, button.decision in ("approve", "allow"), user,
         approvers=settings.approvers, admins=settings.admins, platform_admin=workspace_admin,
-        admin_known_first=False)
+        admin_known_first=False, scope=SCOPE_THREAD if button.decision == "allow" else SCOPE_ONCE)
     if outcome.verdict is Verdict.DECIDED:
         return None
     if outcome.verdict is Verdict.ENDED:

@@ -18,7 +18,8 @@ from agent_core.listing import UNKNOWN
 from agent_core.types import ConversationStatus
 from bots.core.policy import AdminCheck, is_admin
 from bots.core.refs import conversation_prefix
-from bots.core.runs import MAX_RUNS, age, find_runs, step, tools
+from bots.core.allowances import revoke
+from bots.core.runs import MAX_RUNS, age, allowed, find_runs, step, tools
 
 from .ids import PREFIX, ThreadRef, parse_conversation_id, parse_thread_reference, thread_link
 
@@ -29,7 +30,9 @@ DETAIL_BUDGET = 1.8  # seconds for the conversations' own status answers, inside
 
 USAGE = ("Usage: `/durabot runs` (active runs in this channel; admins: the workspace), "
          "`/durabot status <id>`, "
-         "`/durabot cancel <id>` (admins). An id is what `runs` shows, or a thread link.")
+         "`/durabot cancel <id>` (admins), "
+         "`/durabot revoke <tool> <id>` (end an \"always allow in this thread\"). "
+         "An id is what `runs` shows, or a thread link.")
 
 
 def describe(status: ConversationStatus, base_url: str) -> str:
@@ -71,13 +74,20 @@ class Commands:
             return USAGE
         if verb == "runs":
             return await self._runs(team, user, channel)
-        if verb not in ("status", "cancel"):
+        if verb not in ("status", "cancel", "revoke"):
             return f"Unknown command {verb!r}. {USAGE}"
+        tool = ""
+        if verb == "revoke":  # slash commands cannot run in a thread: the thread is named after the tool
+            tool, _, arg = arg.strip().partition(" ")
+            if not tool or not arg.strip():
+                return f"Say which tool and which thread: `/durabot revoke <tool> <thread link>`. {USAGE}"
         ref = parse_thread_reference(team, arg)
         if ref is None:
             return f"{arg.strip() or 'That'!s} is not a run id or a thread link of this workspace. {USAGE}"
         if verb == "status":
             return await self._status(ref, user, channel)
+        if verb == "revoke":
+            return await self._revoke(ref, tool, user, channel)
         return await self._cancel(ref, user)
 
     async def _runs(self, team: str, user: str, channel: str) -> str:
@@ -106,7 +116,19 @@ class Commands:
         text = describe(st, self.base_url)
         if tools(st):
             text += "\nTools so far: " + ", ".join(f"`{t}`" for t in tools(st))
+        if allowed(st):
+            text += "\nAllowed in this thread: " + ", ".join(f"`{t}` (by <@{by}>)" for t, by in allowed(st))
         return text + f"\n{st.turns} turn(s) done."
+
+    async def _revoke(self, ref: ThreadRef, tool: str, user: str, channel: str) -> str:
+        # Revoking only narrows what the agent may do: whoever may see the conversation may revoke.
+        if not await self._may_see(ref, user, channel):
+            return f"No conversation is open in `{ref.short_id}`."
+        done = await revoke(self.agent, ref.conversation_id, tool, user)
+        if done.allowance is None:
+            left = ", ".join(f"`{t}`" for t in done.allowed) or "none"
+            return f"`{tool}` is not allowed in `{ref.short_id}` (allowed there: {left}). Nothing changed."
+        return f":lock: `{tool}` needs approval again in `{ref.short_id}`."
 
     async def _cancel(self, ref: ThreadRef, user: str) -> str:
         if not await self.is_admin(user):
