@@ -1,4 +1,4 @@
-"""``durabot``: dev | worker | slack | discord.
+"""``durabot``: dev | worker | slack | discord | run | approve | deny | audit.
 
 Configuration is read once here (environment and ``.env``) and passed down. A configuration error
 stops start-up with one clear line, not a traceback.
@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
         d.add_argument("conversation")
         d.add_argument("approval", help="approval id, as printed (for example a5f3c91e07b2d)")
         d.add_argument("--by", default="cli")
+    from .audit_cli import add_arguments as audit_arguments
+
+    audit_arguments(sub.add_parser("audit", help="the audit trail: approvals, allowances, revocations, cancels"))
     for name in ("slack", "discord"):
         a = sub.add_parser(name, help=f"run the {name.title()} adapter")
         a.add_argument("--no-local-worker", action="store_true",
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
             settings.local_worker = False
         runner: Callable[[Settings, Any], Awaitable[None]] = {
             "dev": _dev, "worker": _worker, "slack": _slack, "discord": _discord, "run": _run,
-            "approve": _decide, "deny": _decide,
+            "approve": _decide, "deny": _decide, "audit": _audit,
         }[args.command]
         asyncio.run(_until_signal(runner(settings, args)))
     except UserError as exc:
@@ -121,6 +124,12 @@ async def _decide(settings: Settings, args: Any) -> None:
     # Whoever runs this has Temporal access, so could signal the workflow anyway: an operator decides as admin.
     info = await agent.decide(args.conversation, args.approval, args.command == "approve", by=args.by, admin=True)
     print(f"{info.tool}: {info.status} by {info.decided_by}")
+
+
+async def _audit(settings: Settings, args: Any) -> None:
+    from .audit_cli import export
+
+    await asyncio.to_thread(export, settings.database.url, args)
 
 
 async def _dev(settings: Settings, args: Any) -> None:

@@ -17,11 +17,13 @@ from discord import app_commands
 from agent_core import Agent
 from agent_core.errors import UserError
 from agent_core.settings import Settings
+from bots.core.audit import AuditLog
 from bots.core.cache import BoundedCache
 from bots.core.delivery import DeliveryActivity
 from bots.core.delivery_worker import DeliveryWorker, delivery_queue
 from bots.core.ingress import Submitter
 from bots.core.runlink import RunLinks
+from bots.core.settings import database_url
 
 from .apitrace import api_trace
 from .buttons import ApprovalButton, Clicks, ShowAllButton
@@ -87,7 +89,7 @@ class DurabotClient(discord.Client):
         self.adapter = adapter
         self.clicks = adapter.clicks  # what the buttons' callbacks read (see buttons.clicks_of)
         self.tree = app_commands.CommandTree(self)
-        self.tree.add_command(build_group(adapter.agent, adapter.settings.admins))
+        self.tree.add_command(build_group(adapter.agent, adapter.settings.admins, adapter.audit))
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(ApprovalButton, ShowAllButton, StopButton)
@@ -118,7 +120,8 @@ class DiscordAdapter:
         submitter = Submitter(agent, self.delivery_queue, settings.approvers, settings.admins)
         self.ingress = Ingress(submitter, lambda: self.client, self.replies, self.writer, self.limiter)
         self.run_link = RunLinks(settings.temporal_ui_url, lambda: agent.client.namespace)
-        self.clicks = Clicks(agent, settings.approvers, settings.admins, self.cards)
+        self.audit = AuditLog.open(database_url(settings))
+        self.clicks = Clicks(agent, settings.approvers, settings.admins, self.cards, self.audit)
         self.delivery = DeliveryActivity(DiscordDeliverer(
             lambda: self.client, self.limiter, self.replies, self.writer, self.cards, self.run_link))
         self.delivery_worker = DeliveryWorker(self.delivery_queue, self.delivery.deliver)

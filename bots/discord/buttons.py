@@ -22,6 +22,7 @@ import discord
 from agent_core import Agent
 from agent_core.approvals import SCOPE_ONCE, SCOPE_THREAD
 from agent_core.errors import DurabotError
+from bots.core.audit import AuditLog, Recorder, Where, Who
 from bots.core.cache import BoundedCache
 from bots.core.fit import pretty_arguments
 from bots.core.approval_click import LOOKUP_WAIT, Verdict, decide_click
@@ -57,6 +58,19 @@ class Clicks:
     admins: list[str]
     # (conversation, approval id) -> [message id, content], shared with the delivery that edits cards
     cards: BoundedCache[tuple[str, str], list]
+    audit: AuditLog | None = None  # where decisions and stops are recorded
+
+
+def recorder(audit: AuditLog | None, interaction: discord.Interaction, ref: ConversationRef) -> Recorder | None:
+    """The audit recorder of an act by the interaction's user on conversation ``ref``."""
+    if audit is None:
+        return None
+    user = interaction.user
+    who = Who(str(user.id), getattr(user, "display_name", None) or user.name)
+    guild = ref.guild
+    where = Where("discord", guild, ref.channel, ref.thread, f"https://discord.com/channels/{guild}/{ref.thread}",
+                  ref.conversation_id)
+    return Recorder(audit, who, where)
 
 
 def clicks_of(interaction: discord.Interaction) -> Clicks:
@@ -171,7 +185,8 @@ async def on_click(clicks: Clicks, interaction: discord.Interaction, ref: Conver
 
     outcome = await decide_click(clicks.agent, conv, approval_id, approve, user, approvers=clicks.approvers,
                                  admins=clicks.admins, platform_admin=guild_admin(interaction),
-                                 admin_known_first=True, scope=scope)
+                                 admin_known_first=True, scope=scope,
+                                 audit=recorder(clicks.audit, interaction, ref))
     if outcome.verdict is Verdict.NOT_ALLOWED:
         return await tell(NOT_ALLOWED)
     if outcome.verdict is Verdict.ENDED:

@@ -22,12 +22,14 @@ from agent_core import Agent
 from agent_core.errors import UserError
 from agent_core.settings import Settings
 from agent_core.types import DeliveryTarget
+from bots.core.audit import AuditLog, Who
 from bots.core.cache import BoundedCache
 from bots.core.delivery import DeliveryActivity
 from bots.core.delivery_worker import DeliveryWorker
 from bots.core.delivery_worker import delivery_queue as core_delivery_queue
 from bots.core.ingress import Submitter
 from bots.core.runlink import RunLinks
+from bots.core.settings import database_url
 
 from . import approvals
 from .commands import Commands
@@ -70,7 +72,8 @@ class SlackAdapter:
         self.streams = LiveStreams(agent, self.web, self.editor_for, self.run_link)
         self.delivery = DeliveryActivity(SlackDeliverer(self.web, self.editor_for, self.streams, self.run_link))
         self.delivery_worker = DeliveryWorker(self.task_queue, self.delivery.deliver, max_concurrent_activities=100)
-        self.commands = Commands(agent, settings.admins, self.web.is_workspace_admin)
+        self.audit = AuditLog.open(database_url(settings))
+        self.commands = Commands(agent, settings.admins, self.web.is_workspace_admin, audit=self.audit)
         submitter = Submitter(agent, self.task_queue, settings.approvers, settings.admins)
         self.ingress = Ingress(submitter, self.web, self.streams)
         self.team: str = ""
@@ -187,7 +190,9 @@ class SlackAdapter:
             problem = await approvals.show_arguments(self.agent, self.web, button, str(body.get("trigger_id") or ""))
         else:
             user_team = str((body.get("user") or {}).get("team_id") or (body.get("team") or {}).get("id") or "")
-            problem = await approvals.decide(self.agent, self.web, button, user, user_team, self.settings)
+            who = Who(user, (body.get("user") or {}).get("name") or (body.get("user") or {}).get("username"))
+            problem = await approvals.decide(self.agent, self.web, button, user, user_team, self.settings,
+                                             audit=self.commands.recorder(who, button.conversation_id))
         if problem:
             await self.web.ephemeral(channel, user, problem, thread)
 
@@ -195,7 +200,8 @@ class SlackAdapter:
         team = str(command.get("team_id") or self.team)
         user = str(command.get("user_id") or "")
         channel = str(command.get("channel_id") or "")
-        text = await self.commands.answer(str(command.get("text") or ""), team, user, channel)
+        text = await self.commands.answer(str(command.get("text") or ""), team, user, channel,
+                                          user_name=command.get("user_name"))
         await ack(text=text, response_type="ephemeral")
 
 
