@@ -109,7 +109,7 @@ class AuditRecord:
                    thread=where.thread, link=where.link, conversation_id=where.conversation_id, **what)
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = {name: getattr(self, name) for name in _COLUMNS}
         out["at"] = self.at.isoformat()
         return out
 
@@ -125,6 +125,7 @@ class AuditFilter:
 
 
 _COLUMNS = [f.name for f in fields(AuditRecord)]
+COLUMNS = tuple(_COLUMNS)  # the order of ``AuditLog.rows_sync``
 
 
 class AuditLog:
@@ -163,6 +164,15 @@ class AuditLog:
 
     def iter_sync(self, f: AuditFilter) -> Any:
         """The matching records, newest first, streamed from the database."""
+        for row in self.rows_sync(f):
+            rec = AuditRecord(*row)
+            if rec.at.tzinfo is None:  # SQLite keeps no zone: every row was written in UTC
+                rec.at = rec.at.replace(tzinfo=UTC)
+            yield rec
+
+    def rows_sync(self, f: AuditFilter, oldest_first: bool = False) -> Any:
+        """The matching rows as tuples in ``COLUMNS`` order, newest first, or ``oldest_first`` in the
+        order they were written (an export: the primary key's order, no sort)."""
         q = select(*(table.c[name] for name in _COLUMNS))
         for column, value in (("workspace", f.workspace), ("user_id", f.user), ("channel", f.channel),
                               ("tool", f.tool)):
@@ -170,15 +180,11 @@ class AuditLog:
                 q = q.where(table.c[column] == value)
         if f.since is not None:
             q = q.where(table.c.at >= f.since)
-        q = q.order_by(table.c.at.desc(), table.c.id.desc())
+        q = q.order_by(table.c.id) if oldest_first else q.order_by(table.c.at.desc(), table.c.id.desc())
         if f.limit is not None:
             q = q.limit(f.limit)
         with self.engine.connect() as conn:
-            for row in conn.execution_options(yield_per=5000).execute(q):
-                rec = AuditRecord(*row)
-                if rec.at.tzinfo is None:  # SQLite keeps no zone: every row was written in UTC
-                    rec.at = rec.at.replace(tzinfo=UTC)
-                yield rec
+            yield from conn.execution_options(yield_per=5000).execute(q)
 
 
 def _error_counter() -> Any:
