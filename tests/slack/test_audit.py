@@ -64,9 +64,9 @@ async def test_audit_records_and_who_may_read_them(start_slack, fake_openai, tmp
     out = subprocess.run([sys.executable, "-m", "workers.cli", "audit", "--json"], capture_output=True, text=True,
                          env=subprocess_env(DURABOT_DATABASE_URL=url), timeout=60, check=True)
     exported = json.loads(out.stdout)
-    assert [r["action"] for r in exported] == ["revocation", "allowance", "approval", "approval"]
-    assert exported[2]["user_name"] == "u1" and exported[2]["workspace"] == "T1" and exported[2]["thread"] == first["ts"]
-    assert len(exported[2]["arguments_digest"]) == 16
+    assert [r["action"] for r in exported] == ["approval", "approval", "allowance", "revocation"]  # as written
+    assert exported[1]["user_name"] == "u1" and exported[1]["workspace"] == "T1" and exported[1]["thread"] == first["ts"]
+    assert len(exported[1]["arguments_digest"]) == 16
 
 
 async def test_cancel_is_recorded(start_slack, fake_openai):
