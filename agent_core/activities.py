@@ -22,7 +22,7 @@ from .hooks import AbortRun, HookContext, Hooks
 from .model import ChatModel, failure_kind
 from .store import TranscriptStore
 from .tools import Tool, ToolContext
-from .types import AgentEvent, Carry, ChatMessage, LLMRequest, LLMResult, ToolRequest, ToolResult
+from .types import AgentEvent, Carry, ChatMessage, LLMRequest, LLMResult, ProfileRef, ToolRequest, ToolResult
 from .contract import LLM_ACTIVITY, RESTORE_ACTIVITY, TOOL_ACTIVITY, ErrorType
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class AgentActivities:
         self.fingerprint = fingerprint
         self.manifest = manifest
         self._warned_at: dict[str, float] = {}
+        self._models: dict[str, ChatModel] = {}  # a profile's model name -> the model
 
     def definitions(self) -> list[Any]:
         return [self.llm_round, self.run_tool, self.restore]
@@ -122,10 +123,11 @@ class AgentActivities:
             messages = found
         return _fit(messages, req.context_chars)
 
-    def _openai_messages(self, messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    def _openai_messages(self, messages: list[ChatMessage], profile: ProfileRef | None = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        if self.system_prompt:
-            out.append({"role": "system", "content": self.system_prompt})
+        prompt = profile.system_prompt if profile is not None and profile.system_prompt else self.system_prompt
+        if prompt:
+            out.append({"role": "system", "content": prompt})
         for m in messages:
             d: dict[str, Any] = {"role": m.role, "content": m.content or ""}
             if m.role == "assistant" and m.tool_calls:
@@ -154,8 +156,10 @@ class AgentActivities:
         transcript = await self._transcript(req)
         if transcript is None:
             return LLMResult(text="", tool_calls=[], transcript_missing=True)
-        messages = self._openai_messages(transcript)
-        tools = [t.openai_schema() for t in self.tools.values()] if req.allow_tools and self.tools else None
+        messages = self._openai_messages(transcript, req.profile)
+        offered = [t for t in self.tools.values() if _offered(t.name, req.profile)]
+        tools = [t.openai_schema() for t in offered] if req.allow_tools and offered else None
+        model = self._model_for(req.profile)
         hook_ctx = HookContext(req.conversation_id, req.turn_id, info.attempt)
         for hook in self.hooks:
             messages = await _run_hook(hook.before_llm(hook_ctx, messages)) or messages
@@ -178,7 +182,7 @@ class AgentActivities:
         batcher = _TokenBatcher(send, self.token_interval)
         try:
             async with self._heartbeating(self._heartbeat_every()):
-                result = await self.model.complete(messages, tools, on_delta)
+                result = await model.complete(messages, tools, on_delta)
         except ApplicationError as exc:
             metrics.llm_errors_total.labels(kind=failure_kind(exc)).inc()
             raise
@@ -202,7 +206,7 @@ class AgentActivities:
                 call.error = "too many tool calls with long arguments in one round; make fewer at a time"
                 call.arguments = "{}"
             room -= limits.encoded_len(call.arguments)
-            call.error = call.error or self._call_error(call)
+            call.error = call.error or self._call_error(call, req.profile)
         if not req.allow_tools:
             result.tool_calls = []
         await self._publish(stream, AgentEvent(
@@ -211,10 +215,19 @@ class AgentActivities:
         ))
         return result
 
-    def _call_error(self, call: Any) -> str | None:
-        tool = self.tools.get(call.name)
+    def _model_for(self, profile: ProfileRef | None) -> ChatModel:
+        """The turn's model: the profile's model name on the same server, else the agent's model."""
+        if profile is None or not profile.model or not hasattr(self.model, "renamed"):
+            return self.model
+        found = self._models.get(profile.model)
+        if found is None:
+            found = self._models[profile.model] = self.model.renamed(profile.model)  # type: ignore[attr-defined]
+        return found
+
+    def _call_error(self, call: Any, profile: ProfileRef | None = None) -> str | None:
+        tool = self.tools.get(call.name) if _offered(call.name, profile) else None
         if tool is None:
-            known = ", ".join(sorted(self.tools)) or "none"
+            known = ", ".join(sorted(n for n in self.tools if _offered(n, profile))) or "none"
             return f"unknown tool {call.name!r}; available tools: {known}"
         try:
             tool.parse_arguments(call.arguments)
@@ -374,3 +387,8 @@ def _to_text(value: Any) -> str:
         return json.dumps(value, default=str)
     except (TypeError, ValueError):
         return str(value)
+
+
+def _offered(name: str, profile: ProfileRef | None) -> bool:
+    """Whether the turn's profile offers tool ``name`` (every tool without a profile or a tool list)."""
+    return profile is None or profile.tools is None or name in profile.tools

@@ -37,10 +37,11 @@ from .starts import RunStarts
 from .store import InMemoryTranscriptStore, TranscriptStore
 from .handle import Conversation, RunHandle, RunResult
 from .options import Limits, ToolOptions, grouped
+from .profiles import ProfileSet
 from .temporal import TemporalConfig, connection, rpc_error, wait_for_poller
 from .tools import Tool, checked_tools, delegation_tool
 from .types import (
-    AgentEvent, AgentMode, AgentSpec, Allowance, ApprovalInfo, CancelRequest, Carry, ChatMessage, RevokeRequest,
+    AgentEvent, AgentMode, AgentSpec, Allowance, ApprovalInfo, CancelRequest, Carry, ChatMessage, ProfileRef, RevokeRequest,
     ConversationStatus, Decision, DeliveryTarget, Progress, Timeouts, ToolSpec, TurnStatus, UserMessage,
     timeouts_for, workflow_id_for,
 )
@@ -75,6 +76,7 @@ class Agent:
         fingerprint_check: bool = True,
         subagents: Iterable["Agent"] = (),
         description: str = "",
+        profiles: ProfileSet | None = None,
         **options: Any,
     ) -> None:
         self.temporal_config, self._client, self.task_queue = connection(temporal, temporal_client)
@@ -90,6 +92,7 @@ class Agent:
         self.timeouts = timeouts or timeouts_for(self.mode)
         self.fingerprint_check = fingerprint_check
         self.subagents = _checked_subagents(subagents)
+        self.profiles = profiles  # per-channel profiles (DURABOT_PROFILES); the adapters pick one per message
         self.tools.extend(delegation_tool(sub.name, sub.description) for sub in self.subagents)
         self._mcp_loaded = not self.mcp_servers  # their tools are listed at start(), never in workflow code
         self.local_worker = local_worker
@@ -119,6 +122,8 @@ class Agent:
             max_iterations=self.max_iterations, context_messages=self.context_messages,
             context_chars=self.context_chars, extra={"hooks": ",".join(h.name for h in self.hooks)} if self.hooks else None,
         )
+        if self.profiles is not None:  # a worker with other profiles is refused, as for any other setting
+            self.manifest.update(self.profiles.manifest())
         if self.admin_only:  # only when set, so the fingerprints of agents without it stay as they were
             self.manifest["admin_only"] = ",".join(self.admin_only)
         if self.subagents:
@@ -246,6 +251,7 @@ class Agent:
         deliver_to: DeliveryTarget | None = None,
         approvers: list[str] | None = None,
         admins: list[str] | None = None,
+        profile: ProfileRef | None = None,
         _wait: bool = False,
     ) -> "RunHandle":
         """Send a message (queued if a turn is running) and return a handle to its run at once.
@@ -260,6 +266,7 @@ class Agent:
             id=message_id or uuid.uuid4().hex, text=text, user=user, user_name=user_name,
             context=list(context or []), deliver_to=deliver_to,
             approvers=None if approvers is None else list(approvers), admins=list(admins or []),
+            profile=profile,
         ))
         await self._ensure_worker()
         start = WithStartWorkflowOperation(

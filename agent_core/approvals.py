@@ -180,6 +180,9 @@ class ApprovalGate:
     def _thread_scope(self, tool: str) -> bool:
         # A sub-agent's approvals are decided by its parent, whose allowances the sub-agent never sees.
         spec = self.host.tool_spec(tool)
+        msg, _ = self.host.current_turn()
+        if msg is not None and msg.profile is not None and tool in msg.profile.admin_only:
+            return False
         return self.parent is None and not (spec is not None and spec.admin_only)
 
     def _trim(self) -> None:

@@ -13,6 +13,7 @@ runs.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import os
@@ -79,6 +80,12 @@ class OpenAIChatModel:
     @property
     def identity(self) -> str:
         return f"openai:{self.model}"
+
+    def renamed(self, model: str) -> "OpenAIChatModel":
+        """The same server and client under another model name (a profile's model)."""
+        other = copy.copy(self)
+        other.model = model
+        return other
 
     def _get_client(self) -> Any:
         if self._client is None:

@@ -44,6 +44,7 @@ ENV_VARS: dict[str, str | None] = {
     "OPENAI_API_KEY": None,
     "OPENAI_BASE_URL": None,
     "DURABOT_SECRET_KEY": None,
+    "DURABOT_PROFILES": None,
 }
 
 SECRET_VARS = ("TEMPORAL_API_KEY", "OPENAI_API_KEY", "DURABOT_SECRET_KEY")
@@ -92,6 +93,7 @@ class Settings:
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
     secret_key: str | None = field(default=None, repr=False)  # encrypts Temporal payloads (agent_core.codec)
+    profiles: str | None = None  # a profiles file (agent_core.profiles), read by the entry point
 
     @property
     def use_demo_model(self) -> bool:
@@ -162,6 +164,7 @@ class Settings:
             openai_api_key=get("OPENAI_API_KEY"),
             openai_base_url=get("OPENAI_BASE_URL"),
             secret_key=secret_key,
+            profiles=get("DURABOT_PROFILES"),
         )
 
     def temporal_config(self):  # -> TemporalConfig

@@ -109,11 +109,12 @@ class AgentSpec:
                 return spec
         return None
 
-    def needs_approval(self, name: str) -> bool:
+    def needs_approval(self, name: str, profile: "ProfileRef | None" = None) -> bool:
         spec = self.tool(name)
-        if self.approval is ApprovalPolicy.NONE or (spec is not None and spec.subagent):
+        approval = ApprovalPolicy(profile.approval) if profile is not None and profile.approval else self.approval
+        if approval is ApprovalPolicy.NONE or (spec is not None and spec.subagent):
             return False  # a delegation is not gated itself: the sub-agent's own tools are
-        if self.approval is ApprovalPolicy.ALL:
+        if approval is ApprovalPolicy.ALL:
             return True
         spec = self.tool(name)
         return bool(spec and spec.requires_approval)
@@ -131,6 +132,21 @@ class DeliveryTarget:
 
 
 @dataclass
+class ProfileRef:
+    """The profile a message is under: name and version (the worker holds its prompt and model), and
+    the little the workflow itself applies. None fields: the agent's own configuration."""
+
+    name: str
+    version: str
+    system_prompt: str | None = None  # the turn runs with these even if the file changes meanwhile
+    model: str | None = None
+    approval: str | None = None  # marked | all | none
+    tools: list[str] | None = None  # the tools offered; None: all
+    admin_only: list[str] = field(default_factory=list)
+    max_iterations: int | None = None
+
+
+@dataclass
 class UserMessage:
     id: str  # deduplicates: the same id is accepted once per conversation
     text: str
@@ -142,6 +158,7 @@ class UserMessage:
     # (an SDK caller that gives no policy). Else "requester", "anyone" and/or user ids.
     approvers: list[str] | None = None
     admins: list[str] = field(default_factory=list)  # may always decide
+    profile: ProfileRef | None = None  # the channel's profile when the message was sent
 
 
 @dataclass
@@ -159,6 +176,7 @@ class Carry:
     seen_message_ids: list[str] = field(default_factory=list)
     recent: list["TurnStatus"] = field(default_factory=list)  # last few turns, for late result readers
     allowances: list["Allowance"] = field(default_factory=list)  # tools allowed for the whole thread
+    profile: "ProfileRef | None" = None  # the profile of the last turn
 
 
 @dataclass
@@ -224,6 +242,7 @@ class LLMRequest:
     source: str | None = None  # marks those events (a sub-agent's name)
     context_chars: int = 100_000
     turn_started: float | None = None  # epoch seconds the turn began, for the time-to-first-token metric
+    profile: ProfileRef | None = None  # the turn's profile: its prompt, model and tools
 
 
 @dataclass
@@ -367,6 +386,7 @@ class ConversationStatus:
     started_at: str
     history_length: int = 0
     allowances: list[Allowance] = field(default_factory=list)  # tools allowed for the whole thread
+    profile: str | None = None  # "name@version" of the profile the conversation runs under
 
 
 @dataclass

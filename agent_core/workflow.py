@@ -99,6 +99,7 @@ class ConversationWorkflow:
         self.turns = carry.turns
         self.gate.count = carry.approvals
         self.gate.allowances = {a.tool: a for a in carry.allowances}
+        self.profile = carry.profile
         self.seen = SeenIds(carry.seen_message_ids)
 
     # ---------------------------------------------------------------- main loop
@@ -192,7 +193,7 @@ class ConversationWorkflow:
         return Carry(
             window=list(self.window.messages), next_seq=self.window.next_seq, turns=self.turns,
             approvals=self.gate.count, seen_message_ids=list(self.seen.order), recent=finished,
-            allowances=list(self.gate.allowances.values()),
+            allowances=list(self.gate.allowances.values()), profile=self.profile,
         )
 
     # ---------------------------------------------------------------- messages in
@@ -321,6 +322,7 @@ class ConversationWorkflow:
             conversation_id=self.conv, state=state, turns=self.turns, current=cur, queued=len(self.queue),
             started_at=self.started_at, history_length=info.get_current_history_length(),
             allowances=list(self.gate.allowances.values()),
+            profile=f"{self.profile.name}@{self.profile.version}" if self.profile else None,
         )
 
     @workflow.query(name=Query.TURN.value)
@@ -339,6 +341,8 @@ class ConversationWorkflow:
             self._append(ChatMessage(role="user", content=msg.text, name=msg.user_name))
         self.turn_started = workflow.now().timestamp()
         self.turn_spoke = False
+        if msg.profile is not None:  # pinned for the turn: a newer profile comes with the next message
+            self.profile = msg.profile
         self.current_task = asyncio.create_task(self._turn_body(msg, st, resume))
         if self.pending_cancel is not None:
             st.cancelled_by = self.pending_cancel.by
@@ -385,7 +389,7 @@ class ConversationWorkflow:
         self.notify(kind, msg, st)
 
     async def _turn_body(self, msg: UserMessage, st: TurnStatus, resume: TurnCheckpoint | None) -> str:
-        rounds = self.spec.max_iterations
+        rounds = msg.profile.max_iterations if msg.profile and msg.profile.max_iterations else self.spec.max_iterations
         first = 0
         if resume is not None:
             await self._tool_phase(msg, st, resume.round, resume.calls, resume.results)
@@ -394,7 +398,7 @@ class ConversationWorkflow:
             allow_tools = rnd < rounds and bool(self.spec.tools)
             st.step = "thinking"
             result = await model_round(self.spec, self.conv, self.parent, self.window, msg.id, rnd, allow_tools,
-                                       None if self.turn_spoke else self.turn_started)
+                                       None if self.turn_spoke else self.turn_started, profile=msg.profile)
             self.turn_spoke = self.turn_spoke or bool(result.text)
             calls = result.tool_calls if allow_tools else []
             self._append(ChatMessage(role="assistant", content=result.text or None, tool_calls=calls))

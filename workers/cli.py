@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     from .audit_cli import add_arguments as audit_arguments
 
     audit_arguments(sub.add_parser("audit", help="the audit trail: approvals, allowances, revocations, cancels"))
+    profiles = sub.add_parser("profiles", help="per-channel profiles").add_subparsers(dest="profiles_command",
+                                                                                        required=True)
+    profiles.add_parser("check", help="check a profiles file against the configured tools").add_argument("file")
     for name in ("slack", "discord"):
         a = sub.add_parser(name, help=f"run the {name.title()} adapter")
         a.add_argument("--no-local-worker", action="store_true",
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
             settings.local_worker = False
         runner: Callable[[Settings, Any], Awaitable[None]] = {
             "dev": _dev, "worker": _worker, "slack": _slack, "discord": _discord, "run": _run,
-            "approve": _decide, "deny": _decide, "audit": _audit,
+            "approve": _decide, "deny": _decide, "audit": _audit, "profiles": _profiles_check,
         }[args.command]
         asyncio.run(_until_signal(runner(settings, args)))
     except UserError as exc:
@@ -130,6 +133,12 @@ async def _audit(settings: Settings, args: Any) -> None:
     from .audit_cli import export
 
     await asyncio.to_thread(export, settings.database.url, args)
+
+
+async def _profiles_check(settings: Settings, args: Any) -> None:
+    from .app import check_profiles_file
+
+    print(check_profiles_file(settings, args.file))
 
 
 async def _dev(settings: Settings, args: Any) -> None:

@@ -63,6 +63,8 @@ def describe(status: ConversationStatus | None) -> str:
             lines.append("**Tools used:** " + ", ".join(f"`{t}`" for t in tools(status)))
         if waiting(status):
             lines.append("**Waiting for approval:** " + ", ".join(f"`{t}`" for t in waiting(status)))
+    if status.profile:
+        lines.append(f"**Profile:** `{status.profile}`")
     if allowed(status):
         lines.append("**Allowed in this thread:** " + ", ".join(f"`{t}` (by {mention(by)})" for t, by in allowed(status)))
     return "\n".join(lines)

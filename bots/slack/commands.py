@@ -133,6 +133,8 @@ class Commands:
         text = describe(st, self.base_url)
         if tools(st):
             text += "\nTools so far: " + ", ".join(f"`{t}`" for t in tools(st))
+        if st.profile:
+            text += f"\nProfile: `{st.profile}`"
         if allowed(st):
             text += "\nAllowed in this thread: " + ", ".join(f"`{t}` (by <@{by}>)" for t, by in allowed(st))
         return text + f"\n{st.turns} turn(s) done."
