@@ -188,8 +188,16 @@ class AgentActivities:
             raise
         finally:
             await batcher.close()
+        if not result.prompt_tokens and not result.completion_tokens:  # the server reported no usage
+            result.prompt_tokens = sum(len(str(m.get("content") or "")) for m in messages) // 4 + 1
+            result.completion_tokens = (len(result.text) + sum(len(c.arguments) for c in result.tool_calls)) // 4 + 1
+            result.usage_estimated = True
         metrics.llm_tokens_total.labels(kind="prompt").inc(result.prompt_tokens)
         metrics.llm_tokens_total.labels(kind="completion").inc(result.completion_tokens or deltas[0])
+        source = "estimated" if result.usage_estimated else "reported"
+        name = req.profile.name if req.profile else ""
+        metrics.profile_tokens_total.labels(profile=name, kind="prompt", source=source).inc(result.prompt_tokens)
+        metrics.profile_tokens_total.labels(profile=name, kind="completion", source=source).inc(result.completion_tokens)
         for hook in self.hooks:
             result = await _run_hook(hook.after_llm(hook_ctx, result)) or result
         if len(result.text) > MAX_MODEL_TEXT:  # keep the workflow's payloads far below Temporal's limits

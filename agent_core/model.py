@@ -105,7 +105,8 @@ class OpenAIChatModel:
     ) -> LLMResult:
         import openai
 
-        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "stream": True}
+        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "stream": True,
+                                  "stream_options": {"include_usage": True}}
         if tools:
             kwargs["tools"] = tools
         if self.temperature is not None:

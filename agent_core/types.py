@@ -177,6 +177,7 @@ class Carry:
     recent: list["TurnStatus"] = field(default_factory=list)  # last few turns, for late result readers
     allowances: list["Allowance"] = field(default_factory=list)  # tools allowed for the whole thread
     profile: "ProfileRef | None" = None  # the profile of the last turn
+    tokens: int = 0  # model tokens of the conversation's turns so far
 
 
 @dataclass
@@ -253,6 +254,8 @@ class LLMResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     transcript_missing: bool = False  # the store lost messages: send the window again (no model call made)
+    usage_estimated: bool = False  # the server reported no usage: the tokens are estimated (characters / 4)
+    over_budget: bool = False  # the round's tokens took its user or channel past the day's budget
 
 
 @dataclass
@@ -352,6 +355,9 @@ class TurnStatus:
     cancelled_by: str | None = None
     meta: dict[str, str] = field(default_factory=dict)  # the message's DeliveryTarget.meta, for adapters
     duplicate: bool = False  # set on the answer to a submit whose message id was already seen
+    prompt_tokens: int = 0  # the turn's model rounds, summed
+    completion_tokens: int = 0
+    tokens_estimated: bool = False  # some round's usage was estimated (the server reported none)
 
     @property
     def done(self) -> bool:
@@ -387,6 +393,7 @@ class ConversationStatus:
     history_length: int = 0
     allowances: list[Allowance] = field(default_factory=list)  # tools allowed for the whole thread
     profile: str | None = None  # "name@version" of the profile the conversation runs under
+    tokens: int = 0  # model tokens used by the conversation so far (prompt and completion)
 
 
 @dataclass

@@ -100,6 +100,7 @@ class ConversationWorkflow:
         self.gate.count = carry.approvals
         self.gate.allowances = {a.tool: a for a in carry.allowances}
         self.profile = carry.profile
+        self.tokens = carry.tokens
         self.seen = SeenIds(carry.seen_message_ids)
 
     # ---------------------------------------------------------------- main loop
@@ -193,7 +194,7 @@ class ConversationWorkflow:
         return Carry(
             window=list(self.window.messages), next_seq=self.window.next_seq, turns=self.turns,
             approvals=self.gate.count, seen_message_ids=list(self.seen.order), recent=finished,
-            allowances=list(self.gate.allowances.values()), profile=self.profile,
+            allowances=list(self.gate.allowances.values()), profile=self.profile, tokens=self.tokens,
         )
 
     # ---------------------------------------------------------------- messages in
@@ -322,7 +323,7 @@ class ConversationWorkflow:
             conversation_id=self.conv, state=state, turns=self.turns, current=cur, queued=len(self.queue),
             started_at=self.started_at, history_length=info.get_current_history_length(),
             allowances=list(self.gate.allowances.values()),
-            profile=f"{self.profile.name}@{self.profile.version}" if self.profile else None,
+            profile=f"{self.profile.name}@{self.profile.version}" if self.profile else None, tokens=self.tokens,
         )
 
     @workflow.query(name=Query.TURN.value)
@@ -400,6 +401,10 @@ class ConversationWorkflow:
             result = await model_round(self.spec, self.conv, self.parent, self.window, msg.id, rnd, allow_tools,
                                        None if self.turn_spoke else self.turn_started, profile=msg.profile)
             self.turn_spoke = self.turn_spoke or bool(result.text)
+            st.prompt_tokens += result.prompt_tokens
+            st.completion_tokens += result.completion_tokens
+            st.tokens_estimated = st.tokens_estimated or result.usage_estimated
+            self.tokens += result.prompt_tokens + result.completion_tokens
             calls = result.tool_calls if allow_tools else []
             self._append(ChatMessage(role="assistant", content=result.text or None, tool_calls=calls))
             if not calls:
