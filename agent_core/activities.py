@@ -19,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from . import limits, metrics
 from .events import EventBus, stream_key
 from .hooks import AbortRun, HookContext, Hooks
+from .budgets import Budgets
 from .model import ChatModel, failure_kind
 from .store import TranscriptStore
 from .tools import Tool, ToolContext
@@ -35,7 +36,9 @@ class AgentActivities:
     def __init__(
         self, *, system_prompt: str, model: ChatModel, tools: list[Tool], bus: EventBus,
         store: TranscriptStore, fingerprint: str, manifest: dict[str, str], hooks: list[Hooks] | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
+        self.budgets = budgets
         self.hooks = list(hooks or [])
         self.token_interval = 0.03  # live tokens are sent at most this often (the first one at once)
         self.system_prompt = system_prompt
@@ -194,6 +197,8 @@ class AgentActivities:
             result.usage_estimated = True
         metrics.llm_tokens_total.labels(kind="prompt").inc(result.prompt_tokens)
         metrics.llm_tokens_total.labels(kind="completion").inc(result.completion_tokens or deltas[0])
+        if req.budget is not None and self.budgets is not None:
+            result.over_budget = await self._charge(req, result.prompt_tokens + result.completion_tokens)
         source = "estimated" if result.usage_estimated else "reported"
         name = req.profile.name if req.profile else ""
         metrics.profile_tokens_total.labels(profile=name, kind="prompt", source=source).inc(result.prompt_tokens)
@@ -222,6 +227,20 @@ class AgentActivities:
             text=result.text, data={"final": not result.tool_calls or not req.allow_tools}, source=src,
         ))
         return result
+
+    async def _charge(self, req: LLMRequest, tokens: int) -> bool:
+        """Count the round's tokens against its budgets (once, however often it is retried); whether
+        that took the user or the channel past the day's budget."""
+        scope = req.budget
+        assert scope is not None and self.budgets is not None
+        try:
+            user, channel = await self.budgets.charge(
+                scope, tokens, f"{req.conversation_id}:{req.turn_id}:{req.round}")
+        except Exception as exc:  # the counters are down: the round's answer still counts
+            self._warn("budget counters", exc)
+            return False
+        return ((scope.user_limit is not None and user >= scope.user_limit)
+                or (scope.channel_limit is not None and channel >= scope.channel_limit))
 
     def _model_for(self, profile: ProfileRef | None) -> ChatModel:
         """The turn's model: the profile's model name on the same server, else the agent's model."""

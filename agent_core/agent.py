@@ -38,10 +38,11 @@ from .store import InMemoryTranscriptStore, TranscriptStore
 from .handle import Conversation, RunHandle, RunResult
 from .options import Limits, ToolOptions, grouped
 from .profiles import ProfileSet
+from .budgets import Budgets, InMemoryBudgets
 from .temporal import TemporalConfig, connection, rpc_error, wait_for_poller
 from .tools import Tool, checked_tools, delegation_tool
 from .types import (
-    AgentEvent, AgentMode, AgentSpec, Allowance, ApprovalInfo, CancelRequest, Carry, ChatMessage, ProfileRef, RevokeRequest,
+    AgentEvent, AgentMode, AgentSpec, Allowance, ApprovalInfo, CancelRequest, Carry, ChatMessage, ProfileRef, RevokeRequest, BudgetScope,
     ConversationStatus, Decision, DeliveryTarget, Progress, Timeouts, ToolSpec, TurnStatus, UserMessage,
     timeouts_for, workflow_id_for,
 )
@@ -77,6 +78,7 @@ class Agent:
         subagents: Iterable["Agent"] = (),
         description: str = "",
         profiles: ProfileSet | None = None,
+        budgets: Budgets | None = None,
         **options: Any,
     ) -> None:
         self.temporal_config, self._client, self.task_queue = connection(temporal, temporal_client)
@@ -93,6 +95,7 @@ class Agent:
         self.fingerprint_check = fingerprint_check
         self.subagents = _checked_subagents(subagents)
         self.profiles = profiles  # per-channel profiles (DURABOT_PROFILES); the adapters pick one per message
+        self.budgets: Budgets = budgets or InMemoryBudgets()  # token counters (Redis across processes)
         self.tools.extend(delegation_tool(sub.name, sub.description) for sub in self.subagents)
         self._mcp_loaded = not self.mcp_servers  # their tools are listed at start(), never in workflow code
         self.local_worker = local_worker
@@ -252,6 +255,7 @@ class Agent:
         approvers: list[str] | None = None,
         admins: list[str] | None = None,
         profile: ProfileRef | None = None,
+        budget: BudgetScope | None = None,
         _wait: bool = False,
     ) -> "RunHandle":
         """Send a message (queued if a turn is running) and return a handle to its run at once.
@@ -266,7 +270,7 @@ class Agent:
             id=message_id or uuid.uuid4().hex, text=text, user=user, user_name=user_name,
             context=list(context or []), deliver_to=deliver_to,
             approvers=None if approvers is None else list(approvers), admins=list(admins or []),
-            profile=profile,
+            profile=profile, budget=budget,
         ))
         await self._ensure_worker()
         start = WithStartWorkflowOperation(

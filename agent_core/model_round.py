@@ -8,13 +8,13 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from .contract import LLM_ACTIVITY
     from .retries import activity_options
-    from .types import AgentSpec, LLMRequest, LLMResult, ParentLink, ProfileRef
+    from .types import AgentSpec, BudgetScope, LLMRequest, LLMResult, ParentLink, ProfileRef
     from .window import TranscriptWindow
 
 
 async def model_round(spec: AgentSpec, conv: str, parent: ParentLink | None, window: TranscriptWindow,
                       turn_id: str, rnd: int, allow_tools: bool, turn_started: float | None,
-                      profile: ProfileRef | None = None) -> LLMResult:
+                      profile: ProfileRef | None = None, budget: BudgetScope | None = None) -> LLMResult:
     """``turn_started``: when the turn began, until its first text (the time-to-first-token metric)."""
     resync = False
     while True:
@@ -24,6 +24,7 @@ async def model_round(spec: AgentSpec, conv: str, parent: ParentLink | None, win
             allow_tools=allow_tools, fingerprint=spec.fingerprint,
             stream=parent.stream if parent else None, source=parent.source if parent else None,
             context_chars=spec.context_chars, turn_started=turn_started, profile=profile,
+            budget=budget,
         )
         result = await workflow.execute_activity(
             LLM_ACTIVITY, request, result_type=LLMResult, **activity_options(spec.timeouts, spec.timeouts.llm),

@@ -147,6 +147,17 @@ class ProfileRef:
 
 
 @dataclass
+class BudgetScope:
+    """Whose token budgets a turn counts against: its requester's and its channel's, per day."""
+
+    user_key: str  # e.g. "slack:T1:U1"
+    channel_key: str  # e.g. "slack:T1:C1"
+    user_limit: int | None = None  # tokens per day; None: no budget
+    channel_limit: int | None = None
+    override_by: str | None = None  # an admin let this turn start past its budget
+
+
+@dataclass
 class UserMessage:
     id: str  # deduplicates: the same id is accepted once per conversation
     text: str
@@ -159,6 +170,7 @@ class UserMessage:
     approvers: list[str] | None = None
     admins: list[str] = field(default_factory=list)  # may always decide
     profile: ProfileRef | None = None  # the channel's profile when the message was sent
+    budget: BudgetScope | None = None  # the budgets the turn's tokens count against
 
 
 @dataclass
@@ -244,6 +256,7 @@ class LLMRequest:
     context_chars: int = 100_000
     turn_started: float | None = None  # epoch seconds the turn began, for the time-to-first-token metric
     profile: ProfileRef | None = None  # the turn's profile: its prompt, model and tools
+    budget: BudgetScope | None = None  # the round's tokens are charged to these budgets
 
 
 @dataclass

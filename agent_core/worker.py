@@ -74,6 +74,7 @@ class AgentWorker:
             system_prompt=agent.system_prompt, model=agent.model, tools=agent.tools,
             bus=event_bus or agent.event_bus, store=store or agent.store,
             fingerprint=agent.fingerprint, manifest=agent.manifest, hooks=agent.hooks,
+            budgets=getattr(agent, "budgets", None),
         )
         self.graceful_shutdown = graceful_shutdown
         self.max_concurrent_activities = max_concurrent_activities

@@ -57,6 +57,9 @@ with workflow.unsafe.imports_passed_through():
 
 
 _RECENT = 10  # finished turns carried across continue-as-new
+BUDGET_STOP_PATCH = "budget-stop"  # a round past the day's token budget ends its turn
+BUDGET_NOTICE = ("Stopped here: this turn used up the day's token budget (yours or this channel's). "
+                 "Ask an admin to allow more.")
 
 
 @workflow.defn(name=WORKFLOW)
@@ -399,13 +402,18 @@ class ConversationWorkflow:
             allow_tools = rnd < rounds and bool(self.spec.tools)
             st.step = "thinking"
             result = await model_round(self.spec, self.conv, self.parent, self.window, msg.id, rnd, allow_tools,
-                                       None if self.turn_spoke else self.turn_started, profile=msg.profile)
+                                       None if self.turn_spoke else self.turn_started, profile=msg.profile,
+                                       budget=msg.budget)
             self.turn_spoke = self.turn_spoke or bool(result.text)
             st.prompt_tokens += result.prompt_tokens
             st.completion_tokens += result.completion_tokens
             st.tokens_estimated = st.tokens_estimated or result.usage_estimated
             self.tokens += result.prompt_tokens + result.completion_tokens
             calls = result.tool_calls if allow_tools else []
+            if calls and result.over_budget and workflow.patched(BUDGET_STOP_PATCH):
+                # The round took the day's budget: its answer stands, the tools it asked for do not run.
+                self._append(ChatMessage(role="assistant", content=result.text or None))
+                return ((result.text + "\n\n") if result.text else "") + BUDGET_NOTICE
             self._append(ChatMessage(role="assistant", content=result.text or None, tool_calls=calls))
             if not calls:
                 return result.text

@@ -24,11 +24,13 @@ def build_agent(settings: Settings, *, local_worker: bool | None = None,
         model = DemoModel()
     else:
         model = OpenAIChatModel(settings.model, api_key=settings.openai_api_key, base_url=settings.openai_base_url)
-    bus = store = None
+    bus = store = budgets = None
     if settings.redis_url:
+        from agent_core.budgets import RedisBudgets
         from agent_core.redis_backend import RedisEventBus, RedisTranscriptStore
 
         bus, store = RedisEventBus(settings.redis_url), RedisTranscriptStore(settings.redis_url)
+        budgets = RedisBudgets(settings.redis_url)  # the token counters every process shares
     temporal = settings.temporal_config()
     from .observability import configure_tracing
 
@@ -39,7 +41,7 @@ def build_agent(settings: Settings, *, local_worker: bool | None = None,
         settings.agent_name, model=model, system_prompt=settings.system_prompt, tools=tools,
         temporal=temporal, approval=settings.approval,
         local_worker=settings.local_worker if local_worker is None else local_worker,
-        event_bus=bus, store=store, mode=mode, mcp_servers=mcp,
+        event_bus=bus, store=store, mode=mode, mcp_servers=mcp, budgets=budgets,
         profiles=checked_profiles(settings.profiles, tools, mcp) if settings.profiles else None,
     )
 

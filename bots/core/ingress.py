@@ -7,12 +7,18 @@ answer as a new message when it finds no placeholder.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
 from agent_core import Agent, RunHandle
+from agent_core.budgets import Start
 from agent_core.profiles import Profile
 from agent_core.types import ChatMessage, DeliveryTarget
 
+from .budget_gate import Holds, OverBudget, scope_for
 from .refs import SEP
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -21,9 +27,11 @@ class Submitter:
     delivery_queue: str  # where the conversation's notices come back to this platform
     approvers: list[str]
     admins: list[str]
+    holds: Holds | None = None  # messages past their budget wait here for an admin
 
     async def submit(self, text: str, conversation_id: str, *, message_id: str, user: str,
-                     user_name: str | None, context: list[ChatMessage], meta: dict[str, str]) -> RunHandle:
+                     user_name: str | None, context: list[ChatMessage], meta: dict[str, str],
+                     override_by: str | None = None) -> RunHandle:
         """Send the message to its conversation's workflow; the message id deduplicates a repeat. The
         channel's profile (if profiles are configured) goes with it, and says who may decide."""
         approvers, admins = self.approvers, self.admins
@@ -31,11 +39,23 @@ class Submitter:
         if profile is not None:
             approvers = list(profile.approvers) if profile.approvers is not None else approvers
             admins = [*admins, *(a for a in profile.admins if a not in admins)]
+        scope = scope_for(conversation_id, user, profile.tokens_per_user_per_day if profile else None,
+                          profile.tokens_per_channel_per_day if profile else None, override_by)
+        try:
+            start = await self.agent.budgets.start(scope)
+        except Exception as exc:  # counters unreachable: chat keeps working, this turn is not counted
+            log.warning("budget counters unreachable, message let through: %s", exc)
+            start = Start(True)
+        if not start.ok:
+            hold = None
+            if self.holds is not None:
+                hold = await self.holds.put(conversation_id, message_id, user, user_name, text, meta)
+            raise OverBudget(start, hold)
         return await self.agent.run_async(
             text, conversation_id, message_id=message_id, user=user, user_name=user_name, context=context,
             deliver_to=DeliveryTarget(task_queue=self.delivery_queue, meta=meta),
             approvers=approvers, admins=admins,
-            profile=profile.ref(self.agent.tools) if profile is not None else None,
+            profile=profile.ref(self.agent.tools) if profile is not None else None, budget=scope,
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 from aiohttp import web as aioweb
@@ -23,6 +24,7 @@ from agent_core.errors import UserError
 from agent_core.settings import Settings
 from agent_core.types import DeliveryTarget
 from bots.core.audit import AuditLog, Who
+from bots.core.budget_gate import Holds, Overridden, override
 from bots.core.cache import BoundedCache
 from bots.core.delivery import DeliveryActivity
 from bots.core.delivery_worker import DeliveryWorker
@@ -35,8 +37,8 @@ from . import approvals
 from .commands import Commands
 from .delivery import SlackDeliverer
 from .edits import EditScheduler
-from .ids import ACTION_PATTERN, parse_button
-from .ingress import Ingress
+from .ids import ACTION_PATTERN, parse_button, parse_conversation_id
+from .ingress import BUDGET_ACTION, Ingress
 from .limits import update_window
 from .streaming import LiveStreams
 from .web import SlackWeb, make_client
@@ -74,7 +76,8 @@ class SlackAdapter:
         self.delivery_worker = DeliveryWorker(self.task_queue, self.delivery.deliver, max_concurrent_activities=100)
         self.audit = AuditLog.open(database_url(settings))
         self.commands = Commands(agent, settings.admins, self.web.is_workspace_admin, audit=self.audit)
-        submitter = Submitter(agent, self.task_queue, settings.approvers, settings.admins)
+        self.holds = Holds.open(database_url(settings))
+        submitter = Submitter(agent, self.task_queue, settings.approvers, settings.admins, self.holds)
         self.ingress = Ingress(submitter, self.web, self.streams)
         self.team: str = ""
         self._seen = self.ingress.seen  # the messages taken; forgetting one lets its event through again
@@ -168,6 +171,7 @@ class SlackAdapter:
         self.app.event("app_mention")(self._on_message)
         self.app.event("message")(self._on_message)
         self.app.action(ACTION_PATTERN)(self._on_click)
+        self.app.action(re.compile(rf"^{BUDGET_ACTION}:"))(self._on_budget_click)
         self.app.command("/durabot")(self._on_command)
 
     async def _on_message(self, event: dict, body: dict, request: AsyncBoltRequest) -> None:
@@ -195,6 +199,34 @@ class SlackAdapter:
                                              audit=self.commands.recorder(who, button.conversation_id))
         if problem:
             await self.web.ephemeral(channel, user, problem, thread)
+
+    async def _on_budget_click(self, ack: Any, body: dict, action: dict) -> None:
+        """"Ask an admin to allow it": an admin's click lets the held message run past its budget."""
+        await ack()
+        user = ((body.get("user") or {}).get("id")) or ""
+        channel = ((body.get("channel") or {}).get("id")) or ""
+        message = body.get("message") or {}
+        hold_id, _, conversation_id = str(action.get("value") or "").partition("|")
+        if not user or not channel or not hold_id:
+            return
+        who = Who(user, (body.get("user") or {}).get("name") or (body.get("user") or {}).get("username"))
+        outcome, hold = await override(self.ingress.submitter, self.holds, hold_id, user,
+                                       await self.commands.is_admin(user), self.commands.recorder(who, conversation_id))
+        thread = message.get("thread_ts") or None
+        if outcome is Overridden.NOT_ADMIN:
+            await self.web.ephemeral(channel, user, ":no_entry: Only admins can let a turn run past its budget. "
+                                     "Nothing changed.", thread)
+        elif outcome is Overridden.GONE:
+            await self.web.ephemeral(channel, user, ":information_source: This message was already let through.",
+                                     thread)
+        elif hold is not None:
+            ref = parse_conversation_id(hold.conversation_id)
+            if message.get("ts"):
+                done = f":white_check_mark: <@{user}> let this run past the budget."
+                await self.web.update(channel, str(message["ts"]), done,
+                                      blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": done}}])
+            if ref is not None:
+                self.streams.start(ref, hold.message_id)
 
     async def _on_command(self, ack: Any, command: dict) -> None:
         team = str(command.get("team_id") or self.team)

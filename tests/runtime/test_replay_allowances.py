@@ -34,3 +34,27 @@ async def test_replay_of_thread_allowances(make_agent, fake_openai):
     if os.environ.get("RECORD_HISTORIES"):
         _save("thread_allowance", history)
     await Replayer(workflows=[ConversationWorkflow], workflow_runner=SANDBOXED_RUNNER).replay_workflow(history)
+
+
+async def test_replay_of_a_budget_stop(make_agent, fake_openai):
+    """The ``budget-stop`` patch: a round that crosses the day's budget ends its turn."""
+    from agent_core.types import BudgetScope
+    from tests.fakes.openai_server import Reply
+
+    def costly(body: dict) -> Reply:
+        if body["messages"][-1]["role"] == "tool":
+            return Reply(text="done")
+        return Reply(text="calling", tool_calls=[("plain", {"x": 1})], usage=(300, 300))
+
+    fake_openai.script = costly
+    timeouts = replace(timeouts_for(AgentMode.INTERACTIVE), idle=1.0)
+    agent = await make_agent(tools=[plain, guarded], timeouts=timeouts)
+    budget = BudgetScope("slack:T1:U1", "slack:T1:C1", 500, None)
+    result = await (await agent.run_async("go", conversation_id="replay-budget", budget=budget)).result(30)
+    assert "Stopped here" in result.text
+    wf = agent.client.get_workflow_handle(agent.workflow_id("replay-budget"))
+    await wf.result()
+    history = await wf.fetch_history()
+    if os.environ.get("RECORD_HISTORIES"):
+        _save("budget_stop", history)
+    await Replayer(workflows=[ConversationWorkflow], workflow_runner=SANDBOXED_RUNNER).replay_workflow(history)
