@@ -18,6 +18,7 @@ from agent_core import Agent
 from agent_core.errors import UserError
 from agent_core.settings import Settings
 from bots.core.audit import AuditLog
+from bots.core.budget_gate import Holds
 from bots.core.cache import BoundedCache
 from bots.core.delivery import DeliveryActivity
 from bots.core.delivery_worker import DeliveryWorker, delivery_queue
@@ -26,6 +27,7 @@ from bots.core.runlink import RunLinks
 from bots.core.settings import database_url
 
 from .apitrace import api_trace
+from .budget import BudgetButton
 from .buttons import ApprovalButton, Clicks, ShowAllButton
 from .commands import build_group
 from .delivery import DiscordDeliverer
@@ -92,7 +94,7 @@ class DurabotClient(discord.Client):
         self.tree.add_command(build_group(adapter.agent, adapter.settings.admins, adapter.audit))
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(ApprovalButton, ShowAllButton, StopButton)
+        self.add_dynamic_items(ApprovalButton, ShowAllButton, StopButton, BudgetButton)
         await self.adapter.on_login(self)
 
     async def on_ready(self) -> None:
@@ -117,11 +119,12 @@ class DiscordAdapter:
         # (conversation, approval id) -> [message id, content]; a card pushed out is found in its thread again
         self.cards: BoundedCache[tuple[str, str], list] = BoundedCache(CARDS)
         self.writer = ReplyWriter(lambda: self.client, self.limiter)
-        submitter = Submitter(agent, self.delivery_queue, settings.approvers, settings.admins)
+        submitter = Submitter(agent, self.delivery_queue, settings.approvers, settings.admins,
+                              Holds.open(database_url(settings)))
         self.ingress = Ingress(submitter, lambda: self.client, self.replies, self.writer, self.limiter)
         self.run_link = RunLinks(settings.temporal_ui_url, lambda: agent.client.namespace)
         self.audit = AuditLog.open(database_url(settings))
-        self.clicks = Clicks(agent, settings.approvers, settings.admins, self.cards, self.audit)
+        self.clicks = Clicks(agent, settings.approvers, settings.admins, self.cards, self.audit, submitter)
         self.delivery = DeliveryActivity(DiscordDeliverer(
             lambda: self.client, self.limiter, self.replies, self.writer, self.cards, self.run_link))
         self.delivery_worker = DeliveryWorker(self.delivery_queue, self.delivery.deliver)

@@ -59,6 +59,7 @@ class Clicks:
     # (conversation, approval id) -> [message id, content], shared with the delivery that edits cards
     cards: BoundedCache[tuple[str, str], list]
     audit: AuditLog | None = None  # where decisions and stops are recorded
+    submitter: Any = None  # bots.core.ingress.Submitter: lets a held message run (budget overrides)
 
 
 def recorder(audit: AuditLog | None, interaction: discord.Interaction, ref: ConversationRef) -> Recorder | None:
