@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     from .audit_cli import add_arguments as audit_arguments
 
     audit_arguments(sub.add_parser("audit", help="the audit trail: approvals, allowances, revocations, cancels"))
+    from .usage_cli import add_arguments as usage_arguments
+
+    usage_arguments(sub.add_parser("usage", help="tokens and turns of users and channels (from Redis)"))
     profiles = sub.add_parser("profiles", help="per-channel profiles").add_subparsers(dest="profiles_command",
                                                                                         required=True)
     profiles.add_parser("check", help="check a profiles file against the configured tools").add_argument("file")
@@ -61,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         runner: Callable[[Settings, Any], Awaitable[None]] = {
             "dev": _dev, "worker": _worker, "slack": _slack, "discord": _discord, "run": _run,
             "approve": _decide, "deny": _decide, "audit": _audit, "profiles": _profiles_check,
+            "usage": _usage,
         }[args.command]
         asyncio.run(_until_signal(runner(settings, args)))
     except UserError as exc:
@@ -133,6 +137,12 @@ async def _audit(settings: Settings, args: Any) -> None:
     from .audit_cli import export
 
     await asyncio.to_thread(export, settings.database.url, args)
+
+
+async def _usage(settings: Settings, args: Any) -> None:
+    from .usage_cli import show
+
+    print(await show(settings.redis_url, args))
 
 
 async def _profiles_check(settings: Settings, args: Any) -> None:

@@ -24,6 +24,7 @@ from bots.core.policy import is_admin
 from bots.core.allowances import revoke
 from bots.core.audit import Action, AuditLog
 from bots.core.audit_view import lines, parse_audit
+from bots.core.usage_view import usage_lines
 from bots.core.runs import MAX_RUNS, Listing, allowed, find_runs, step, tools, waiting
 
 from .buttons import guild_admin, recorder
@@ -175,6 +176,31 @@ def build_group(agent: Agent, admins: list[str], audit: AuditLog | None = None) 
             return f"\N{LOCK} `{tool}` needs approval again in this thread."
 
         await _answer(interaction, "revoke", work)
+
+    @group.command(name="usage", description="Tokens and turns: this thread, this channel and you (admins: anyone)")
+    @app_commands.describe(query="admins: @user and/or #channel to look at")
+    async def usage_(interaction: discord.Interaction, query: str = "") -> None:
+        user = str(interaction.user.id)
+        guild = str(interaction.guild_id) if interaction.guild_id else DM
+        ref = conversation_here(interaction)
+        channel = ref.channel if ref else str(interaction.channel_id)
+        parsed = parse_audit(query, guild)
+        if parsed.filter is None:
+            return await interaction.response.send_message(parsed.problem or "", ephemeral=True)
+        person, place = parsed.filter.user or user, parsed.filter.channel or channel
+        if (person != user or place != channel) and not (
+                interaction.guild_id is not None and await is_admin(user, admins, guild_admin(interaction))):
+            return await interaction.response.send_message(
+                "Only admins can see other people's or channels' usage.", ephemeral=True)
+
+        async def work() -> str:
+            found = await usage_lines(
+                agent, person=(mention(person), f"discord:{guild}:{person}"),
+                channel=(f"<#{place}>", f"discord:{guild}:{place}"),
+                thread=("this thread", ref.conversation_id) if ref and place == channel else None)
+            return "**Token usage (UTC days):**\n" + "\n".join(found)
+
+        await _answer(interaction, "usage", work)
 
     @group.command(name="audit", description="Who approved, allowed, revoked or cancelled what (admins)")
     @app_commands.describe(query="@user, #channel and/or a tool name, and since (30m, 12h, 7d, 2w or a date)")

@@ -21,6 +21,7 @@ from bots.core.refs import conversation_prefix
 from bots.core.allowances import revoke
 from bots.core.audit import Action, AuditLog, Recorder, Where, Who
 from bots.core.audit_view import lines, parse_audit
+from bots.core.usage_view import usage_lines
 from bots.core.runs import MAX_RUNS, age, allowed, find_runs, step, tools
 
 from .ids import PREFIX, ThreadRef, parse_conversation_id, parse_thread_reference, thread_link
@@ -34,7 +35,8 @@ USAGE = ("Usage: `/durabot runs` (active runs in this channel; admins: the works
          "`/durabot status <id>`, "
          "`/durabot cancel <id>` (admins), "
          "`/durabot revoke <tool> <id>` (end an \"always allow in this thread\"), "
-         "`/durabot audit [@user|#channel|tool] [since]` (admins). "
+         "`/durabot audit [@user|#channel|tool] [since]` (admins), "
+         "`/durabot usage [<id>] [@user|#channel]` (tokens; others' for admins). "
          "An id is what `runs` shows, or a thread link.")
 
 
@@ -91,6 +93,8 @@ class Commands:
             return await self._runs(team, user, channel)
         if verb == "audit":
             return await self._audit(arg, team, user)
+        if verb == "usage":
+            return await self._usage(arg, team, user, channel)
         if verb not in ("status", "cancel", "revoke"):
             return f"Unknown command {verb!r}. {USAGE}"
         tool = ""
@@ -167,6 +171,28 @@ class Commands:
         recorder = self.recorder(who, ref.conversation_id)
         if recorder is not None:
             await recorder(action, outcome, **what)
+
+    async def _usage(self, arg: str, team: str, user: str, channel: str) -> str:
+        """Tokens and turns: the channel and the person asking (admins: any ``<@user>`` / ``<#channel>``),
+        and a thread when one is named (slash commands cannot run in threads)."""
+        person, place, thread = user, channel, None
+        for word in arg.split():
+            parsed = parse_audit(word, team)  # the same words as audit: <@U…>, <#C…>
+            ref = parse_thread_reference(team, word)
+            if ref is not None:
+                thread = ref
+            elif parsed.filter is not None and (parsed.filter.user or parsed.filter.channel):
+                person, place = parsed.filter.user or person, parsed.filter.channel or place
+            else:
+                return f"{word!r} is not a person, a channel or a thread. {USAGE}"
+        if (person != user or place != channel or (thread and thread.channel != channel)) \
+                and not await self.is_admin(user):
+            return ":no_entry: Only admins can see other people's or channels' usage."
+        found = await usage_lines(
+            self.agent, person=(f"<@{person}>", f"{PREFIX}:{team}:{person}"),
+            channel=(f"<#{place}>", f"{PREFIX}:{team}:{place}") if place else None,
+            thread=(f"thread `{thread.short_id}`", thread.conversation_id) if thread else None)
+        return "*Token usage (UTC days):*\n" + "\n".join(found)
 
     async def _audit(self, arg: str, team: str, user: str) -> str:
         if not await self.is_admin(user):

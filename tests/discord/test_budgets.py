@@ -34,3 +34,20 @@ async def test_budget_refusal_and_admin_override(make_agent, fake_openai, fake_d
     assert "Let through" in ephemeral_texts(allowed)[0]
     await fake.wait_for(lambda: any("the answer" in m["content"] for m in fake.bot_messages(thread_id)),
                         what="the answer after the override")
+
+
+async def test_usage_in_a_thread(make_agent, fake_openai, fake_discord, adapter):
+    fake = fake_discord
+    fake_openai.script = lambda body: Reply(text="the answer", usage=(20, 5))
+    agent = await make_agent(tools=[deploy])
+    await adapter(agent)
+    question = await fake.user_message("hello")
+    thread_id = int(question["id"])
+    await fake.wait_for(lambda: any("the answer" in m["content"] for m in fake.bot_messages(thread_id)))
+    usage = await fake.slash("usage", fake.alice, thread_id)
+    await fake.wait_for(lambda: ephemeral_texts(usage))
+    text = ephemeral_texts(usage)[0]
+    assert "this thread: 25 tokens in 1 turn(s)" in text and f"<#{fake.channel_id}>: today 26 tokens" in text
+    other = await fake.slash("usage", fake.bob, thread_id, query=f"<@{fake.alice['id']}>")
+    await fake.wait_for(lambda: ephemeral_texts(other))
+    assert "Only admins" in ephemeral_texts(other)[0]

@@ -88,3 +88,26 @@ async def test_usage_is_estimated_when_the_server_reports_none(make_agent, fake_
     await handle.result(30)
     st = await handle.status()
     assert st.tokens_estimated and st.prompt_tokens > 0 and st.completion_tokens == len("four words of answer") // 4 + 1
+
+
+async def test_usage_command_line(redis_server):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+
+    store = RedisBudgets(redis_server.url)
+    s = scope(limit=None)
+    try:
+        assert (await store.start(s)).ok
+        await store.charge(s, 41, "cli-round")
+    finally:
+        await store.aclose()
+    out = subprocess.run([sys.executable, "-m", "workers.cli", "usage", s.channel_key, "--json"], check=True,
+                         capture_output=True, text=True, timeout=60, env=subprocess_env(REDIS_URL=redis_server.url))
+    counts = json.loads(out.stdout)[s.channel_key]
+    assert (counts["tokens_today"], counts["turns_today"]) == (42, 1)
+    refused = subprocess.run([sys.executable, "-m", "workers.cli", "usage", s.channel_key], capture_output=True,
+                             text=True, timeout=60, env=subprocess_env())
+    assert refused.returncode == 2 and "set REDIS_URL" in refused.stderr

@@ -72,3 +72,17 @@ async def test_budget_edge_override_and_restart(start_slack, make_agent, fake_op
     rows = [line for line in trail.splitlines() if line.startswith("•")]
     assert len(rows) == 2 and "<@UADMIN> (uadmin) — budget_override" in rows[0] and "allowed past the budget" in rows[0]
     assert "<@U1> (u1) — budget_override" in rows[1] and "refused: not an admin" in rows[1]
+
+
+async def test_usage_command(start_slack, fake_openai):
+    fake_openai.script = lambda body: Reply(text="answer", usage=(30, 12))
+    h = await start_slack(DURABOT_ADMINS="UADMIN")
+    event = await h.mention("hello", user="U1", channel="C1")
+    await h.final_reply("C1", event["ts"], "answer")
+    mine = await command(h.sender, f"usage C1:{event['ts']}", "U1", "C1")
+    assert f"thread `C1:{event['ts']}`: 42 tokens in 1 turn(s)" in mine
+    assert "<#C1>: today 43 tokens in 1 turn(s)" in mine  # the round and the token the turn claimed
+    assert "<@U1>: today 43 tokens in 1 turn(s)" in mine
+    assert "Only admins" in await command(h.sender, "usage <@U1|u1>", "U2", "C1")
+    theirs = await command(h.sender, "usage <@U1|u1> <#C1|general>", "UADMIN", "C5")
+    assert "<@U1>: today 43 tokens" in theirs and "<#C1>: today 43 tokens" in theirs
