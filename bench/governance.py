@@ -1,6 +1,7 @@
 """Governance costs: audit writes and thread allowances per turn, and reading a large audit trail.
 
-1. One audit record written (what a decision, allowance, revocation or cancel adds to its click or
+1. Budgets: the check-and-claim a message makes at the door and a model round's charge (real Redis),
+   p50 / p95 over 1,000 of each. One audit record written (what a decision, allowance, revocation or cancel adds to its click or
    command): p50 / p95 over 1,000 sequential writes to SQLite (the default database).
 2. A turn whose tool is allowed for the thread against the same turn with an ungated tool (a real
    Temporal dev server, the embedded worker, the fixed-latency fake model): the allowance lookup's cost.
@@ -28,7 +29,9 @@ from agent_core import Agent, OpenAIChatModel, TemporalConfig, tool
 from bots.core.audit import Action, AuditFilter, AuditLog, AuditRecord, Where, Who, digest, table
 from tests.fakes.openai_server import Reply
 from workers.audit_cli import export
-from workers.servers import TemporalDevServer
+from agent_core.budgets import RedisBudgets
+from agent_core.types import BudgetScope
+from workers.servers import RedisServer, TemporalDevServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,6 +55,26 @@ async def audit_writes(url: str, n: int) -> list[float]:
         assert await log.write(record(i))
         times.append(time.perf_counter() - start)
     return times
+
+
+async def budget_checks(n: int) -> tuple[list[float], list[float]]:
+    """What budgets add to a turn: the check-and-claim at the door and one round's charge (real Redis)."""
+    server = RedisServer().start()
+    budgets = RedisBudgets(server.url)
+    scope = BudgetScope("slack:T1:U1", "slack:T1:C1", 10**12, 10**12)
+    starts, charges = [], []
+    try:
+        for i in range(n):
+            t = time.perf_counter()
+            assert (await budgets.start(scope)).ok
+            starts.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            await budgets.charge(scope, 100, f"bench:{i}")
+            charges.append(time.perf_counter() - t)
+    finally:
+        await budgets.aclose()
+        server.stop()
+    return starts, charges
 
 
 @tool(requires_approval=True)
@@ -126,6 +149,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/writes.db"
         print(summary("audit write (SQLite, one record)", asyncio.run(audit_writes(url, args.writes))))
+        starts, charges = asyncio.run(budget_checks(args.writes))
+        print(summary("budget check-and-claim (Redis)", starts))
+        print(summary("budget charge of a round (Redis)", charges))
+        per_turn = [a + b for a, b in zip(starts, charges)]
+        print(summary("budgets per one-round turn", per_turn))
 
         allowed, ungated = asyncio.run(allowance_turns(args.turns))
         print(summary("turn, tool allowed for the thread", allowed))

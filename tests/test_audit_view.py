@@ -46,7 +46,8 @@ def test_store_filters_order_and_export(tmp_path):
     assert export(f"sqlite:///{tmp_path}/a.db", args, out) == 4
     exported = json.loads(out.getvalue())
     assert [r["id"] for r in exported] == [1, 2, 3, 4]  # the order they were written
-    assert exported[0]["at"] == (NOW - timedelta(hours=3)).isoformat() and exported[3]["command"] == "cancel"
+    assert datetime.fromisoformat(exported[0]["at"]) == NOW - timedelta(hours=3) and exported[3]["command"] == "cancel"
+    assert exported[0]["user_name"] == "u1" and exported[3]["tool"] is None and exported[0]["id"] == 1
     empty = io.StringIO()
     assert export(f"sqlite:///{tmp_path}/a.db", SimpleNamespace(**{**vars(args), "tool": "nope"}), empty) == 0
     assert json.loads(empty.getvalue()) == []

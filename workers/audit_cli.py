@@ -45,6 +45,14 @@ def export(url: str, args: Any, out: TextIO = sys.stdout) -> int:
     log = AuditLog.open(url)
     count = 0
     if args.json:
+        texts = log.json_rows_sync(audit_filter(args), oldest_first=args.limit is None)
+        if texts is not None:  # the database builds each record's JSON
+            out.write("[")
+            for text in texts:
+                out.write(("," if count else "") + "\n" + text)
+                count += 1
+            out.write("\n]\n" if count else "]\n")
+            return count
         # Rows straight to JSON, a chunk at a time: 100,000 records export in well under a second.
         at = COLUMNS.index("at")
         encode = json.JSONEncoder(ensure_ascii=False).encode

@@ -15,12 +15,27 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Engine, Index, Integer, String, Table, Text, insert, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    literal_column,
+    select,
+)
 
 from .database import engine_for, metadata
 
@@ -170,10 +185,31 @@ class AuditLog:
                 rec.at = rec.at.replace(tzinfo=UTC)
             yield rec
 
-    def rows_sync(self, f: AuditFilter, oldest_first: bool = False) -> Any:
-        """The matching rows as tuples in ``COLUMNS`` order, newest first, or ``oldest_first`` in the
-        order they were written (an export: the primary key's order, no sort)."""
-        q = select(*(table.c[name] for name in _COLUMNS))
+    def json_rows_sync(self, f: AuditFilter, oldest_first: bool = False) -> Any:
+        """The matching records as JSON object texts, built by the database itself (SQLite's and
+        PostgreSQL's JSON functions, in C): an export of 100,000 records is then mostly disk reads.
+        None for another database (use ``rows_sync``)."""
+        name = self.engine.dialect.name
+        if name == "sqlite":  # kept as "YYYY-MM-DD HH:MM:SS.ffffff" in UTC: made ISO 8601 with its zone
+            at = func.replace(table.c.at, " ", "T").concat("+00:00")
+            build = func.json_object
+        elif name == "postgresql":
+            at, build = table.c.at, func.json_build_object
+        else:
+            return None
+        pairs: list[Any] = []
+        for column in _COLUMNS:
+            pairs += [literal_column(f"'{column}'"), at if column == "at" else table.c[column]]
+        q = self._filtered(select(build(*pairs)), f, oldest_first)
+
+        def rows() -> Any:
+            with self.engine.connect() as conn:
+                for (text,) in conn.execution_options(yield_per=5000).execute(q):
+                    yield text if isinstance(text, str) else json.dumps(text)
+
+        return rows()
+
+    def _filtered(self, q: Any, f: AuditFilter, oldest_first: bool) -> Any:
         for column, value in (("workspace", f.workspace), ("user_id", f.user), ("channel", f.channel),
                               ("tool", f.tool)):
             if value is not None:
@@ -181,8 +217,12 @@ class AuditLog:
         if f.since is not None:
             q = q.where(table.c.at >= f.since)
         q = q.order_by(table.c.id) if oldest_first else q.order_by(table.c.at.desc(), table.c.id.desc())
-        if f.limit is not None:
-            q = q.limit(f.limit)
+        return q.limit(f.limit) if f.limit is not None else q
+
+    def rows_sync(self, f: AuditFilter, oldest_first: bool = False) -> Any:
+        """The matching rows as tuples in ``COLUMNS`` order, newest first, or ``oldest_first`` in the
+        order they were written (an export: the primary key's order, no sort)."""
+        q = self._filtered(select(*(table.c[name] for name in _COLUMNS)), f, oldest_first)
         with self.engine.connect() as conn:
             yield from conn.execution_options(yield_per=5000).execute(q)
 
