@@ -51,3 +51,18 @@ def test_store_filters_order_and_export(tmp_path):
     empty = io.StringIO()
     assert export(f"sqlite:///{tmp_path}/a.db", SimpleNamespace(**{**vars(args), "tool": "nope"}), empty) == 0
     assert json.loads(empty.getvalue()) == []
+
+
+async def test_profile_changes_are_recorded_once(tmp_path):
+    from agent_core.profiles import parse_profiles
+    from bots.core.profile_audit import record_profile_changes
+
+    log = AuditLog.open(f"sqlite:///{tmp_path}/p.db")
+    first = parse_profiles({"profiles": {"ops": {"model": "a"}, "dev": {}}}, "profiles.toml")
+    assert await record_profile_changes(log, first) == ["dev", "ops"]
+    assert await record_profile_changes(log, first) == []  # a restart with the same file
+    second = parse_profiles({"profiles": {"ops": {"model": "b"}, "dev": {}}}, "profiles.toml")
+    assert await record_profile_changes(log, second) == ["ops"]
+    seen = log.find_sync(AuditFilter(workspace="T1"))  # every workspace's admins see them
+    assert [(r.action, r.tool) for r in seen][0] == ("profile_change", "ops")
+    assert seen[0].outcome == f"version {second.get('ops').version} (was {first.get('ops').version})"

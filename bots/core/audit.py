@@ -210,8 +210,9 @@ class AuditLog:
         return rows()
 
     def _filtered(self, q: Any, f: AuditFilter, oldest_first: bool) -> Any:
-        for column, value in (("workspace", f.workspace), ("user_id", f.user), ("channel", f.channel),
-                              ("tool", f.tool)):
+        if f.workspace is not None:  # "*": records of every workspace (profile changes)
+            q = q.where(table.c.workspace.in_([f.workspace, "*"]))
+        for column, value in (("user_id", f.user), ("channel", f.channel), ("tool", f.tool)):
             if value is not None:
                 q = q.where(table.c[column] == value)
         if f.since is not None:
