@@ -71,5 +71,5 @@ def lines(records: list[AuditRecord], person: Callable[[str], str], place: Calla
         out.append(f"• {r.at.astimezone(UTC):%Y-%m-%d %H:%M}Z {person(r.user_id)}{name} — {r.action}: "
                    f"{what} → {r.outcome} · {place(r)}")
     if len(records) > MAX_LINES:
-        out.append(f"… more records match; narrow it down, or export them with `durabot audit --json`.")
+        out.append("… more records match; narrow it down, or export them with `durabot audit --json`.")
     return out

@@ -26,7 +26,7 @@ from agent_core.types import BudgetScope
 from .audit import Action, Recorder
 from .database import engine_for, metadata
 
-__all__ = ["Hold", "Holds", "OverBudget", "Overridden", "refusal_text", "scope_for"]
+__all__ = ["Hold", "Holds", "OverBudget", "Overridden", "override", "refusal_text", "scope_for"]
 
 log = logging.getLogger(__name__)
 
