@@ -26,8 +26,12 @@ FROM ${PYTHON_IMAGE}
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PATH=/opt/durabot/bin:$PATH
 RUN groupadd --system --gid 10001 durabot \
     && useradd --system --uid 10001 --gid durabot --home-dir /home/durabot --create-home \
-       --shell /usr/sbin/nologin durabot
+       --shell /usr/sbin/nologin durabot \
+    && install -d -o durabot -g durabot /home/durabot/.durabot/blobs
 COPY --from=build /opt/durabot /opt/durabot
+# .durabot/ (the default SQLite database of Slack installations) and .durabot/blobs (files) belong to
+# durabot, so volumes mounted there (compose) start writable.
+RUN install -d -o 10001 -g 10001 /home/durabot/.durabot
 WORKDIR /home/durabot
 USER 10001:10001
 # 3000: Slack HTTP mode (POST /slack/events). 9464: /healthz, /readyz, /metrics.

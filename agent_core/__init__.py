@@ -28,11 +28,14 @@ from .model import ChatModel, DemoModel, OpenAIChatModel
 from .options import Limits, ToolOptions
 from .store import InMemoryTranscriptStore, TranscriptStore
 from .temporal import TemporalConfig
-from .tools import Tool, ToolContext, load_tools, tool
+from .attachments import FileLimits
+from .blobs import BlobMissing, BlobStore, LocalBlobStore, S3BlobStore
+from .tools import Attachment, Tool, ToolContext, ToolOutput, load_tools, tool
 from .types import (
     AgentEvent,
     AgentMode,
     ApprovalInfo,
+    BlobRef,
     ApprovalPolicy,
     ChatMessage,
     ConversationStatus,
@@ -45,6 +48,7 @@ from .types import (
 from .worker import AgentWorker
 
 __all__ = [
+    "Attachment", "BlobMissing", "BlobRef", "BlobStore", "FileLimits", "LocalBlobStore", "S3BlobStore", "ToolOutput",
     "MCPServer", "load_mcp_tools", "parse_mcp_env",
     "AbortRun", "BlockToolArguments", "HookContext", "Hooks", "RedactSecrets", "RunAborted", "TextAccumulator",
     "Agent", "AgentEvent", "AgentMode", "AgentRuntimeError", "AgentWorker", "ApprovalError", "ApprovalInfo",

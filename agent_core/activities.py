@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from typing import Any, AsyncIterator
@@ -16,15 +17,21 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from . import limits, metrics
+from . import context, limits, metrics
 from .events import EventBus, stream_key
 from .hooks import AbortRun, HookContext, Hooks
 from .budgets import Budgets
 from .model import ChatModel, failure_kind
 from .store import TranscriptStore
-from .tools import Tool, ToolContext
-from .types import AgentEvent, Carry, ChatMessage, LLMRequest, LLMResult, ProfileRef, ToolRequest, ToolResult
-from .contract import LLM_ACTIVITY, RESTORE_ACTIVITY, TOOL_ACTIVITY, ErrorType
+from .attachments import FileLimits, media_type_of, names_only, user_content
+from .blobs import BlobStore, LocalBlobStore
+from .tokens import estimate, request_tokens
+from .tools import Attachment, Tool, ToolContext, ToolOutput
+from .types import (
+    AgentEvent, BlobRef, Carry, ChatMessage, LLMRequest, LLMResult, ProfileRef, SummaryRequest, SummaryResult,
+    ToolRequest, ToolResult, TranscriptRef, summary_key,
+)
+from .contract import LLM_ACTIVITY, RESTORE_ACTIVITY, SUMMARY_ACTIVITY, TOOL_ACTIVITY, ErrorType
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +44,11 @@ class AgentActivities:
         self, *, system_prompt: str, model: ChatModel, tools: list[Tool], bus: EventBus,
         store: TranscriptStore, fingerprint: str, manifest: dict[str, str], hooks: list[Hooks] | None = None,
         budgets: Budgets | None = None,
+        blobs: BlobStore | None = None, file_limits: FileLimits | None = None,
     ) -> None:
         self.budgets = budgets
+        self.blobs: BlobStore = blobs if blobs is not None else LocalBlobStore()
+        self.file_limits = file_limits or FileLimits()
         self.hooks = list(hooks or [])
         self.token_interval = 0.03  # live tokens are sent at most this often (the first one at once)
         self.system_prompt = system_prompt
@@ -52,7 +62,7 @@ class AgentActivities:
         self._models: dict[str, ChatModel] = {}  # a profile's model name -> the model
 
     def definitions(self) -> list[Any]:
-        return [self.llm_round, self.run_tool, self.restore]
+        return [self.llm_round, self.run_tool, self.restore, self.summarise]
 
     # ------------------------------------------------------------------ checks and helpers
     def _check(self, fingerprint: str | None) -> None:
@@ -92,8 +102,8 @@ class AgentActivities:
         timeout = activity.info().heartbeat_timeout
         return max(0.2, timeout.total_seconds() / 3) if timeout else 5.0
 
-    async def _transcript(self, req: LLMRequest) -> list[ChatMessage] | None:
-        ref = req.transcript
+    async def _transcript(self, ref: TranscriptRef) -> list[ChatMessage] | None:
+        """Messages ``[start_seq, end_seq)``; None when the store lost some (the workflow resends)."""
         first_unsynced = ref.end_seq - len(ref.unsynced)
         if ref.resync:
             # The workflow sent its whole window: use it, and refill the store if it answers.
@@ -124,11 +134,64 @@ class AgentActivities:
             if found is None:
                 return None  # the workflow resends its window: an expected path, not a failure
             messages = found
-        return _fit(messages, req.context_chars)
+        return messages
 
-    def _openai_messages(self, messages: list[ChatMessage], profile: ProfileRef | None = None) -> list[dict[str, Any]]:
+    async def _stored(self, key: str, seq: int) -> ChatMessage | None:
+        try:
+            found = await self.store.read(key, seq, seq + 1)
+        except Exception as exc:
+            self._warn("transcript store", exc)
+            return None
+        return found[0] if found else None
+
+    def _prompt(self, profile: ProfileRef | None) -> str:
+        return profile.system_prompt if profile is not None and profile.system_prompt else self.system_prompt
+
+    def _fixed_tokens(self, tools: list[dict[str, Any]] | None, profile: ProfileRef | None = None) -> int:
+        prompt = self._prompt(profile)
+        system = [{"role": "system", "content": prompt}] if prompt else []
+        return request_tokens(system, tools)
+
+    async def _select(self, req: LLMRequest, transcript: list[ChatMessage],
+                      tools: list[dict[str, Any]] | None) -> context.Selection | None:
+        """What of the transcript fits the request's token budget, with the summary and the first
+        request; None when the store lost the summary or the first request (the workflow resends)."""
+        ref = req.transcript
+        summary = None
+        if req.summary is not None:
+            summary = req.summary.text
+            if summary is None:
+                found = await self._stored(summary_key(ref.conversation_id), req.summary.upto_seq)
+                if found is None:
+                    return None
+                summary = found.content
+            else:  # a resync: the store lost it
+                await self._write(summary_key(ref.conversation_id), req.summary.upto_seq,
+                                  ChatMessage(role="system", content=summary))
+        pinned, index = None, None
+        if req.pinned_seq is not None:
+            index = len(transcript) - (ref.end_seq - req.pinned_seq)
+            if 0 <= index < len(transcript):
+                pinned = transcript[index]
+            else:
+                index = None
+                pinned = req.pinned if ref.resync else await self._stored(ref.conversation_id, req.pinned_seq)
+                if pinned is None and not ref.resync:
+                    return None
+        return context.select(transcript, req.context_tokens, fixed=self._fixed_tokens(tools, req.profile), summary=summary,
+                              pinned=pinned, pinned_index=index, char_cap=req.context_chars)
+
+    async def _write(self, key: str, seq: int, msg: ChatMessage) -> None:
+        try:
+            await self.store.write(key, seq, [msg])
+        except Exception as exc:
+            self._warn("transcript store", exc)
+
+    async def _openai_messages(self, messages: list[ChatMessage],
+                               profile: ProfileRef | None = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        prompt = profile.system_prompt if profile is not None and profile.system_prompt else self.system_prompt
+        readable = _readable_files(messages, self.file_limits)
+        prompt = self._prompt(profile)
         if prompt:
             out.append({"role": "system", "content": prompt})
         for m in messages:
@@ -143,8 +206,20 @@ class AgentActivities:
                 d["tool_call_id"] = m.tool_call_id
             if m.role == "user" and m.name:
                 d["name"] = _safe_name(m.name)
+            if m.attachments:
+                d["content"] = await self._with_files(m, readable)
             out.append(d)
         return out
+
+    async def _with_files(self, m: ChatMessage, readable: set[int]) -> Any:
+        """A message's content with its files: read for a person's message within the request's
+        budget, named otherwise (a tool message cannot carry images; its files went to the thread)."""
+        if m.role == "user" and id(m) in readable:
+            return await user_content(m.content or "", m.attachments, self.blobs, self.file_limits)
+        names = names_only(m.attachments)
+        if m.role == "user":
+            names += " [earlier file contents left out to fit the request]"
+        return f"{m.content}\n{names}" if m.content else names
 
     # ------------------------------------------------------------------ activities
     @activity.defn(name=LLM_ACTIVITY)
@@ -156,13 +231,21 @@ class AgentActivities:
         if info.attempt > 1:
             await self._publish(stream, AgentEvent(kind="retry", turn_id=req.turn_id, round=req.round,
                                                    attempt=info.attempt, source=src))
-        transcript = await self._transcript(req)
+        transcript = await self._transcript(req.transcript)
         if transcript is None:
             return LLMResult(text="", tool_calls=[], transcript_missing=True)
-        messages = self._openai_messages(transcript, req.profile)
         offered = [t for t in self.tools.values() if _offered(t.name, req.profile)]
         tools = [t.openai_schema() for t in offered] if req.allow_tools and offered else None
         model = self._model_for(req.profile)
+        chosen = None
+        if req.context_tokens:
+            chosen = await self._select(req, transcript, tools)
+            if chosen is None:
+                return LLMResult(text="", tool_calls=[], transcript_missing=True)
+            transcript = chosen.messages
+        else:  # a run from before token budgets: the last messages within a number of characters
+            transcript = _fit(transcript, req.context_chars)
+        messages = await self._openai_messages(transcript, req.profile)
         hook_ctx = HookContext(req.conversation_id, req.turn_id, info.attempt)
         for hook in self.hooks:
             messages = await _run_hook(hook.before_llm(hook_ctx, messages)) or messages
@@ -205,6 +288,9 @@ class AgentActivities:
         metrics.profile_tokens_total.labels(profile=name, kind="completion", source=source).inc(result.completion_tokens)
         for hook in self.hooks:
             result = await _run_hook(hook.after_llm(hook_ctx, result)) or result
+        if chosen is not None:
+            result.context_tokens = max(request_tokens(messages, tools), result.prompt_tokens)
+            result.context_full = chosen.full(req.context_tokens)
         if len(result.text) > MAX_MODEL_TEXT:  # keep the workflow's payloads far below Temporal's limits
             result.text = result.text[:MAX_MODEL_TEXT] + f"\n[answer truncated: {len(result.text)} characters in all]"
         result.text = limits.clip(result.text, limits.ANSWER_BYTES, "answer")
@@ -293,6 +379,9 @@ class AgentActivities:
         except Exception as exc:  # reported to the model, which decides what to do next
             log.info("tool %r raised %s", call.name, type(exc).__name__)
             output, ok = f"Error: the tool {call.name!r} failed: {type(exc).__name__}: {exc}", False
+        files: list[BlobRef] = []
+        if isinstance(output, ToolOutput):
+            output, files = output.text, await self._store_files(output.attachments, call.name)
         text = output if isinstance(output, str) else _to_text(output)
         for hook in self.hooks:
             text = await _run_hook(hook.after_tool(hook_ctx, call.name, text)) or text
@@ -302,7 +391,56 @@ class AgentActivities:
         metrics.tool_calls_total.labels(tool=call.name, outcome="ok" if ok else "error").inc()
         await self._publish(stream, AgentEvent(kind="tool_finished", turn_id=req.turn_id, tool=call.name,
                                                call_id=call.id, data={"ok": ok}, source=req.source))
-        return ToolResult(call_id=call.id, name=call.name, output=text, ok=ok)
+        return ToolResult(call_id=call.id, name=call.name, output=text, ok=ok, attachments=files)
+
+    async def _store_files(self, attachments: list[Attachment], tool: str) -> list[BlobRef]:
+        """A tool's files into the blob store: only their references go back to the workflow."""
+        refs = []
+        for a in attachments[:limits.TURN_FILES]:
+            if a.ref is not None:
+                refs.append(dataclasses.replace(a.ref, name=a.name or a.ref.name))
+            elif a.data is not None:
+                refs.append(await self.blobs.put(a.data, a.name, media_type_of(a.name, a.media_type)))
+        if len(attachments) > limits.TURN_FILES:
+            log.warning("tool %r returned %d files; the first %d are kept", tool, len(attachments), limits.TURN_FILES)
+        return limits.bound_refs(refs, limits.TURN_FILES)
+
+    @activity.defn(name=SUMMARY_ACTIVITY)
+    async def summarise(self, req: SummaryRequest) -> SummaryResult:
+        """A summary of the older unsummarised turns, merged with the previous one. Not streamed: the
+        thread never sees it; the workflow records it once and later rounds read it from the store."""
+        self._check(req.fingerprint)
+        ref = req.transcript
+        transcript = await self._transcript(ref)
+        previous = None
+        if req.previous is not None:
+            previous = req.previous.text
+            if previous is None:
+                found = await self._stored(summary_key(ref.conversation_id), req.previous.upto_seq)
+                previous = found.content if found is not None else None
+        if transcript is None or (req.previous is not None and previous is None):
+            return SummaryResult(text="", upto_seq=ref.start_seq, transcript_missing=True)
+        room = req.budget - self._fixed_tokens(None) - context.summary_tokens(req.budget)
+        cut = context.summary_cut(transcript, room)
+        upto = ref.end_seq - (len(transcript) - cut)  # counted from the end: a resync may add a note first
+        if cut == 0 or upto <= ref.start_seq:
+            return SummaryResult(text=previous or "", upto_seq=ref.start_seq, tokens=estimate(previous))
+        prompt = context.summary_prompt(previous, transcript[:cut], req.budget)
+
+        async def ignore(_: str) -> None:
+            return None
+
+        async with self._heartbeating(self._heartbeat_every()):
+            answer = await self.model.complete(prompt, None, ignore)
+        limit = context.summary_tokens(req.budget)
+        text = answer.text.strip()
+        if estimate(text) > limit:  # a model that ignored the length asked for
+            text = text[: limit * 3] + " [summary cut]"
+        text = limits.clip(text, limits.SUMMARY_BYTES, "summary")
+        await self._write(summary_key(ref.conversation_id), upto, ChatMessage(role="system", content=text))
+        log.info("conversation %r: summarised messages up to %d (%d tokens)", ref.conversation_id, upto,
+                 estimate(text))
+        return SummaryResult(text=text, upto_seq=upto, tokens=estimate(text))
 
     @activity.defn(name=RESTORE_ACTIVITY)
     async def restore(self, conversation_id: str, previous_run_id: str | None = None) -> Carry | None:
@@ -371,6 +509,22 @@ class _TokenBatcher:
                 pass
         if self.buffer:
             await self._flush(delay=False)
+
+
+def _readable_files(messages: list[ChatMessage], file_limits: FileLimits) -> set[int]:
+    """The person's messages whose files the model reads in full: the newest, within a byte budget
+    (a conversation with many files would otherwise resend all of them in every request)."""
+    readable: set[int] = set()
+    left = file_limits.request_bytes
+    for m in reversed(messages):
+        if m.role != "user" or not m.attachments:
+            continue
+        size = sum(r.size for r in m.attachments)
+        if size > left and readable:
+            break
+        readable.add(id(m))
+        left -= size
+    return readable
 
 
 def _fit(messages: list[ChatMessage], budget: int) -> list[ChatMessage]:

@@ -32,6 +32,8 @@ from .errors import (
 )
 from .events import EventBus, InMemoryEventBus, measured, stream_key
 from .fingerprint import build_manifest, fingerprint_of
+from .attachments import FileLimits
+from .blobs import BlobStore, LocalBlobStore
 from .model import ChatModel, DemoModel
 from .starts import RunStarts
 from .store import InMemoryTranscriptStore, TranscriptStore
@@ -40,10 +42,12 @@ from .options import Limits, ToolOptions, grouped
 from .profiles import ProfileSet
 from .budgets import Budgets, InMemoryBudgets
 from .temporal import TemporalConfig, connection, rpc_error, wait_for_poller
+from .tokens import input_budget, model_window
 from .tools import Tool, checked_tools, delegation_tool
 from .types import (
-    AgentEvent, AgentMode, AgentSpec, Allowance, ApprovalInfo, CancelRequest, Carry, ChatMessage, ProfileRef, RevokeRequest, BudgetScope,
-    ConversationStatus, Decision, DeliveryTarget, Progress, Timeouts, ToolSpec, TurnStatus, UserMessage,
+    AgentEvent, AgentMode, AgentSpec, Allowance, ApprovalInfo, BlobRef, BudgetScope, CancelRequest, Carry,
+    ChatMessage, ConversationStatus, Decision, DeliveryTarget, Feedback, ProfileRef, Progress, RevokeRequest,
+    Timeouts, ToolSpec, TurnStatus, UserMessage,
     timeouts_for, workflow_id_for,
 )
 from .worker import AgentWorker
@@ -79,6 +83,8 @@ class Agent:
         description: str = "",
         profiles: ProfileSet | None = None,
         budgets: Budgets | None = None,
+        blobs: "BlobStore | None" = None,
+        file_limits: FileLimits | None = None,
         **options: Any,
     ) -> None:
         self.temporal_config, self._client, self.task_queue = connection(temporal, temporal_client)
@@ -102,6 +108,9 @@ class Agent:
         self._default_bus = event_bus is None
         self.event_bus: EventBus = event_bus or InMemoryEventBus()
         self.store: TranscriptStore = store or InMemoryTranscriptStore()
+        # File bytes by content address; every worker must read the same store (see agent_core.blobs).
+        self.blobs: BlobStore = blobs if blobs is not None else LocalBlobStore()
+        self.file_limits = file_limits or FileLimits()
         self._compute_fingerprint()
         self._worker: AgentWorker | None = None
         self._worker_checked_at = 0.0
@@ -115,6 +124,13 @@ class Agent:
     max_iterations = property(lambda self: self.limits.max_iterations)
     context_messages = property(lambda self: self.limits.context_messages)
     context_chars = property(lambda self: self.limits.context_chars)
+
+    @property
+    def context_tokens(self) -> int:
+        """Tokens a model round may send: the context window (given, or known for the model's name)
+        less room for the answer."""
+        window = self.limits.context_tokens or model_window(self.model.identity)
+        return input_budget(window)
     max_history_events = property(lambda self: self.limits.max_history_events)
     max_depth = property(lambda self: self.limits.max_depth)
 
@@ -123,7 +139,7 @@ class Agent:
             name=self.name, system_prompt=self.system_prompt, model_identity=self.model.identity,
             tools=self.tools, approval=self.approval.value, mode=self.mode.value,
             max_iterations=self.max_iterations, context_messages=self.context_messages,
-            context_chars=self.context_chars, extra={"hooks": ",".join(h.name for h in self.hooks)} if self.hooks else None,
+            context_chars=self.context_chars or 0, extra={"hooks": ",".join(h.name for h in self.hooks)} if self.hooks else None,
         )
         if self.profiles is not None:  # a worker with other profiles is refused, as for any other setting
             self.manifest.update(self.profiles.manifest())
@@ -210,7 +226,8 @@ class Agent:
             task_queue=self.task_queue, depth=depth,
             subagents=[s.spec(depth + 1, max_depth) for s in self.subagents] if delegate else [],
             max_iterations=self.max_iterations, timeouts=self.timeouts, context_messages=self.context_messages,
-            max_history_events=self.max_history_events, context_chars=self.context_chars,
+            max_history_events=self.max_history_events, context_chars=self.context_chars or 0,
+            context_tokens=self.context_tokens,
             fingerprint=self.fingerprint if self.fingerprint_check else None,
             manifest=self.manifest if self.fingerprint_check else {},
         )
@@ -256,12 +273,14 @@ class Agent:
         admins: list[str] | None = None,
         profile: ProfileRef | None = None,
         budget: BudgetScope | None = None,
+        attachments: Iterable[BlobRef] = (),
         _wait: bool = False,
     ) -> "RunHandle":
         """Send a message (queued if a turn is running) and return a handle to its run at once.
 
         ``approvers`` ("requester", "anyone" and/or user ids) and ``admins`` say who may decide the
-        run's approvals; the workflow records them with each approval. Without them anyone may."""
+        run's approvals; the workflow records them with each approval. Without them anyone may.
+        ``attachments``: the message's files, already put in ``self.blobs`` (see ``attach``)."""
         if len(text) > MAX_MESSAGE:  # Temporal refuses payloads past 2 MB; say so instead of failing
             text = text[:MAX_MESSAGE] + f"\n[message truncated: {len(text)} characters in all]"
         if message_id is not None and len(message_id) > budgets.NAME_CHARS:
@@ -271,6 +290,7 @@ class Agent:
             context=list(context or []), deliver_to=deliver_to,
             approvers=None if approvers is None else list(approvers), admins=list(admins or []),
             profile=profile, budget=budget,
+            attachments=list(attachments),
         ))
         await self._ensure_worker()
         start = WithStartWorkflowOperation(
@@ -323,6 +343,12 @@ class Agent:
         self._worker_checked_at = now
 
     # ------------------------------------------------------------------ conversations
+    async def attach(self, data: bytes, name: str, media_type: str | None = None) -> BlobRef:
+        """Put a file in the blob store; pass the reference in ``run_async(..., attachments=[...])``."""
+        from .attachments import media_type_of
+
+        return await self.blobs.put(data, name, media_type_of(name, media_type))
+
     async def decide(
         self, conversation_id: str, approval_id: str, approved: bool, by: str, reason: str | None = None,
         *, admin: bool = False, scope: str = "once",
@@ -374,6 +400,41 @@ class Agent:
                     return None
                 raise rpc_error(exc, self.temporal_address, conversation_id) from None
         raise ApprovalError(f"conversation {conversation_id!r} did not settle into its next run; try again")
+    async def rate(self, conversation_id: str, turn_id: str, by: str, rating: str,
+                   comment: str | None = None) -> Feedback:
+        """Record ``by``'s rating ("up" or "down", with an optional comment) of the answer of turn
+        ``turn_id``; it replaces their earlier rating of the same answer. A conversation that already
+        ended is started again to take it (its state, ratings included, is restored first)."""
+        await self._ensure_worker()
+        start = WithStartWorkflowOperation(
+            WORKFLOW,
+            await self._starts.input(self.handle(conversation_id), conversation_id, self.spec(),
+                                     self.temporal_address),
+            id=self.workflow_id(conversation_id), task_queue=self.task_queue, result_type=Carry,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        try:
+            kept = await self.client.execute_update_with_start_workflow(
+                Update.FEEDBACK.value, Feedback(turn_id, by, rating, comment), start_workflow_operation=start,
+                id=f"rate-{uuid.uuid4().hex}", result_type=Feedback,
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            raise UserError(cause.message if isinstance(cause, ApplicationError) else str(exc)) from None
+        except RPCError as exc:
+            raise rpc_error(exc, self.temporal_address, conversation_id) from None
+        self._starts.remember(conversation_id)
+        return kept
+
+    async def ratings(self, conversation_id: str) -> list[Feedback]:
+        """The ratings of the conversation's answers (each person's latest per answer, oldest first);
+        empty when its workflow is not running."""
+        try:
+            return await self.handle(conversation_id).query(Query.FEEDBACK.value, result_type=list[Feedback])
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                return []
+            raise rpc_error(exc, self.temporal_address, conversation_id) from None
 
     async def get_approval(self, conversation_id: str, approval_id: str) -> ApprovalInfo | None:
         """One approval with its whole arguments, as the conversation recorded it; None when this run

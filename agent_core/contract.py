@@ -15,6 +15,7 @@ __all__ = [
     "LLM_ACTIVITY",
     "TOOL_ACTIVITY",
     "RESTORE_ACTIVITY",
+    "SUMMARY_ACTIVITY",
     "DELIVER_ACTIVITY",
     "Update",
     "Signal",
@@ -28,6 +29,7 @@ WORKFLOW = "DurabotConversation"
 LLM_ACTIVITY = "durabot.llm_round"
 TOOL_ACTIVITY = "durabot.run_tool"
 RESTORE_ACTIVITY = "durabot.restore"
+SUMMARY_ACTIVITY = "durabot.summarise_context"  # older turns into a summary, when the context fills up
 DELIVER_ACTIVITY = "durabot.deliver"  # runs on a platform adapter's delivery task queue
 
 
@@ -45,6 +47,7 @@ class Update(_Name):
     WAIT_PROGRESS = "wait_progress"
     DECIDE = "decide"
     REVOKE = "revoke_allowance"  # end a tool's thread-wide allowance
+    FEEDBACK = "feedback"  # a person rates an answer (up / down, optional comment)
 
 
 class Signal(_Name):
@@ -58,6 +61,7 @@ class Query(_Name):
     STATUS = "status"
     TURN = "turn"
     APPROVAL = "approval"
+    FEEDBACK = "feedback"  # the ratings the conversation holds
 
 
 class DeliveryKind(_Name):
@@ -101,6 +105,10 @@ class ErrorType(_Name):
     SCOPE_NOT_OFFERED = "ApprovalScopeNotOffered"  # "always allow in this thread" on a tool that may not
     CONTINUING = "Continuing"
     MESSAGE_REJECTED = "MessageRejected"
+    FEEDBACK_REJECTED = "FeedbackRejected"
+    # The model refused the request as longer than its context window (not retried by Temporal; the
+    # workflow retries once with a smaller budget).
+    CONTEXT_TOO_LONG = "ContextLengthExceeded"
     # How a platform adapter's delivery attempt ended; see bots/core/delivery.py.
     DELIVERY_LATER = "DeliveryRetryLater"  # rate limit or outage: retried until the notice goes through
     DELIVERY_UNEXPECTED = "DeliveryUnexpected"  # retried a few times, then sent once as plain text

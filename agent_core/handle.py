@@ -44,6 +44,7 @@ class RunResult:
         self.text = status.text or ""
         self.tool_calls = list(status.tool_calls)
         self.approvals = list(status.approvals)
+        self.files = list(status.files)  # files the turn's tools made (BlobRefs: read them from agent.blobs)
 
     def __repr__(self) -> str:
         return f"RunResult(turn_id={self.turn_id!r}, state={self.status.state!r}, text={self.text[:60]!r})"

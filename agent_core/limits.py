@@ -17,6 +17,9 @@ the carried state) under budgets whose sum stays well below the limit:
     finished turns carried to the next run  RECENT_BYTES          192 KB
     a paused turn's finished tool results   CHECKPOINT_BYTES      256 KB
     messages queued across continue-as-new  PENDING_BYTES         256 KB
+    ratings of answers (with comments)      feedback.FEEDBACK_BYTES  128 KB
+    the first request, kept for the model   PINNED_BYTES           16 KB
+    the summary of older turns              SUMMARY_BYTES          32 KB
 
 Pure functions without I/O: the workflow imports this module.
 """
@@ -38,9 +41,14 @@ WINDOW_BYTES = 512 * 1024
 RECENT_BYTES = 192 * 1024
 CHECKPOINT_BYTES = 256 * 1024
 PENDING_BYTES = 256 * 1024
+PINNED_BYTES = 16 * 1024  # the conversation's first request, carried for resyncs
+SUMMARY_BYTES = 32 * 1024  # the summary of older turns, carried across continue-as-new
 APPROVAL_ARGUMENTS_BYTES = TOOL_ARGUMENTS_BYTES  # whole, for the approver's Show all; cards cut their own
 ERROR_BYTES = 4_096
 NAME_CHARS = 200  # user ids, user names, message ids: short by nature
+MESSAGE_FILES = 50  # file references one message carries (its own files and those of its thread context)
+TURN_FILES = 20  # files the tools of one turn hand to the delivery
+_FILE_REF_BYTES = 120 + 64  # one encoded BlobRef, its name aside
 _STUB_CHARS = 300  # what a message cut to save room keeps of its text
 _MESSAGE_OVERHEAD = 120  # field names and punctuation of one encoded ChatMessage
 
@@ -75,6 +83,8 @@ def clip(text: str, budget: int, what: str = "text") -> str:
 def message_bytes(msg: Any) -> int:
     """Encoded bytes of one ``ChatMessage`` (close estimate, never below the truth by much)."""
     size = _MESSAGE_OVERHEAD + encoded_len(msg.content) + len(msg.tool_call_id or "") + len(msg.name or "")
+    for ref in getattr(msg, "attachments", None) or ():
+        size += _FILE_REF_BYTES + encoded_len(ref.name) + len(ref.media_type)
     for call in msg.tool_calls:
         size += 60 + len(call.id) + len(call.name) + encoded_len(call.arguments) + encoded_len(call.error)
     return size
@@ -140,7 +150,14 @@ def bound_user_message(msg: Any) -> Any:
         msg.user_name = msg.user_name[:NAME_CHARS]
     if msg.user and len(msg.user) > NAME_CHARS:
         msg.user = msg.user[:NAME_CHARS]
+    msg.attachments = bound_refs(getattr(msg, "attachments", None) or [], MESSAGE_FILES)
     return msg
+
+
+def bound_refs(refs: list[Any], count: int) -> list[Any]:
+    """At most ``count`` file references, their names and types cut to ``NAME_CHARS``."""
+    return [dataclasses.replace(r, name=r.name[:NAME_CHARS], media_type=r.media_type[:NAME_CHARS])
+            if len(r.name) > NAME_CHARS or len(r.media_type) > NAME_CHARS else r for r in refs[:count]]
 
 
 def bound_statuses(statuses: list[Any], budget: int = RECENT_BYTES) -> list[Any]:

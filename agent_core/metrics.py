@@ -45,6 +45,12 @@ event_bus_lag_seconds = Histogram(
     "event_bus_lag_seconds", "Delay between an event's publication and its reading by a subscriber.",
     namespace=_NS, registry=REGISTRY, buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
 )
+feedback_total = Counter(
+    "feedback", "Ratings of answers recorded, by rating (up | down); a changed rating counts again.",
+    ["rating"], namespace=_NS, registry=REGISTRY,
+)
+for _rating in ("up", "down"):
+    feedback_total.labels(rating=_rating)  # both series exist from the start, at 0
 
 METRIC_NAMES = (
     "durabot_first_token_seconds",
@@ -54,6 +60,7 @@ METRIC_NAMES = (
     "durabot_platform_api_calls_total",
     "durabot_rate_limit_wait_seconds_total",
     "durabot_event_bus_lag_seconds",
+    "durabot_feedback_total",
 )
 
 # Recorded in workflow code with workflow.metric_meter(): counted once, never again on replay.

@@ -22,6 +22,7 @@ from typing import Any, Awaitable, Callable, Protocol
 
 from temporalio.exceptions import ApplicationError
 
+from .context import SUMMARY_INSTRUCTIONS
 from .contract import ErrorType
 from .types import LLMResult, ToolCall
 
@@ -105,8 +106,12 @@ class OpenAIChatModel:
     ) -> LLMResult:
         import openai
 
-        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "stream": True,
-                                  "stream_options": {"include_usage": True}}
+        # The messages ride in extra_body, which the client sends as they are: its typed transform of
+        # ``messages`` costs about a millisecond per message on every request (hundreds of ms for a
+        # long transcript) and changes nothing in plain JSON chat messages.
+        kwargs: dict[str, Any] = {"model": self.model, "messages": [], "stream": True,
+                                  "stream_options": {"include_usage": True},
+                                  "extra_body": {"messages": messages}}
         if tools:
             kwargs["tools"] = tools
         if self.temperature is not None:
@@ -163,8 +168,30 @@ class OpenAIChatModel:
         )
 
 
+# How servers say a request is longer than the model's context: OpenAI's error code, and the words
+# of vLLM, llama.cpp, Ollama and LiteLLM (read from the server's text, which is never shown).
+_CONTEXT_WORDS = re.compile(
+    r"context[_ ]length|context window|maximum context|too many tokens|prompt is too long|exceeds the context",
+    re.IGNORECASE)
+
+
+def _context_exceeded(exc: Any) -> bool:
+    if getattr(exc, "code", None) == "context_length_exceeded":
+        return True
+    return exc.status_code in (400, 413) and bool(_CONTEXT_WORDS.search(_server_text(exc)))
+
+
 def _status_error(exc: Any, model: str) -> ApplicationError:
     status = exc.status_code
+    if _context_exceeded(exc):
+        log.warning("model %r: the request is longer than the model's context (HTTP %s): %s", model, status,
+                    _server_text(exc))
+        return ApplicationError(
+            f"the conversation is too long for the model's context window (HTTP {status}, context length "
+            "exceeded), even after trimming it to a smaller budget; set DURABOT_CONTEXT_TOKENS to the "
+            f"model's context window, or start a new thread; {_SEE_LOG}",
+            {"kind": "context", "status": status}, type=ErrorType.CONTEXT_TOO_LONG.value, non_retryable=True,
+        )
     retryable = status in _RETRYABLE_STATUS or status >= 500
     hint = _STATUS_HINTS.get(status) or ("server error" if status >= 500 else "the request was refused")
     log.warning("model %r: the model server answered HTTP %s (%s): %s", model, status,
@@ -240,12 +267,24 @@ class DemoModel:
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, on_delta: DeltaCallback
     ) -> LLMResult:
         tool_names = {t["function"]["name"] for t in tools or []}
+        if messages and str(messages[0].get("content") or "").startswith(SUMMARY_INSTRUCTIONS[:40]):
+            # Asked to summarise older turns: keep the first line of each of the user's messages.
+            said = re.findall(r"^User[^:]*: (.{0,120})", str(messages[-1].get("content") or ""), re.MULTILINE)
+            return LLMResult(text="The user said: " + " / ".join(said), tool_calls=[], finish_reason="stop")
         last = messages[-1] if messages else {"role": "user", "content": ""}
         if last["role"] == "tool":
             text = f"Done. The tool said: {last.get('content') or '(nothing)'}"
             return await self._say(text, on_delta)
-        question = str(last.get("content") or "")
+        content = last.get("content") or ""
+        parts = content if isinstance(content, list) else []  # a message with files
+        question = " ".join(p.get("text", "") for p in parts[:1] if p.get("type") == "text") if parts else str(content)
+        images = sum(1 for p in parts if p.get("type") == "image_url")
         lowered = question.lower()
+        if "csv" in lowered and "make_csv" in tool_names:
+            words = re.findall(r"[A-Za-z]+", question)[:20]
+            rows = [["word", "length"], *([w, str(len(w))] for w in words)]
+            return LLMResult(text="", tool_calls=[_call("make_csv", {"rows": rows, "name": "words.csv"})],
+                             finish_reason="tool_calls")
         if "time" in lowered and "get_time" in tool_names:
             zone = _first(r"\bin ([A-Za-z_/]+)", question) or "UTC"
             return LLMResult(text="", tool_calls=[_call("get_time", {"tz": zone})], finish_reason="tool_calls")
@@ -255,9 +294,12 @@ class DemoModel:
                 text="", tool_calls=[_call("deploy", {"service": service})], finish_reason="tool_calls"
             )
         turns = sum(1 for m in messages if m["role"] == "user")
+        files = sum(1 for p in parts if p.get("type") == "text" and p.get("text", "").startswith("[attachment"))
+        seen = f" I received {files} file(s), {images} of them image(s)." if files else ""
         text = (
-            f"(demo model) You said: \u201c{question.strip()[:200]}\u201d. This is turn {turns} of our "
-            "conversation. Ask me the time, or to deploy a service, to see tools and approvals."
+            f"(demo model) You said: \u201c{question.strip()[:200]}\u201d.{seen} This is turn {turns} of our "
+            "conversation. Ask me the time, to deploy a service or to make a CSV, to see tools, approvals "
+            "and files."
         )
         return await self._say(text, on_delta)
 

@@ -19,14 +19,20 @@ from .types import ApprovalPolicy
 @dataclass
 class Limits:
     max_iterations: int = 10  # model rounds in one turn; the last one may call no tool
-    context_messages: int = 100  # transcript messages a model round sees at most
-    context_chars: int = 100_000  # and at most this many characters: older whole messages are dropped
+    # Tokens a model round may send, the model's whole context window (room for the answer is kept
+    # out of it). None: DURABOT_CONTEXT_TOKENS's default for the model's name (agent_core.tokens).
+    context_tokens: int | None = None
+    context_messages: int = 100  # transcript messages the workflow keeps its own copy of
+    context_chars: int | None = None  # at most this many characters of messages per round (None: no cap)
     max_history_events: int = 10_000  # a conversation's run continues as new past this history length
     max_depth: int = 2  # how deep sub-agents may delegate further
 
     def check(self) -> None:
         if self.max_iterations < 1:
             raise UserError("max_iterations must be at least 1")
+        if self.context_tokens is not None and self.context_tokens < 2_000:
+            raise UserError(f"context_tokens={self.context_tokens} is too small for a conversation; give the "
+                            "model's context window in tokens (at least 2000)")
 
 
 @dataclass

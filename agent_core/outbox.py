@@ -47,6 +47,7 @@ class Outbox:
                 st.error if kind is DeliveryKind.TURN_FAILED else None),
             approval=approval, tool_calls=list(st.tool_calls), workflow_id=info.workflow_id, run_id=info.run_id,
             by=st.cancelled_by if kind is DeliveryKind.TURN_CANCELLED else None,
+            files=list(st.files) if kind is DeliveryKind.TURN_FINISHED else [],
         )))
         if not self.delivering:
             self.delivering = True

@@ -29,6 +29,7 @@ ENV_VARS: dict[str, str | None] = {
     "DURABOT_TASK_QUEUE": "durabot",
     "DURABOT_AGENT_NAME": "durabot",
     "DURABOT_MODEL": "gpt-4o-mini",
+    "DURABOT_CONTEXT_TOKENS": None,
     "DURABOT_SYSTEM_PROMPT": "You are durabot, a helpful assistant in a team chat. Be concise.",
     "DURABOT_TOOLS": "",
     "DURABOT_MCP_SERVERS": "",
@@ -45,6 +46,11 @@ ENV_VARS: dict[str, str | None] = {
     "OPENAI_BASE_URL": None,
     "DURABOT_SECRET_KEY": None,
     "DURABOT_PROFILES": None,
+    "DURABOT_BLOB_URL": None,
+    "DURABOT_BLOB_ENDPOINT": None,
+    "DURABOT_MAX_FILE_MB": "20",
+    "DURABOT_MAX_FILES": "10",
+    "DURABOT_FILE_TEXT_CHARS": "50000",
 }
 
 SECRET_VARS = ("TEMPORAL_API_KEY", "OPENAI_API_KEY", "DURABOT_SECRET_KEY")
@@ -65,6 +71,21 @@ def _csv(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+def _file_limits(get) -> dict:
+    def number(name: str, kind: type) -> float:
+        raw = get(name) or ENV_VARS[name] or "0"
+        try:
+            value = kind(raw)
+        except ValueError:
+            value = -1
+        if value <= 0:
+            raise UserError(f"{name}={raw!r} is not a positive number")
+        return value
+
+    return dict(max_file_mb=number("DURABOT_MAX_FILE_MB", float), max_files=int(number("DURABOT_MAX_FILES", int)),
+                file_text_chars=int(number("DURABOT_FILE_TEXT_CHARS", int)))
+
+
 @dataclass
 class Settings:
     temporal_address: str = "localhost:7233"
@@ -78,6 +99,7 @@ class Settings:
     task_queue: str = "durabot"
     agent_name: str = "durabot"
     model: str = "gpt-4o-mini"
+    context_tokens: int | None = None  # the model's context window; None: known for the model's name
     system_prompt: str = ENV_VARS["DURABOT_SYSTEM_PROMPT"] or ""
     tools: str = ""
     mcp_servers: str = ""  # see agent_core.mcp.parse_mcp_env
@@ -94,6 +116,11 @@ class Settings:
     openai_base_url: str | None = None
     secret_key: str | None = field(default=None, repr=False)  # encrypts Temporal payloads (agent_core.codec)
     profiles: str | None = None  # a profiles file (agent_core.profiles), read by the entry point
+    blob_url: str | None = None  # where file bytes live: a directory (.durabot/blobs) or s3://bucket/prefix
+    blob_endpoint: str | None = None  # an S3-compatible server's address (MinIO...); unset: AWS_ENDPOINT_URL or AWS
+    max_file_mb: float = 20.0  # a file over this size is refused with a notice
+    max_files: int = 10  # files read per message
+    file_text_chars: int = 50_000  # characters of a text file or PDF the model reads; the rest is cut
 
     @property
     def use_demo_model(self) -> bool:
@@ -133,8 +160,13 @@ class Settings:
         log_format = (get("DURABOT_LOG_FORMAT") or "text").lower()
         if log_format not in ("text", "json"):
             raise UserError(f"DURABOT_LOG_FORMAT={log_format!r} is not one of: text, json")
+        context_tokens = get("DURABOT_CONTEXT_TOKENS")
+        if context_tokens is not None and (not context_tokens.strip().isdigit() or int(context_tokens) < 2_000):
+            raise UserError(f"DURABOT_CONTEXT_TOKENS={context_tokens!r} is not a number of tokens of at least "
+                            "2000 (the model's context window, for example 128000)")
         from .codec import parse_keys
 
+        files = _file_limits(get)
         secret_key = get("DURABOT_SECRET_KEY")
         parse_keys(secret_key)  # a malformed key stops start-up here, with how to make one
         return cls(
@@ -149,6 +181,7 @@ class Settings:
             task_queue=get("DURABOT_TASK_QUEUE") or "durabot",
             agent_name=get("DURABOT_AGENT_NAME") or "durabot",
             model=get("DURABOT_MODEL") or "gpt-4o-mini",
+            context_tokens=int(context_tokens) if context_tokens is not None else None,
             system_prompt=get("DURABOT_SYSTEM_PROMPT") or "",
             tools=get("DURABOT_TOOLS") or "",
             mcp_servers=get("DURABOT_MCP_SERVERS") or "",
@@ -165,7 +198,21 @@ class Settings:
             openai_base_url=get("OPENAI_BASE_URL"),
             secret_key=secret_key,
             profiles=get("DURABOT_PROFILES"),
+            blob_url=get("DURABOT_BLOB_URL"),
+            blob_endpoint=get("DURABOT_BLOB_ENDPOINT"),
+            **files,
         )
+
+    def file_limits(self):  # -> FileLimits
+        from .attachments import FileLimits
+
+        return FileLimits(max_bytes=int(self.max_file_mb * 1024 * 1024), max_files=self.max_files,
+                          text_chars=self.file_text_chars)
+
+    def blob_store(self):  # -> BlobStore
+        from .blobs import blob_store_from_url
+
+        return blob_store_from_url(self.blob_url, self.blob_endpoint)
 
     def temporal_config(self):  # -> TemporalConfig
         from .temporal import TemporalConfig

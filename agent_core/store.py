@@ -13,17 +13,22 @@ import json
 from collections import OrderedDict
 from typing import Protocol
 
-from .types import ChatMessage, ToolCall
+from .types import BlobRef, ChatMessage, ToolCall
 
 
 def encode_message(msg: ChatMessage) -> str:
     return json.dumps(dataclasses.asdict(msg), separators=(",", ":"))
 
 
+_FIELDS = frozenset(f.name for f in dataclasses.fields(ChatMessage))
+
+
 def decode_message(raw: str | bytes) -> ChatMessage:
     data = json.loads(raw)
     data["tool_calls"] = [ToolCall(**c) for c in data.get("tool_calls") or []]
-    return ChatMessage(**data)
+    data["attachments"] = [BlobRef(**a) for a in data.get("attachments") or []]
+    # A message written by a newer worker may carry fields this one does not know: ignore them.
+    return ChatMessage(**{k: v for k, v in data.items() if k in _FIELDS})
 
 
 class TranscriptStore(Protocol):

@@ -2,6 +2,13 @@
 
 The docstring is the description, the type hints are the JSON schema, and a parameter annotated
 ``ToolContext`` receives the call's context (its ``idempotency_key`` is stable across retries).
+A tool returns text (or any JSON value), or a ``ToolOutput`` with files attached: the worker puts
+their bytes in the blob store and the chat adapter uploads them into the thread after the answer.
+
+    @tool
+    async def export(rows: list) -> ToolOutput:
+        "Rows as a CSV file."
+        return ToolOutput("Here is the CSV.", [Attachment("rows.csv", data=b"...", media_type="text/csv")])
 """
 
 from __future__ import annotations
@@ -11,10 +18,11 @@ import inspect
 import json
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from .errors import UserError
+from .types import BlobRef
 
 _PRIMITIVES: dict[Any, dict[str, Any]] = {
     str: {"type": "string"},
@@ -42,6 +50,28 @@ class ToolContext:
 
         if activity.in_activity():
             activity.heartbeat(*details)
+
+
+@dataclass
+class Attachment:
+    """A file a tool returns: its bytes, or a reference to bytes already in the blob store."""
+
+    name: str
+    data: bytes | None = None
+    media_type: str | None = None  # None: guessed from the name
+    ref: BlobRef | None = None
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.ref is None):
+            raise UserError(f"attachment {self.name!r}: give either data (bytes) or ref (a BlobRef)")
+
+
+@dataclass
+class ToolOutput:
+    """What a tool returns when it has files: the text the model reads, and the files."""
+
+    text: str = ""
+    attachments: list[Attachment] = field(default_factory=list)
 
 
 class Tool:

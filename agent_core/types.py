@@ -51,6 +51,16 @@ def timeouts_for(mode: AgentMode) -> Timeouts:
     )
 
 
+@dataclass(frozen=True)
+class BlobRef:
+    """A file by reference: the bytes live in the blob store under their sha256, never in a workflow."""
+
+    sha256: str
+    name: str
+    media_type: str
+    size: int
+
+
 @dataclass
 class ToolCall:
     id: str
@@ -68,6 +78,7 @@ class ChatMessage:
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_call_id: str | None = None
     name: str | None = None  # author name for user messages, tool name for tool results
+    attachments: list[BlobRef] = field(default_factory=list)  # files, by reference (agent_core.blobs)
 
 
 @dataclass
@@ -90,8 +101,9 @@ class AgentSpec:
     tools: list[ToolSpec]
     max_iterations: int
     timeouts: Timeouts
-    context_messages: int  # how many transcript messages a model round sees at most
-    context_chars: int = 100_000  # and at most this many characters: older whole messages are dropped
+    context_messages: int  # transcript messages the workflow's own copy keeps (and, without a token
+    # budget, the most a model round sees)
+    context_chars: int = 100_000  # at most this many characters per round; 0: no limit but the tokens'
     max_history_events: int = 10_000  # continue-as-new once a run's history is this long
     max_history_bytes: int = 20 * 1024 * 1024
     fingerprint: str | None = None  # None: the check was switched off on the client side
@@ -99,6 +111,9 @@ class AgentSpec:
     task_queue: str = ""
     depth: int = 0  # 0 for a top-level agent; sub-agents one more than their parent
     subagents: list["AgentSpec"] = field(default_factory=list)
+    # Tokens a model round may send (the model's context minus room for the answer). 0: runs started
+    # before token budgets, whose rounds see the last ``context_messages`` within ``context_chars``.
+    context_tokens: int = 0
 
     def subagent(self, name: str) -> "AgentSpec | None":
         return next((s for s in self.subagents if s.name == name), None)
@@ -171,6 +186,7 @@ class UserMessage:
     admins: list[str] = field(default_factory=list)  # may always decide
     profile: ProfileRef | None = None  # the channel's profile when the message was sent
     budget: BudgetScope | None = None  # the budgets the turn's tokens count against
+    attachments: list[BlobRef] = field(default_factory=list)  # the message's files, by reference
 
 
 @dataclass
@@ -190,6 +206,67 @@ class Carry:
     allowances: list["Allowance"] = field(default_factory=list)  # tools allowed for the whole thread
     profile: "ProfileRef | None" = None  # the profile of the last turn
     tokens: int = 0  # model tokens of the conversation's turns so far
+    feedback: list["Feedback"] = field(default_factory=list)  # ratings of answers, oldest first
+    context: "ContextState | None" = None  # the summary of older turns and the last request's size
+
+
+RATINGS = ("up", "down")
+
+
+@dataclass
+class Feedback:
+    """One person's rating of one answer (a turn). The conversation keeps one per (turn, person): a
+    second rating by the same person replaces the first."""
+
+    turn_id: str
+    by: str
+    rating: str  # "up" | "down"
+    comment: str | None = None
+    at: str | None = None  # ISO time the workflow recorded it (set by the workflow)
+
+
+@dataclass
+class FeedbackCounts:
+    """The ratings a conversation holds now (each person's latest per answer)."""
+
+    up: int = 0
+    down: int = 0
+
+
+@dataclass
+class ContextState:
+    """What a conversation knows of its model context: carried across continue-as-new and idle ends.
+
+    The summary covers transcript messages ``[0, summary_upto)``; the store keeps a copy of its text
+    under ``summary_key`` so model rounds read it by reference. ``pinned`` is a copy of the first
+    user request (sent in full, or shrunk if huge, in every round).
+    """
+
+    budget: int = 0  # tokens a round may send
+    summary: str = ""
+    summary_upto: int = 0
+    pinned_seq: int | None = None
+    pinned: ChatMessage | None = None
+    last_tokens: int = 0  # estimated tokens of the last request
+    last_budget: int = 0  # the budget it was fitted to (smaller after a context-length refusal)
+    summaries: int = 0  # how many summaries were made
+    summarised_turn: int | None = None  # the turn (1-based count) after which the last one was made
+    summarised_at: str | None = None  # ISO time it was made
+    due: bool = False  # the next round summarises first
+    retry_after_seq: int = 0  # after a summary that found nothing to take in, not before this message
+
+
+@dataclass
+class SummaryRef:
+    """The summary a round sends: its text is read from the store, or given here on a resync."""
+
+    upto_seq: int
+    text: str | None = None
+
+
+def summary_key(conversation_id: str) -> str:
+    """Where a conversation's summary lives in the transcript store (at sequence number ``upto_seq``)."""
+    return f"{conversation_id}#summary"
 
 
 @dataclass
@@ -257,6 +334,29 @@ class LLMRequest:
     turn_started: float | None = None  # epoch seconds the turn began, for the time-to-first-token metric
     profile: ProfileRef | None = None  # the turn's profile: its prompt, model and tools
     budget: BudgetScope | None = None  # the round's tokens are charged to these budgets
+    context_tokens: int = 0  # the token budget; 0: the old selection (messages, then characters)
+    summary: SummaryRef | None = None
+    pinned_seq: int | None = None  # the first user request, sent beside the recent messages
+    pinned: ChatMessage | None = None  # its copy, sent only on a resync
+
+
+@dataclass
+class SummaryRequest:
+    """Summarise the unsummarised part ``transcript`` (from ``previous.upto_seq``) into a new summary."""
+
+    conversation_id: str
+    transcript: TranscriptRef
+    budget: int
+    previous: SummaryRef | None = None
+    fingerprint: str | None = None
+
+
+@dataclass
+class SummaryResult:
+    text: str
+    upto_seq: int  # the new summary covers messages [0, upto_seq)
+    tokens: int = 0
+    transcript_missing: bool = False  # the store lost messages: send the window again
 
 
 @dataclass
@@ -269,6 +369,8 @@ class LLMResult:
     transcript_missing: bool = False  # the store lost messages: send the window again (no model call made)
     usage_estimated: bool = False  # the server reported no usage: the tokens are estimated (characters / 4)
     over_budget: bool = False  # the round's tokens took its user or channel past the day's budget
+    context_tokens: int = 0  # estimated tokens of the request (0: an older worker did not count)
+    context_full: bool = False  # the unsummarised messages fill their share of the budget: summarise
 
 
 @dataclass
@@ -288,6 +390,7 @@ class ToolResult:
     name: str
     output: str
     ok: bool = True
+    attachments: list[BlobRef] = field(default_factory=list)  # files the tool made, stored by the activity
 
 
 @dataclass
@@ -371,6 +474,7 @@ class TurnStatus:
     prompt_tokens: int = 0  # the turn's model rounds, summed
     completion_tokens: int = 0
     tokens_estimated: bool = False  # some round's usage was estimated (the server reported none)
+    files: list[BlobRef] = field(default_factory=list)  # files the turn's tools made, delivered with the answer
 
     @property
     def done(self) -> bool:
@@ -407,6 +511,12 @@ class ConversationStatus:
     allowances: list[Allowance] = field(default_factory=list)  # tools allowed for the whole thread
     profile: str | None = None  # "name@version" of the profile the conversation runs under
     tokens: int = 0  # model tokens used by the conversation so far (prompt and completion)
+    feedback: "FeedbackCounts | None" = None  # None: a workflow of a version without feedback
+    context_tokens: int = 0  # estimated tokens of the last model request (0: not known)
+    context_budget: int = 0  # the tokens a request may take (0: no token budget)
+    summarised_turn: int | None = None  # the turn after which older turns were last summarised
+    summarised_at: str | None = None  # and when (ISO time)
+    summaries: int = 0
 
 
 @dataclass
@@ -421,6 +531,7 @@ class Delivery:
     approval: ApprovalInfo | None = None
     tool_calls: list[str] = field(default_factory=list)
     by: str | None = None  # who cancelled, for turn_cancelled
+    files: list[BlobRef] = field(default_factory=list)  # uploaded into the thread after the answer's text
     workflow_id: str = ""
     run_id: str = ""
 

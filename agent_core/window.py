@@ -1,6 +1,6 @@
 """The transcript window a conversation workflow keeps: a bounded copy of the transcript's tail.
 
-It rides in the carry across continue-as-new and in every model round's input, so it stays under a
+It rides in the carry across continue-as-new and (on a resync) in a model round's input, so it stays under a
 count of messages and a budget of encoded bytes (``limits.WINDOW_BYTES``). The transcript store holds
 the whole transcript; activities reach it by reference (``TranscriptRef``). Pure and deterministic.
 """
@@ -49,10 +49,14 @@ class TranscriptWindow:
         del self.messages[:cut], self.sizes[:cut]
 
     def ref(self, conversation_id: str, context_messages: int, resync: bool) -> TranscriptRef:
-        """How the next model round finds the transcript; ``resync``: the store lost messages."""
+        """How the next model round finds the last ``context_messages`` messages; ``resync``: the
+        store lost messages."""
+        return self.ref_from(conversation_id, max(0, self.next_seq - context_messages), resync)
+
+    def ref_from(self, conversation_id: str, start: int, resync: bool) -> TranscriptRef:
+        """How an activity finds messages ``[start, next_seq)`` (the store has more than the window)."""
         window_start = self.next_seq - len(self.messages)
         first_unsynced = window_start if resync else max(self.synced_seq, window_start)
-        start = max(0, self.next_seq - context_messages)  # the store has more than the window
         return TranscriptRef(
             conversation_id=conversation_id, start_seq=start, end_seq=self.next_seq,
             unsynced=self.messages[first_unsynced - window_start:], resync=resync,

@@ -28,6 +28,8 @@ with workflow.unsafe.imports_passed_through():
     from .approvals import ApprovalGate, Checkpoint
     from .contract import RESTORE_ACTIVITY, WORKFLOW, DeliveryKind, ErrorType
     from .contract import Query, Signal, Update
+    from .feedback import FeedbackBook
+    from .feedback import refusal as feedback_refusal
     from .idle import IdleWatch, timer_per_period
     from .model_round import model_round
     from .outbox import Outbox
@@ -39,8 +41,10 @@ with workflow.unsafe.imports_passed_through():
         ChatMessage,
         ChildApproval,
         ConversationInput,
+        ContextState,
         ConversationStatus,
         Decision,
+        Feedback,
         ParentLink,
         Allowance,
         Progress,
@@ -72,6 +76,7 @@ class ConversationWorkflow:
         self.parent: ParentLink | None = inp.parent
         self.gate = ApprovalGate(self, inp.parent, inp.spec.timeouts.approval)
         self.outbox = Outbox(self.conv)
+        self.feedback = FeedbackBook()
         self._apply_carry(inp.carry or Carry())
         self.queue: list[UserMessage] = []
         self.statuses: dict[str, TurnStatus] = {s.turn_id: s for s in self.carry_in.recent}
@@ -105,6 +110,12 @@ class ConversationWorkflow:
         self.profile = carry.profile
         self.tokens = carry.tokens
         self.seen = SeenIds(carry.seen_message_ids)
+        self.feedback.merge(carry.feedback)  # a rating taken before a restore stays on top
+        # The summary and pinned request go on; the budget is this run's (the client's model may change).
+        self.context: ContextState | None = None
+        if self.spec.context_tokens:
+            self.context = carry.context or ContextState()
+            self.context.budget = self.spec.context_tokens
 
     # ---------------------------------------------------------------- main loop
     @workflow.run
@@ -198,6 +209,8 @@ class ConversationWorkflow:
             window=list(self.window.messages), next_seq=self.window.next_seq, turns=self.turns,
             approvals=self.gate.count, seen_message_ids=list(self.seen.order), recent=finished,
             allowances=list(self.gate.allowances.values()), profile=self.profile, tokens=self.tokens,
+            feedback=self.feedback.carry(),
+            context=self.context,
         )
 
     # ---------------------------------------------------------------- messages in
@@ -284,6 +297,21 @@ class ConversationWorkflow:
         if self.continuing:  # the next run carries the allowances: ask it
             raise ApplicationError("the conversation is moving to a new run; try again",
                                    type=ErrorType.CONTINUING.value)
+    @workflow.update(name=Update.FEEDBACK.value)
+    def rate(self, f: Feedback) -> Feedback:
+        """Record a person's rating of an answer; their earlier rating of the same answer is replaced.
+        No command is emitted: the rating is state, carried to the next run like the transcript."""
+        return self.feedback.record(f, workflow.now().isoformat())
+
+    @workflow.query(name=Query.FEEDBACK.value)
+    def ratings(self) -> list[Feedback]:
+        return self.feedback.carry()
+
+    @rate.validator
+    def _validate_rating(self, f: Feedback) -> None:
+        problem = feedback_refusal(f)
+        if problem:
+            raise ApplicationError(problem, type=ErrorType.FEEDBACK_REJECTED.value)
 
     @workflow.signal(name=Signal.DECIDE_CHILD.value)
     async def decide_signal(self, d: Decision) -> None:
@@ -322,12 +350,19 @@ class ConversationWorkflow:
         cur = self.current
         state = "idle" if cur is None else ("awaiting_approval" if cur.state == "awaiting_approval" else "running")
         info = workflow.info()
-        return ConversationStatus(
+        status = ConversationStatus(
             conversation_id=self.conv, state=state, turns=self.turns, current=cur, queued=len(self.queue),
             started_at=self.started_at, history_length=info.get_current_history_length(),
             allowances=list(self.gate.allowances.values()),
             profile=f"{self.profile.name}@{self.profile.version}" if self.profile else None, tokens=self.tokens,
+            feedback=self.feedback.counts(),
         )
+        ctx = self.context
+        if ctx is not None:
+            status.context_tokens, status.context_budget = ctx.last_tokens, ctx.budget
+            status.summarised_turn, status.summarised_at, status.summaries = (
+                ctx.summarised_turn, ctx.summarised_at, ctx.summaries)
+        return status
 
     @workflow.query(name=Query.TURN.value)
     def turn(self, turn_id: str) -> TurnStatus | None:
@@ -342,7 +377,12 @@ class ConversationWorkflow:
             st.bump()
             if msg.context and self.window.next_seq == 0:
                 self._append(*msg.context)
-            self._append(ChatMessage(role="user", content=msg.text, name=msg.user_name))
+            first = ChatMessage(role="user", content=msg.text, name=msg.user_name,
+                                attachments=list(msg.attachments))
+            if self.context is not None and self.context.pinned_seq is None and self.turns == 0:
+                self.context.pinned_seq = self.window.next_seq  # the first request is sent in every round
+                self.context.pinned = dataclasses.replace(first, content=limits.clip(msg.text, limits.PINNED_BYTES, "message"))
+            self._append(first)
         self.turn_started = workflow.now().timestamp()
         self.turn_spoke = False
         if msg.profile is not None:  # pinned for the turn: a newer profile comes with the next message
@@ -403,7 +443,7 @@ class ConversationWorkflow:
             st.step = "thinking"
             result = await model_round(self.spec, self.conv, self.parent, self.window, msg.id, rnd, allow_tools,
                                        None if self.turn_spoke else self.turn_started, profile=msg.profile,
-                                       budget=msg.budget)
+                                       budget=msg.budget, ctx=self.context, turns=self.turns)
             self.turn_spoke = self.turn_spoke or bool(result.text)
             st.prompt_tokens += result.prompt_tokens
             st.completion_tokens += result.completion_tokens
@@ -425,8 +465,10 @@ class ConversationWorkflow:
     ) -> None:
         """Run a round's tool calls in parallel and append their results in call order."""
         results = await self.tools.run(msg, st, rnd, calls, done)
-        self._append(*(ChatMessage(role="tool", content=r.output, tool_call_id=r.call_id, name=r.name)
-                       for r in results))
+        for r in results:  # files a tool made go out with the turn's answer
+            st.files.extend(r.attachments[:max(0, limits.TURN_FILES - len(st.files))])
+        self._append(*(ChatMessage(role="tool", content=r.output, tool_call_id=r.call_id, name=r.name,
+                                   attachments=list(r.attachments)) for r in results))
 
     # ---------------------------------------------------------------- what the approval gate needs
     def current_turn(self) -> tuple[UserMessage | None, TurnStatus | None]:

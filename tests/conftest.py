@@ -34,6 +34,8 @@ def _reset_fake(request: pytest.FixtureRequest) -> None:
         fake = request.getfixturevalue("fake_openai")
         fake.script = echo_script
         fake.requests.clear()
+        fake.context_limit, fake.overflows = None, 0
+        fake.request_tokens.clear()
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,7 @@ log = logging.getLogger(__name__)
 
 async def run_adapter(settings: Settings, platform: str) -> None:
     if platform == "slack":
-        if not settings.slack.bot_token:
-            raise UserError("SLACK_BOT_TOKEN is not set")
-        if not (settings.slack.app_token or settings.slack.signing_secret):
-            raise UserError("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
+        settings.slack.check(settings.secret_key)  # one workspace's token, or the app's OAuth credentials
         from bots.slack.app import run_slack as run
     elif platform == "discord":
         if not settings.discord.bot_token:

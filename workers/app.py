@@ -43,6 +43,8 @@ def build_agent(settings: Settings, *, local_worker: bool | None = None,
         local_worker=settings.local_worker if local_worker is None else local_worker,
         event_bus=bus, store=store, mode=mode, mcp_servers=mcp, budgets=budgets,
         profiles=checked_profiles(settings.profiles, tools, mcp) if settings.profiles else None,
+        context_tokens=settings.context_tokens,
+        blobs=settings.blob_store(), file_limits=settings.file_limits(),
     )
 
 

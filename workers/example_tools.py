@@ -1,11 +1,13 @@
-"""Example tools shipped with durabot: one plain, one that needs approval."""
+"""Example tools shipped with durabot: one plain, one that needs approval, one that returns a file."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from agent_core import ToolContext, tool
+from agent_core import Attachment, ToolContext, ToolOutput, tool
 
 
 @tool
@@ -24,4 +26,16 @@ async def deploy(service: str, ctx: ToolContext, version: str = "latest") -> str
     return f"Deployed {service} at {version} (deployment id {ctx.idempotency_key[-12:]})."
 
 
-EXAMPLE_TOOLS = [get_time, deploy]
+@tool
+async def make_csv(rows: list[list[str]], name: str = "table.csv") -> ToolOutput:
+    """Build a CSV file from rows (the first row is the header) and attach it to the answer."""
+    if not name.lower().endswith(".csv"):
+        name += ".csv"
+    out = io.StringIO()
+    csv.writer(out).writerows([[str(cell) for cell in row] for row in rows])
+    data = out.getvalue().encode()
+    return ToolOutput(f"Attached {name}: {len(rows)} row(s), {len(data)} bytes.",
+                      [Attachment(name, data=data, media_type="text/csv")])
+
+
+EXAMPLE_TOOLS = [get_time, deploy, make_csv]

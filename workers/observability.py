@@ -45,6 +45,7 @@ from agent_core.metrics import (  # noqa: E402
     REGISTRY,
     WORKFLOW_METRIC_NAMES,
     event_bus_lag_seconds,
+    feedback_total,
     first_token_seconds,
     llm_errors_total,
     llm_tokens_total,

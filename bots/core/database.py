@@ -39,7 +39,7 @@ def _create(url: str) -> Engine:
         parsed = make_url(url)
     except Exception:  # sqlalchemy's ArgumentError; the message would repeat a password
         raise UserError("DURABOT_DATABASE_URL is not a database URL (for example "
-                        "sqlite:///.durabot/durabot.db or postgresql+psycopg://user@host/db)") from None
+                        "sqlite:///.durabot/durabot.sqlite3 or postgresql+psycopg://user@host/db)") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

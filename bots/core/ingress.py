@@ -2,18 +2,22 @@
 
 A platform's ingress (bots/<platform>/ingress.py) translates its payload, then submits here before it
 posts a placeholder: an adapter that dies in between loses nothing, because the delivery posts the
-answer as a new message when it finds no placeholder.
+answer as a new message when it finds no placeholder. A message's files are downloaded here first
+(``bots/core/files.py``): the workflow gets their references, the thread a notice about the ones that
+could not be read.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent_core import Agent, RunHandle
 from agent_core.budgets import Start
 from agent_core.profiles import Profile
-from agent_core.types import ChatMessage, DeliveryTarget
+from agent_core.types import BlobRef, ChatMessage, DeliveryTarget
+
+from .files import FileFetcher, Received, RemoteFile
 
 from .budget_gate import Holds, OverBudget, scope_for
 from .refs import SEP
@@ -28,12 +32,37 @@ class Submitter:
     approvers: list[str]
     admins: list[str]
     holds: Holds | None = None  # messages past their budget wait here for an admin
+    files: FileFetcher | None = field(default=None)  # None: the agent's blob store and file limits
+
+    @property
+    def fetcher(self) -> FileFetcher:
+        if self.files is None:  # built on first use: a frozen dataclass keeps one per Submitter
+            object.__setattr__(self, "files", FileFetcher(self.agent.blobs, self.agent.file_limits))
+        assert self.files is not None
+        return self.files
+
+    async def receive(self, files: list[RemoteFile]) -> Received:
+        """A message's files into the blob store: their references, and what could not be read."""
+        if not files:
+            return Received()
+        return await self.fetcher.fetch_all(files)
+
+    async def context_files(self, messages: list[tuple[ChatMessage, list[RemoteFile]]]) -> list[ChatMessage]:
+        """Earlier thread messages with their files read, within the context budget."""
+        if not any(files for _, files in messages):
+            return [m for m, _ in messages]
+        return await self.fetcher.context_files(messages)
 
     async def submit(self, text: str, conversation_id: str, *, message_id: str, user: str,
                      user_name: str | None, context: list[ChatMessage], meta: dict[str, str],
+                     note: str | None = None, attachments: list[BlobRef] | None = None,
                      override_by: str | None = None) -> RunHandle:
         """Send the message to its conversation's workflow; the message id deduplicates a repeat. The
-        channel's profile (if profiles are configured) goes with it, and says who may decide."""
+        channel's profile (if profiles are configured) goes with it, and says who may decide.
+        ``note``: a line of context from the platform (what the user is looking at), passed to the
+        model after the message's text."""
+        if note:
+            text = f"{text}\n\n{note}"
         approvers, admins = self.approvers, self.admins
         profile = profile_of(self.agent, conversation_id)
         if profile is not None:
@@ -54,9 +83,13 @@ class Submitter:
         return await self.agent.run_async(
             text, conversation_id, message_id=message_id, user=user, user_name=user_name, context=context,
             deliver_to=DeliveryTarget(task_queue=self.delivery_queue, meta=meta),
-            approvers=approvers, admins=admins,
+            approvers=approvers, admins=admins, attachments=attachments or [],
             profile=profile.ref(self.agent.tools) if profile is not None else None, budget=scope,
         )
+
+    async def close(self) -> None:
+        if self.files is not None:
+            await self.files.close()
 
 
 def profile_of(agent: Agent, conversation_id: str) -> Profile | None:

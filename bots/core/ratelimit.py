@@ -8,6 +8,8 @@ bots/discord/ratelimit.py):
 - ``TokenBucket``: a steady rate with short bursts.
 - ``TokenBuckets`` and ``ChannelLimiter``: one budget per key (a channel), bounded, so a process that
   runs for weeks keeps only the keys in use now.
+- ``Pacer``: one TokenBucket for everything a process sends (a platform's global limit), waited for
+  in turn, so a burst from many channels leaves at the bucket's rate instead of all at once.
 A 429's Retry-After ``pause``s the budget it belongs to.
 """
 
@@ -91,8 +93,43 @@ class TokenBucket:
         self._refill(time.monotonic() if now is None else now)
         self.tokens -= 1
 
+    def pause(self, seconds: float, now: float | None = None) -> None:
+        self.paused_until = max(self.paused_until, (time.monotonic() if now is None else now) + seconds)
+
+    @classmethod
+    def at_most(cls, limit: int, window: float, burst: int) -> "TokenBucket":
+        """A bucket that never lets more than ``limit`` calls into any ``window`` seconds: ``burst`` at
+        once, then the rest of the window's calls spread evenly (burst + rate x window = limit)."""
+        if not 0 < burst < limit:
+            raise ValueError(f"burst must be between 1 and {limit - 1}, not {burst}")
+        return cls((limit - burst) / window, burst)
+
+
+class Pacer:
+    """One bucket for every call a process makes on a platform, waited for in turn (first come,
+    first served), so no caller can starve the others; a 429 that names the whole budget ``pause``s it
+    for every caller at once."""
+
+    def __init__(self, bucket: TokenBucket, *, platform: str) -> None:
+        self.bucket = bucket
+        self.platform = platform
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        """Wait until one more call fits, and count it."""
+        async with self._lock:
+            # Checked again after every wait: a pause may have come in meanwhile.
+            while (wait := self.bucket.delay()) > 0:
+                await rate_wait(wait, self.platform)
+            self.bucket.take()
+
     def pause(self, seconds: float) -> None:
-        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+        self.bucket.pause(seconds)
+
+    @property
+    def paused_until(self) -> float:
+        """The ``time.monotonic()`` before which nothing is sent (0: never paused)."""
+        return self.bucket.paused_until
 
 
 class TokenBuckets:

@@ -7,14 +7,23 @@ are decided here, and each adapter only words them in its own markup.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from temporalio.service import RPCError, RPCStatusCode
+
 from agent_core import Agent
-from agent_core.listing import UNKNOWN
+from agent_core.listing import UNKNOWN, running_query
 from agent_core.types import ConversationStatus
 
-__all__ = ["MAX_RUNS", "SCAN", "Listing", "age", "allowed", "find_runs", "more_line", "step", "tools", "waiting"]
+__all__ = [
+    "MAX_RUNS", "SCAN", "Listing", "age", "allowed", "context", "end_conversations", "feedback", "find_runs",
+    "more_line", "step", "tools", "waiting",
+]
+
+log = logging.getLogger(__name__)
 
 MAX_RUNS = 20  # lines shown
 SCAN = 500  # newest conversations asked for their state; older ones are only counted
@@ -44,6 +53,29 @@ async def find_runs(agent: Agent, prefix: str, detail_timeout: float, *, idle: b
     return Listing(ordered, unchecked)
 
 
+async def end_conversations(agent: Agent, prefix: str, concurrency: int = 16) -> int:
+    """Ask every running conversation under ``prefix`` to stop (a workspace or guild that removed the
+    app); returns how many were asked.
+
+    Temporal's workflow cancellation, not termination: the running turn's activities are cancelled and
+    the conversation ends as cancelled, with nothing more to deliver, wherever it was."""
+    query = running_query([agent.workflow_id(prefix)], agent.task_queue)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def end(workflow_id: str) -> bool:
+        async with gate:
+            try:
+                await agent.client.get_workflow_handle(workflow_id).cancel()  # the latest run: it may have continued
+                return True
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:  # NOT_FOUND: it ended meanwhile
+                    log.warning("conversation %s not cancelled: %s", workflow_id, exc.message)
+                return False
+
+    asked = [end(ex.id) async for ex in agent.client.list_workflows(query)]
+    return sum(await asyncio.gather(*asked))
+
+
 def more_line(total: int, unchecked: int, older: str) -> str | None:
     more = []
     if total > MAX_RUNS:
@@ -71,6 +103,30 @@ def waiting(status: ConversationStatus) -> list[str]:
 def allowed(status: ConversationStatus) -> list[tuple[str, str]]:
     """(tool, who allowed it) of the tools allowed for the whole thread, until revoked."""
     return [(a.tool, a.by) for a in status.allowances]
+def feedback(status: ConversationStatus) -> tuple[int, int] | None:
+    """(up, down): the conversation's ratings of its answers, each person's latest per answer; None
+    when its workflow predates ratings."""
+    if status.feedback is None:
+        return None
+    return status.feedback.up, status.feedback.down
+
+
+def context(status: ConversationStatus, now: datetime | None = None) -> str | None:
+    """How full the model's context is and when older turns were last summarised, when known:
+    ``2,345 of 7,000 tokens (34%); older turns summarised after turn 120, 3m ago``."""
+    if not status.context_budget:
+        return None  # a run without a token budget (started by an older version)
+    if status.context_tokens:
+        share = round(100 * status.context_tokens / status.context_budget)
+        text = f"{status.context_tokens:,} of {status.context_budget:,} tokens ({share}%)"
+    else:
+        text = f"no model request yet, {status.context_budget:,} tokens of room"
+    if status.summarised_turn is not None:
+        when = f", {age(status.summarised_at, now)} ago" if status.summarised_at else ""
+        text += f"; older turns summarised after turn {status.summarised_turn}{when}"
+    else:
+        text += "; nothing summarised yet"
+    return text
 
 
 def age(started_at: str, now: datetime | None = None) -> str:

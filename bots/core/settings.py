@@ -31,7 +31,7 @@ def secrets(part: Any) -> list[str]:
     return [v for f in fields(part) if f.metadata["secret"] and (v := getattr(part, f.name))]
 
 
-DEFAULT_DATABASE_URL = "sqlite:///.durabot/durabot.db"
+DEFAULT_DATABASE_URL = "sqlite:///.durabot/durabot.sqlite3"
 
 
 @dataclass

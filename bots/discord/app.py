@@ -12,7 +12,6 @@ import logging
 
 import discord
 import yarl
-from discord import app_commands
 
 from agent_core import Agent
 from agent_core.errors import UserError
@@ -26,14 +25,12 @@ from bots.core.ingress import Submitter
 from bots.core.runlink import RunLinks
 from bots.core.settings import database_url
 
-from .apitrace import api_trace
-from .budget import BudgetButton
-from .buttons import ApprovalButton, Clicks, ShowAllButton
-from .commands import build_group
+from .buttons import Clicks
+from .client import DurabotClient
 from .delivery import DiscordDeliverer
 from .ingress import Ingress
-from .placeholder import StopButton
-from .ratelimit import ChannelLimiter
+from .ratelimit import ChannelLimiter, global_pacer
+from .shards import make_client
 from .streaming import Replies, ReplyWriter
 
 log = logging.getLogger(__name__)
@@ -60,15 +57,6 @@ NO_MESSAGE_CONTENT = (
 )
 
 
-def intents(message_content: bool = True) -> discord.Intents:
-    i = discord.Intents.none()
-    i.guilds = True  # channels and threads, to know whose thread a message is in
-    i.guild_messages = True
-    i.dm_messages = True
-    i.message_content = message_content
-    return i
-
-
 def invite_url(application_id: int) -> str:
     return discord.utils.oauth_url(application_id, permissions=PERMISSIONS, scopes=SCOPES)
 
@@ -84,26 +72,6 @@ def configure_endpoints(settings: Settings) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord.gateway_url)
 
 
-class DurabotClient(discord.Client):
-    def __init__(self, adapter: "DiscordAdapter", *, message_content: bool) -> None:
-        super().__init__(intents=intents(message_content), allowed_mentions=discord.AllowedMentions.none(),
-                         guild_ready_timeout=adapter.guild_ready_timeout, http_trace=api_trace())
-        self.adapter = adapter
-        self.clicks = adapter.clicks  # what the buttons' callbacks read (see buttons.clicks_of)
-        self.tree = app_commands.CommandTree(self)
-        self.tree.add_command(build_group(adapter.agent, adapter.settings.admins, adapter.audit))
-
-    async def setup_hook(self) -> None:
-        self.add_dynamic_items(ApprovalButton, ShowAllButton, StopButton, BudgetButton)
-        await self.adapter.on_login(self)
-
-    async def on_ready(self) -> None:
-        log.info("connected to Discord as %s (%s guilds)", self.user, len(self.guilds))
-
-    async def on_message(self, message: discord.Message) -> None:
-        await self.adapter.ingress.on_message(message)
-
-
 class DiscordAdapter:
     def __init__(self, settings: Settings, agent: Agent, *, guild_ready_timeout: float = 2.0) -> None:
         """``settings``: the process's settings, the agent's with this adapter's part as
@@ -115,18 +83,20 @@ class DiscordAdapter:
         self.guild_ready_timeout = guild_ready_timeout
         self.delivery_queue = delivery_queue(agent.task_queue, "discord")
         self.limiter = ChannelLimiter()
+        self.pacer = global_pacer()  # every REST call of this process, all shards and clients
         self.replies = Replies()
         # (conversation, approval id) -> [message id, content]; a card pushed out is found in its thread again
         self.cards: BoundedCache[tuple[str, str], list] = BoundedCache(CARDS)
         self.writer = ReplyWriter(lambda: self.client, self.limiter)
-        submitter = Submitter(agent, self.delivery_queue, settings.approvers, settings.admins,
-                              Holds.open(database_url(settings)))
-        self.ingress = Ingress(submitter, lambda: self.client, self.replies, self.writer, self.limiter)
+        self.submitter = Submitter(agent, self.delivery_queue, settings.approvers, settings.admins,
+                                   Holds.open(database_url(settings)))
+        self.ingress = Ingress(self.submitter, lambda: self.client, self.replies, self.writer, self.limiter)
         self.run_link = RunLinks(settings.temporal_ui_url, lambda: agent.client.namespace)
         self.audit = AuditLog.open(database_url(settings))
-        self.clicks = Clicks(agent, settings.approvers, settings.admins, self.cards, self.audit, submitter)
+        self.clicks = Clicks(agent, settings.approvers, settings.admins, self.cards, self.audit, self.submitter)
         self.delivery = DeliveryActivity(DiscordDeliverer(
-            lambda: self.client, self.limiter, self.replies, self.writer, self.cards, self.run_link))
+            lambda: self.client, self.limiter, self.replies, self.writer, self.cards, self.run_link,
+            blobs=agent.blobs))
         self.delivery_worker = DeliveryWorker(self.delivery_queue, self.delivery.deliver)
         self.client: DurabotClient = None  # type: ignore[assignment]  # set by serve()
         self._background: set[asyncio.Task] = set()
@@ -136,10 +106,13 @@ class DiscordAdapter:
         configure_endpoints(self.settings)
         await self.agent.start()
         log.info(INTENTS_HELP)
+        plan = self.settings.discord.shard_plan
+        if plan is not None:
+            log.info("DISCORD_SHARDS=%s: running %s", self.settings.discord.shards, plan)
         message_content, backoff = True, 1.0
         try:
             while True:
-                self.client = DurabotClient(self, message_content=message_content)
+                self.client = make_client(self, plan, message_content=message_content)
                 try:
                     async with self.client:
                         try:
@@ -164,6 +137,7 @@ class DiscordAdapter:
             self._stop_live()
             for task in list(self._background):
                 task.cancel()
+            await self.submitter.close()
             await self.delivery_worker.stop()
 
     def _stop_live(self) -> None:
@@ -181,6 +155,8 @@ class DiscordAdapter:
             except (discord.PrivilegedIntentsRequired, discord.LoginFailure, discord.ConnectionClosed):
                 raise
             except Exception:
+                if client.is_closed():
+                    raise  # the sharded client closes itself on such a failure: serve() starts a new one
                 log.exception("unexpected gateway payload or failure; reconnecting in %.1f s", backoff)
                 if client.ws is not None:
                     await client.ws.close(code=4000)  # also stops its heartbeat thread
@@ -193,6 +169,9 @@ class DiscordAdapter:
         if not self._announced and client.application_id is not None:
             self._announced = True
             log.info("invite the bot with: %s", invite_url(client.application_id))
+        plan = self.settings.discord.shard_plan
+        if plan is not None and not plan.runs_first_shard:
+            return  # the commands are the bot's, not a shard's: the replica running shard 0 syncs them
         task = asyncio.create_task(self._sync_commands(client))
         self._background.add(task)
         task.add_done_callback(self._background.discard)

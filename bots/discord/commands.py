@@ -25,7 +25,7 @@ from bots.core.allowances import revoke
 from bots.core.audit import Action, AuditLog
 from bots.core.audit_view import lines, parse_audit
 from bots.core.usage_view import usage_lines
-from bots.core.runs import MAX_RUNS, Listing, allowed, find_runs, step, tools, waiting
+from bots.core.runs import MAX_RUNS, Listing, allowed, context, find_runs, step, tools, waiting
 
 from .buttons import guild_admin, recorder
 from .ids import DM, ConversationRef, guild_prefix, parse_conversation_id
@@ -68,6 +68,8 @@ def describe(status: ConversationStatus | None) -> str:
         lines.append(f"**Profile:** `{status.profile}`")
     if allowed(status):
         lines.append("**Allowed in this thread:** " + ", ".join(f"`{t}` (by {mention(by)})" for t, by in allowed(status)))
+    if context(status):
+        lines.append(f"**Context:** {context(status)}")
     return "\n".join(lines)
 
 

@@ -14,23 +14,27 @@ text (the ``plain_*`` methods): the same notice without components, under the sa
 
 from __future__ import annotations
 
+import io
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
 import discord
 
+from agent_core.blobs import BlobStore
 from agent_core.contract import DeliveryKind
-from agent_core.types import Delivery
+from agent_core.types import BlobRef, Delivery
 from bots.core.cache import BoundedCache
 from bots.core.delivery import Failure, transport_failure
 from bots.core.fallback_text import PlainWords, plain_answer, plain_card
+from bots.core.uploads import UploadLimits, deliver_files
 
 from .buttons import approval_view, run_link_view
 from .ids import ConversationRef, button_custom_id, nonce, parse_conversation_id
 from .placeholder import find_placeholder
-from .ratelimit import ChannelLimiter
+from .ratelimit import UPLOAD_BYTES, UPLOAD_FILES, ChannelLimiter
 from .render import (
     MESSAGE_LIMIT,
     approval_decided,
@@ -91,6 +95,7 @@ class DiscordDeliverer:
     writer: ReplyWriter
     cards: BoundedCache[tuple[str, str], list]  # (conversation, approval id) -> [message id, content]
     run_link: Callable[[Delivery], str | None] = _no_link
+    blobs: BlobStore | None = None  # where the files a turn's tools made are read from
 
     def classify(self, exc: Exception) -> Failure:
         return classify(exc)
@@ -119,6 +124,13 @@ class DiscordDeliverer:
             parts = reply_parts("", d.tool_calls, note=failed_note(d.text))
         link = self.run_link(d)
         await self.writer.show(reply, parts, final=True, view=run_link_view(link) if link else None)
+        await self._files(d, reply)
+
+    async def _files(self, d: Delivery, reply: Reply) -> None:
+        """The turn's files, after its text (see bots/core/uploads.py)."""
+        if d.files and d.kind == DeliveryKind.TURN_FINISHED and self.blobs is not None:
+            await deliver_files(d, self.blobs, _DiscordUploader(self, d, reply),
+                                UploadLimits(UPLOAD_BYTES, UPLOAD_FILES), self.platform)
 
     def _pause(self, d: Delivery, paused: bool) -> None:
         """An open approval pauses the turn's live edits; its decision resumes them."""
@@ -185,6 +197,7 @@ class DiscordDeliverer:
         reply = await self._reply(d)
         reply.stop_live()
         await self.writer.show(reply, _plain_answer(d, reply.live_text), final=True)
+        await self._files(d, reply)
 
     async def plain_card(self, d: Delivery) -> None:
         ref = parse_conversation_id(d.conversation_id)
@@ -205,6 +218,40 @@ class DiscordDeliverer:
             if me is not None and m.author.id == me.id and custom_id in _custom_ids(m):
                 return m
         return None
+
+
+class _DiscordUploader:
+    """Discord's file I/O for one delivery (see ``bots.core.uploads.Uploader``): one message per file,
+    created with a deterministic nonce, and looked for among the bot's messages after the answer."""
+
+    def __init__(self, owner: DiscordDeliverer, d: Delivery, reply: Reply) -> None:
+        self.owner, self.d, self.reply = owner, d, reply
+        self.channel_id = int(d.meta["channel"])
+        self.channel = owner.client().get_partial_messageable(self.channel_id)
+
+    async def _mine(self) -> list[discord.Message]:
+        me = self.owner.client().user
+        after = discord.Object(self.reply.message_ids[0]) if self.reply.message_ids else None
+        return [m async for m in self.channel.history(limit=CARD_SEARCH, after=after)
+                if me is not None and m.author.id == me.id]
+
+    async def uploaded(self) -> set[tuple[str, int]]:
+        return {(a.filename, a.size) for m in await self._mine() for a in m.attachments}
+
+    def shown_name(self, ref: BlobRef) -> str:
+        # Discord keeps letters, digits, dots, dashes and underscores of a file name.
+        return re.sub(r"[^A-Za-z0-9._-]", "_", ref.name) or "file"
+
+    async def upload(self, ref: BlobRef, data: bytes) -> None:
+        await self.owner.limiter.acquire(self.channel_id)
+        await self.channel.send(file=discord.File(io.BytesIO(data), filename=self.shown_name(ref)),
+                                nonce=nonce(self.d.conversation_id, self.d.turn_id, "file", ref.sha256, ref.name))
+
+    async def note(self, text: str) -> None:
+        if any(m.content == text for m in await self._mine()):
+            return
+        await self.owner.limiter.acquire(self.channel_id)
+        await self.channel.send(text, nonce=nonce(self.d.conversation_id, self.d.turn_id, "files-note"))
 
 
 def _custom_ids(message: discord.Message) -> set[str]:

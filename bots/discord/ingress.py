@@ -5,7 +5,8 @@
 workflow (the Discord message id deduplicates), then post the placeholder and follow the live events.
 Submitting before the placeholder means an adapter that dies in between loses nothing: the delivery
 posts the answer as a new message when it finds no placeholder. Whatever cannot be done is said in
-the channel (a missing permission, the agent service down), not only logged.
+the channel (a missing permission, the agent service down), not only logged. A message's attachments
+are downloaded at once (their CDN URLs expire) into the blob store before the submit.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from agent_core.errors import DurabotError
 from agent_core.types import ChatMessage
 from bots.core.cache import BoundedCache
 from bots.core.budget_gate import OverBudget, refusal_text
+from bots.core.files import Received, RemoteFile, notice
 from bots.core.ingress import Submitter
 
 from .budget import budget_view
@@ -86,7 +88,7 @@ def classify(m: Incoming, bot_id: int, known_threads: Container[int]) -> Route |
         return None  # our own messages, and other bots' (no bot loops)
     text = strip_mentions(m.content, bot_id)
     bare = m.mentions_bot and not m.has_attachments and is_bare(text)
-    if not text and not bare:
+    if not text and not bare and not m.has_attachments:
         return None  # nothing to answer (or the Message Content intent is off)
     route: Route | None = None
     if m.guild_id is None:
@@ -109,17 +111,29 @@ def classify(m: Incoming, bot_id: int, known_threads: Container[int]) -> Route |
 def context_from_history(history: list[tuple[int, str, str]], bot_id: int,
                          max_chars: int = CONTEXT_CHARS) -> list[ChatMessage]:
     """Earlier messages (oldest first: author id, name, text) as context, newest kept within the budget."""
-    out: list[ChatMessage] = []
+    return [m for m, _ in context_with_files([(*h, []) for h in history], bot_id, max_chars)]
+
+
+def context_with_files(history: list[tuple[int, str, str, list[RemoteFile]]], bot_id: int,
+                       max_chars: int = CONTEXT_CHARS) -> list[tuple[ChatMessage, list[RemoteFile]]]:
+    """``context_from_history`` with each message's files (author id, name, text, files), read later."""
+    out: list[tuple[ChatMessage, list[RemoteFile]]] = []
     used = 0
-    for author_id, name, text in reversed(history):
-        if not text:
+    for author_id, name, text, files in reversed(history):
+        if not text and not files:
             continue
         if used + len(text) > max_chars:
             break
         used += len(text)
         role = "assistant" if author_id == bot_id else "user"
-        out.append(ChatMessage(role=role, content=text, name=None if role == "assistant" else name))
+        out.append((ChatMessage(role=role, content=text, name=None if role == "assistant" else name), files))
     return out[::-1]
+
+
+def remote_files(attachments: list[discord.Attachment]) -> list[RemoteFile]:
+    """A message's attachments as downloads from their CDN URLs (no credentials needed)."""
+    return [RemoteFile(name=a.filename, url=a.url, size=a.size, media_type=a.content_type,
+                       html_ok=a.filename.lower().endswith((".html", ".htm"))) for a in attachments]
 
 
 class Ingress:
@@ -206,8 +220,10 @@ class Ingress:
         except discord.HTTPException as exc:
             log.warning("cannot read the thread's earlier messages (%s); starting without them", exc.status)
             return []
-        history = [(m.author.id, m.author.display_name, m.content) for m in reversed(found)]
-        return context_from_history(history, self.client().user.id)  # type: ignore[union-attr]
+        history = [(m.author.id, m.author.display_name, m.content, remote_files(m.attachments))
+                   for m in reversed(found)]
+        pairs = context_with_files(history, self.client().user.id)  # type: ignore[union-attr]
+        return await self.submitter.context_files(pairs)
 
     async def _start(self, message: discord.Message, route: Route, reply_channel: discord.abc.Messageable,
                      context: list[ChatMessage]) -> None:
@@ -219,9 +235,10 @@ class Ingress:
         meta = {"channel": str(channel_id), "user": user}
         async with reply.lock:
             try:
+                received = await self.submitter.receive(remote_files(message.attachments))
                 handle = await self.submitter.submit(route.text, conv, message_id=turn_id, user=user,
                                                      user_name=message.author.display_name, context=context,
-                                                     meta=meta)
+                                                     meta=meta, attachments=received.refs)
             except OverBudget as over:  # no turn yet; an admin may let it run, then its answer is posted anew
                 await self.limiter.acquire(channel_id)
                 try:
@@ -236,12 +253,19 @@ class Ingress:
                 await self._say(reply_channel, channel_id, NOT_STARTED, nonce(conv, turn_id, "not-started"))
                 return
             status = handle.last_status
+            await self._file_notice(received, reply_channel, channel_id, conv, turn_id)
             if status is not None and status.done:
                 reply.final = True
                 return  # a repeat of a finished turn: its answer is already in place
             if not await self._placeholder(reply, reply_channel, route.ref, user):
                 return
         Streamer(self.submitter.agent, self.writer, reply, self.client).start()
+
+    async def _file_notice(self, received: Received, channel: discord.abc.Messageable, channel_id: int,
+                           conv: str, turn_id: str) -> None:
+        said = notice(received.problems)
+        if said:  # the nonce makes a repeated message's notice a no-op
+            await self._say(channel, channel_id, said, nonce(conv, turn_id, "files"))
 
     async def _placeholder(self, reply: Reply, channel: discord.abc.Messageable, ref: ConversationRef,
                            user: str) -> bool:

@@ -1,4 +1,6 @@
-"""A terminal chat for ``durabot dev``: stream answers, approve or deny tools with a key, cancel."""
+"""A terminal chat for ``durabot dev``: stream answers, approve or deny tools with a key, cancel,
+attach files to a message (``/attach PATH``) and keep the files an answer brings (saved, their paths
+printed)."""
 
 from __future__ import annotations
 
@@ -9,16 +11,22 @@ from pathlib import Path
 from typing import TextIO
 
 from agent_core import Agent, AgentEvent
+from agent_core.attachments import describe
+from agent_core.blobs import BlobMissing
 from agent_core.errors import DurabotError
 from agent_core.events import TextAccumulator
+from agent_core.types import BlobRef
+from bots.core.runs import context
 
 HELP = """Type a message and press Enter. While a tool waits for approval: 'a' approves, 'd' denies.
-Commands: /cancel (stop the running answer), /new (new conversation), /status, /help, /quit"""
+Commands: /attach PATH (a file for your next message), /cancel (stop the running answer),
+/new (new conversation), /status, /help, /quit"""
 
 
 class TerminalChat:
     def __init__(self, agent: Agent, ui_url: str | None = None, stdin: TextIO = sys.stdin,
-                 stdout: TextIO = sys.stdout, state_file: str | None = None) -> None:
+                 stdout: TextIO = sys.stdout, state_file: str | None = None,
+                 received_dir: str = ".durabot/received") -> None:
         self.agent = agent
         self.ui_url = ui_url
         self.stdin = stdin
@@ -28,6 +36,8 @@ class TerminalChat:
         self.turn: asyncio.Task | None = None
         self.pending_approval: str | None = None
         self.state_file = Path(state_file) if state_file else None
+        self.attached: list[BlobRef] = []  # files that go with the next message
+        self.received_dir = Path(received_dir)
 
     def say(self, text: str = "", end: str = "\n") -> None:
         self.out.write(text + end)
@@ -100,14 +110,18 @@ class TerminalChat:
                 self._banner()
             elif line == "/status":
                 st = await self.agent.status(self.conversation_id)
-                self.say(f"[{st.state}, {st.turns} turns, {st.queued} queued, history {st.history_length} events]"
+                room = f"; context {context(st)}" if st and context(st) else ""
+                self.say(f"[{st.state}, {st.turns} turns, {st.queued} queued, history {st.history_length} events{room}]"
                          if st else "[no running conversation]")
+            elif line.startswith("/attach"):
+                await self._attach(line[len("/attach"):].strip())
             elif line.startswith("/"):
                 self.say(f"[unknown command {line.split()[0]}; /help lists them]")
             else:
                 if busy:
                     self.say("[queued: it runs after the current answer]")
-                handle = await self.agent.run_async(line, self.conversation_id, user="you")
+                files, self.attached = self.attached, []
+                handle = await self.agent.run_async(line, self.conversation_id, user="you", attachments=files)
                 if not busy:
                     self.turn = asyncio.create_task(self._follow(handle))
                 else:
@@ -121,6 +135,22 @@ class TerminalChat:
         except DurabotError as exc:
             self.say(f"[{exc}]")
 
+    async def _attach(self, raw: str) -> None:
+        path = Path(raw.strip("'\"")).expanduser()
+        limits = self.agent.file_limits
+        if not raw:
+            self.say("[usage: /attach PATH]")
+        elif not path.is_file():
+            self.say(f"[no file at {path}]")
+        elif path.stat().st_size > limits.max_bytes:
+            self.say(f"[{path.name} is over the {limits.max_bytes // (1024 * 1024)} MB limit]")
+        elif len(self.attached) >= limits.max_files:
+            self.say(f"[at most {limits.max_files} files per message]")
+        else:
+            ref = await self.agent.attach(await asyncio.to_thread(path.read_bytes), path.name)
+            self.attached.append(ref)
+            self.say(f"[attached {describe(ref)}: it goes with your next message]")
+
     async def _follow(self, handle) -> None:
         acc = TextAccumulator()
         shown = ""
@@ -128,6 +158,25 @@ class TerminalChat:
         async for ev in handle.events():
             shown = self._render(ev, acc, shown)
         self.say()
+        try:
+            result = await handle.result(timeout=30)
+        except DurabotError:
+            return  # a failed or cancelled turn brings no files; its events said why
+        for ref in result.files:
+            await self._save(ref)
+
+    async def _save(self, ref: BlobRef) -> None:
+        """A file an answer brought, saved under ``received_dir`` (named by content, never overwritten)."""
+        try:
+            data = await self.agent.blobs.get(ref)
+        except BlobMissing:
+            self.say(f"[file {ref.name} is not in the blob store]")
+            return
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(ref.name).name) or "file"
+        target = self.received_dir / f"{ref.sha256[:8]}-{safe}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(target.write_bytes, data)
+        self.say(f"[file received: {target}]")
 
     def _render(self, ev: AgentEvent, acc: TextAccumulator, shown: str) -> str:
         if ev.kind in ("token", "retry", "round_finished"):

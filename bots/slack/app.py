@@ -5,6 +5,11 @@ the submission takes tens of milliseconds, far inside Slack's 3 s, and a failed 
 500 so Slack retries instead of the message being lost. The message ts is the turn id, so a retry
 (or the message/app_mention pair of one message) never starts a second turn. Slow work (placeholder,
 live edits) happens after the ack, in the background.
+
+With ``SLACK_CLIENT_ID`` instead of ``SLACK_BOT_TOKEN`` the app is installed in many workspaces through
+Bolt's OAuth flow (``GET /slack/install``, ``GET /slack/oauth_redirect``): installations live in a
+database (installations.py) and every call acts with its own workspace's token (workspaces.py).
+Removing the app from a workspace deletes its installation and ends its conversations.
 """
 
 from __future__ import annotations
@@ -16,11 +21,11 @@ from typing import Any
 
 from aiohttp import web as aioweb
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from agent_core import Agent
-from agent_core.errors import UserError
 from agent_core.settings import Settings
 from agent_core.types import DeliveryTarget
 from bots.core.audit import AuditLog, Who
@@ -30,18 +35,24 @@ from bots.core.delivery import DeliveryActivity
 from bots.core.delivery_worker import DeliveryWorker
 from bots.core.delivery_worker import delivery_queue as core_delivery_queue
 from bots.core.ingress import Submitter
+from bots.core.refs import conversation_prefix
 from bots.core.runlink import RunLinks
+from bots.core.runs import end_conversations
 from bots.core.settings import database_url
 
-from . import approvals
+from . import approvals, workspaces
+from .assistant import AssistantThreads
 from .commands import Commands
 from .delivery import SlackDeliverer
 from .edits import EditScheduler
-from .ids import ACTION_PATTERN, parse_button, parse_conversation_id
+from .feedback import FeedbackClicks
+from .ids import ACTION_PATTERN, FEEDBACK_ACTION, PREFIX, parse_button, parse_conversation_id
 from .ingress import BUDGET_ACTION, Ingress
+from .installations import Stores
 from .limits import update_window
 from .streaming import LiveStreams
 from .web import SlackWeb, make_client
+from .workspaces import ScopedDeliverer, WorkspaceClients
 
 log = logging.getLogger(__name__)
 
@@ -59,51 +70,78 @@ class SlackAdapter:
         """``settings``: the process's settings, the agent's with this adapter's part as ``settings.slack``
         (a ``SlackSettings``). ``update_budget`` (calls, seconds) overrides the chat.update budget per
         workspace, for a workspace with a raised limit (or a benchmark of latency alone)."""
-        if not settings.slack.bot_token:
-            raise UserError("SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token from the Slack app page")
+        settings.slack.check(settings.secret_key)
         self.settings = settings
         self.agent = agent
         self.socket_mode = bool(settings.slack.app_token)
-        if not self.socket_mode and not settings.slack.signing_secret:
-            raise UserError("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
-        self.web = SlackWeb(make_client(settings.slack.bot_token, settings.slack.api_url))
+        self.oauth = settings.slack.oauth
+        self.stores: Stores | None = None
+        self.clients: WorkspaceClients | None = None
+        if self.oauth:
+            self.stores = Stores(str(settings.slack.client_id), database_url(settings), settings.secret_key)
+            api_url = settings.slack.api_url
+            self.clients = WorkspaceClients(self.stores.installations, lambda token: make_client(token, api_url))
+            self.web = SlackWeb(make_client(None, api_url), self.clients)
+        else:
+            self.web = SlackWeb(make_client(settings.slack.bot_token, settings.slack.api_url))
         self.task_queue = delivery_task_queue or delivery_queue(settings)
         self._editors: BoundedCache[str, EditScheduler] = BoundedCache(1_000)  # one per workspace
         self._update_budget = update_budget
         self.run_link = RunLinks(settings.temporal_ui_url, lambda: agent.client.namespace)
         self.streams = LiveStreams(agent, self.web, self.editor_for, self.run_link)
-        self.delivery = DeliveryActivity(SlackDeliverer(self.web, self.editor_for, self.streams, self.run_link))
+        self.assistant = AssistantThreads(agent, self.web, settings.slack.suggested_prompts())
+        self.delivery = DeliveryActivity(ScopedDeliverer(
+            SlackDeliverer(self.web, self.editor_for, self.streams, self.run_link, self.assistant, blobs=agent.blobs)))
         self.delivery_worker = DeliveryWorker(self.task_queue, self.delivery.deliver, max_concurrent_activities=100)
         self.audit = AuditLog.open(database_url(settings))
         self.commands = Commands(agent, settings.admins, self.web.is_workspace_admin, audit=self.audit)
+        self.feedback = FeedbackClicks(agent, self.web)
         self.holds = Holds.open(database_url(settings))
-        submitter = Submitter(agent, self.task_queue, settings.approvers, settings.admins, self.holds)
-        self.ingress = Ingress(submitter, self.web, self.streams)
+        self.submitter = Submitter(agent, self.task_queue, settings.approvers, settings.admins, self.holds)
+        self.ingress = Ingress(self.submitter, self.web, self.streams, self.assistant)
         self.team: str = ""
         self._seen = self.ingress.seen  # the messages taken; forgetting one lets its event through again
         self._runner: aioweb.AppRunner | None = None
         self._socket: Any = None
+        self._endings: set[asyncio.Task] = set()  # conversations of removed workspaces being ended
         self.app = AsyncApp(
             client=self.web.client,
             signing_secret=settings.slack.signing_secret or "",
             request_verification_enabled=not self.socket_mode,
             process_before_response=True,
+            oauth_settings=self._oauth_settings(),
         )
         self._register()
+
+    def _oauth_settings(self) -> AsyncOAuthSettings | None:
+        if self.stores is None:
+            return None
+        slack = self.settings.slack
+        return AsyncOAuthSettings(
+            client_id=slack.client_id, client_secret=slack.client_secret, scopes=slack.scope_list,
+            redirect_uri=slack.redirect_uri, install_page_rendering_enabled=False,
+            installation_store=self.stores.installations, installation_store_bot_only=True,
+            state_store=self.stores.states, logger=log,
+        )
 
     def editor_for(self, team: str) -> EditScheduler:
         editor = self._editors.get(team)
         if editor is None:
             if self._update_budget:
                 limit, window = self._update_budget
-                editor = EditScheduler(self.web, update_window(limit, window), live_rate=limit / window)
+                editor = EditScheduler(self.web.for_team(team), update_window(limit, window),
+                                       live_rate=limit / window)
             else:
-                editor = EditScheduler(self.web)
+                editor = EditScheduler(self.web.for_team(team))
             self._editors[team] = editor
         return editor
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
+        if self.stores is not None:  # each workspace's bot is known from its installation, per request
+            await self.stores.prepare()
+            self.delivery_worker.start(self.agent.client)
+            return
         auth = await self.web.call("auth.test")
         self.team = str(auth.get("team_id") or "")
         self.ingress.identify(auth.get("user_id"), auth.get("bot_id"), self.team)
@@ -117,17 +155,29 @@ class SlackAdapter:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        for task in list(self._endings):
+            task.cancel()
+        await asyncio.gather(*self._endings, return_exceptions=True)
         await self.streams.aclose()
+        await self.assistant.aclose()
+        await self.submitter.close()
         await self.delivery_worker.stop()
         for team in self._editors:
             editor = self._editors.get(team)
             if editor is not None:
                 await editor.aclose()
+        if self.stores is not None:
+            self.stores.close()
 
     async def serve_http(self, port: int | None = None, host: str = "0.0.0.0") -> int:
-        """Serve ``POST /slack/events`` (events, interactivity, slash commands); returns the port."""
+        """Serve ``POST /slack/events`` (events, interactivity, slash commands), and when installed in
+        many workspaces ``GET /slack/install`` and ``GET /slack/oauth_redirect``; returns the port."""
         app = aioweb.Application(client_max_size=1024 * 1024)
         app.router.add_post("/slack/events", self.handle_http)
+        flow = self.app.oauth_flow
+        if flow is not None:
+            app.router.add_get(flow.install_path, self.handle_install)
+            app.router.add_get(flow.redirect_uri_path, self.handle_install)
         app.router.add_get("/healthz", _healthz)
         self._runner = aioweb.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -151,15 +201,22 @@ class SlackAdapter:
             if not self._signed(body, request.headers):
                 return aioweb.Response(status=401, text="invalid signature")
             return aioweb.Response(status=400, text="malformed payload")
-        resp = await self.app.async_dispatch(bolt_req)
+        with workspaces.request():
+            resp = await self.app.async_dispatch(bolt_req)
         if resp.status == 404:  # nothing of ours matched: a malformed or unsupported payload
             return aioweb.Response(status=400, text="unsupported payload")
-        out = aioweb.Response(status=resp.status, body=resp.body.encode() if resp.body else b"")
-        for name, values in resp.headers.items():
-            if name.lower() not in ("content-length",):
-                for v in values:
-                    out.headers[name] = v
-        return out
+        return _to_aiohttp(resp)
+
+    async def handle_install(self, request: aioweb.Request) -> aioweb.Response:
+        """The install link (to Slack's authorize page, with a fresh state) and Slack's redirect back
+        (state checked and consumed, code exchanged, installation saved): Bolt's OAuth flow."""
+        flow = self.app.oauth_flow
+        assert flow is not None
+        headers = {k.lower(): [v] for k, v in request.headers.items()}
+        bolt_req = AsyncBoltRequest(body="", query=request.query_string, headers=headers)
+        if request.path == flow.install_path:
+            return _to_aiohttp(await flow.handle_installation(bolt_req))
+        return _to_aiohttp(await flow.handle_callback(bolt_req))
 
     def _signed(self, body: str, headers: Any) -> bool:
         verifier = SignatureVerifier(self.settings.slack.signing_secret or "")
@@ -170,13 +227,35 @@ class SlackAdapter:
     def _register(self) -> None:
         self.app.event("app_mention")(self._on_message)
         self.app.event("message")(self._on_message)
+        self.app.event("assistant_thread_started")(self._on_thread_started)
+        self.app.event("assistant_thread_context_changed")(self._on_context_changed)
+        self.app.event("app_home_opened")(self._on_home_opened)
+        self.app.event("app_context_changed")(self._on_app_context_changed)
         self.app.action(ACTION_PATTERN)(self._on_click)
         self.app.action(re.compile(rf"^{BUDGET_ACTION}:"))(self._on_budget_click)
+        self.app.action(FEEDBACK_ACTION)(self._on_feedback)
+        self.app.view(FEEDBACK_ACTION)(self._on_feedback_form)
         self.app.command("/durabot")(self._on_command)
+        if self.oauth:
+            self.app.use(workspaces.scope_middleware)  # every listener acts as its request's workspace
+            self.app.event("app_uninstalled")(self._on_uninstalled)
+            self.app.event("tokens_revoked")(self._on_uninstalled)
 
     async def _on_message(self, event: dict, body: dict, request: AsyncBoltRequest) -> None:
         retried = bool(request.headers.get("x-slack-retry-num")) if request is not None else False
         await self.ingress.on_message(event, body, retried)
+
+    async def _on_thread_started(self, event: dict, body: dict) -> None:
+        await self.assistant.on_thread_started(event, str(body.get("team_id") or self.team))
+
+    async def _on_context_changed(self, event: dict, body: dict) -> None:
+        await self.assistant.on_context_changed(event, str(body.get("team_id") or self.team))
+
+    async def _on_home_opened(self, event: dict, body: dict) -> None:
+        await self.assistant.on_home_opened(event, str(body.get("team_id") or self.team))
+
+    async def _on_app_context_changed(self, event: dict, body: dict) -> None:
+        await self.assistant.on_app_context_changed(event, str(body.get("team_id") or self.team))
 
     async def _on_click(self, ack: Any, body: dict, action: dict) -> None:
         await ack()
@@ -189,6 +268,10 @@ class SlackAdapter:
             return
         if button is None:
             await self.web.ephemeral(channel, user, "This button is not one I understand; nothing changed.", thread)
+            return
+        if self.oauth and approvals.foreign(button, team := workspaces.current_team()):
+            log.warning("click on a button of %s from workspace %s refused", button.conversation_id, team)
+            await self.web.ephemeral(channel, user, approvals.FOREIGN, thread)
             return
         if button.decision == "show":
             problem = await approvals.show_arguments(self.agent, self.web, button, str(body.get("trigger_id") or ""))
@@ -227,6 +310,13 @@ class SlackAdapter:
                                       blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": done}}])
             if ref is not None:
                 self.streams.start(ref, hold.message_id)
+    async def _on_feedback(self, ack: Any, body: dict, action: dict) -> None:
+        await ack()
+        await self.feedback.on_click(body, action)
+
+    async def _on_feedback_form(self, ack: Any, body: dict, view: dict) -> None:
+        await ack()  # closes the form
+        await self.feedback.on_submit(body, view)
 
     async def _on_command(self, ack: Any, command: dict) -> None:
         team = str(command.get("team_id") or self.team)
@@ -235,6 +325,38 @@ class SlackAdapter:
         text = await self.commands.answer(str(command.get("text") or ""), team, user, channel,
                                           user_name=command.get("user_name"))
         await ack(text=text, response_type="ephemeral")
+
+    async def _on_uninstalled(self, event: dict, body: dict, context: Any) -> None:
+        """The app was removed from a workspace (or its bot token revoked): forget the installation at
+        once, then end the workspace's conversations after the ack (there may be many)."""
+        team = str(context.team_id or body.get("team_id") or "")
+        if not team or self.stores is None or self.clients is None:
+            return
+        if event.get("type") == "tokens_revoked" and not (event.get("tokens") or {}).get("bot"):
+            return  # only user tokens: the bot still works (and this app asks for none)
+        await self.stores.installations.async_delete_all(enterprise_id=context.enterprise_id, team_id=team)
+        self.clients.forget(team)
+        log.info("removed from workspace %s (%s): installation deleted, ending its conversations",
+                 team, event.get("type"))
+        task = asyncio.create_task(self._end_workspace(team), name=f"slack-uninstall-{team}")
+        self._endings.add(task)
+        task.add_done_callback(self._endings.discard)
+
+    async def _end_workspace(self, team: str) -> None:
+        try:
+            ended = await end_conversations(self.agent, conversation_prefix(PREFIX, team))
+            log.info("workspace %s: %d conversation(s) asked to end", team, ended)
+        except Exception:  # the installation is gone either way; its conversations then idle out
+            log.exception("ending the conversations of workspace %s failed", team)
+
+
+def _to_aiohttp(resp: Any) -> aioweb.Response:
+    out = aioweb.Response(status=resp.status, body=resp.body.encode() if resp.body else b"")
+    for name, values in resp.headers.items():
+        if name.lower() not in ("content-length",):
+            for v in values:
+                out.headers.add(name, v)
+    return out
 
 
 async def _healthz(_request: aioweb.Request) -> aioweb.Response:
@@ -253,6 +375,8 @@ async def run_slack(settings: Settings, agent: Agent) -> None:
             port = await adapter.serve_http()
             log.info("Slack adapter listening on :%d/slack/events; deliveries on task queue %r", port,
                      adapter.task_queue)
+            if adapter.oauth:
+                log.info("installed in many workspaces: install link :%d/slack/install", port)
         await asyncio.Event().wait()
     finally:
         await adapter.stop()

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from slack_sdk.errors import SlackApiError
-
 from agent_core import Agent
 from agent_core.approvals import SCOPE_ONCE, SCOPE_THREAD
 from agent_core.errors import AgentRuntimeError
@@ -23,7 +21,7 @@ from bots.core.approval_click import LOOKUP_WAIT, Outcome, Verdict, decide_click
 
 from .ids import ApprovalButton, parse_conversation_id
 from .render import arguments_modal
-from .web import SlackWeb
+from .web import SlackCallError, SlackWeb
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +84,21 @@ async def show_arguments(agent: Agent, web: SlackWeb, button: ApprovalButton, tr
     if info is None:
         return ":information_source: This request is no longer open; its arguments are not kept."
     try:
-        await web.client.views_open(trigger_id=trigger_id, view=arguments_modal(info))
-    except SlackApiError as exc:
-        log.warning("views.open for %s failed: %s", button.approval_id, exc.response.get("error"))
+        await web.call("views.open", trigger_id=trigger_id, view=arguments_modal(info))
+    except SlackCallError as exc:
+        log.warning("views.open for %s failed: %s", button.approval_id, exc.error)
         return ":warning: Slack did not open the arguments; please click again."
     return None
+
+
+def foreign(button: ApprovalButton, team: str) -> bool:
+    """Whether a click comes from another workspace than the conversation's: an app installed in many
+    workspaces may see a card's ids pasted or replayed elsewhere, and such a click never acts."""
+    ref = parse_conversation_id(button.conversation_id)
+    return ref is None or not team or ref.team != team
+
+
+FOREIGN = ":no_entry: This button belongs to a conversation of another workspace. Nothing changed."
 
 
 def _already(outcome: Outcome) -> str:

@@ -22,8 +22,9 @@ from bots.core.allowances import revoke
 from bots.core.audit import Action, AuditLog, Recorder, Where, Who
 from bots.core.audit_view import lines, parse_audit
 from bots.core.usage_view import usage_lines
-from bots.core.runs import MAX_RUNS, age, allowed, find_runs, step, tools
+from bots.core.runs import MAX_RUNS, age, allowed, context, feedback, find_runs, step, tools
 
+from . import workspaces
 from .ids import PREFIX, ThreadRef, parse_conversation_id, parse_thread_reference, thread_link
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,17 @@ class Commands:
         self.audit = audit
         self.admins = admins
         self.workspace_admin = workspace_admin
-        self.base_url = base_url
+        self._base_url = base_url
+
+    @property
+    def base_url(self) -> str:
+        """The address of the workspace at hand: installed in many, the request's (see workspaces.py)."""
+        ws = workspaces.current()
+        return ws.url if ws is not None and ws.url else self._base_url
+
+    @base_url.setter
+    def base_url(self, value: str) -> None:
+        self._base_url = value
 
     def recorder(self, who: Who, conversation_id: str) -> Recorder | None:
         """The audit recorder of an act by ``who`` on a conversation (its thread is the place)."""
@@ -141,7 +152,13 @@ class Commands:
             text += f"\nProfile: `{st.profile}`"
         if allowed(st):
             text += "\nAllowed in this thread: " + ", ".join(f"`{t}` (by <@{by}>)" for t, by in allowed(st))
-        return text + f"\n{st.turns} turn(s) done."
+        if context(st):
+            text += f"\nContext: {context(st)}"
+        text += f"\n{st.turns} turn(s) done."
+        rated = feedback(st)
+        if rated is not None:
+            text += f"\nFeedback on answers: :+1: {rated[0]} · :-1: {rated[1]}"
+        return text
 
     async def _revoke(self, ref: ThreadRef, tool: str, who: Who, channel: str) -> str:
         user = who.id

@@ -18,23 +18,30 @@ from collections.abc import Callable
 
 from temporalio.exceptions import ApplicationError
 
-from agent_core.types import Delivery
+from agent_core.blobs import BlobStore
+from agent_core.contract import DeliveryKind
+from agent_core.types import BlobRef, Delivery
 from bots.core.cache import BoundedCache
 from bots.core.delivery import Failure, plain, transport_failure
 from bots.core.fallback_text import PlainWords, plain_answer, plain_card
+from bots.core.uploads import UploadLimits, deliver_files
 
+from .assistant import AssistantThreads
 from .edits import EditScheduler
+from .ids import ThreadRef
+from .limits import UPLOAD_BYTES, UPLOAD_FILES
 from .mrkdwn import escape
 from .render import (
     MAX_PART,
+    answer_blocks,
     answer_key,
     card_blocks,
     card_key,
     ended_parts,
-    with_run_link,
 )
 from .streaming import LiveStreams
 from .web import SlackCallError, SlackWeb
+from .workspaces import NOT_INSTALLED, team_of
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,7 @@ log = logging.getLogger(__name__)
 REFUSED = frozenset({
     "channel_not_found", "not_in_channel", "is_archived", "restricted_action", "team_access_not_granted",
     "invalid_auth", "not_authed", "account_inactive", "token_revoked", "missing_scope",
+    NOT_INSTALLED,  # the workspace removed the app: nothing goes there any more
 })
 _GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 
@@ -66,7 +74,7 @@ def _target(d: Delivery) -> tuple[str, str, str]:
     channel = d.meta.get("channel", "")
     if not channel:
         raise ApplicationError(f"delivery {d.kind} of {d.conversation_id!r} has no channel", non_retryable=True)
-    return d.meta.get("team", ""), channel, d.meta.get("thread", "")
+    return team_of(d), channel, d.meta.get("thread", "")
 
 
 class SlackDeliverer:
@@ -75,9 +83,14 @@ class SlackDeliverer:
     platform = "Slack"
 
     def __init__(self, web: SlackWeb, editor_for: Callable[[str], EditScheduler], streams: LiveStreams,
-                 run_link: Callable[[Delivery], str | None] = _no_link) -> None:
-        """``run_link`` gives the Temporal UI address of a delivery's run (None: no link shown)."""
+                 run_link: Callable[[Delivery], str | None] = _no_link,
+                 assistant: AssistantThreads | None = None, blobs: BlobStore | None = None) -> None:
+        """``run_link`` gives the Temporal UI address of a delivery's run (None: no link shown);
+        ``assistant`` clears an AI-app thread's working status once the answer is in;
+        ``blobs``: where the files a turn's tools made are read from (None: answers go without them)."""
         self.web = web
+        self.assistant = assistant
+        self.blobs = blobs
         self.editor_for = editor_for
         self.streams = streams
         self.run_link = run_link
@@ -98,15 +111,29 @@ class SlackDeliverer:
         if placeholder is None:  # not posted by this process: maybe by one before a restart
             placeholder = (await lookup.keys()).get(answer_key(d.turn_id, 0))
         link = self.run_link(d)
+        rated = (d.conversation_id, d.turn_id) if d.kind is DeliveryKind.TURN_FINISHED else None
         for i, part in enumerate(parts):
             key = answer_key(d.turn_id, i)
-            blocks = with_run_link(part, link) if link and i == len(parts) - 1 else None
+            last = i == len(parts) - 1  # the link and the feedback buttons end the answer
+            blocks = answer_blocks(part, link if last else None, rated if last else None)
             if i == 0 and placeholder:
                 await self.editor_for(team).send(channel, placeholder, part, blocks=blocks, meta_key=key)
                 continue
             if (attempt > 1 or not placeholder) and key in await lookup.keys():
                 continue  # an earlier attempt posted this part
             await self.web.post(channel, thread, part, key=key, blocks=blocks)
+        await self._files(d, channel, thread, lookup)
+        await self._answered(d, team, channel, thread)
+
+    async def _answered(self, d: Delivery, team: str, channel: str, thread: str) -> None:
+        if self.assistant is not None:
+            await self.assistant.answered(ThreadRef(team, channel, thread), d.turn_id)
+
+    async def _files(self, d: Delivery, channel: str, thread: str, lookup: "_Lookup") -> None:
+        """The turn's files, after its text (see bots/core/uploads.py)."""
+        if d.files and d.kind == DeliveryKind.TURN_FINISHED and self.blobs is not None:
+            await deliver_files(d, self.blobs, _SlackUploader(self.web, channel, thread, d, lookup),
+                                UploadLimits(UPLOAD_BYTES, UPLOAD_FILES), self.platform)
 
     async def card(self, d: Delivery, attempt: int = 1) -> None:
         _team, channel, thread = _target(d)
@@ -165,6 +192,8 @@ class SlackDeliverer:
                     if exc.error not in _GONE:
                         raise
             await self.web.post(channel, thread, part, key=key)
+        await self._files(d, channel, thread, lookup)
+        await self._answered(d, team, channel, thread)
 
     async def plain_card(self, d: Delivery) -> None:
         _team, channel, thread = _target(d)
@@ -181,6 +210,27 @@ class SlackDeliverer:
         ts = await self._card_ts(d)
         if ts is not None:
             await self.editor_for(team).send(channel, ts, _plain_card(d), meta_key=card_key(d.turn_id, d.approval.id))
+
+
+class _SlackUploader:
+    """Slack's file I/O for one delivery (see ``bots.core.uploads.Uploader``)."""
+
+    def __init__(self, web: SlackWeb, channel: str, thread: str, d: Delivery, lookup: "_Lookup") -> None:
+        self.web, self.channel, self.thread, self.d, self.lookup = web, channel, thread, d, lookup
+
+    async def uploaded(self) -> set[tuple[str, int]]:
+        return await self.web.shared_files(self.channel, self.thread, oldest=self.d.turn_id)
+
+    def shown_name(self, ref: BlobRef) -> str:
+        return ref.name
+
+    async def upload(self, ref: BlobRef, data: bytes) -> None:
+        await self.web.upload(self.channel, self.thread, ref.name, data)
+
+    async def note(self, text: str) -> None:
+        key = f"{self.d.turn_id}:files"
+        if key not in await self.lookup.keys():
+            await self.web.post(self.channel, self.thread, escape(text), key=key)
 
 
 class _Lookup:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bots.core.feedback import Rating
 from bots.core.refs import ConversationRef, split_conversation_id
 
 PREFIX = "slack"
@@ -105,3 +106,23 @@ def parse_button(action_id: str, value: str) -> ApprovalButton | None:
     if not m or len(parts) != 3 or parse_conversation_id(parts[0]) is None or not parts[1]:
         return None
     return ApprovalButton(m.group(1), parts[0], parts[1], parts[2])
+
+
+# ---------------------------------------------------------------- feedback buttons
+FEEDBACK_ACTION = f"{ACTION_PREFIX}:feedback"  # the action_id of an answer's feedback buttons
+
+
+def feedback_values(conversation_id: str, turn_id: str) -> tuple[str, str]:
+    """The values of an answer's thumbs up and down: the rating and the answer it is about."""
+    up, down = f"up|{conversation_id}|{turn_id}", f"down|{conversation_id}|{turn_id}"
+    if len(down) > MAX_VALUE:
+        raise ValueError(f"turn {turn_id!r} of {conversation_id!r} does not fit Slack's button limits")
+    return up, down
+
+
+def parse_feedback(value: str) -> Rating | None:
+    parts = (value or "").split("|")
+    if len(parts) != 3 or parse_conversation_id(parts[1]) is None:
+        return None
+    rating = Rating(parts[1], parts[2], parts[0])
+    return rating if rating.valid else None

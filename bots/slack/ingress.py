@@ -12,6 +12,12 @@ Which messages start or continue a turn:
   (the caller checks that; see ``IncomingMessage.needs_membership``);
 - a direct message always counts.
 The bot's own messages, other bots' messages and edits / deletions never start a turn.
+
+Files shared with a message (its ``files``, subtype ``file_share``) are downloaded from
+``url_private_download`` with the bot token (scope ``files:read``) before the submit; the token is
+only ever sent to Slack's own hosts (or the configured ``SLACK_API_URL``'s). Large files can take the
+handler past Slack's 3 s: Slack then retries the event, and the retry is dropped here (``seen``) while
+the first delivery goes on; an adapter that died meanwhile takes the retry as new.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from temporalio.service import RPCError
 
@@ -28,9 +35,13 @@ from agent_core.errors import AgentRuntimeError
 from agent_core.types import ChatMessage
 from bots.core.cache import BoundedCache
 from bots.core.budget_gate import Hold, OverBudget, refusal_text
+from bots.core.files import RemoteFile, notice
 from bots.core.ingress import Submitter
 
+from . import workspaces
+from .assistant import AssistantThreads, is_assistant_thread
 from .ids import ThreadRef
+from .mrkdwn import escape
 from .streaming import LiveStreams
 from .web import SlackCallError, SlackWeb
 
@@ -39,6 +50,7 @@ log = logging.getLogger(__name__)
 # Subtypes that are a person writing something new; every other subtype (edits, joins, bot messages,
 # deletions...) is ignored.
 _USER_SUBTYPES = {None, "", "file_share", "thread_broadcast"}
+_NOT_CONTEXT = {"assistant_app_thread"}  # an AI-app thread's root ("New chat"): no one wrote it
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 CONTEXT_MESSAGES = 30  # earlier thread messages given to a new conversation, at most
@@ -58,6 +70,7 @@ class IncomingMessage:
     in_existing_thread: bool  # written as a reply in a thread (earlier messages may be context)
     needs_membership: bool  # only counts if the bot already takes part in the thread
     bare_mention: bool = False  # a mention with nothing to ask: answer how to ask, start no turn
+    files: tuple[dict, ...] = field(default=(), repr=False)  # the message's Slack file objects
 
 
 def strip_mention(text: str, bot_user_id: str | None) -> str:
@@ -106,20 +119,57 @@ def translate_event(event: dict, team: str, bot_user_id: str | None, bot_id: str
     name = profile.get("display_name") or profile.get("real_name") or None
     stripped = strip_mention(text, bot_user_id)
     bare = (kind == "app_mention" or mentions(text, bot_user_id)) and not event.get("files") and is_bare(stripped)
+    files = tuple(f for f in event.get("files") or () if isinstance(f, dict))
     return IncomingMessage(
         ref=ref, message_id=ts, user=user, user_name=name, text=stripped,
         in_existing_thread=in_thread, needs_membership=(kind == "message" and not is_dm), bare_mention=bare,
+        files=files,
     )
+
+
+def remote_files(files: Any, token: str, api_url: str | None = None) -> list[RemoteFile]:
+    """Slack file objects as downloads: ``url_private_download`` with the bot token, which goes to
+    Slack's hosts (and the configured API base's) only."""
+    out = []
+    for f in files or ():
+        if not isinstance(f, dict):
+            continue
+        url = f.get("url_private_download") or f.get("url_private")
+        if f.get("mode") in ("tombstone", "hidden_by_limit") or not isinstance(url, str):
+            url = None
+        headers = {"Authorization": f"Bearer {token}"} if url and _slack_host(url, api_url) else {}
+        size = f.get("size")
+        out.append(RemoteFile(
+            name=str(f.get("name") or f.get("title") or f.get("id") or "file"), url=url,
+            size=size if isinstance(size, int) else None, media_type=f.get("mimetype") or None,
+            headers=headers, html_ok=f.get("filetype") == "html",
+        ))
+    return out
+
+
+def _slack_host(url: str, api_url: str | None) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "slack.com" or host.endswith(".slack.com"):
+        return True
+    return bool(api_url) and host == (urlsplit(api_url).hostname or "").lower()
 
 
 def thread_context(messages: list[dict], bot_user_id: str | None, before_ts: str) -> list[ChatMessage]:
     """Earlier messages of a thread (conversations.replies order) as context, newest kept, bounded."""
-    picked: list[ChatMessage] = []
+    return [m for m, _files in thread_context_with_files(messages, bot_user_id, before_ts)]
+
+
+def thread_context_with_files(messages: list[dict], bot_user_id: str | None,
+                              before_ts: str) -> list[tuple[ChatMessage, list[dict]]]:
+    """``thread_context``, each message with its Slack file objects (read later, within a budget)."""
+    picked: list[tuple[ChatMessage, list[dict]]] = []
     total = 0
-    earlier = [m for m in messages if isinstance(m, dict) and _ts(m.get("ts")) < _ts(before_ts)]
+    earlier = [m for m in messages if isinstance(m, dict) and _ts(m.get("ts")) < _ts(before_ts)
+               and m.get("subtype") not in _NOT_CONTEXT]
     for m in reversed(earlier[-CONTEXT_MESSAGES:]):
         text = (m.get("text") or "").strip()
-        if not text:
+        files = [f for f in m.get("files") or () if isinstance(f, dict)]
+        if not text and not files:
             continue
         if len(text) > CONTEXT_MESSAGE_CHARS:
             text = text[:CONTEXT_MESSAGE_CHARS] + " …"
@@ -128,10 +178,10 @@ def thread_context(messages: list[dict], bot_user_id: str | None, before_ts: str
         total += len(text)
         mine = bool(m.get("bot_id")) and (m.get("user") in (None, bot_user_id))
         if mine:
-            picked.append(ChatMessage(role="assistant", content=text))
+            picked.append((ChatMessage(role="assistant", content=text), files))
         else:
-            picked.append(ChatMessage(role="user", content=strip_mention(text, bot_user_id),
-                                      name=_safe_name(m.get("user") or m.get("username") or "user")))
+            picked.append((ChatMessage(role="user", content=strip_mention(text, bot_user_id),
+                                       name=_safe_name(m.get("user") or m.get("username") or "user")), files))
     picked.reverse()
     return picked
 
@@ -165,19 +215,33 @@ class Ingress:
     """The handler of ``app_mention`` and ``message`` events. ``identify`` tells it who the bot is
     (learned at start-up) before the first event."""
 
-    def __init__(self, submitter: Submitter, web: SlackWeb, streams: LiveStreams) -> None:
+    def __init__(self, submitter: Submitter, web: SlackWeb, streams: LiveStreams,
+                 assistant: AssistantThreads | None = None) -> None:
         self.submitter = submitter
+        self.assistant = assistant
         self.agent = submitter.agent
         self.web = web
         self.streams = streams
-        self.bot_user_id: str | None = None
-        self.bot_id: str | None = None
+        self._bot_user_id: str | None = None
+        self._bot_id: str | None = None
         self.team = ""
         self.seen: BoundedCache[tuple[str, str], None] = BoundedCache(SEEN)
         self.known_threads: BoundedCache[str, None] = BoundedCache(SEEN)
 
     def identify(self, bot_user_id: str | None, bot_id: str | None, team: str) -> None:
-        self.bot_user_id, self.bot_id, self.team = bot_user_id, bot_id, team
+        self._bot_user_id, self._bot_id, self.team = bot_user_id, bot_id, team
+
+    # Installed in many workspaces, the bot is another user in each: the workspace scope of the
+    # event at hand (see workspaces.py) says which, else the one identified at start-up.
+    @property
+    def bot_user_id(self) -> str | None:
+        ws = workspaces.current()
+        return ws.bot_user_id if ws is not None and ws.bot_user_id else self._bot_user_id
+
+    @property
+    def bot_id(self) -> str | None:
+        ws = workspaces.current()
+        return ws.bot_id if ws is not None and ws.bot_id else self._bot_id
 
     async def on_message(self, event: dict, body: dict, retried: bool) -> None:
         """``retried``: Slack delivers this event again (an earlier delivery may have been taken)."""
@@ -194,12 +258,20 @@ class Ingress:
             self.seen.add(seen)
             await self._hint(inc)
             return
-        context = await self._context(inc) if inc.in_existing_thread else []
+        context, new = await self._context(inc) if inc.in_existing_thread else ([], False)
         self.seen.add(seen)
         meta = {"team": team, "channel": inc.ref.channel, "thread": inc.ref.thread_ts, "user": inc.user}
+        assistant = self.assistant if self.assistant is not None and is_assistant_thread(inc.ref) else None
+        note = assistant.context_note(inc.ref, inc.user) if assistant is not None else None
+        if assistant is not None:
+            # A message that is its own thread's root (the agent messaging experience) starts it too;
+            # a thread whose conversation ended idle is not new (it keeps its title).
+            new = (new or inc.ref.thread_ts == inc.message_id) and not await self._ran(inc.ref)
         try:
+            received = await self.submitter.receive(await self._remote(inc.files))
             handle = await self.submitter.submit(inc.text, inc.ref.conversation_id, message_id=inc.message_id,
-                                                 user=inc.user, user_name=inc.user_name, context=context, meta=meta)
+                                                 user=inc.user, user_name=inc.user_name, context=context, meta=meta,
+                                                 note=note, attachments=received.refs)
         except OverBudget as over:
             await self.web.post(inc.ref.channel, inc.ref.thread_ts, refusal_text(over.start),
                                 blocks=budget_blocks(refusal_text(over.start), over.hold, inc.ref.conversation_id))
@@ -208,6 +280,17 @@ class Ingress:
             self.seen.pop(seen, None)  # answer 500: Slack retries, the retry is not dropped
             raise
         self.known_threads.add(inc.ref.conversation_id)
+        if assistant is not None:
+            if note:
+                assistant.noted(inc.ref, inc.user)
+            assistant.turn_started(inc.ref, inc.message_id, inc.text if new else None)
+        said = notice(received.problems)
+        if said and not (handle.last_status is not None and handle.last_status.duplicate):
+            try:
+                # File names are the sender's text: escaped, so a name like <!channel> mentions no one.
+                await self.web.post(inc.ref.channel, inc.ref.thread_ts, escape(said), max_wait=CONTEXT_WAIT)
+            except SlackCallError as exc:
+                log.warning("file notice for message %s in %s not posted: %s", inc.message_id, inc.ref.channel, exc)
         if retried:
             # The submit answer of a repeated message id is the first submit's answer (Temporal dedups
             # the update by id), so ask the turn's state now: an answered turn needs no placeholder.
@@ -219,6 +302,11 @@ class Ingress:
                 return
         self.streams.start(inc.ref, inc.message_id, look_first=retried)
 
+    async def _remote(self, files: Any) -> list[RemoteFile]:
+        if not files:
+            return []
+        return remote_files(files, await self.web.file_token(), self.web.client.base_url)
+
     async def _takes_part(self, ref: ThreadRef) -> bool:
         """Whether the bot already has a conversation in this thread (then no mention is needed)."""
         cid = ref.conversation_id
@@ -227,8 +315,18 @@ class Ingress:
         try:
             if await self.agent.status(cid) is not None:
                 return True
+        except AgentRuntimeError:
+            return False
+        return await self._ran(ref)
+
+    async def _ran(self, ref: ThreadRef) -> bool:
+        """Whether a conversation ever ran in this thread (running or ended)."""
+        cid = ref.conversation_id
+        if cid in self.known_threads:
+            return True
+        try:
             await self.agent.client.get_workflow_handle(self.agent.workflow_id(cid)).describe()
-        except (RPCError, AgentRuntimeError):  # no workflow has ever run for this thread
+        except RPCError:  # no workflow has ever run for this thread
             return False
         self.known_threads.add(cid)
         return True
@@ -241,14 +339,16 @@ class Ingress:
         except SlackCallError as exc:
             log.warning("hint for message %s in channel %s not posted: %s", inc.message_id, inc.ref.channel, exc)
 
-    async def _context(self, inc: IncomingMessage) -> list[Any]:
-        """Earlier messages of the thread, for a conversation that starts inside it."""
+    async def _context(self, inc: IncomingMessage) -> tuple[list[Any], bool]:
+        """Earlier messages of the thread, for a conversation that starts inside it, and whether it
+        starts (no conversation runs in the thread yet)."""
         try:
             if await self.agent.status(inc.ref.conversation_id) is not None:
-                return []  # the conversation exists: it has its own transcript
+                return [], False  # the conversation exists: it has its own transcript
             messages = await asyncio.wait_for(
                 self.web.thread_messages(inc.ref.channel, inc.ref.thread_ts, limit=100), CONTEXT_WAIT)
         except (TimeoutError, SlackCallError) as exc:
             log.info("thread context of %s not read (%s); starting without it", inc.ref.conversation_id, exc)
-            return []
-        return thread_context(messages, self.bot_user_id, inc.message_id)
+            return [], True
+        pairs = thread_context_with_files(messages, self.bot_user_id, inc.message_id)
+        return await self.submitter.context_files([(m, await self._remote(files)) for m, files in pairs]), True

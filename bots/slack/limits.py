@@ -14,6 +14,8 @@ UPDATE_LIMIT = 48  # chat.update per window per workspace (Slack: ~50 a minute)
 UPDATE_WINDOW = 61.0  # seconds; one extra second absorbs network jitter between us and Slack
 POST_RATE = 0.95  # chat.postMessage per second per channel (Slack: ~1)
 POST_BURST = 3
+UPLOAD_BYTES = 1024 * 1024 * 1024  # one uploaded file (Slack: 1 GB)
+UPLOAD_FILES = 10  # files attached to one answer
 
 
 def update_window(limit: int = UPDATE_LIMIT, window: float = UPDATE_WINDOW) -> SlidingWindow:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from functools import lru_cache
 
 from agent_core.types import ApprovalInfo
+from bots.core.feedback import COMMENT_CHARS
 from bots.core.fit import chunks, fit, pretty_arguments
 from bots.core.runlink import LINK_LABEL
 from bots.core.sanitize import clean_text
 from bots.core.split import split_message
 
-from .ids import button_ids
+from .ids import FEEDBACK_ACTION, button_ids, feedback_values
 from .mrkdwn import escape, safe_url, to_mrkdwn
 
 MAX_PART = 12_000  # characters per answer message; Slack truncates text past 40,000
@@ -94,16 +95,58 @@ def answer_parts(text: str, tools: list[str]) -> list[str]:
 
 
 def with_run_link(text: str, url: str) -> list[dict]:
-    """Blocks that show ``text`` (one answer part) followed by a small link to its run.
+    """Blocks that show ``text`` (one answer part) followed by a small link to its run."""
+    return answer_blocks(text, url, None) or []
+
+
+def answer_blocks(text: str, url: str | None, rated: tuple[str, str] | None) -> list[dict] | None:
+    """The blocks of an answer part: ``text``, then a small link to its run (``url``) and the thumbs
+    up / down of the answer ``rated`` = (conversation id, turn id); None when it needs neither.
 
     With blocks, Slack shows the blocks and keeps ``text`` for notifications and search, so the part is
-    repeated in sections (3,000 characters each at most: a 12,000-character part takes four).
+    repeated in sections (3,000 characters each at most: a 12,000-character part takes four). Both
+    paths that write an answer's last part (the delivery and a streaming replica's last word) build
+    its blocks here, so whichever lands last shows the same message.
     """
+    if not url and rated is None:
+        return None
     sections = split_message(text, SECTION_TEXT) or [text]
     blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": s}} for s in sections]
-    link = f":mag: <{safe_url(url)}|{LINK_LABEL}>"
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": link}]})
+    if url:
+        link = f":mag: <{safe_url(url)}|{LINK_LABEL}>"
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": link}]})
+    if rated is not None:
+        blocks.append(feedback_block(*rated))
     return blocks
+
+
+def feedback_block(conversation_id: str, turn_id: str) -> dict:
+    """Slack's feedback buttons (a ``feedback_buttons`` element in a ``context_actions`` block); the
+    clicked button's value names the rating and the answer."""
+    up, down = feedback_values(conversation_id, turn_id)
+    return {"type": "context_actions", "elements": [{
+        "type": "feedback_buttons", "action_id": FEEDBACK_ACTION,
+        "positive_button": {"text": {"type": "plain_text", "text": "👍"}, "value": up,
+                            "accessibility_label": "Mark this answer as helpful"},
+        "negative_button": {"text": {"type": "plain_text", "text": "👎"}, "value": down,
+                            "accessibility_label": "Mark this answer as not helpful"},
+    }]}
+
+
+def comment_modal(metadata: str) -> dict:
+    """The form a thumbs down opens: an optional comment. ``metadata`` comes back with the submission."""
+    return {
+        "type": "modal", "callback_id": FEEDBACK_ACTION, "private_metadata": metadata,
+        "title": {"type": "plain_text", "text": "Feedback"},
+        "submit": {"type": "plain_text", "text": "Send"},
+        "close": {"type": "plain_text", "text": "Skip"},
+        "blocks": [{
+            "type": "input", "block_id": "comment", "optional": True,
+            "label": {"type": "plain_text", "text": "What was wrong with the answer?"},
+            "element": {"type": "plain_text_input", "action_id": "comment", "multiline": True,
+                        "max_length": COMMENT_CHARS},
+        }],
+    }
 
 
 def failed_text(error: str | None) -> str:

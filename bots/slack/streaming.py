@@ -44,7 +44,7 @@ from bots.core.follow import Follower
 
 from .edits import EditScheduler
 from .ids import ThreadRef
-from .render import THINKING, answer_key, ended_parts, live_text, with_run_link
+from .render import THINKING, answer_blocks, answer_key, ended_parts, live_text
 from .web import SlackCallError, SlackWeb
 
 log = logging.getLogger(__name__)
@@ -194,8 +194,9 @@ class LiveStreams:
         await asyncio.sleep(FINAL_GRACE)  # this process's own delivery, if it has the turn, cancels us
         text, only = final_first_part(st, self._partial.get((ref.conversation_id, turn_id)))
         blocks = None
-        if only and (link := await self._run_link(ref.conversation_id, turn_id)):
-            blocks = with_run_link(text, link)
+        if only:  # the answer's last part: its blocks as the delivery builds them (link, feedback)
+            rated = (ref.conversation_id, turn_id) if st.state == "finished" else None
+            blocks = answer_blocks(text, await self._run_link(ref.conversation_id, turn_id), rated)
         try:
             await editor.send(ref.channel, ts, text, blocks=blocks, meta_key=answer_key(turn_id, 0))
         except SlackCallError as exc:

@@ -16,6 +16,8 @@ that retries and restarts alone need; the metadata key on the message is already
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import re
 from typing import Any
@@ -28,11 +30,14 @@ from agent_core.metrics import platform_api_calls_total
 from bots.core.cache import BoundedCache
 from bots.core.ratelimit import rate_wait
 
+from . import workspaces
 from .limits import PostBudgets
 from .render import metadata, metadata_key
+from .workspaces import WorkspaceClients
 
 log = logging.getLogger(__name__)
 
+_TOKEN_GONE = {"invalid_auth", "token_revoked", "account_inactive", "not_authed"}
 _RETRYABLE_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 MAX_WAIT = 20.0  # longer than this for a budget: give the slot back to Temporal's retry instead
 ADMIN_USERS = 10_000
@@ -67,9 +72,27 @@ class MeteredWebClient(AsyncWebClient):
         return await super().api_call(api_method, *args, **kwargs)
 
 
-def make_client(token: str, api_url: str | None) -> AsyncWebClient:
+_TOKEN = re.compile(r"\b(xox[a-z]|xapp)-[A-Za-z0-9.-]+")
+
+
+class _NoTokens(logging.Filter):
+    """slack_sdk logs whole request and response bodies at DEBUG, and an installation's
+    oauth.v2.access answer is a new bot token: tokens are masked before any handler sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "xox" in message or "xapp" in message:
+            record.msg, record.args = _TOKEN.sub(r"\1-***", message), None
+        return True
+
+
+SDK_LOG = logging.getLogger(__name__ + ".sdk")  # the logger of every client made here (and Bolt's copies)
+SDK_LOG.addFilter(_NoTokens())
+
+
+def make_client(token: str | None, api_url: str | None) -> AsyncWebClient:
     base = (api_url or "https://slack.com/api/").rstrip("/") + "/"
-    return MeteredWebClient(token=token, base_url=base, retry_handlers=[], timeout=15)
+    return MeteredWebClient(token=token, base_url=base, retry_handlers=[], timeout=15, logger=SDK_LOG)
 
 
 def _form(value: Any) -> Any:
@@ -77,22 +100,65 @@ def _form(value: Any) -> Any:
 
 
 class SlackWeb:
-    def __init__(self, client: AsyncWebClient) -> None:
-        self.client = client
-        self._admins: BoundedCache[str, bool] = BoundedCache(ADMIN_USERS, ttl=ADMIN_TTL)
+    """The Web API of one workspace (``client``'s token), or, with ``clients``, of whichever installed
+    workspace the work at hand belongs to (see workspaces.py). Budgets and the admin cache are kept
+    per workspace either way."""
+
+    def __init__(self, client: AsyncWebClient, clients: WorkspaceClients | None = None,
+                 team: str | None = None) -> None:
+        self.client = client  # with clients: Bolt's token-less client, never used for a call here
+        self.clients = clients
+        self.team = team  # a view bound to one workspace (for_team), whatever the scope says
+        self._admins: BoundedCache[Any, bool] = BoundedCache(ADMIN_USERS, ttl=ADMIN_TTL)
         self.post_budgets = PostBudgets()
-        self._admins: BoundedCache[str, bool] = BoundedCache(10_000, ttl=300.0)
+
+    def for_team(self, team: str) -> SlackWeb:
+        """The same Web API bound to ``team``: for work that outlives any scope (a workspace's edit
+        loop). Budgets and caches are shared with this one."""
+        view = copy.copy(self)
+        view.team = team
+        return view
+
+    def _team(self) -> str:
+        if self.team is not None:
+            return self.team
+        ws = workspaces.current()
+        return ws.team if ws is not None else ""
+
+    def _key(self, name: str) -> Any:
+        """A budget's or a cache's key: per workspace when serving many (one alone needs no team)."""
+        return name if self.clients is None else (self._team(), name)
+
+    async def _client_for(self, method: str) -> AsyncWebClient:
+        if self.clients is None:
+            return self.client
+        team = self._team()
+        try:
+            return await self.clients.client(team)
+        except workspaces.NotInstalled:
+            # Logged without any token: only the workspace is named.
+            raise SlackCallError(method, workspaces.NOT_INSTALLED, 200) from None
+        except workspaces.StoreUnavailable as exc:
+            raise SlackCallError(method, f"installations database unavailable ({exc})", 503) from None
+
+    async def file_token(self) -> str:
+        """The bot token that may read this workspace's files (``url_private_download``)."""
+        return (await self._client_for("files.download")).token or ""
 
     async def call(self, method: str, **params: Any) -> dict:
-        # Writes go as JSON (blocks, metadata); reads as form fields, which every method accepts.
-        as_json = method.startswith("chat.")
+        # Writes go as JSON (blocks, metadata, views, prompt lists); reads as form fields, which every
+        # method accepts.
+        as_json = method.startswith(("chat.", "views.", "assistant."))
+        client = await self._client_for(method)
         try:
             if as_json:
-                resp = await self.client.api_call(method, json=params)
+                resp = await client.api_call(method, json=params)
             else:
-                resp = await self.client.api_call(method, params={k: _form(v) for k, v in params.items()})
+                resp = await client.api_call(method, params={k: _form(v) for k, v in params.items()})
         except SlackApiError as exc:
             r = exc.response
+            if self.clients is not None and r.get("error") in _TOKEN_GONE:
+                self.clients.forget(self._team())  # read the store again next time
             retry_after = r.headers.get("retry-after") or r.headers.get("Retry-After")
             raise SlackCallError(
                 method, str(r.get("error") or "error"), r.status_code, float(retry_after) if retry_after else None
@@ -105,7 +171,7 @@ class SlackWeb:
                    blocks: list[dict] | None = None, max_wait: float = MAX_WAIT) -> str:
         """Post a message (in the thread when ``thread_ts``); returns its ts. Waits for the channel budget."""
         await self.wait_post_budget(channel, max_wait)
-        budget = self.post_budgets.get(channel)
+        budget = self.post_budgets.get(self._key(channel))
         budget.take()
         params: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False, "unfurl_media": False}
         if thread_ts:
@@ -125,7 +191,7 @@ class SlackWeb:
     async def wait_post_budget(self, channel: str, max_wait: float = MAX_WAIT) -> float:
         """Wait until the channel's budget allows a post; returns the seconds waited. Raises a 429
         SlackCallError instead of waiting longer than ``max_wait``."""
-        budget = self.post_budgets.get(channel)
+        budget = self.post_budgets.get(self._key(channel))
         waited = 0.0
         while (wait := budget.delay()) > 0:
             if wait > max_wait:
@@ -186,8 +252,42 @@ class SlackWeb:
                 found.setdefault(key, str(m["ts"]))
         return found
 
+    async def upload(self, channel: str, thread_ts: str, name: str, data: bytes) -> str:
+        """Share a file in the thread by Slack's external upload flow; returns the file id."""
+        got = await self.call("files.getUploadURLExternal", filename=name, length=len(data))
+        url, file_id = str(got.get("upload_url") or ""), str(got.get("file_id") or "")
+        if not url or not file_id:
+            raise SlackCallError("files.getUploadURLExternal", "no upload_url in the answer")
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+                async with http.post(url, data=data) as resp:
+                    if resp.status != 200:
+                        raise SlackCallError("file upload", f"HTTP {resp.status}", resp.status)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise SlackCallError("file upload", f"no answer ({type(exc).__name__})") from None
+        await self.wait_post_budget(channel)  # the shared file is a message in the channel
+        self.post_budgets.get(channel).take()
+        params: dict[str, Any] = {"files": json.dumps([{"id": file_id, "title": name}]), "channel_id": channel}
+        if thread_ts:
+            params["thread_ts"] = thread_ts
+        await self.call("files.completeUploadExternal", **params)
+        return file_id
+
+    async def shared_files(self, channel: str, thread_ts: str, oldest: str | None = None) -> set[tuple[str, int]]:
+        """(name, size) of files bots shared in a thread after ``oldest``: what earlier attempts uploaded."""
+        found: set[tuple[str, int]] = set()
+        for m in await self.thread_messages(channel, thread_ts, oldest=oldest, pages=MAX_PAGES):
+            if not m.get("bot_id"):
+                continue
+            for f in m.get("files") or ():
+                if isinstance(f, dict) and isinstance(f.get("size"), int):
+                    found.add((str(f.get("name") or ""), f["size"]))
+        return found
+
     async def is_workspace_admin(self, user: str) -> bool:
-        cached = self._admins.get(user)
+        """Whether Slack says ``user`` administers the workspace at hand (asked with its own token)."""
+        key = self._key(user)
+        cached = self._admins.get(key)
         if cached is not None:
             return cached
         try:
@@ -197,5 +297,5 @@ class SlackWeb:
             return False
         u = data.get("user") or {}
         admin = bool(u.get("is_admin") or u.get("is_owner") or u.get("is_primary_owner"))
-        self._admins[user] = admin
+        self._admins[key] = admin
         return admin

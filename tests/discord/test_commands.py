@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.discord.conftest import button_ids, deploy, deploy_script, ephemeral_texts
 
 
@@ -19,6 +21,7 @@ async def test_slash_commands(make_agent, fake_openai, fake_discord, adapter):
     status = await fake.slash("status", fake.alice, thread_id)
     await fake.wait_for(lambda: ephemeral_texts(status), what="the status")
     assert "awaiting approval" in ephemeral_texts(status)[0] and "`deploy`" in ephemeral_texts(status)[0]
+    assert re.search(r"\*\*Context:\*\* [\d,]+ of [\d,]+ tokens", ephemeral_texts(status)[0])
 
     runs = await fake.slash("runs", fake.bob, fake.channel_id)
     await fake.wait_for(lambda: ephemeral_texts(runs), what="the runs")

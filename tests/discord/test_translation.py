@@ -33,7 +33,8 @@ def test_routing():
     assert classify(msg(author_id=BOT), BOT, set()) is None
     assert classify(msg(content=f"<@{BOT}>"), BOT, set()).kind == "hint"  # a bare mention: no empty turn
     assert classify(msg(content=f"<@{BOT}> ?!"), BOT, set()).kind == "hint"
-    assert classify(msg(content=f"<@{BOT}>", has_attachments=True), BOT, set()) is None  # files: not a hint
+    # Files and no text: a turn that reads the files, not a hint.
+    assert classify(msg(content=f"<@{BOT}>", has_attachments=True), BOT, set()).kind == "new_thread"
     owned = classify(msg(parent_id=SNOW + 2, thread_owner_id=BOT, mentions_bot=False, content="more"), BOT, set())
     assert owned.kind == "thread" and not owned.needs_context
     foreign = msg(parent_id=SNOW + 2, thread_owner_id=SNOW + 5)

@@ -1,5 +1,8 @@
 """A fake Discord: gateway (WebSocket) and REST API in one aiohttp server, for the real discord.py client.
 
+The gateway half (sessions, shards, event routing) is tests/fakes/discord_gateway.py; this module holds
+the state, the REST API and the helpers tests drive it with.
+
 It keeps guild, channels, threads and messages in memory, answers the REST calls the adapter makes,
 dispatches gateway events (MESSAGE_CREATE, THREAD_CREATE, INTERACTION_CREATE...) to connected
 clients, and behaves like Discord where the adapter depends on it: the per-channel bucket for
@@ -7,8 +10,15 @@ message sends and edits (429 with ``retry_after`` past 5 per 5 s), ``enforce_non
 "thread already exists", content over 2,000 characters refused (400), Message Content withheld without
 the privileged intent (close code 4014 when it is requested but not allowed). ``refuse_components`` /
 ``fail_components`` make message writes that carry components (a final answer's run link, an approval
-card; never a live edit) and a marked content fail, for delivery tests. Tests drive it (``user_message``, ``click``, ``slash``,
+card; never a live edit) and a marked content fail, for delivery tests. Files: ``add_attachment``
+hosts a file at a CDN URL (``cdn_status`` / ``cdn_stall`` make it answer an error or hang); a message
+created with multipart files keeps them as attachments, and ``uploads`` their bytes. Tests drive it (``user_message``, ``click``, ``slash``,
 ``send_raw``) and wait on its state with ``wait_for`` (a condition, never a fixed sleep).
+
+Sharding: ``add_guild(shard=, of=)`` adds a guild whose events go to that shard; ``gateway_shards`` is
+the count GET /gateway/bot recommends. The global limit: ``calls`` keeps when each request arrived
+(``busiest`` counts the most in any window), and ``global_limit(retry_after)`` answers the next request
+bound to the global limit with a global 429 (``global: true``, ``X-RateLimit-Scope: global``).
 """
 
 from __future__ import annotations
@@ -19,22 +29,15 @@ import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Callable
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
+from tests.fakes.discord_gateway import MANAGE_GUILD, MEMBER_PERMISSIONS, Gateway, iso_now, shard_of
 from tests.fakes.http import serve_local
 
 DISCORD_EPOCH = 1420070400000
-MANAGE_GUILD = 1 << 5
-MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 38) | (1 << 16)  # view, send, send in threads, history
-MESSAGE_CONTENT_INTENT = 1 << 15
 CONTENT_LIMIT = 2000  # characters of a message's content
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
 
 
 @dataclass
@@ -58,7 +61,11 @@ class Interaction:
     first_response_after: float | None = None  # seconds from dispatch to the first callback
 
 
-class FakeDiscord:
+# Discord: "Interaction endpoints are not bound to the bot's Global Rate Limit".
+INTERACTION_ROUTES = ("/interactions/", "/webhooks/")
+
+
+class FakeDiscord(Gateway):
     def __init__(self, *, allow_message_content: bool = True, bucket: tuple[int, float] = (5, 5.0)) -> None:
         self.allow_message_content = allow_message_content
         self.bucket_per, self.bucket_window = bucket
@@ -77,6 +84,11 @@ class FakeDiscord:
             "last_message_id": None, "rate_limit_per_user": 0,
         }}
         self.messages: dict[int, list[dict[str, Any]]] = {self.channel_id: []}
+        self.guilds: dict[int, int] = {self.guild_id: self.channel_id}  # the bot's guilds -> their channel
+        self.gateway_shards = 1  # what GET /gateway/bot recommends
+        self.shards_identified: list[tuple[int, int]] = []  # [shard id, count] of each IDENTIFY
+        self.routed: list[tuple[int, str, str | None]] = []  # (shard id, event, guild id) of each dispatch
+        self._global_429: float | None = None  # retry_after of the next global 429
         self.calls: list[Call] = []
         self.interactions: dict[int, Interaction] = {}
         self.commands: dict[str, list[dict[str, Any]]] = {}
@@ -95,10 +107,34 @@ class FakeDiscord:
         self._cond = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.cdn: dict[str, tuple[bytes, str]] = {}  # attachment id -> (bytes, content type)
+        self.cdn_status: dict[str, int] = {}
+        self.cdn_stall: set[str] = set()
+        self.cdn_downloads: list[str] = []
+        self.uploads: list[tuple[str, bytes]] = []  # (filename, bytes) of files the bot posted
+        self.stall_uploads = 0  # the next N messages with files are stored, but their answers never come
+        self._cdn_release = asyncio.Event()
 
     # ------------------------------------------------------------------ ids and objects
     def snowflake(self) -> int:
         return ((int(time.time() * 1000) - DISCORD_EPOCH) << 22) | (next(self._ids) & 0x3FFFFF)
+
+    def snowflake_on(self, shard: int, of: int) -> int:
+        """A new id whose guild would belong to shard ``shard`` of ``of`` (its time part, the bits above
+        22, chosen up to ``of`` milliseconds ahead)."""
+        ms = int(time.time() * 1000) - DISCORD_EPOCH
+        ms += (shard - ms) % of
+        return (ms << 22) | (next(self._ids) & 0x3FFFFF)
+
+    def add_guild(self, *, shard: int = 0, of: int = 1) -> tuple[int, int]:
+        """A guild the bot is in whose events go to shard ``shard`` of ``of``: (guild id, its channel)."""
+        gid = self.snowflake_on(shard, of)
+        cid = self.snowflake()
+        self.channels[cid] = {**self.channels[self.channel_id], "id": str(cid), "guild_id": str(gid),
+                              "name": f"general-{gid}"}
+        self.messages[cid] = []
+        self.guilds[gid] = cid
+        return gid, cid
 
     def _user(self, name: str, bot: bool = False) -> dict[str, Any]:
         return {"id": str(self.snowflake()), "username": name, "discriminator": "0", "global_name": name,
@@ -106,7 +142,7 @@ class FakeDiscord:
 
     def member(self, user: dict[str, Any]) -> dict[str, Any]:
         perms = MEMBER_PERMISSIONS | (MANAGE_GUILD if user is self.admin else 0)
-        return {"user": user, "roles": [], "joined_at": _now(), "deaf": False, "mute": False, "flags": 0,
+        return {"user": user, "roles": [], "joined_at": iso_now(), "deaf": False, "mute": False, "flags": 0,
                 "permissions": str(perms)}
 
     @property
@@ -123,13 +159,37 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> "FakeDiscord":
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
+        app.router.add_get("/attachments/{aid}/{name}", self._cdn)
         self._runner, self.port = await serve_local(app)
         return self
 
+    def add_attachment(self, data: bytes, filename: str, content_type: str = "application/octet-stream",
+                       size: int | None = None) -> dict[str, Any]:
+        """Host a file on the fake CDN; returns its attachment object (for ``user_message``)."""
+        aid = str(self.snowflake())
+        self.cdn[aid] = (data, content_type)
+        url = f"http://127.0.0.1:{self.port}/attachments/{aid}/{filename}?ex=expires"
+        return {"id": aid, "filename": filename, "size": len(data) if size is None else size, "url": url,
+                "proxy_url": url, "content_type": content_type}
+
+    async def _cdn(self, request: web.Request) -> web.Response:
+        aid = request.match_info["aid"]
+        self.cdn_downloads.append(aid)
+        await self._changed()
+        if aid in self.cdn_stall:
+            await self._cdn_release.wait()
+        if aid in self.cdn_status:
+            return web.Response(status=self.cdn_status[aid], text="error")
+        found = self.cdn.get(aid)
+        if found is None:
+            return web.Response(status=404, text="not found")
+        return web.Response(body=found[0], content_type=found[1])
+
     async def stop(self) -> None:
+        self._cdn_release.set()
         for ws in list(self._gateways):
             await ws.close()
         if self._runner is not None:
@@ -155,89 +215,16 @@ class FakeDiscord:
         except asyncio.TimeoutError:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}") from None
 
-    # ------------------------------------------------------------------ gateway
-    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        await ws.send_json({"op": 10, "d": {"heartbeat_interval": 41250}})
-        try:
-            async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    continue
-                data = json.loads(msg.data)
-                op = data.get("op")
-                if op == 1:
-                    await ws.send_json({"op": 11})
-                elif op == 2:
-                    intents = int(data["d"]["intents"])
-                    if intents & MESSAGE_CONTENT_INTENT and not self.allow_message_content:
-                        await ws.close(code=4014, message=b"Disallowed intent(s).")
-                        break
-                    self.identified.append(intents)
-                    await self._ready(ws, intents)
-                elif op == 6:
-                    await ws.send_json({"op": 9, "d": False})  # no resume here: identify again
-        finally:
-            if ws in self._gateways:
-                self._gateways.remove(ws)
-            await self._changed()
-        return ws
-
-    async def _ready(self, ws: web.WebSocketResponse, intents: int) -> None:
-        ws.intents = intents  # type: ignore[attr-defined]
-        await self._send(ws, "READY", {
-            "v": 10, "user": self.bot, "guilds": [{"id": str(self.guild_id), "unavailable": True}],
-            "session_id": f"s{self.snowflake()}", "resume_gateway_url": self.gateway_url,
-            "application": {"id": str(self.app_id), "flags": 1 << 19},
-        })
-        threads = [c for c in self.channels.values() if c["type"] == 11]
-        await self._send(ws, "GUILD_CREATE", {
-            "id": str(self.guild_id), "name": "Test guild", "icon": None, "owner_id": self.admin["id"],
-            "roles": [{"id": str(self.guild_id), "name": "@everyone", "permissions": str(MEMBER_PERMISSIONS),
-                       "position": 0, "color": 0, "hoist": False, "managed": False, "mentionable": False}],
-            "emojis": [], "stickers": [], "features": [], "unavailable": False, "large": False,
-            "member_count": 4, "joined_at": _now(), "channels": [self.channels[self.channel_id]],
-            "threads": threads, "members": [self.member(self.bot)], "presences": [], "voice_states": [],
-            "mfa_level": 0, "verification_level": 0, "explicit_content_filter": 0,
-            "default_message_notifications": 0, "premium_tier": 0, "preferred_locale": "en-US",
-        })
-        self._gateways.append(ws)
-        await self._changed()
-
-    async def _send(self, ws: web.WebSocketResponse, event: str, data: Any) -> None:
-        self._seq += 1
-        await ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
-
-    async def dispatch(self, event: str, data: Any) -> None:
-        for ws in list(self._gateways):
-            if not ws.closed:
-                await self._send(ws, event, self._for(ws, event, data))
-
-    def _for(self, ws: web.WebSocketResponse, event: str, data: Any) -> Any:
-        # Without Message Content, Discord blanks messages that neither mention the bot nor are DMs.
-        intents = getattr(ws, "intents", 0)
-        if event == "MESSAGE_CREATE" and not intents & MESSAGE_CONTENT_INTENT and data.get("guild_id"):
-            if not any(u["id"] == self.bot["id"] for u in data.get("mentions", [])):
-                return {**data, "content": ""}
-        return data
-
-    async def send_raw(self, text: str) -> None:
-        """A frame as is: for malformed payloads."""
-        for ws in list(self._gateways):
-            await ws.send_str(text)
-
-    @property
-    def connected(self) -> int:
-        return len([ws for ws in self._gateways if not ws.closed])
-
     # ------------------------------------------------------------------ driving
     async def user_message(self, content: str, *, author: dict[str, Any] | None = None,
-                           channel_id: int | None = None, mention: bool = True) -> dict[str, Any]:
+                           channel_id: int | None = None, mention: bool = True,
+                           attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """A person posts; with ``mention`` the content starts with the bot's mention."""
         author = author or self.alice
         channel_id = channel_id or self.channel_id
         text = f"<@{self.bot['id']}> {content}" if mention else content
         msg = self._message(channel_id, author, text, mentions=[self.bot] if mention else [])
+        msg["attachments"] = list(attachments or [])
         await self.dispatch("MESSAGE_CREATE", msg)
         await self._changed()
         return msg
@@ -329,6 +316,25 @@ class FakeDiscord:
         return [c for c in self.calls if c.method == method and fragment in c.path
                 and (channel is None or c.channel == channel)]
 
+    def busiest(self, window: float, calls: list[Call] | None = None) -> int:
+        """The most requests that arrived within any ``window`` seconds (of ``calls``, or all but the
+        interaction routes the global limit does not bind)."""
+        calls = self.paced_calls() if calls is None else calls
+        times = sorted(c.at for c in calls)
+        most, first = 0, 0
+        for last, t in enumerate(times):
+            while t - times[first] > window:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
+
+    def paced_calls(self) -> list[Call]:
+        return [c for c in self.calls if not c.path.startswith(INTERACTION_ROUTES)]
+
+    def global_limit(self, retry_after: float) -> None:
+        """Answer the next request bound to the global limit with a global 429 (``retry_after`` s)."""
+        self._global_429 = retry_after
+
     def find_message(self, message_id: int) -> dict[str, Any] | None:
         for msgs in self.messages.values():
             for m in msgs:
@@ -343,7 +349,7 @@ class FakeDiscord:
         channel = self.channels[channel_id]
         msg: dict[str, Any] = {
             "id": str(self.snowflake()), "channel_id": str(channel_id), "author": author, "content": content,
-            "timestamp": _now(), "edited_timestamp": None, "tts": False, "mention_everyone": False,
+            "timestamp": iso_now(), "edited_timestamp": None, "tts": False, "mention_everyone": False,
             "mentions": mentions or [], "mention_roles": [], "attachments": [], "embeds": [], "pinned": False,
             "type": 0, "components": components or [], "flags": flags,
         }
@@ -357,11 +363,12 @@ class FakeDiscord:
         return msg
 
     def _thread(self, thread_id: int, parent_id: int, name: str, owner: str) -> dict[str, Any]:
+        guild_id = self.channels[parent_id].get("guild_id") or str(self.guild_id)
         thread = {
-            "id": str(thread_id), "type": 11, "guild_id": str(self.guild_id), "parent_id": str(parent_id),
+            "id": str(thread_id), "type": 11, "guild_id": guild_id, "parent_id": str(parent_id),
             "owner_id": owner, "name": name, "last_message_id": None, "message_count": 0, "member_count": 1,
             "rate_limit_per_user": 0, "flags": 0,
-            "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "archive_timestamp": _now(),
+            "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "archive_timestamp": iso_now(),
                                 "locked": False},
         }
         self.channels[thread_id] = thread
@@ -375,19 +382,30 @@ class FakeDiscord:
         if request.content_type.startswith("multipart/"):  # a message with files: JSON part + file parts
             form = await request.post()
             body = json.loads(str(form.get("payload_json") or "{}"))
-            body["_files"] = {f.filename: f.file.read().decode("utf-8", errors="replace")
-                              for f in form.values() if hasattr(f, "file")}
+            raw_files = {f.filename: f.file.read() for f in form.values() if hasattr(f, "file")}
+            body["_files"] = {name: data.decode("utf-8", errors="replace") for name, data in raw_files.items()}
+            body["_raw_files"] = raw_files
         elif request.can_read_body:
             raw = await request.read()
             body = json.loads(raw) if raw and request.content_type == "application/json" else raw
-        status, data, channel = self._refused(request.method, path) or await self._route(
-            request.method, path, body, request.query)
-        self.calls.append(Call(request.method, path, body, status, time.monotonic(), channel))
-        await self._changed()
+        arrived = time.monotonic()
         headers = {"Content-Type": "application/json"}
+        if self._global_429 is not None and not path.startswith(INTERACTION_ROUTES):
+            retry_after, self._global_429 = self._global_429, None
+            status, data, channel = 429, {"message": "You are being rate limited.", "retry_after": retry_after,
+                                          "global": True}, None
+            headers.update({"X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"})
+        else:
+            retry_after = self.retry_after
+            status, data, channel = self._refused(request.method, path) or await self._route(
+                request.method, path, body, request.query)
+        if isinstance(body, dict):
+            body.pop("_raw_files", None)
+        self.calls.append(Call(request.method, path, body, status, arrived, channel))
+        await self._changed()
         if status == 429:
             headers["Via"] = "1.1 google"  # discord.py retries a 429 only when it looks like Discord's
-            headers["Retry-After"] = str(self.retry_after)
+            headers["Retry-After"] = str(retry_after)
         if status == 204:
             return web.Response(status=204)
         return web.Response(status=status, body=json.dumps(data).encode(), headers=headers)
@@ -417,8 +435,11 @@ class FakeDiscord:
             return 200, {"id": str(self.app_id), "name": "durabot", "description": "", "icon": None,
                          "bot_public": True, "bot_require_code_grant": False, "owner": self.admin,
                          "verify_key": "00", "flags": 1 << 19, "team": None}, None
-        if path.startswith("/gateway"):
-            return 200, {"url": self.gateway_url, "shards": 1}, None
+        if path == "/gateway/bot":
+            return 200, {"url": self.gateway_url, "shards": self.gateway_shards, "session_start_limit": {
+                "total": 1000, "remaining": 999, "reset_after": 86_400_000, "max_concurrency": 1}}, None
+        if path == "/gateway":
+            return 200, {"url": self.gateway_url}, None
         if parts[0] == "applications" and method == "PUT":
             key = f"guild:{parts[3]}" if parts[2] == "guilds" else "global"
             cmds = [{**c, "id": str(self.snowflake()), "application_id": str(self.app_id), "version": "1",
@@ -468,6 +489,17 @@ class FakeDiscord:
                 return 429, self._too_many(), cid
             msg = self._message(cid, self.bot, body.get("content") or "", components=body.get("components"),
                                 nonce=nonce)
+            for name, data in (body.pop("_raw_files", None) or {}).items():
+                aid = str(self.snowflake())
+                self.cdn[aid] = (data, "application/octet-stream")
+                url = f"http://127.0.0.1:{self.port}/attachments/{aid}/{name}"
+                msg["attachments"].append({"id": aid, "filename": name, "size": len(data), "url": url,
+                                           "proxy_url": url})
+                self.uploads.append((name, data))
+            if msg["attachments"] and self.stall_uploads > 0:
+                self.stall_uploads -= 1
+                await self._changed()
+                await self._cdn_release.wait()  # until the fake stops: the client gave up long before
             if body.get("message_reference"):
                 msg["message_reference"] = body["message_reference"]
             await self.dispatch("MESSAGE_CREATE", msg)
@@ -523,7 +555,7 @@ class FakeDiscord:
             msg["content"] = body["content"] or ""
         if "components" in body:
             msg["components"] = body["components"] or []
-        msg["edited_timestamp"] = _now()
+        msg["edited_timestamp"] = iso_now()
 
     async def _callback(self, iid: int, body: dict[str, Any]) -> tuple[int, Any, int | None]:
         it = self.interactions[iid]
@@ -548,7 +580,7 @@ class FakeDiscord:
     def _loose_message(self, channel_id: int, data: dict[str, Any]) -> dict[str, Any]:
         """An interaction's own message (ephemeral or not): not stored in the channel."""
         return {"id": str(self.snowflake()), "channel_id": str(channel_id), "author": self.bot,
-                "content": data.get("content") or "", "timestamp": _now(), "edited_timestamp": None,
+                "content": data.get("content") or "", "timestamp": iso_now(), "edited_timestamp": None,
                 "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [], "attachments": [],
                 "embeds": [], "pinned": False, "type": 20, "components": data.get("components") or [],
                 "flags": data.get("flags", 0)}

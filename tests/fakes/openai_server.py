@@ -2,6 +2,9 @@
 
 A test scripts it with a function of the request (messages, tools) that returns a ``Reply``: text
 streamed token by token, tool calls, or an HTTP error with headers. Every request is recorded.
+With ``context_limit`` set it plays a model with that many tokens of context: a request whose tokens
+(estimated as agent_core counts them) pass it is answered 400 ``context_length_exceeded``, as OpenAI
+does, and counted in ``overflows``.
 Runs in a thread of its own so worker subprocesses and the test's event loop can both use it.
 """
 
@@ -16,6 +19,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from agent_core.tokens import request_tokens
 from tests.fakes.http import serve_local
 
 
@@ -26,6 +30,7 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     error: str = "error"
+    code: str | None = None  # the error's code, as OpenAI sends it (e.g. context_length_exceeded)
     ttft: float = 0.0  # seconds before the first chunk
     token_delay: float = 0.0  # seconds between chunks
     tokens: list[str] | None = None  # how to cut the text; default: words
@@ -41,8 +46,21 @@ Script = Callable[[dict[str, Any]], Reply]
 def last_user_text(body: dict[str, Any]) -> str:
     for m in reversed(body["messages"]):
         if m["role"] == "user":
-            return m.get("content") or ""
+            return content_text(m.get("content"))
     return ""
+
+
+def content_text(content: Any) -> str:
+    """A message's text: plain content, or its text parts joined (a message with files has parts)."""
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if p.get("type") == "text")
+    return content or ""
+
+
+def image_parts(body: dict[str, Any]) -> list[str]:
+    """The data URIs of every image part the request carries."""
+    return [p["image_url"]["url"] for m in body["messages"] if isinstance(m.get("content"), list)
+            for p in m["content"] if p.get("type") == "image_url"]
 
 
 def echo_script(body: dict[str, Any]) -> Reply:
@@ -56,6 +74,9 @@ class FakeOpenAI:
     def __init__(self, script: Script = echo_script) -> None:
         self.script = script
         self.requests: list[dict[str, Any]] = []
+        self.context_limit: int | None = None
+        self.request_tokens: list[int] = []  # of every request, while context_limit is set
+        self.overflows = 0
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -83,7 +104,7 @@ class FakeOpenAI:
     def _serve(self) -> None:
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
-        app = web.Application()
+        app = web.Application(client_max_size=256 * 1024 * 1024)  # requests with images are large
         app.router.add_post("/v1/chat/completions", self._completions)
         self._runner, self.port = self._loop.run_until_complete(serve_local(app))
         self._ready.set()
@@ -92,10 +113,21 @@ class FakeOpenAI:
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        if self.context_limit is not None:
+            tokens = request_tokens(body["messages"], body.get("tools"))
+            self.request_tokens.append(tokens)
+            if tokens > self.context_limit:
+                self.overflows += 1
+                return web.json_response({"error": {
+                    "message": f"This model's maximum context length is {self.context_limit} tokens. However, "
+                               f"your messages resulted in {tokens} tokens.",
+                    "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded",
+                }}, status=400)
         reply = self.script(body)
         if reply.status != 200:
             return web.json_response(
-                {"error": {"message": reply.error, "type": "fake"}}, status=reply.status, headers=reply.headers
+                {"error": {"message": reply.error, "type": "fake", "code": reply.code}},
+                status=reply.status, headers=reply.headers,
             )
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)

@@ -12,8 +12,25 @@ documented limits the adapter must respect:
 - sizes: text over 40,000 characters (msg_too_long), over 50 blocks, a section over 3,000
   characters, an action_id over 255 or a value over 2,000 (invalid_blocks); a modal (views.open) without
   a trigger_id, over 100 blocks, a section over 3,000 characters or a title over 24 (``views`` keeps them).
+- AI-app threads: assistant.threads.setStatus / setSuggestedPrompts / setTitle with their required
+  arguments, at most four prompts, each with a title and a message (kept in ``statuses``,
+  ``suggested`` and ``titles``); feedback buttons (a ``feedback_buttons`` element, only inside a
+  ``context_actions`` block, with both buttons: plain-text labels of 75 characters, values of 2,000).
+``ephemerals`` keeps what chat.postEphemeral showed to whom.
+Files: ``add_file`` hosts a file at its ``url_private_download``, served only with the bot token (else
+Slack's HTML sign-in page, with status 200, as Slack does); ``file_status`` / ``file_stall`` make a
+download answer an HTTP error or hang. Uploads follow the external flow (``files.getUploadURLExternal``,
+a POST of the bytes, ``files.completeUploadExternal`` sharing them in a thread as a bot message);
+``uploads`` keeps the bytes shared, by file id.
 ``over_limit`` counts requests refused for rate; a well-behaved client keeps it at 0.
 Runs on the caller's event loop (``await fake.start()``).
+
+Several workspaces: every bot token belongs to one team (``tokens``), and each team has its own bot
+user (``bots``). ``auth.test``, posts, edits and the chat.update budget follow the calling token's
+team, and every recorded call keeps the token it carried. ``oauth.v2.access`` exchanges a code that
+``authorize(team)`` handed out (what Slack's authorize page does when someone approves the install)
+for a new bot token of that team, checking the app's client id and secret; ``revoke(team)`` makes
+every token of a team invalid, as removing the app does.
 """
 
 from __future__ import annotations
@@ -31,6 +48,7 @@ import urllib.parse
 import uuid
 from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +59,8 @@ from tests.fakes.http import serve_local
 
 MAX_TEXT = 40_000
 
+_caller: ContextVar[tuple[str, str]] = ContextVar("fake_slack_caller", default=("", ""))  # (token, team)
+
 
 @dataclass
 class Call:
@@ -49,20 +69,32 @@ class Call:
     status: int
     error: str | None
     at: float = field(default_factory=time.monotonic)
+    token: str = field(default_factory=lambda: _caller.get()[0])  # the token the call carried
+    team: str = field(default_factory=lambda: _caller.get()[1])  # its team ("" for a refused token)
 
 
 class FakeSlack:
     def __init__(self, *, token: str = "xoxb-test", app_token: str = "xapp-test", team: str = "T1",
                  bot_user: str = "UBOT", bot_id: str = "BBOT", update_limit: int = 50,
-                 update_window: float = 60.0, post_rate: float = 1.0, post_burst: int = 4) -> None:
+                 update_window: float = 60.0, post_rate: float = 1.0, post_burst: int = 4,
+                 client_id: str = "111.222", client_secret: str = "client-secret") -> None:
         self.token, self.app_token, self.team = token, app_token, team
         self.bot_user, self.bot_id = bot_user, bot_id
+        self.tokens: dict[str, str] = {token: team}  # bot token -> its team
+        self.bots: dict[str, tuple[str, str]] = {team: (bot_user, bot_id)}  # team -> (bot user, bot id)
+        self.client_id, self.client_secret = client_id, client_secret
+        self.codes: dict[str, tuple[str, str]] = {}  # OAuth code -> (team, installing user)
         self.update_limit, self.update_window = update_limit, update_window
         self.post_rate, self.post_burst = post_rate, post_burst
         self.calls: list[Call] = []
         self.messages: dict[str, list[dict]] = {}
         self.users: dict[str, dict] = {}
+        self.team_users: dict[str, dict[str, dict]] = {}  # team -> users as that workspace knows them
         self.views: list[dict] = []  # modals opened with views.open
+        self.ephemerals: list[dict] = []  # chat.postEphemeral: channel, user, text, thread_ts
+        self.statuses: list[tuple[str, str, str]] = []  # assistant.threads.setStatus: channel, thread, status
+        self.suggested: list[dict] = []  # assistant.threads.setSuggestedPrompts: channel_id, thread_ts, prompts, title
+        self.titles: list[tuple[str, str, str]] = []  # assistant.threads.setTitle: channel, thread, title
         self.visible: list[tuple[float, str, str, str]] = []  # (at, channel, ts, text) of posts and edits
         self.over_limit = 0
         self.lose_response: dict[str, int] = {}  # method -> how many next calls succeed but answer 500
@@ -81,6 +113,14 @@ class FakeSlack:
         self._socket_ready = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.files: dict[str, tuple[bytes, str]] = {}  # file id -> (bytes, mimetype) of hosted files
+        self.file_status: dict[str, int] = {}  # file id -> HTTP status its download answers instead
+        self.file_stall: set[str] = set()  # file ids whose download never answers
+        self.file_chunked: set[str] = set()  # file ids served without Content-Length (chunked)
+        self.downloads: list[tuple[str, bool]] = []  # (file id, with the bot token)
+        self._pending_uploads: dict[str, dict] = {}  # file id -> {"name", "length", "data"}
+        self.uploads: dict[str, bytes] = {}  # file id -> bytes, once shared
+        self._stall = asyncio.Event()
 
     # ---------------------------------------------------------------- server
     @property
@@ -91,10 +131,13 @@ class FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
+        app.router.add_get("/files-pri/{file_id}/{name}", self._download)
+        app.router.add_post("/upload/{file_id}", self._upload)
         self._runner, self.port = await serve_local(app)
         return self
 
     async def stop(self) -> None:
+        self._stall.set()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
@@ -115,13 +158,140 @@ class FakeSlack:
         msg["channel_type"] = "im" if channel.startswith("D") else "channel"
         return msg
 
+    def add_assistant_thread(self, channel: str, user: str = "U1", context_channel: str | None = None) -> dict:
+        """Open a new thread with the app in its DM ``channel`` (as Slack does: a root message of
+        subtype assistant_app_thread) and return the ``assistant_thread_started`` event."""
+        ts = self.next_ts()
+        self.messages.setdefault(channel, []).append({
+            "type": "message", "subtype": "assistant_app_thread", "user": user, "text": "New chat", "ts": ts,
+            "thread_ts": ts, "channel": channel})
+        return {"type": "assistant_thread_started", "event_ts": self.next_ts(), "assistant_thread": {
+            "user_id": user, "channel_id": channel, "thread_ts": ts,
+            "context": {"channel_id": context_channel, "team_id": self.team} if context_channel else {}}}
+
+    def thread_status(self, channel: str, thread_ts: str) -> list[str]:
+        """The statuses set in a thread, in order ("" clears)."""
+        return [st for ch, th, st in self.statuses if ch == channel and th == thread_ts]
+
+    def add_file(self, data: bytes, name: str, mimetype: str = "application/octet-stream",
+                 size: int | None = None) -> dict:
+        """Host a file; returns its Slack file object (for a message's ``files``). ``size``: what the
+        object announces, when it should differ from the bytes."""
+        file_id = f"F{uuid.uuid4().hex[:10].upper()}"
+        self.files[file_id] = (data, mimetype)
+        url = f"http://127.0.0.1:{self.port}/files-pri/{file_id}/{urllib.parse.quote(name)}"
+        return {"id": file_id, "name": name, "title": name, "mimetype": mimetype,
+                "filetype": name.rsplit(".", 1)[-1] if "." in name else "binary",
+                "size": len(data) if size is None else size, "mode": "hosted", "url_private": url,
+                "url_private_download": url + "?download=1"}
+
+    def add_user_message_with_files(self, channel: str, text: str, files: list[dict], user: str = "U1",
+                                    thread_ts: str | None = None) -> dict:
+        """A person's message sharing files (subtype ``file_share``), stored; returns its event."""
+        event = self.add_user_message(channel, text, user=user, thread_ts=thread_ts)
+        stored = self.messages[channel][-1]
+        for msg in (event, stored):
+            msg["files"] = files
+            msg["subtype"] = "file_share"
+            msg["upload"] = True
+        return event
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        file_id = request.match_info["file_id"]
+        authorised = request.headers.get("Authorization") == f"Bearer {self.token}"
+        self.downloads.append((file_id, authorised))
+        await self._notify()
+        if file_id in self.file_stall:
+            await self._stall.wait()
+        if file_id in self.file_status:
+            return web.Response(status=self.file_status[file_id], text="error")
+        if not authorised:  # Slack answers its sign-in page, with 200, to a request without the token
+            return web.Response(status=200, content_type="text/html",
+                                text="<!DOCTYPE html><html><body>Sign in to Slack</body></html>")
+        found = self.files.get(file_id)
+        if found is None:
+            return web.Response(status=404, text="file_not_found")
+        data, mimetype = found
+        if file_id not in self.file_chunked:
+            return web.Response(status=200, body=data, content_type=mimetype)
+        resp = web.StreamResponse(status=200, headers={"Content-Type": mimetype})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        try:
+            for i in range(0, len(data), 1024 * 1024):
+                await resp.write(data[i:i + 1024 * 1024])
+            await resp.write_eof()
+        except ConnectionResetError:
+            pass  # the client stopped reading (a file over its limit)
+        return resp
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        pending = self._pending_uploads.get(request.match_info["file_id"])
+        if pending is None:
+            return web.Response(status=404, text="unknown upload")
+        pending["data"] = await request.read()
+        return web.Response(status=200, text="OK - " + str(len(pending["data"])))
+
+    def _m_files_getUploadURLExternal(self, p: dict) -> dict:
+        name, length = p.get("filename") or "", p.get("length") or ""
+        if not name or not str(length).isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{uuid.uuid4().hex[:10].upper()}"
+        self._pending_uploads[file_id] = {"name": name, "length": int(length), "data": None}
+        return {"ok": True, "upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}", "file_id": file_id}
+
+    def _m_files_completeUploadExternal(self, p: dict) -> dict:
+        files = p.get("files")
+        files = json.loads(files) if isinstance(files, str) else files
+        channel = p.get("channel_id") or ""
+        shared = []
+        for f in files or []:
+            pending = self._pending_uploads.get(f.get("id") or "")
+            if pending is None or pending["data"] is None:
+                return {"ok": False, "error": "file_not_found"}
+            if len(pending["data"]) != pending["length"]:
+                return {"ok": False, "error": "file_upload_size_mismatch"}
+            self.uploads[f["id"]] = pending["data"]
+            shared.append({"id": f["id"], "name": pending["name"], "title": f.get("title") or pending["name"],
+                           "size": len(pending["data"]), "mode": "hosted"})
+        if channel and shared:
+            ts = self.next_ts()
+            msg = {"type": "message", "user": self.bot_user, "bot_id": self.bot_id, "text": "", "ts": ts,
+                   "channel": channel, "files": shared, "upload": True}
+            if p.get("thread_ts"):
+                msg["thread_ts"] = p["thread_ts"]
+            self.messages.setdefault(channel, []).append(msg)
+            self.visible.append((time.monotonic(), channel, ts, ""))
+        return {"ok": True, "files": shared}
+
     def thread(self, channel: str, thread_ts: str) -> list[dict]:
         return sorted((m for m in self.messages.get(channel, [])
                        if m["ts"] == thread_ts or m.get("thread_ts") == thread_ts), key=lambda m: float(m["ts"]))
 
     def bot_messages(self, channel: str, thread_ts: str | None = None) -> list[dict]:
         msgs = self.thread(channel, thread_ts) if thread_ts else self.messages.get(channel, [])
-        return [m for m in msgs if m.get("bot_id") == self.bot_id]
+        ours = {bot_id for _, bot_id in self.bots.values()}
+        return [m for m in msgs if m.get("bot_id") in ours]
+
+    # ---------------------------------------------------------------- workspaces
+    def authorize(self, team: str, installer: str = "U1", bot_user: str | None = None,
+                  bot_id: str | None = None) -> str:
+        """Someone in ``team`` approved the install on Slack's page: the code Slack redirects with."""
+        self.bots.setdefault(team, (bot_user or f"UBOT{team}", bot_id or f"BBOT{team}"))
+        code = f"code-{uuid.uuid4().hex[:12]}"
+        self.codes[code] = (team, installer)
+        return code
+
+    def revoke(self, team: str) -> None:
+        """The app was removed from ``team``: its tokens stop working."""
+        for token in [t for t, owner in self.tokens.items() if owner == team]:
+            del self.tokens[token]
+
+    def calls_of(self, team: str, method: str | None = None) -> list[Call]:
+        return [c for c in self.calls if c.team == team and (method is None or c.method == method)]
+
+    def _caller_bot(self) -> tuple[str, str]:
+        return self.bots.get(_caller.get()[1], (self.bot_user, self.bot_id))
 
     def count(self, method: str, ok: bool | None = None) -> int:
         return sum(1 for c in self.calls if c.method == method and (ok is None or (c.error is None) == ok))
@@ -148,8 +318,15 @@ class FakeSlack:
             params = {k: v for k, v in (await request.post()).items()}
         params = {**dict(request.query), **params}  # slack_sdk sends form-style params in the query
         auth = request.headers.get("Authorization", "")
-        expected = self.app_token if method == "apps.connections.open" else self.token
-        if auth != f"Bearer {expected}":
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else ""
+        _caller.set((token, self.tokens.get(token, "")))  # this request's, not the connection's last
+        if method == "oauth.v2.access":  # the app's credentials, as HTTP Basic auth
+            return await self._oauth_access(method, params, auth)
+        if method == "apps.connections.open":
+            valid = auth == f"Bearer {self.app_token}"
+        else:
+            valid = token in self.tokens
+        if not valid:
             return await self._answer(method, params, {"ok": False, "error": "invalid_auth"})
         if self.rate_limit_next.get(method, 0) > 0:  # forced by a test: not counted in over_limit
             self.rate_limit_next[method] -= 1
@@ -207,8 +384,29 @@ class FakeSlack:
                                  headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
 
     def _m_auth_test(self, p: dict) -> dict:
-        return {"ok": True, "url": "https://fake.slack.test/", "team": "Fake", "user": "durabot",
-                "team_id": self.team, "user_id": self.bot_user, "bot_id": self.bot_id}
+        team = _caller.get()[1]
+        bot_user, bot_id = self._caller_bot()
+        url = "https://fake.slack.test/" if team == self.team else f"https://{team.lower()}.slack.test/"
+        return {"ok": True, "url": url, "team": f"Team {team}", "user": "durabot",
+                "team_id": team, "user_id": bot_user, "bot_id": bot_id}
+
+    async def _oauth_access(self, method: str, params: dict, auth: str) -> web.Response:
+        expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        if auth != f"Basic {expected}":
+            return await self._answer(method, params, {"ok": False, "error": "invalid_client_id"})
+        grant = self.codes.pop(str(params.get("code") or ""), None)
+        if grant is None:
+            return await self._answer(method, params, {"ok": False, "error": "invalid_code"})
+        team, installer = grant
+        token = f"xoxb-{team}-{uuid.uuid4().hex}"
+        self.tokens[token] = team
+        bot_user, _bot_id = self.bots[team]
+        return await self._answer(method, params, {
+            "ok": True, "app_id": "A1", "access_token": token, "token_type": "bot",
+            "scope": "app_mentions:read,chat:write,commands", "bot_user_id": bot_user,
+            "team": {"id": team, "name": f"Team {team}"}, "enterprise": None, "is_enterprise_install": False,
+            "authed_user": {"id": installer},
+        })
 
     def _m_apps_connections_open(self, p: dict) -> dict:
         return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
@@ -226,8 +424,13 @@ class FakeSlack:
             for b in blocks:
                 if len(((b.get("text") or {}).get("text")) or "") > 3000:
                     return "invalid_blocks"
+                if b.get("type") == "context_actions" and not 1 <= len(b.get("elements") or []) <= 5:
+                    return "invalid_blocks"
                 for el in b.get("elements") or []:
                     if len(el.get("action_id") or "") > 255 or len(el.get("value") or "") > 2000:
+                        return "invalid_blocks"
+                    if el.get("type") == "feedback_buttons" and (
+                            b.get("type") != "context_actions" or not _feedback_buttons_ok(el)):
                         return "invalid_blocks"
         if not text and not blocks:
             return "no_text"
@@ -246,7 +449,8 @@ class FakeSlack:
         if error:
             return {"ok": False, "error": error}
         ts = self.next_ts()
-        msg = {"type": "message", "user": self.bot_user, "bot_id": self.bot_id, "text": p.get("text") or "",
+        bot_user, bot_id = self._caller_bot()
+        msg = {"type": "message", "user": bot_user, "bot_id": bot_id, "text": p.get("text") or "",
                "ts": ts, "channel": channel}
         for name in ("thread_ts", "blocks", "metadata"):
             if p.get(name):
@@ -258,7 +462,7 @@ class FakeSlack:
 
     def _m_chat_update(self, p: dict) -> dict | web.Response:
         now = time.monotonic()
-        window = self._updates.setdefault(self.team, deque())
+        window = self._updates.setdefault(_caller.get()[1], deque())  # the budget of the caller's workspace
         while window and window[0] <= now - self.update_window:
             window.popleft()
         if len(window) >= self.update_limit:
@@ -270,7 +474,7 @@ class FakeSlack:
         channel, ts = p.get("channel") or "", p.get("ts") or ""
         for msg in self.messages.get(channel, []):
             if msg["ts"] == ts:
-                if msg.get("bot_id") != self.bot_id:
+                if msg.get("bot_id") != self._caller_bot()[1]:  # another workspace's bot cannot edit it
                     return {"ok": False, "error": "cant_update_message"}
                 msg["text"] = p.get("text") or ""
                 blocks = p.get("blocks")
@@ -283,9 +487,37 @@ class FakeSlack:
         return {"ok": False, "error": "message_not_found"}
 
     def _m_chat_postEphemeral(self, p: dict) -> dict:
-        if not p.get("user") or not p.get("channel"):
+        if not p.get("user") or not p.get("channel") or not p.get("text"):
             return {"ok": False, "error": "invalid_arguments"}
+        self.ephemerals.append({k: p.get(k) for k in ("channel", "user", "text", "thread_ts")})
         return {"ok": True, "message_ts": self.next_ts()}
+
+    def _m_assistant_threads_setStatus(self, p: dict) -> dict:
+        """``status`` is required but may be empty: an empty status clears it."""
+        if not p.get("channel_id") or not p.get("thread_ts") or "status" not in p:
+            return {"ok": False, "error": "invalid_arguments"}
+        if len(p.get("loading_messages") or []) > 10:
+            return {"ok": False, "error": "invalid_arguments"}
+        self.statuses.append((p["channel_id"], p["thread_ts"], str(p["status"])))
+        return {"ok": True}
+
+    def _m_assistant_threads_setSuggestedPrompts(self, p: dict) -> dict:
+        prompts = p.get("prompts")
+        if isinstance(prompts, str):
+            prompts = json.loads(prompts)
+        if not p.get("channel_id") or not isinstance(prompts, list) or not 1 <= len(prompts) <= 4:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not all(isinstance(x, dict) and x.get("title") and x.get("message") for x in prompts):
+            return {"ok": False, "error": "invalid_arguments"}
+        self.suggested.append({"channel_id": p["channel_id"], "thread_ts": p.get("thread_ts"), "prompts": prompts,
+                               "title": p.get("title")})
+        return {"ok": True}
+
+    def _m_assistant_threads_setTitle(self, p: dict) -> dict:
+        if not p.get("channel_id") or not p.get("thread_ts") or not p.get("title"):
+            return {"ok": False, "error": "invalid_arguments"}
+        self.titles.append((p["channel_id"], p["thread_ts"], p["title"]))
+        return {"ok": True}
 
     def _m_views_open(self, p: dict) -> dict:
         """A modal: needs the click's trigger_id; at most 100 blocks, sections of 3,000 characters,
@@ -377,7 +609,8 @@ class FakeSlack:
 
     def _m_users_info(self, p: dict) -> dict:
         user = p.get("user") or ""
-        info = self.users.get(user, {"id": user, "name": user.lower(), "is_admin": False})
+        info = self.team_users.get(_caller.get()[1], {}).get(user) or self.users.get(
+            user, {"id": user, "name": user.lower(), "is_admin": False})
         return {"ok": True, "user": info}
 
     # ---------------------------------------------------------------- Socket Mode
@@ -413,6 +646,19 @@ class FakeSlack:
             "retry_reason": "timeout" if retry_attempt else "",
         })
         return await asyncio.wait_for(fut, timeout)
+
+
+def _feedback_buttons_ok(el: dict) -> bool:
+    for name in ("positive_button", "negative_button"):
+        button = el.get(name)
+        if not isinstance(button, dict):
+            return False
+        text = button.get("text") or {}
+        if text.get("type") != "plain_text" or not 1 <= len(text.get("text") or "") <= 75:
+            return False
+        if not 1 <= len(button.get("value") or "") <= 2000 or len(button.get("accessibility_label") or "") > 75:
+            return False
+    return True
 
 
 class SlackSender:
@@ -458,6 +704,27 @@ class SlackSender:
             "message": message, "response_url": "https://hooks.example/r",
             "actions": [{"type": "button", "action_id": action_id, "value": value, "block_id": "b",
                          "action_ts": str(time.time())}],
+        }
+
+    @staticmethod
+    def feedback_payload(message: dict, positive: bool, user: str, channel: str, team: str = "T1") -> dict:
+        """A click on one of the feedback buttons of ``message`` (as Slack stores it: with its blocks)."""
+        element = next(el for b in message.get("blocks") or [] if b.get("type") == "context_actions"
+                       for el in b["elements"] if el.get("type") == "feedback_buttons")
+        button = element["positive_button" if positive else "negative_button"]
+        payload = SlackSender.click_payload(element["action_id"], button["value"], user, channel, message, team)
+        payload["actions"][0].update(type="feedback_buttons", text=button["text"])
+        return payload
+
+    @staticmethod
+    def view_submission(view: dict, user: str, values: dict, team: str = "T1") -> dict:
+        """The submission of a modal opened with ``view``; ``values``: block_id -> action_id -> value."""
+        state = {b: {a: {"type": "plain_text_input", "value": v} for a, v in acts.items()}
+                 for b, acts in values.items()}
+        return {
+            "type": "view_submission", "team": {"id": team}, "user": {"id": user, "team_id": team},
+            "api_app_id": "A1", "token": "legacy", "trigger_id": f"1.2.{uuid.uuid4().hex[:8]}",
+            "view": {**view, "id": "V1", "team_id": team, "state": {"values": state}, "hash": "h"},
         }
 
     async def click(self, payload: dict) -> tuple[int, str]:

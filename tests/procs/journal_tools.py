@@ -9,7 +9,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from agent_core import ToolContext, tool
+from agent_core import Attachment, ToolContext, ToolOutput, tool
 
 
 def _journal(line: str) -> None:
@@ -43,3 +43,11 @@ async def guarded_step(name: str, ctx: ToolContext) -> str:
     """A step that needs approval."""
     _journal(f"guarded {name} {ctx.idempotency_key}")
     return f"guarded {name} done"
+
+
+@tool
+async def table_step(rows: int, ctx: ToolContext) -> ToolOutput:
+    """A step that makes a CSV file."""
+    _journal(f"table {rows} {ctx.idempotency_key}")
+    data = "n\n" + "".join(f"{i}\n" for i in range(rows))
+    return ToolOutput(f"made {rows} rows", [Attachment("table.csv", data=data.encode(), media_type="text/csv")])

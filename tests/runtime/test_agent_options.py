@@ -40,7 +40,8 @@ def test_old_keywords_and_grouped_options_build_the_same_agent():
 
 def test_defaults_are_those_of_before():
     agent = Agent("a")
-    assert (agent.max_iterations, agent.context_messages, agent.context_chars) == (10, 100, 100_000)
+    assert (agent.max_iterations, agent.context_messages, agent.context_chars) == (10, 100, None)
+    assert agent.context_tokens == 8_000 - 1_000  # the demo model: an unknown window, less the answer's room
     assert (agent.max_history_events, agent.max_depth, agent.approval) == (10_000, 2, ApprovalPolicy.MARKED)
 
 

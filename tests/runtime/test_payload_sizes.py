@@ -34,6 +34,8 @@ class Uncompressed(PayloadCodec):
 @pytest.fixture
 def make_agent(make_agent, temporal_config):
     async def make(**kwargs):
+        # A model with room for everything: these tests are about Temporal's payload limits, not the model's.
+        kwargs.setdefault("context_tokens", 10_000_000)
         return await make_agent(temporal=replace(temporal_config, payload_codec=Uncompressed()), **kwargs)
 
     return make

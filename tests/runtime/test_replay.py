@@ -15,9 +15,12 @@ import hashlib
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Sequence
 
 import pytest
+from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
+from temporalio.converter import PayloadCodec
 from temporalio.worker import Replayer
 
 from agent_core import AgentMode, ToolContext, timeouts_for, tool
@@ -104,6 +107,59 @@ def test_recorded_histories_are_only_ever_added():
     )
 
 
+class _Plain(PayloadCodec):
+    """No compression: a recorded history must replay without the codec."""
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+
+async def test_replay_of_summaries_and_a_context_retry(make_agent, fake_openai, temporal_config):
+    """A conversation whose older turns are summarised (twice, across a continue-as-new) and whose
+    model once refuses a request as too long (the round goes again at half the budget)."""
+    from agent_core.context import SUMMARY_INSTRUCTIONS
+
+    def brief(body: dict) -> Reply:
+        if SUMMARY_INSTRUCTIONS[:40] in (body["messages"][0].get("content") or ""):
+            return Reply(text="Notes: small talk.")
+        return Reply(text="ok")
+
+    fake_openai.script = brief
+    timeouts = replace(timeouts_for(AgentMode.INTERACTIVE), idle=1.0)
+    agent = await make_agent(context_tokens=2_000, timeouts=timeouts, max_history_events=80,
+                             temporal=replace(temporal_config, payload_codec=_Plain()))
+    for i in range(22):
+        await agent.run(f"turn {i} " + "words " * 120, conversation_id="replay-ctx")
+    refused = []
+
+    def refuse_once(body: dict) -> Reply:
+        if body["messages"][-1]["content"] == "short" and not refused:
+            refused.append(body)
+            return Reply(status=400, code="context_length_exceeded", error="maximum context length exceeded")
+        return brief(body)
+
+    fake_openai.script = refuse_once  # one refusal, then the round goes again at half the budget
+    assert (await agent.run("short", conversation_id="replay-ctx")).text == "ok"
+    assert len(refused) == 1
+    status = await agent.status("replay-ctx")
+    assert status.summaries >= 2
+    histories = []
+    wid = agent.workflow_id("replay-ctx")
+    await agent.client.get_workflow_handle(wid).result()  # idle end
+    async for ex in agent.client.list_workflows(f"WorkflowId = '{wid}'"):
+        histories.append(await agent.client.get_workflow_handle(wid, run_id=ex.run_id).fetch_history())
+    assert len(histories) >= 2
+    if os.environ.get("RECORD_HISTORIES"):
+        for i, history in enumerate(histories):
+            _save(f"context_{i}", history)
+    replayer = Replayer(workflows=[ConversationWorkflow], workflow_runner=_RUNNER)
+    for history in histories:
+        await replayer.replay_workflow(history)
+
+
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
 async def test_replay_of_recorded_histories(path: Path):
     history = WorkflowHistory.from_json("recorded", path.read_text())
@@ -145,6 +201,30 @@ async def test_replay_of_delegation_and_continue_as_new(temporal_config, model, 
     if os.environ.get("RECORD_HISTORIES"):
         for i, history in enumerate(histories):
             _save(f"delegation_{i}", history)
+    replayer = Replayer(workflows=[ConversationWorkflow], workflow_runner=_RUNNER)
+    for history in histories:
+        await replayer.replay_workflow(history)
+
+
+async def test_replay_of_a_fresh_history_with_ratings(make_agent, fake_openai):
+    """Ratings are updates that emit no command: a history holding them replays, across an idle end
+    and a revival by a rating (update-with-start)."""
+    timeouts = replace(timeouts_for(AgentMode.INTERACTIVE), idle=1.0)
+    agent = await make_agent(tools=[plain, guarded], timeouts=timeouts)
+    fake_openai.script = script
+    turn = (await agent.run("plain talk", conversation_id="replay-rated")).turn_id
+    await agent.rate("replay-rated", turn, "tester", "up")
+    await agent.rate("replay-rated", turn, "tester", "down", "not what I asked")
+    wf = agent.client.get_workflow_handle(agent.workflow_id("replay-rated"))
+    first_run = (await wf.describe()).run_id
+    await wf.result()  # idle end
+    await agent.rate("replay-rated", turn, "other", "up")  # revives the conversation
+    await wf.result()
+    histories = [await agent.client.get_workflow_handle(wf.id, run_id=first_run).fetch_history(),
+                 await wf.fetch_history()]
+    if os.environ.get("RECORD_HISTORIES"):
+        for i, history in enumerate(histories):
+            _save(f"ratings_{i}", history)
     replayer = Replayer(workflows=[ConversationWorkflow], workflow_runner=_RUNNER)
     for history in histories:
         await replayer.replay_workflow(history)

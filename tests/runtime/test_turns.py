@@ -236,7 +236,7 @@ def test_tool_schema_from_hints():
 
 async def test_oversized_answer_and_message_are_truncated_with_a_note(make_agent, fake_openai):
     fake_openai.script = lambda body: Reply(tokens=["y" * 100_000] * 3)
-    agent = await make_agent()
+    agent = await make_agent(context_tokens=128_000)  # a model with room for the whole message
     result = await agent.run("z" * 150_000, conversation_id="huge")
     assert result.text.endswith("[answer truncated: 300000 characters in all]")
     sent = fake_openai.requests[-1]["messages"][-1]["content"]

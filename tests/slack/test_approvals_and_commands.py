@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 
 from tests.fakes.openai_server import Reply
@@ -109,6 +110,7 @@ async def test_slash_runs_status_cancel(start_slack, fake_openai):
 
     status, text = await h.sender.command(f"status {short}", "U1")
     assert status == 200 and "waiting for approval of deploy" in text
+    assert re.search(r"Context: [\d,]+ of [\d,]+ tokens \(\d+%\); nothing summarised yet", text), text
     link = f"https://fake.slack.test/archives/C1/p{event['ts'].replace('.', '')}"
     status, text = await h.sender.command(f"status <{link}>", "U1")
     assert "awaiting_approval" in text

@@ -17,8 +17,8 @@ UI = "http://localhost:8233"
 
 
 def link_block(message: dict) -> dict | None:
-    blocks = message.get("blocks") or []
-    return blocks[-1] if blocks and blocks[-1]["type"] == "context" else None
+    """The run link's block (a context block; an answer's feedback buttons may follow it)."""
+    return next((b for b in message.get("blocks") or [] if b["type"] == "context"), None)
 
 
 def calls_with(h, error: str, mark: str) -> list:

@@ -42,8 +42,8 @@ async def expected_link(h, thread_ts: str) -> str:
 
 
 def link_block(message: dict) -> dict | None:
-    blocks = message.get("blocks") or []
-    return blocks[-1] if blocks and blocks[-1]["type"] == "context" else None
+    """The run link's block (a context block; an answer's feedback buttons may follow it)."""
+    return next((b for b in message.get("blocks") or [] if b["type"] == "context"), None)
 
 
 def test_run_url_and_blocks():
@@ -93,7 +93,8 @@ async def test_no_link_without_ui_address(start_slack, fake_openai):
     h = await start_slack()
     event = await h.mention("plain")
     final = await h.final_reply("C1", event["ts"], "echo: plain")
-    assert not final.get("blocks")
+    assert link_block(final) is None
+    assert [b["type"] for b in final["blocks"]] == ["section", "context_actions"]  # the feedback buttons only
 
 
 async def test_api_calls_and_rate_limit_waits_are_counted(start_slack, fake_openai):
