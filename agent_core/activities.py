@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from . import context, limits, metrics
 from .events import EventBus, stream_key
 from .hooks import AbortRun, HookContext, Hooks
+from .budgets import Budgets
 from .model import ChatModel, failure_kind
 from .store import TranscriptStore
 from .attachments import FileLimits, media_type_of, names_only, user_content
@@ -27,8 +28,8 @@ from .blobs import BlobStore, LocalBlobStore
 from .tokens import estimate, request_tokens
 from .tools import Attachment, Tool, ToolContext, ToolOutput
 from .types import (
-    AgentEvent, BlobRef, Carry, ChatMessage, LLMRequest, LLMResult, SummaryRequest, SummaryResult, ToolRequest,
-    ToolResult, TranscriptRef, summary_key,
+    AgentEvent, BlobRef, Carry, ChatMessage, LLMRequest, LLMResult, ProfileRef, SummaryRequest, SummaryResult,
+    ToolRequest, ToolResult, TranscriptRef, summary_key,
 )
 from .contract import LLM_ACTIVITY, RESTORE_ACTIVITY, SUMMARY_ACTIVITY, TOOL_ACTIVITY, ErrorType
 
@@ -44,8 +45,10 @@ class AgentActivities:
     def __init__(
         self, *, system_prompt: str, model: ChatModel, tools: list[Tool], bus: EventBus,
         store: TranscriptStore, fingerprint: str, manifest: dict[str, str], hooks: list[Hooks] | None = None,
+        budgets: Budgets | None = None,
         blobs: BlobStore | None = None, file_limits: FileLimits | None = None,
     ) -> None:
+        self.budgets = budgets
         self.blobs: BlobStore = blobs if blobs is not None else LocalBlobStore()
         self.file_limits = file_limits or FileLimits()
         self.hooks = list(hooks or [])
@@ -58,6 +61,7 @@ class AgentActivities:
         self.fingerprint = fingerprint
         self.manifest = manifest
         self._warned_at: dict[str, float] = {}
+        self._models: dict[str, ChatModel] = {}  # a profile's model name -> the model
 
     def definitions(self) -> list[Any]:
         return [self.llm_round, self.run_tool, self.restore, self.summarise]
@@ -142,8 +146,12 @@ class AgentActivities:
             return None
         return found[0] if found else None
 
-    def _fixed_tokens(self, tools: list[dict[str, Any]] | None) -> int:
-        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+    def _prompt(self, profile: ProfileRef | None) -> str:
+        return profile.system_prompt if profile is not None and profile.system_prompt else self.system_prompt
+
+    def _fixed_tokens(self, tools: list[dict[str, Any]] | None, profile: ProfileRef | None = None) -> int:
+        prompt = self._prompt(profile)
+        system = [{"role": "system", "content": prompt}] if prompt else []
         return request_tokens(system, tools)
 
     async def _select(self, req: LLMRequest, transcript: list[ChatMessage],
@@ -172,7 +180,7 @@ class AgentActivities:
                 pinned = req.pinned if ref.resync else await self._stored(ref.conversation_id, req.pinned_seq)
                 if pinned is None and not ref.resync:
                     return None
-        return context.select(transcript, req.context_tokens, fixed=self._fixed_tokens(tools), summary=summary,
+        return context.select(transcript, req.context_tokens, fixed=self._fixed_tokens(tools, req.profile), summary=summary,
                               pinned=pinned, pinned_index=index, char_cap=req.context_chars)
 
     async def _write(self, key: str, seq: int, msg: ChatMessage) -> None:
@@ -181,11 +189,13 @@ class AgentActivities:
         except Exception as exc:
             self._warn("transcript store", exc)
 
-    async def _openai_messages(self, messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    async def _openai_messages(self, messages: list[ChatMessage],
+                               profile: ProfileRef | None = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         readable = _readable_files(messages, self.file_limits)
-        if self.system_prompt:
-            out.append({"role": "system", "content": self.system_prompt})
+        prompt = self._prompt(profile)
+        if prompt:
+            out.append({"role": "system", "content": prompt})
         for m in messages:
             d: dict[str, Any] = {"role": m.role, "content": m.content or ""}
             if m.role == "assistant" and m.tool_calls:
@@ -226,7 +236,9 @@ class AgentActivities:
         transcript = await self._transcript(req.transcript)
         if transcript is None:
             return LLMResult(text="", tool_calls=[], transcript_missing=True)
-        tools = [t.openai_schema() for t in self.tools.values()] if req.allow_tools and self.tools else None
+        offered = [t for t in self.tools.values() if _offered(t.name, req.profile)]
+        tools = [t.openai_schema() for t in offered] if req.allow_tools and offered else None
+        model = self._model_for(req.profile)
         chosen = None
         if req.context_tokens:
             chosen = await self._select(req, transcript, tools)
@@ -235,7 +247,7 @@ class AgentActivities:
             transcript = chosen.messages
         else:  # a run from before token budgets: the last messages within a number of characters
             transcript = _fit(transcript, req.context_chars)
-        messages = await self._openai_messages(transcript)
+        messages = await self._openai_messages(transcript, req.profile)
         hook_ctx = HookContext(req.conversation_id, req.turn_id, info.attempt)
         for hook in self.hooks:
             messages = await _run_hook(hook.before_llm(hook_ctx, messages)) or messages
@@ -258,14 +270,24 @@ class AgentActivities:
         batcher = _TokenBatcher(send, self.token_interval)
         try:
             async with self._heartbeating(self._heartbeat_every()):
-                result = await self.model.complete(messages, tools, on_delta)
+                result = await model.complete(messages, tools, on_delta)
         except ApplicationError as exc:
             metrics.llm_errors_total.labels(kind=failure_kind(exc)).inc()
             raise
         finally:
             await batcher.close()
+        if not result.prompt_tokens and not result.completion_tokens:  # the server reported no usage
+            result.prompt_tokens = sum(len(str(m.get("content") or "")) for m in messages) // 4 + 1
+            result.completion_tokens = (len(result.text) + sum(len(c.arguments) for c in result.tool_calls)) // 4 + 1
+            result.usage_estimated = True
         metrics.llm_tokens_total.labels(kind="prompt").inc(result.prompt_tokens)
         metrics.llm_tokens_total.labels(kind="completion").inc(result.completion_tokens or deltas[0])
+        if req.budget is not None and self.budgets is not None:
+            result.over_budget = await self._charge(req, result.prompt_tokens + result.completion_tokens)
+        source = "estimated" if result.usage_estimated else "reported"
+        name = req.profile.name if req.profile else ""
+        metrics.profile_tokens_total.labels(profile=name, kind="prompt", source=source).inc(result.prompt_tokens)
+        metrics.profile_tokens_total.labels(profile=name, kind="completion", source=source).inc(result.completion_tokens)
         for hook in self.hooks:
             result = await _run_hook(hook.after_llm(hook_ctx, result)) or result
         if chosen is not None:
@@ -285,7 +307,7 @@ class AgentActivities:
                 call.error = "too many tool calls with long arguments in one round; make fewer at a time"
                 call.arguments = "{}"
             room -= limits.encoded_len(call.arguments)
-            call.error = call.error or self._call_error(call)
+            call.error = call.error or self._call_error(call, req.profile)
         if not req.allow_tools:
             result.tool_calls = []
         await self._publish(stream, AgentEvent(
@@ -294,10 +316,33 @@ class AgentActivities:
         ))
         return result
 
-    def _call_error(self, call: Any) -> str | None:
-        tool = self.tools.get(call.name)
+    async def _charge(self, req: LLMRequest, tokens: int) -> bool:
+        """Count the round's tokens against its budgets (once, however often it is retried); whether
+        that took the user or the channel past the day's budget."""
+        scope = req.budget
+        assert scope is not None and self.budgets is not None
+        try:
+            user, channel = await self.budgets.charge(
+                scope, tokens, f"{req.conversation_id}:{req.turn_id}:{req.round}")
+        except Exception as exc:  # the counters are down: the round's answer still counts
+            self._warn("budget counters", exc)
+            return False
+        return ((scope.user_limit is not None and user >= scope.user_limit)
+                or (scope.channel_limit is not None and channel >= scope.channel_limit))
+
+    def _model_for(self, profile: ProfileRef | None) -> ChatModel:
+        """The turn's model: the profile's model name on the same server, else the agent's model."""
+        if profile is None or not profile.model or not hasattr(self.model, "renamed"):
+            return self.model
+        found = self._models.get(profile.model)
+        if found is None:
+            found = self._models[profile.model] = self.model.renamed(profile.model)  # type: ignore[attr-defined]
+        return found
+
+    def _call_error(self, call: Any, profile: ProfileRef | None = None) -> str | None:
+        tool = self.tools.get(call.name) if _offered(call.name, profile) else None
         if tool is None:
-            known = ", ".join(sorted(self.tools)) or "none"
+            known = ", ".join(sorted(n for n in self.tools if _offered(n, profile))) or "none"
             return f"unknown tool {call.name!r}; available tools: {known}"
         try:
             tool.parse_arguments(call.arguments)
@@ -526,3 +571,8 @@ def _to_text(value: Any) -> str:
         return json.dumps(value, default=str)
     except (TypeError, ValueError):
         return str(value)
+
+
+def _offered(name: str, profile: ProfileRef | None) -> bool:
+    """Whether the turn's profile offers tool ``name`` (every tool without a profile or a tool list)."""
+    return profile is None or profile.tools is None or name in profile.tools

@@ -39,13 +39,15 @@ from .starts import RunStarts
 from .store import InMemoryTranscriptStore, TranscriptStore
 from .handle import Conversation, RunHandle, RunResult
 from .options import Limits, ToolOptions, grouped
+from .profiles import ProfileSet
+from .budgets import Budgets, InMemoryBudgets
 from .temporal import TemporalConfig, connection, rpc_error, wait_for_poller
 from .tokens import input_budget, model_window
 from .tools import Tool, checked_tools, delegation_tool
 from .types import (
-    AgentEvent, AgentMode, AgentSpec, ApprovalInfo, BlobRef, CancelRequest, Carry, ChatMessage,
-    ConversationStatus, Decision, DeliveryTarget, Feedback, Progress, Timeouts, ToolSpec, TurnStatus,
-    UserMessage,
+    AgentEvent, AgentMode, AgentSpec, Allowance, ApprovalInfo, BlobRef, BudgetScope, CancelRequest, Carry,
+    ChatMessage, ConversationStatus, Decision, DeliveryTarget, Feedback, ProfileRef, Progress, RevokeRequest,
+    Timeouts, ToolSpec, TurnStatus, UserMessage,
     timeouts_for, workflow_id_for,
 )
 from .worker import AgentWorker
@@ -79,6 +81,8 @@ class Agent:
         fingerprint_check: bool = True,
         subagents: Iterable["Agent"] = (),
         description: str = "",
+        profiles: ProfileSet | None = None,
+        budgets: Budgets | None = None,
         blobs: "BlobStore | None" = None,
         file_limits: FileLimits | None = None,
         **options: Any,
@@ -96,6 +100,8 @@ class Agent:
         self.timeouts = timeouts or timeouts_for(self.mode)
         self.fingerprint_check = fingerprint_check
         self.subagents = _checked_subagents(subagents)
+        self.profiles = profiles  # per-channel profiles (DURABOT_PROFILES); the adapters pick one per message
+        self.budgets: Budgets = budgets or InMemoryBudgets()  # token counters (Redis across processes)
         self.tools.extend(delegation_tool(sub.name, sub.description) for sub in self.subagents)
         self._mcp_loaded = not self.mcp_servers  # their tools are listed at start(), never in workflow code
         self.local_worker = local_worker
@@ -114,6 +120,7 @@ class Agent:
     approval = property(lambda self: self.tool_options.approval)
     hooks = property(lambda self: self.tool_options.hooks)
     mcp_servers = property(lambda self: self.tool_options.mcp_servers)
+    admin_only = property(lambda self: self.tool_options.admin_only)
     max_iterations = property(lambda self: self.limits.max_iterations)
     context_messages = property(lambda self: self.limits.context_messages)
     context_chars = property(lambda self: self.limits.context_chars)
@@ -134,6 +141,10 @@ class Agent:
             max_iterations=self.max_iterations, context_messages=self.context_messages,
             context_chars=self.context_chars or 0, extra={"hooks": ",".join(h.name for h in self.hooks)} if self.hooks else None,
         )
+        if self.profiles is not None:  # a worker with other profiles is refused, as for any other setting
+            self.manifest.update(self.profiles.manifest())
+        if self.admin_only:  # only when set, so the fingerprints of agents without it stay as they were
+            self.manifest["admin_only"] = ",".join(self.admin_only)
         if self.subagents:
             self.manifest["subagents"] = ",".join(f"{s.name}:{s.fingerprint}" for s in self.subagents)
         self.fingerprint = fingerprint_of(self.manifest)
@@ -210,7 +221,8 @@ class Agent:
         return AgentSpec(
             name=self.name, mode=self.mode, approval=self.approval,
             tools=[ToolSpec(name=t.name, requires_approval=t.requires_approval,
-                            subagent=getattr(t, "subagent", None)) for t in self.tools],
+                            subagent=getattr(t, "subagent", None), admin_only=t.name in self.admin_only)
+                   for t in self.tools],
             task_queue=self.task_queue, depth=depth,
             subagents=[s.spec(depth + 1, max_depth) for s in self.subagents] if delegate else [],
             max_iterations=self.max_iterations, timeouts=self.timeouts, context_messages=self.context_messages,
@@ -259,6 +271,8 @@ class Agent:
         deliver_to: DeliveryTarget | None = None,
         approvers: list[str] | None = None,
         admins: list[str] | None = None,
+        profile: ProfileRef | None = None,
+        budget: BudgetScope | None = None,
         attachments: Iterable[BlobRef] = (),
         _wait: bool = False,
     ) -> "RunHandle":
@@ -275,6 +289,7 @@ class Agent:
             id=message_id or uuid.uuid4().hex, text=text, user=user, user_name=user_name,
             context=list(context or []), deliver_to=deliver_to,
             approvers=None if approvers is None else list(approvers), admins=list(admins or []),
+            profile=profile, budget=budget,
             attachments=list(attachments),
         ))
         await self._ensure_worker()
@@ -336,15 +351,17 @@ class Agent:
 
     async def decide(
         self, conversation_id: str, approval_id: str, approved: bool, by: str, reason: str | None = None,
-        *, admin: bool = False,
+        *, admin: bool = False, scope: str = "once",
     ) -> ApprovalInfo:
         """Approve or deny a pending approval. Raises ApprovalError if it is unknown or already decided,
         ApprovalNotAllowed if ``by`` may not decide it. ``admin``: the caller verified ``by`` as an admin
-        of the conversation's workspace or guild (or is an operator), who may always decide."""
+        of the conversation's workspace or guild (or is an operator), who may always decide. ``scope``
+        "thread" approves this call and allows the tool, with any arguments, for the rest of the
+        conversation (refused when the approval does not offer it: see ``ApprovalInfo.thread_scope``)."""
         for _ in range(100):
             try:
                 return await self.handle(conversation_id).execute_update(
-                    Update.DECIDE.value, Decision(approval_id, approved, by, reason, admin=admin),
+                    Update.DECIDE.value, Decision(approval_id, approved, by, reason, admin=admin, scope=scope),
                     id=f"decide-{approval_id}-{uuid.uuid4().hex[:8]}", result_type=ApprovalInfo,
                 )
             except WorkflowUpdateFailedError as exc:
@@ -363,6 +380,26 @@ class Agent:
                 raise rpc_error(exc, self.temporal_address, conversation_id, approval=True) from None
         raise ApprovalError(f"conversation {conversation_id!r} did not settle into its next run; try again")
 
+    async def revoke(self, conversation_id: str, tool: str, by: str) -> Allowance | None:
+        """End ``tool``'s thread-wide allowance in the conversation; its next call asks again. The
+        allowance ended, or None when the tool had none (or the conversation has no running workflow)."""
+        for _ in range(100):
+            try:
+                return await self.handle(conversation_id).execute_update(
+                    Update.REVOKE.value, RevokeRequest(tool, by), result_type=Allowance | None,
+                    id=f"revoke-{uuid.uuid4().hex[:12]}",
+                )
+            except WorkflowUpdateFailedError as exc:
+                cause = exc.cause
+                if isinstance(cause, ApplicationError) and cause.type == ErrorType.CONTINUING:
+                    await asyncio.sleep(0.05)
+                    continue
+                raise ApprovalError(cause.message if isinstance(cause, ApplicationError) else str(exc)) from None
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    return None
+                raise rpc_error(exc, self.temporal_address, conversation_id) from None
+        raise ApprovalError(f"conversation {conversation_id!r} did not settle into its next run; try again")
     async def rate(self, conversation_id: str, turn_id: str, by: str, rating: str,
                    comment: str | None = None) -> Feedback:
         """Record ``by``'s rating ("up" or "down", with an optional comment) of the answer of turn

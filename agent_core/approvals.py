@@ -26,9 +26,24 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from .contract import DeliveryKind, ErrorType, Signal
-from .types import ApprovalInfo, ChildApproval, Decision, ParentLink, ToolCall, TurnStatus, UserMessage
+from .types import (
+    Allowance,
+    ApprovalInfo,
+    ChildApproval,
+    Decision,
+    ParentLink,
+    RevokeRequest,
+    ToolCall,
+    ToolSpec,
+    TurnStatus,
+    UserMessage,
+)
 
 APPROVAL_IDS_PATCH = "approval-ids-from-calls"  # runs started before it keep numbering a1, a2, ...
+# A call of a tool allowed for the thread runs without asking: that skips the approval notice and
+# wait, a change of the commands the workflow emits.
+THREAD_ALLOWANCES_PATCH = "thread-allowances"
+SCOPE_ONCE, SCOPE_THREAD = "once", "thread"
 DIGITS = 12
 
 
@@ -77,6 +92,9 @@ class GateHost(Protocol):
                approval: ApprovalInfo | None = None) -> None:
         """Queue a durable notice for the turn's platform adapter."""
 
+    def tool_spec(self, name: str) -> ToolSpec | None:
+        """What the agent's configuration says of tool ``name``."""
+
     def checkpoint_if_history_large(self) -> None:
         """Ask for a pause (continue-as-new) once only approval waits remain, if the history is large."""
 
@@ -95,6 +113,17 @@ class ApprovalGate:
         self.approvals: dict[str, ApprovalInfo] = {}
         self.child_proxies: dict[tuple[str, str], ApprovalInfo] = {}  # (child workflow, its id) -> ours
         self.proxy_targets: dict[str, tuple[str, str]] = {}  # our approval id -> (child workflow, its id)
+        self.allowances: dict[str, Allowance] = {}  # tool -> its thread-wide allowance
+
+    # ------------------------------------------------------------ thread-wide allowances
+    def allowed(self, tool: str) -> bool:
+        """Whether ``tool`` is allowed for the thread, so its call skips the approval."""
+        # patched() only where an allowance exists: histories without one never see the marker.
+        return tool in self.allowances and workflow.patched(THREAD_ALLOWANCES_PATCH)
+
+    def revoke(self, req: RevokeRequest) -> Allowance | None:
+        """End ``req.tool``'s allowance; its next call asks again. None when it had none."""
+        return self.allowances.pop(req.tool, None)
 
     # ------------------------------------------------------------ asking
     async def ask(self, msg: UserMessage, st: TurnStatus, call: ToolCall, rnd: int) -> ApprovalInfo:
@@ -110,7 +139,7 @@ class ApprovalGate:
                 turn_id=msg.id, tool=call.name, arguments=call.arguments,
                 requested_by=msg.user, call_id=call.id, deadline=deadline.isoformat(),
                 approvers=None if msg.approvers is None else list(msg.approvers), admins=list(msg.admins),
-                round=rnd if unique else None,
+                round=rnd if unique else None, thread_scope=self._thread_scope(call.name),
             )
             self.approvals[info.id] = info
             st.approvals.append(info)
@@ -148,6 +177,14 @@ class ApprovalGate:
         await self._raise_to_parent(info)
         return info
 
+    def _thread_scope(self, tool: str) -> bool:
+        # A sub-agent's approvals are decided by its parent, whose allowances the sub-agent never sees.
+        spec = self.host.tool_spec(tool)
+        msg, _ = self.host.current_turn()
+        if msg is not None and msg.profile is not None and tool in msg.profile.admin_only:
+            return False
+        return self.parent is None and not (spec is not None and spec.admin_only)
+
     def _trim(self) -> None:
         decided = [k for k, a in self.approvals.items() if a.status != "pending"]
         for key in decided[: max(0, len(decided) - _DECIDED_KEPT)]:
@@ -169,6 +206,10 @@ class ApprovalGate:
                 f"approval {d.approval_id!r} is already {info.status}{who}", info.status, info.decided_by,
                 type=ErrorType.APPROVAL_ALREADY_DECIDED.value,
             )
+        if d.scope == SCOPE_THREAD and not info.thread_scope:
+            raise ApplicationError(
+                f"{info.tool!r} cannot be allowed for the whole thread (admin-only, or asked by a sub-agent); "
+                "approve it once instead", type=ErrorType.SCOPE_NOT_OFFERED.value)
         if not may_decide(info, d.by, d.admin):
             # The policy was recorded when the approval was asked: what a button or caller claims
             # about the requester or the approvers plays no part.
@@ -193,6 +234,13 @@ class ApprovalGate:
         info.status = "approved" if d.approved else "denied"
         info.decided_by = d.by
         info.reason = d.reason
+        info.scope = d.scope if d.approved and info.thread_scope else SCOPE_ONCE
+        if d.approved and info.scope == SCOPE_THREAD:
+            self.allowances[info.tool] = Allowance(info.tool, d.by, workflow.now().isoformat(), info.id)
+            # The other calls of that tool waiting now are covered by the same allowance.
+            for other in self.approvals.values():
+                if other.tool == info.tool and other.status == "pending" and other.thread_scope:
+                    other.status, other.decided_by, other.scope = "approved", d.by, SCOPE_THREAD
         target = self.proxy_targets.get(info.id)
         if target is not None:  # the approval belongs to a sub-agent: it decides there
             self._proxy_resolved(info)

@@ -46,6 +46,7 @@ class Update(_Name):
     SUBMIT_AND_WAIT = "submit_and_wait"
     WAIT_PROGRESS = "wait_progress"
     DECIDE = "decide"
+    REVOKE = "revoke_allowance"  # end a tool's thread-wide allowance
     FEEDBACK = "feedback"  # a person rates an answer (up / down, optional comment)
 
 
@@ -101,6 +102,7 @@ class ErrorType(_Name):
     APPROVAL_NOT_ALLOWED = "ApprovalNotAllowed"
     APPROVAL_UNKNOWN = "ApprovalUnknown"
     APPROVAL_ALREADY_DECIDED = "ApprovalAlreadyDecided"
+    SCOPE_NOT_OFFERED = "ApprovalScopeNotOffered"  # "always allow in this thread" on a tool that may not
     CONTINUING = "Continuing"
     MESSAGE_REJECTED = "MessageRejected"
     FEEDBACK_REJECTED = "FeedbackRejected"

@@ -20,6 +20,11 @@ first_token_seconds = Histogram(
 llm_tokens_total = Counter(
     "llm_tokens", "LLM tokens, by kind (prompt | completion).", ["kind"], namespace=_NS, registry=REGISTRY
 )
+profile_tokens_total = Counter(
+    "profile_tokens", "LLM tokens by profile ('' without profiles), kind (prompt | completion) and source "
+    "(reported by the server | estimated when it reported none). No user ids.",
+    ["profile", "kind", "source"], namespace=_NS, registry=REGISTRY,
+)
 llm_errors_total = Counter(
     "llm_errors", "LLM call failures, by kind (rate_limit | timeout | server | client | malformed | other).",
     ["kind"], namespace=_NS, registry=REGISTRY,

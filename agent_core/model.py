@@ -13,6 +13,7 @@ runs.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import os
@@ -81,6 +82,12 @@ class OpenAIChatModel:
     def identity(self) -> str:
         return f"openai:{self.model}"
 
+    def renamed(self, model: str) -> "OpenAIChatModel":
+        """The same server and client under another model name (a profile's model)."""
+        other = copy.copy(self)
+        other.model = model
+        return other
+
     def _get_client(self) -> Any:
         if self._client is None:
             from openai import AsyncOpenAI
@@ -103,6 +110,7 @@ class OpenAIChatModel:
         # ``messages`` costs about a millisecond per message on every request (hundreds of ms for a
         # long transcript) and changes nothing in plain JSON chat messages.
         kwargs: dict[str, Any] = {"model": self.model, "messages": [], "stream": True,
+                                  "stream_options": {"include_usage": True},
                                   "extra_body": {"messages": messages}}
         if tools:
             kwargs["tools"] = tools

@@ -17,7 +17,8 @@ with workflow.unsafe.imports_passed_through():
     from .retries import activity_options
     from .tokens import MIN_BUDGET
     from .types import (
-        AgentSpec, ContextState, LLMRequest, LLMResult, ParentLink, SummaryRef, SummaryRequest, SummaryResult,
+        AgentSpec, BudgetScope, ContextState, LLMRequest, LLMResult, ParentLink, ProfileRef, SummaryRef,
+        SummaryRequest, SummaryResult,
     )
     from .window import TranscriptWindow
 
@@ -28,13 +29,15 @@ _RETRY_GAP = 4  # messages to wait after a summary found nothing to take in befo
 
 async def model_round(spec: AgentSpec, conv: str, parent: ParentLink | None, window: TranscriptWindow,
                       turn_id: str, rnd: int, allow_tools: bool, turn_started: float | None,
+                      profile: ProfileRef | None = None, budget: BudgetScope | None = None,
                       ctx: ContextState | None = None, turns: int = 0) -> LLMResult:
     """``turn_started``: when the turn began, until its first text (the time-to-first-token metric);
-    ``ctx``: the conversation's context state, None for runs without a token budget."""
+    ``budget``: the token budgets the round is charged to; ``ctx``: the conversation's context state,
+    None for runs without a token budget."""
     if ctx is not None and ctx.due and workflow.patched(SUMMARY_PATCH):
         await summarise(spec, conv, window, ctx, turns)
     resync = False
-    budget = ctx.budget if ctx is not None else 0
+    limit = ctx.budget if ctx is not None else 0  # the context tokens a request may take
     while True:
         request = LLMRequest(
             conversation_id=conv, turn_id=turn_id, round=rnd,
@@ -42,10 +45,11 @@ async def model_round(spec: AgentSpec, conv: str, parent: ParentLink | None, win
                         window.ref_from(conv, max(ctx.summary_upto, window.next_seq - READ_LIMIT), resync)),
             allow_tools=allow_tools, fingerprint=spec.fingerprint,
             stream=parent.stream if parent else None, source=parent.source if parent else None,
-            context_chars=spec.context_chars, turn_started=turn_started,
+            context_chars=spec.context_chars, turn_started=turn_started, profile=profile,
+            budget=budget,
         )
         if ctx is not None:
-            request.context_tokens = budget
+            request.context_tokens = limit
             request.summary = _summary_ref(ctx, resync)
             request.pinned_seq = ctx.pinned_seq
             request.pinned = ctx.pinned if resync else None
@@ -54,9 +58,9 @@ async def model_round(spec: AgentSpec, conv: str, parent: ParentLink | None, win
                 LLM_ACTIVITY, request, result_type=LLMResult, **activity_options(spec.timeouts, spec.timeouts.llm),
             )
         except ActivityError as err:
-            if ctx is not None and budget == ctx.budget and _too_long(err) and workflow.patched(RETRY_PATCH):
-                workflow.logger.warning("the model refused %s tokens as too long; trying once with half", budget)
-                budget = max(MIN_BUDGET, budget // 2)
+            if ctx is not None and limit == ctx.budget and _too_long(err) and workflow.patched(RETRY_PATCH):
+                workflow.logger.warning("the model refused %s tokens as too long; trying once with half", limit)
+                limit = max(MIN_BUDGET, limit // 2)
                 ctx.due = True
                 continue
             raise
@@ -65,7 +69,7 @@ async def model_round(spec: AgentSpec, conv: str, parent: ParentLink | None, win
             continue
         window.synced()
         if ctx is not None:
-            _record(ctx, result, budget, window)
+            _record(ctx, result, limit, window)
         return result
 
 

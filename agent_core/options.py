@@ -40,9 +40,12 @@ class ToolOptions:
     approval: ApprovalPolicy | str = ApprovalPolicy.MARKED  # which tool calls wait for a person's decision
     hooks: Sequence[Any] = ()  # Hooks around model rounds and tool calls, in order
     mcp_servers: Sequence[Any] = ()  # MCPServer: their tools are listed when the agent starts
+    # Tools whose approvals are never given for a whole thread ("always allow in this thread").
+    admin_only: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         self.hooks, self.mcp_servers = list(self.hooks), list(self.mcp_servers)
+        self.admin_only = sorted(set(self.admin_only))
         try:
             self.approval = ApprovalPolicy(self.approval)
         except ValueError:

@@ -45,6 +45,7 @@ ENV_VARS: dict[str, str | None] = {
     "OPENAI_API_KEY": None,
     "OPENAI_BASE_URL": None,
     "DURABOT_SECRET_KEY": None,
+    "DURABOT_PROFILES": None,
     "DURABOT_BLOB_URL": None,
     "DURABOT_BLOB_ENDPOINT": None,
     "DURABOT_MAX_FILE_MB": "20",
@@ -118,6 +119,7 @@ class Settings:
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
     secret_key: str | None = field(default=None, repr=False)  # encrypts Temporal payloads (agent_core.codec)
+    profiles: str | None = None  # a profiles file (agent_core.profiles), read by the entry point
     blob_url: str | None = None  # where file bytes live: a directory (.durabot/blobs) or s3://bucket/prefix
     blob_endpoint: str | None = None  # an S3-compatible server's address (MinIO...); unset: AWS_ENDPOINT_URL or AWS
     max_file_mb: float = 20.0  # a file over this size is refused with a notice
@@ -204,6 +206,7 @@ class Settings:
             openai_api_key=get("OPENAI_API_KEY"),
             openai_base_url=get("OPENAI_BASE_URL"),
             secret_key=secret_key,
+            profiles=get("DURABOT_PROFILES"),
             blob_url=get("DURABOT_BLOB_URL"),
             blob_endpoint=get("DURABOT_BLOB_ENDPOINT"),
             **files,

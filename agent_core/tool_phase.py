@@ -73,7 +73,10 @@ class ToolPhase:
         tool_spec = self.spec.tool(call.name)
         if tool_spec is not None and tool_spec.subagent:
             return await delegate(self.spec, self.conv, self.parent, msg, st, call, tool_spec.subagent)
-        if self.spec.needs_approval(call.name):
+        if msg.profile is not None and msg.profile.tools is not None and call.name not in msg.profile.tools:
+            return ToolResult(call_id=call.id, name=call.name, ok=False,
+                              output=f"Error: the tool {call.name!r} is not available in this channel.")
+        if self.spec.needs_approval(call.name, msg.profile) and not self.gate.allowed(call.name):
             info = await self.gate.ask(msg, st, call, self.round)
             if info.status != "approved":
                 why = {"denied": f"denied by {info.decided_by}", "expired": "not approved in time"}.get(

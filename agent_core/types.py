@@ -88,6 +88,7 @@ class ToolSpec:
     name: str
     requires_approval: bool = False
     subagent: str | None = None  # this "tool" delegates to the named sub-agent (a child workflow)
+    admin_only: bool = False  # its approvals are never allowed for a whole thread at once
 
 
 @dataclass
@@ -123,11 +124,12 @@ class AgentSpec:
                 return spec
         return None
 
-    def needs_approval(self, name: str) -> bool:
+    def needs_approval(self, name: str, profile: "ProfileRef | None" = None) -> bool:
         spec = self.tool(name)
-        if self.approval is ApprovalPolicy.NONE or (spec is not None and spec.subagent):
+        approval = ApprovalPolicy(profile.approval) if profile is not None and profile.approval else self.approval
+        if approval is ApprovalPolicy.NONE or (spec is not None and spec.subagent):
             return False  # a delegation is not gated itself: the sub-agent's own tools are
-        if self.approval is ApprovalPolicy.ALL:
+        if approval is ApprovalPolicy.ALL:
             return True
         spec = self.tool(name)
         return bool(spec and spec.requires_approval)
@@ -145,6 +147,32 @@ class DeliveryTarget:
 
 
 @dataclass
+class ProfileRef:
+    """The profile a message is under: name and version (the worker holds its prompt and model), and
+    the little the workflow itself applies. None fields: the agent's own configuration."""
+
+    name: str
+    version: str
+    system_prompt: str | None = None  # the turn runs with these even if the file changes meanwhile
+    model: str | None = None
+    approval: str | None = None  # marked | all | none
+    tools: list[str] | None = None  # the tools offered; None: all
+    admin_only: list[str] = field(default_factory=list)
+    max_iterations: int | None = None
+
+
+@dataclass
+class BudgetScope:
+    """Whose token budgets a turn counts against: its requester's and its channel's, per day."""
+
+    user_key: str  # e.g. "slack:T1:U1"
+    channel_key: str  # e.g. "slack:T1:C1"
+    user_limit: int | None = None  # tokens per day; None: no budget
+    channel_limit: int | None = None
+    override_by: str | None = None  # an admin let this turn start past its budget
+
+
+@dataclass
 class UserMessage:
     id: str  # deduplicates: the same id is accepted once per conversation
     text: str
@@ -156,6 +184,8 @@ class UserMessage:
     # (an SDK caller that gives no policy). Else "requester", "anyone" and/or user ids.
     approvers: list[str] | None = None
     admins: list[str] = field(default_factory=list)  # may always decide
+    profile: ProfileRef | None = None  # the channel's profile when the message was sent
+    budget: BudgetScope | None = None  # the budgets the turn's tokens count against
     attachments: list[BlobRef] = field(default_factory=list)  # the message's files, by reference
 
 
@@ -173,6 +203,9 @@ class Carry:
     approvals: int = 0  # approval ids are numbered per conversation
     seen_message_ids: list[str] = field(default_factory=list)
     recent: list["TurnStatus"] = field(default_factory=list)  # last few turns, for late result readers
+    allowances: list["Allowance"] = field(default_factory=list)  # tools allowed for the whole thread
+    profile: "ProfileRef | None" = None  # the profile of the last turn
+    tokens: int = 0  # model tokens of the conversation's turns so far
     feedback: list["Feedback"] = field(default_factory=list)  # ratings of answers, oldest first
     context: "ContextState | None" = None  # the summary of older turns and the last request's size
 
@@ -299,6 +332,8 @@ class LLMRequest:
     source: str | None = None  # marks those events (a sub-agent's name)
     context_chars: int = 100_000
     turn_started: float | None = None  # epoch seconds the turn began, for the time-to-first-token metric
+    profile: ProfileRef | None = None  # the turn's profile: its prompt, model and tools
+    budget: BudgetScope | None = None  # the round's tokens are charged to these budgets
     context_tokens: int = 0  # the token budget; 0: the old selection (messages, then characters)
     summary: SummaryRef | None = None
     pinned_seq: int | None = None  # the first user request, sent beside the recent messages
@@ -332,6 +367,8 @@ class LLMResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     transcript_missing: bool = False  # the store lost messages: send the window again (no model call made)
+    usage_estimated: bool = False  # the server reported no usage: the tokens are estimated (characters / 4)
+    over_budget: bool = False  # the round's tokens took its user or channel past the day's budget
     context_tokens: int = 0  # estimated tokens of the request (0: an older worker did not count)
     context_full: bool = False  # the unsummarised messages fill their share of the budget: summarise
 
@@ -372,6 +409,10 @@ class ApprovalInfo:
     approvers: list[str] | None = None
     admins: list[str] = field(default_factory=list)
     round: int | None = None  # the model round of the call; None on approvals asked by older versions
+    # Whether "always allow in this thread" may be offered: False for admin-only tools, sub-agents'
+    # approvals and approvals asked by versions that did not know the scope (they would ignore it).
+    thread_scope: bool = False
+    scope: str | None = None  # how an approval was given: "once" or "thread" (None: before scopes)
 
     def __post_init__(self) -> None:
         # Cards, statuses and carried turns repeat the arguments: whoever builds one, they stay small.
@@ -387,6 +428,25 @@ class Decision:
     by: str
     reason: str | None = None
     admin: bool = False  # the caller verified ``by`` as an admin of the conversation's workspace or guild
+    # "once", or "thread": allow this tool, with any arguments, for the rest of the conversation.
+    # Older workflows ignore the field and approve once; older adapters send none (once).
+    scope: str = "once"
+
+
+@dataclass
+class Allowance:
+    """A tool allowed for the whole conversation (thread) by a scoped approval, until revoked."""
+
+    tool: str
+    by: str  # who clicked "always allow in this thread"
+    at: str  # ISO time
+    approval_id: str  # the approval that granted it
+
+
+@dataclass
+class RevokeRequest:
+    tool: str
+    by: str
 
 
 @dataclass
@@ -411,6 +471,9 @@ class TurnStatus:
     cancelled_by: str | None = None
     meta: dict[str, str] = field(default_factory=dict)  # the message's DeliveryTarget.meta, for adapters
     duplicate: bool = False  # set on the answer to a submit whose message id was already seen
+    prompt_tokens: int = 0  # the turn's model rounds, summed
+    completion_tokens: int = 0
+    tokens_estimated: bool = False  # some round's usage was estimated (the server reported none)
     files: list[BlobRef] = field(default_factory=list)  # files the turn's tools made, delivered with the answer
 
     @property
@@ -445,6 +508,9 @@ class ConversationStatus:
     queued: int
     started_at: str
     history_length: int = 0
+    allowances: list[Allowance] = field(default_factory=list)  # tools allowed for the whole thread
+    profile: str | None = None  # "name@version" of the profile the conversation runs under
+    tokens: int = 0  # model tokens used by the conversation so far (prompt and completion)
     feedback: "FeedbackCounts | None" = None  # None: a workflow of a version without feedback
     context_tokens: int = 0  # estimated tokens of the last model request (0: not known)
     context_budget: int = 0  # the tokens a request may take (0: no token budget)

@@ -77,6 +77,7 @@ class AgentWorker:
             system_prompt=agent.system_prompt, model=agent.model, tools=agent.tools,
             bus=event_bus or agent.event_bus, store=store or agent.store,
             fingerprint=agent.fingerprint, manifest=agent.manifest, hooks=agent.hooks,
+            budgets=getattr(agent, "budgets", None),
             blobs=getattr(agent, "blobs", None), file_limits=getattr(agent, "file_limits", None),
         )
         self.graceful_shutdown = graceful_shutdown

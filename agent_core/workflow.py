@@ -46,9 +46,12 @@ with workflow.unsafe.imports_passed_through():
         Decision,
         Feedback,
         ParentLink,
+        Allowance,
         Progress,
         ProgressQuery,
+        RevokeRequest,
         ToolCall,
+        ToolSpec,
         ToolResult,
         TurnCheckpoint,
         TurnStatus,
@@ -60,6 +63,9 @@ with workflow.unsafe.imports_passed_through():
 _RECENT = 10  # finished turns carried across continue-as-new
 # Patch id of moving to the deployment's current version by continue-as-new (between turns only).
 UPGRADE_PATCH = "upgrade-on-continue-as-new"
+BUDGET_STOP_PATCH = "budget-stop"  # a round past the day's token budget ends its turn
+BUDGET_NOTICE = ("Stopped here: this turn used up the day's token budget (yours or this channel's). "
+                 "Ask an admin to allow more.")
 
 
 # Versioned workers run this workflow PINNED (their deployment's default behaviour, versioning.py;
@@ -106,6 +112,9 @@ class ConversationWorkflow:
         self.window = TranscriptWindow(carry.window, carry.next_seq)
         self.turns = carry.turns
         self.gate.count = carry.approvals
+        self.gate.allowances = {a.tool: a for a in carry.allowances}
+        self.profile = carry.profile
+        self.tokens = carry.tokens
         self.seen = SeenIds(carry.seen_message_ids)
         self.feedback.merge(carry.feedback)  # a rating taken before a restore stays on top
         # The summary and pinned request go on; the budget is this run's (the client's model may change).
@@ -225,6 +234,7 @@ class ConversationWorkflow:
         return Carry(
             window=list(self.window.messages), next_seq=self.window.next_seq, turns=self.turns,
             approvals=self.gate.count, seen_message_ids=list(self.seen.order), recent=finished,
+            allowances=list(self.gate.allowances.values()), profile=self.profile, tokens=self.tokens,
             feedback=self.feedback.carry(),
             context=self.context,
         )
@@ -303,6 +313,16 @@ class ConversationWorkflow:
     def _validate_decision(self, d: Decision) -> None:
         self.gate.validate(d, self.continuing)
 
+    @workflow.update(name=Update.REVOKE.value)
+    def revoke(self, req: RevokeRequest) -> Allowance | None:
+        """End a tool's thread-wide allowance (None: it had none); its next call asks again."""
+        return self.gate.revoke(req)
+
+    @revoke.validator
+    def _validate_revoke(self, req: RevokeRequest) -> None:
+        if self.continuing:  # the next run carries the allowances: ask it
+            raise ApplicationError("the conversation is moving to a new run; try again",
+                                   type=ErrorType.CONTINUING.value)
     @workflow.update(name=Update.FEEDBACK.value)
     def rate(self, f: Feedback) -> Feedback:
         """Record a person's rating of an answer; their earlier rating of the same answer is replaced.
@@ -360,6 +380,8 @@ class ConversationWorkflow:
         status = ConversationStatus(
             conversation_id=self.conv, state=state, turns=self.turns, current=cur, queued=len(self.queue),
             started_at=self.started_at, history_length=info.get_current_history_length(),
+            allowances=list(self.gate.allowances.values()),
+            profile=f"{self.profile.name}@{self.profile.version}" if self.profile else None, tokens=self.tokens,
             feedback=self.feedback.counts(), build_id=version.build_id if version is not None else None,
         )
         ctx = self.context
@@ -390,6 +412,8 @@ class ConversationWorkflow:
             self._append(first)
         self.turn_started = workflow.now().timestamp()
         self.turn_spoke = False
+        if msg.profile is not None:  # pinned for the turn: a newer profile comes with the next message
+            self.profile = msg.profile
         self.current_task = asyncio.create_task(self._turn_body(msg, st, resume))
         if self.pending_cancel is not None:
             st.cancelled_by = self.pending_cancel.by
@@ -436,7 +460,7 @@ class ConversationWorkflow:
         self.notify(kind, msg, st)
 
     async def _turn_body(self, msg: UserMessage, st: TurnStatus, resume: TurnCheckpoint | None) -> str:
-        rounds = self.spec.max_iterations
+        rounds = msg.profile.max_iterations if msg.profile and msg.profile.max_iterations else self.spec.max_iterations
         first = 0
         if resume is not None:
             await self._tool_phase(msg, st, resume.round, resume.calls, resume.results)
@@ -445,9 +469,18 @@ class ConversationWorkflow:
             allow_tools = rnd < rounds and bool(self.spec.tools)
             st.step = "thinking"
             result = await model_round(self.spec, self.conv, self.parent, self.window, msg.id, rnd, allow_tools,
-                                       None if self.turn_spoke else self.turn_started, self.context, self.turns)
+                                       None if self.turn_spoke else self.turn_started, profile=msg.profile,
+                                       budget=msg.budget, ctx=self.context, turns=self.turns)
             self.turn_spoke = self.turn_spoke or bool(result.text)
+            st.prompt_tokens += result.prompt_tokens
+            st.completion_tokens += result.completion_tokens
+            st.tokens_estimated = st.tokens_estimated or result.usage_estimated
+            self.tokens += result.prompt_tokens + result.completion_tokens
             calls = result.tool_calls if allow_tools else []
+            if calls and result.over_budget and workflow.patched(BUDGET_STOP_PATCH):
+                # The round took the day's budget: its answer stands, the tools it asked for do not run.
+                self._append(ChatMessage(role="assistant", content=result.text or None))
+                return ((result.text + "\n\n") if result.text else "") + BUDGET_NOTICE
             self._append(ChatMessage(role="assistant", content=result.text or None, tool_calls=calls))
             if not calls:
                 return result.text
@@ -470,6 +503,9 @@ class ConversationWorkflow:
 
     def notify(self, kind: DeliveryKind, msg: UserMessage, st: TurnStatus, approval: ApprovalInfo | None = None) -> None:
         self.outbox.notify(kind, msg, st, approval)
+
+    def tool_spec(self, name: str) -> ToolSpec | None:
+        return self.spec.tool(name)
 
     def checkpoint_if_history_large(self) -> None:
         self.tools.checkpoint_if_history_large()

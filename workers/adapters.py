@@ -27,6 +27,10 @@ async def run_adapter(settings: Settings, platform: str) -> None:
     runtime_metrics = install_temporal_runtime(settings)
     agent = build_agent(settings)
     await agent.start()
+    from bots.core.audit import AuditLog
+    from bots.core.profile_audit import record_profile_changes
+
+    await record_profile_changes(AuditLog.open(settings.database.url), agent.profiles)
     health = await start_health(settings, lambda: agent.client_if_connected, runtime_metrics)
     if not settings.local_worker:
         log.info("no embedded worker: 'durabot worker' processes must serve task queue %r", agent.task_queue)

@@ -1,4 +1,5 @@
-"""``durabot``: dev | worker | slack | discord | run | approve | deny | status | deploy.
+"""``durabot``: dev | worker | slack | discord | run | approve | deny | status | deploy | audit | usage |
+profiles.
 
 Configuration is read once here (environment and ``.env``) and passed down. A configuration error
 stops start-up with one clear line, not a traceback.
@@ -44,6 +45,15 @@ def _parser() -> argparse.ArgumentParser:
     pro = dep_sub.add_parser("promote", help="make a build current (or ramp a share of conversations to it)")
     pro.add_argument("build_id", help="the DURABOT_BUILD_ID of workers already running")
     pro.add_argument("--ramp", type=float, metavar="PCT", help="send this percentage of new conversations to it")
+    from .audit_cli import add_arguments as audit_arguments
+
+    audit_arguments(sub.add_parser("audit", help="the audit trail: approvals, allowances, revocations, cancels"))
+    from .usage_cli import add_arguments as usage_arguments
+
+    usage_arguments(sub.add_parser("usage", help="tokens and turns of users and channels (from Redis)"))
+    profiles = sub.add_parser("profiles", help="per-channel profiles").add_subparsers(dest="profiles_command",
+                                                                                        required=True)
+    profiles.add_parser("check", help="check a profiles file against the configured tools").add_argument("file")
     for name in ("slack", "discord"):
         a = sub.add_parser(name, help=f"run the {name.title()} adapter")
         a.add_argument("--no-local-worker", action="store_true",
@@ -64,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
         runner: Callable[[Settings, Any], Awaitable[None]] = {
             "dev": _dev, "worker": _worker, "slack": _slack, "discord": _discord, "run": _run,
             "approve": _decide, "deny": _decide, "status": _status, "deploy": _deploy,
+            "approve": _decide, "deny": _decide, "audit": _audit, "profiles": _profiles_check,
+            "usage": _usage,
         }[args.command]
         asyncio.run(_until_signal(runner(settings, args)))
     except UserError as exc:
@@ -146,6 +158,22 @@ async def _deploy(settings: Settings, args: Any) -> None:
     from .deploy_cli import run_deploy
 
     await run_deploy(settings, args.action, getattr(args, "build_id", None), getattr(args, "ramp", None))
+async def _audit(settings: Settings, args: Any) -> None:
+    from .audit_cli import export
+
+    await asyncio.to_thread(export, settings.database.url, args)
+
+
+async def _usage(settings: Settings, args: Any) -> None:
+    from .usage_cli import show
+
+    print(await show(settings.redis_url, args))
+
+
+async def _profiles_check(settings: Settings, args: Any) -> None:
+    from .app import check_profiles_file
+
+    print(check_profiles_file(settings, args.file))
 
 
 async def _dev(settings: Settings, args: Any) -> None:

@@ -18,19 +18,23 @@ from bots.slack.settings import SlackSettings
 # Every variable the project reads, with its default. deploy/ manifests are checked against this list.
 ENV_VARS: dict[str, str | None] = {**AGENT_ENV_VARS, **parts.env_vars(SlackSettings),
                                    **parts.env_vars(DiscordSettings)}
+ENV_VARS["DURABOT_DATABASE_URL"] = parts.DEFAULT_DATABASE_URL
 
 
 @dataclass
 class Settings(AgentSettings):
     slack: SlackSettings = field(default_factory=SlackSettings)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
+    database: parts.DatabaseSettings = field(default_factory=parts.DatabaseSettings)
 
     @classmethod
     def from_values(cls, values: Mapping[str, str]) -> "Settings":
         settings = super().from_values(values)
         settings.slack = parts.from_values(SlackSettings, values)
         settings.discord = parts.from_values(DiscordSettings, values)
+        settings.database = parts.from_values(parts.DatabaseSettings, values)
         return settings  # type: ignore[return-value]
 
     def secrets(self) -> list[str]:
-        return [*super().secrets(), *parts.secrets(self.slack), *parts.secrets(self.discord)]
+        return [*super().secrets(), *parts.secrets(self.slack), *parts.secrets(self.discord),
+                *parts.secrets(self.database)]

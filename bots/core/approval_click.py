@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from agent_core import Agent
+from agent_core.approvals import SCOPE_ONCE, SCOPE_THREAD
 from agent_core.errors import (
     ApprovalAlreadyDecided,
     ApprovalError,
@@ -26,6 +27,7 @@ from agent_core.errors import (
 )
 from agent_core.types import ApprovalInfo
 
+from .audit import Action, Recorder, digest
 from .policy import AdminCheck, may_decide
 
 __all__ = ["LOOKUP_WAIT", "Outcome", "Verdict", "decide_click"]
@@ -57,25 +59,54 @@ class Outcome:
 
 async def decide_click(agent: Agent, conversation_id: str, approval_id: str, approve: bool, user: str, *,
                        approvers: Sequence[str], admins: Sequence[str], platform_admin: AdminCheck,
-                       admin_known_first: bool) -> Outcome:
+                       admin_known_first: bool, scope: str = SCOPE_ONCE,
+                       audit: Recorder | None = None) -> Outcome:
     """Send ``user``'s decision to the workflow. ``admin_known_first``: the platform's admin check is
-    free (asked before deciding) rather than a call (asked only after a refusal)."""
+    free (asked before deciding) rather than a call (asked only after a refusal). ``scope`` "thread":
+    Always allow in this thread (the workflow refuses it where the card did not offer it). ``audit``:
+    where the decision (or the refusal of the clicker) is recorded, with who and where."""
+    asked: list[ApprovalInfo] = []
+    outcome = await _decide(agent, conversation_id, approval_id, approve, user, approvers, admins,
+                            platform_admin, admin_known_first, scope, asked)
+    if audit is not None:
+        await _record(audit, outcome, asked[0] if asked else None, approve, scope)
+    return outcome
+
+
+async def _record(audit: Recorder, outcome: Outcome, asked: ApprovalInfo | None, approve: bool, scope: str) -> None:
+    info = outcome.info or asked
+    what = {"tool": info.tool, "arguments_digest": digest(info.arguments)} if info is not None else {}
+    if outcome.verdict is Verdict.DECIDED and outcome.info is not None:
+        thread = outcome.info.scope == SCOPE_THREAD
+        await audit(Action.ALLOWANCE if thread else Action.APPROVAL,
+                    f"{outcome.info.status} for the thread" if thread else outcome.info.status, **what)
+    elif outcome.verdict is Verdict.NOT_ALLOWED:
+        wanted = "allow for the thread" if scope == SCOPE_THREAD else "approve" if approve else "deny"
+        await audit(Action.ALLOWANCE if scope == SCOPE_THREAD else Action.APPROVAL,
+                    f"refused: may not {wanted}", **what)
+
+
+async def _decide(agent: Agent, conversation_id: str, approval_id: str, approve: bool, user: str,
+                  approvers: Sequence[str], admins: Sequence[str], platform_admin: AdminCheck,
+                  admin_known_first: bool, scope: str, asked_out: list[ApprovalInfo]) -> Outcome:
     try:
         try:
             asked = await asyncio.wait_for(agent.get_approval(conversation_id, approval_id), LOOKUP_WAIT)
         except TimeoutError:
             asked = None  # the decision below meets the workflow's own check either way
+        if asked is not None:
+            asked_out.append(asked)
         admin = admin_known_first and await platform_admin(user)
         if asked is not None and asked.approvers is None:
             # Asked before approvals recorded their policy: check here, against the workflow's record.
             if not may_decide(user, asked.requested_by, approvers, admin or user in admins):
                 return Outcome(Verdict.NOT_ALLOWED, requested_by=asked.requested_by)
         try:
-            info = await agent.decide(conversation_id, approval_id, approve, by=user, admin=admin)
+            info = await agent.decide(conversation_id, approval_id, approve, by=user, admin=admin, scope=scope)
         except ApprovalNotAllowed:
             if admin_known_first or not await platform_admin(user):
                 raise
-            info = await agent.decide(conversation_id, approval_id, approve, by=user, admin=True)
+            info = await agent.decide(conversation_id, approval_id, approve, by=user, admin=True, scope=scope)
     except ApprovalNotAllowed as exc:
         return Outcome(Verdict.NOT_ALLOWED, requested_by=exc.requested_by)
     except ConversationNotFound:

@@ -9,12 +9,20 @@ could not be read.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from agent_core import Agent, RunHandle
+from agent_core.budgets import Start
+from agent_core.profiles import Profile
 from agent_core.types import BlobRef, ChatMessage, DeliveryTarget
 
 from .files import FileFetcher, Received, RemoteFile
+
+from .budget_gate import Holds, OverBudget, scope_for
+from .refs import SEP
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,7 @@ class Submitter:
     delivery_queue: str  # where the conversation's notices come back to this platform
     approvers: list[str]
     admins: list[str]
+    holds: Holds | None = None  # messages past their budget wait here for an admin
     files: FileFetcher | None = field(default=None)  # None: the agent's blob store and file limits
 
     @property
@@ -46,18 +55,48 @@ class Submitter:
 
     async def submit(self, text: str, conversation_id: str, *, message_id: str, user: str,
                      user_name: str | None, context: list[ChatMessage], meta: dict[str, str],
-                     note: str | None = None, attachments: list[BlobRef] | None = None) -> RunHandle:
-        """Send the message to its conversation's workflow; the message id deduplicates a repeat.
+                     note: str | None = None, attachments: list[BlobRef] | None = None,
+                     override_by: str | None = None) -> RunHandle:
+        """Send the message to its conversation's workflow; the message id deduplicates a repeat. The
+        channel's profile (if profiles are configured) goes with it, and says who may decide.
         ``note``: a line of context from the platform (what the user is looking at), passed to the
         model after the message's text."""
         if note:
             text = f"{text}\n\n{note}"
+        approvers, admins = self.approvers, self.admins
+        profile = profile_of(self.agent, conversation_id)
+        if profile is not None:
+            approvers = list(profile.approvers) if profile.approvers is not None else approvers
+            admins = [*admins, *(a for a in profile.admins if a not in admins)]
+        scope = scope_for(conversation_id, user, profile.tokens_per_user_per_day if profile else None,
+                          profile.tokens_per_channel_per_day if profile else None, override_by)
+        try:
+            start = await self.agent.budgets.start(scope)
+        except Exception as exc:  # counters unreachable: chat keeps working, this turn is not counted
+            log.warning("budget counters unreachable, message let through: %s", exc)
+            start = Start(True)
+        if not start.ok:
+            hold = None
+            if self.holds is not None:
+                hold = await self.holds.put(conversation_id, message_id, user, user_name, text, meta)
+            raise OverBudget(start, hold)
         return await self.agent.run_async(
             text, conversation_id, message_id=message_id, user=user, user_name=user_name, context=context,
             deliver_to=DeliveryTarget(task_queue=self.delivery_queue, meta=meta),
-            approvers=self.approvers, admins=self.admins, attachments=attachments or [],
+            approvers=approvers, admins=admins, attachments=attachments or [],
+            profile=profile.ref(self.agent.tools) if profile is not None else None, budget=scope,
         )
 
     async def close(self) -> None:
         if self.files is not None:
             await self.files.close()
+
+
+def profile_of(agent: Agent, conversation_id: str) -> Profile | None:
+    """The profile of a conversation's place (its channel's, its workspace's or the default)."""
+    if agent.profiles is None:
+        return None
+    parts = conversation_id.split(SEP)
+    if len(parts) != 4:
+        return agent.profiles.resolve("", None, None)
+    return agent.profiles.resolve(parts[0], parts[1], parts[2])

@@ -19,8 +19,8 @@ from agent_core.listing import UNKNOWN, running_query
 from agent_core.types import ConversationStatus
 
 __all__ = [
-    "MAX_RUNS", "SCAN", "Listing", "age", "build", "context", "end_conversations", "feedback", "find_runs", "more_line",
-    "step", "tools", "waiting",
+    "MAX_RUNS", "SCAN", "Listing", "age", "allowed", "build", "context", "end_conversations", "feedback",
+    "find_runs", "more_line", "step", "tools", "waiting",
 ]
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,9 @@ def waiting(status: ConversationStatus) -> list[str]:
     return [a.tool for a in status.current.approvals if a.status == "pending"] if status.current else []
 
 
+def allowed(status: ConversationStatus) -> list[tuple[str, str]]:
+    """(tool, who allowed it) of the tools allowed for the whole thread, until revoked."""
+    return [(a.tool, a.by) for a in status.allowances]
 def feedback(status: ConversationStatus) -> tuple[int, int] | None:
     """(up, down): the conversation's ratings of its answers, each person's latest per answer; None
     when its workflow predates ratings."""

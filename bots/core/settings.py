@@ -7,7 +7,7 @@ knowing them.
 
 from __future__ import annotations
 
-from dataclasses import field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, TypeVar
 
 T = TypeVar("T")
@@ -29,3 +29,25 @@ def env_vars(cls: type) -> dict[str, str | None]:
 
 def secrets(part: Any) -> list[str]:
     return [v for f in fields(part) if f.metadata["secret"] and (v := getattr(part, f.name))]
+
+
+DEFAULT_DATABASE_URL = "sqlite:///.durabot/durabot.sqlite3"
+
+
+@dataclass
+class DatabaseSettings:
+    """The one database of a deployment (``DURABOT_DATABASE_URL``): SQLite under ``.durabot/`` by
+    default, PostgreSQL (``postgresql+psycopg://...``) in production. Every feature that keeps records
+    there (the audit trail, Slack installations...) reads this one setting and owns its own tables."""
+
+    url_value: str | None = env_field("DURABOT_DATABASE_URL", secret=True)  # may carry a password
+
+    @property
+    def url(self) -> str:
+        return self.url_value or DEFAULT_DATABASE_URL
+
+
+def database_url(settings: Any) -> str:
+    """The database URL of a process's settings (``settings.database``; the default without it)."""
+    part = getattr(settings, "database", None)
+    return part.url if isinstance(part, DatabaseSettings) else DEFAULT_DATABASE_URL

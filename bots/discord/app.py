@@ -16,11 +16,14 @@ import yarl
 from agent_core import Agent
 from agent_core.errors import UserError
 from agent_core.settings import Settings
+from bots.core.audit import AuditLog
+from bots.core.budget_gate import Holds
 from bots.core.cache import BoundedCache
 from bots.core.delivery import DeliveryActivity
 from bots.core.delivery_worker import DeliveryWorker, delivery_queue
 from bots.core.ingress import Submitter
 from bots.core.runlink import RunLinks
+from bots.core.settings import database_url
 
 from .buttons import Clicks
 from .client import DurabotClient
@@ -85,10 +88,12 @@ class DiscordAdapter:
         # (conversation, approval id) -> [message id, content]; a card pushed out is found in its thread again
         self.cards: BoundedCache[tuple[str, str], list] = BoundedCache(CARDS)
         self.writer = ReplyWriter(lambda: self.client, self.limiter)
-        self.submitter = Submitter(agent, self.delivery_queue, settings.approvers, settings.admins)
+        self.submitter = Submitter(agent, self.delivery_queue, settings.approvers, settings.admins,
+                                   Holds.open(database_url(settings)))
         self.ingress = Ingress(self.submitter, lambda: self.client, self.replies, self.writer, self.limiter)
         self.run_link = RunLinks(settings.temporal_ui_url, lambda: agent.client.namespace)
-        self.clicks = Clicks(agent, settings.approvers, settings.admins, self.cards)
+        self.audit = AuditLog.open(database_url(settings))
+        self.clicks = Clicks(agent, settings.approvers, settings.admins, self.cards, self.audit, self.submitter)
         self.delivery = DeliveryActivity(DiscordDeliverer(
             lambda: self.client, self.limiter, self.replies, self.writer, self.cards, self.run_link,
             blobs=agent.blobs))

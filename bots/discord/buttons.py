@@ -20,7 +20,9 @@ from typing import Any
 import discord
 
 from agent_core import Agent
+from agent_core.approvals import SCOPE_ONCE, SCOPE_THREAD
 from agent_core.errors import DurabotError
+from bots.core.audit import AuditLog, Recorder, Where, Who
 from bots.core.cache import BoundedCache
 from bots.core.fit import pretty_arguments
 from bots.core.approval_click import LOOKUP_WAIT, Verdict, decide_click
@@ -31,6 +33,7 @@ from .ids import (
     BUTTON_TEMPLATE,
     SHOW_TEMPLATE,
     ConversationRef,
+    allows_thread,
     button_custom_id,
     from_match,
     ref_from_match,
@@ -55,6 +58,20 @@ class Clicks:
     admins: list[str]
     # (conversation, approval id) -> [message id, content], shared with the delivery that edits cards
     cards: BoundedCache[tuple[str, str], list]
+    audit: AuditLog | None = None  # where decisions and stops are recorded
+    submitter: Any = None  # bots.core.ingress.Submitter: lets a held message run (budget overrides)
+
+
+def recorder(audit: AuditLog | None, interaction: discord.Interaction, ref: ConversationRef) -> Recorder | None:
+    """The audit recorder of an act by the interaction's user on conversation ``ref``."""
+    if audit is None:
+        return None
+    user = interaction.user
+    who = Who(str(user.id), getattr(user, "display_name", None) or user.name)
+    guild = ref.guild
+    where = Where("discord", guild, ref.channel, ref.thread, f"https://discord.com/channels/{guild}/{ref.thread}",
+                  ref.conversation_id)
+    return Recorder(audit, who, where)
 
 
 def clicks_of(interaction: discord.Interaction) -> Clicks:
@@ -83,22 +100,27 @@ def in_its_place(interaction: discord.Interaction, ref: ConversationRef) -> bool
     return here == guild and str(interaction.channel_id) == ref.thread
 
 
+ALWAYS_ALLOW = "Always allow in this thread"
+
+
 class ApprovalButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_TEMPLATE):
-    def __init__(self, ref: ConversationRef, approval_id: str, approve: bool) -> None:
+    def __init__(self, ref: ConversationRef, approval_id: str, approve: bool, allow: bool = False) -> None:
         super().__init__(discord.ui.Button(
-            label="Approve" if approve else "Deny",
-            style=discord.ButtonStyle.success if approve else discord.ButtonStyle.danger,
-            custom_id=button_custom_id(ref, approval_id, approve),
+            label=ALWAYS_ALLOW if allow else "Approve" if approve else "Deny",
+            style=(discord.ButtonStyle.primary if allow else
+                   discord.ButtonStyle.success if approve else discord.ButtonStyle.danger),
+            custom_id=button_custom_id(ref, approval_id, approve, allow),
         ))
-        self.ref, self.approval_id, self.approve = ref, approval_id, approve
+        self.ref, self.approval_id, self.approve, self.allow = ref, approval_id, approve or allow, allow
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
                              match: re.Match[str], /) -> "ApprovalButton":
-        return cls(*from_match(match))
+        return cls(*from_match(match), allow=allows_thread(match))
 
     async def callback(self, interaction: discord.Interaction) -> Any:
-        await on_click(clicks_of(interaction), interaction, self.ref, self.approval_id, self.approve)
+        await on_click(clicks_of(interaction), interaction, self.ref, self.approval_id, self.approve,
+                       SCOPE_THREAD if self.allow else SCOPE_ONCE)
 
 
 class ShowAllButton(discord.ui.DynamicItem[discord.ui.Button], template=SHOW_TEMPLATE):
@@ -116,10 +138,17 @@ class ShowAllButton(discord.ui.DynamicItem[discord.ui.Button], template=SHOW_TEM
         await on_show(clicks_of(interaction), interaction, self.ref, self.approval_id)
 
 
-def approval_view(ref: ConversationRef, approval_id: str, show_all: bool = False) -> discord.ui.View:
-    """Approve and Deny, and "Show all" when the card could not show the whole arguments."""
+def approval_view(ref: ConversationRef, approval_id: str, show_all: bool = False,
+                  thread_scope: bool = False) -> discord.ui.View:
+    """Approve, Always allow in this thread (when the approval offers it) and Deny, and "Show all"
+    when the card could not show the whole arguments."""
     view = discord.ui.View(timeout=None)
-    view.add_item(ApprovalButton(ref, approval_id, True))
+    approve = ApprovalButton(ref, approval_id, True)
+    if thread_scope:
+        approve.item.label = "Approve once"
+    view.add_item(approve)
+    if thread_scope:
+        view.add_item(ApprovalButton(ref, approval_id, True, allow=True))
     view.add_item(ApprovalButton(ref, approval_id, False))
     if show_all:
         view.add_item(ShowAllButton(ref, approval_id))
@@ -144,7 +173,7 @@ def run_link_view(url: str) -> discord.ui.View | None:
 
 
 async def on_click(clicks: Clicks, interaction: discord.Interaction, ref: ConversationRef,
-                   approval_id: str, approve: bool) -> None:
+                   approval_id: str, approve: bool, scope: str = SCOPE_ONCE) -> None:
     if not in_its_place(interaction, ref):
         return await interaction.response.send_message(NOT_HERE, ephemeral=True)
     # Acknowledge first: the workflow is asked below, and Discord wants an answer within 3 s.
@@ -157,7 +186,8 @@ async def on_click(clicks: Clicks, interaction: discord.Interaction, ref: Conver
 
     outcome = await decide_click(clicks.agent, conv, approval_id, approve, user, approvers=clicks.approvers,
                                  admins=clicks.admins, platform_admin=guild_admin(interaction),
-                                 admin_known_first=True)
+                                 admin_known_first=True, scope=scope,
+                                 audit=recorder(clicks.audit, interaction, ref))
     if outcome.verdict is Verdict.NOT_ALLOWED:
         return await tell(NOT_ALLOWED)
     if outcome.verdict is Verdict.ENDED:
@@ -174,7 +204,7 @@ async def on_click(clicks: Clicks, interaction: discord.Interaction, ref: Conver
         return await tell(UNREACHABLE)
     info = outcome.info
     assert info is not None
-    content = approval_decided(info.tool, info.arguments, info.status, info.decided_by)
+    content = approval_decided(info.tool, info.arguments, info.status, info.decided_by, info.scope)
     message = interaction.message
     if message is not None:
         clicks.cards[(conv, approval_id)] = [message.id, content]

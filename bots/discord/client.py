@@ -10,6 +10,7 @@ import discord
 from discord import app_commands
 
 from .apitrace import api_trace
+from .budget import BudgetButton
 from .buttons import ApprovalButton, ShowAllButton
 from .commands import build_group
 from .placeholder import StopButton
@@ -38,10 +39,10 @@ class DurabotClient(discord.Client):
         self.adapter = adapter
         self.clicks = adapter.clicks  # what the buttons' callbacks read (see buttons.clicks_of)
         self.tree = app_commands.CommandTree(self)
-        self.tree.add_command(build_group(adapter.agent, adapter.settings.admins))
+        self.tree.add_command(build_group(adapter.agent, adapter.settings.admins, adapter.audit))
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(ApprovalButton, ShowAllButton, StopButton)
+        self.add_dynamic_items(ApprovalButton, ShowAllButton, StopButton, BudgetButton)
         await self.adapter.on_login(self)
 
     async def on_ready(self) -> None:

@@ -21,10 +21,15 @@ from agent_core.listing import UNKNOWN
 from agent_core.types import ConversationStatus
 
 from bots.core.policy import is_admin
-from bots.core.runs import MAX_RUNS, Listing, build, context, find_runs, step, tools, waiting
+from bots.core.allowances import revoke
+from bots.core.audit import Action, AuditLog
+from bots.core.audit_view import lines, parse_audit
+from bots.core.usage_view import usage_lines
+from bots.core.runs import MAX_RUNS, Listing, allowed, build, context, find_runs, step, tools, waiting
 
-from .buttons import guild_admin
+from .buttons import guild_admin, recorder
 from .ids import DM, ConversationRef, guild_prefix, parse_conversation_id
+from .render import mention
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,13 @@ def conversation_here(interaction: discord.Interaction) -> ConversationRef | Non
     return None
 
 
+def fit_message(text: str, limit: int = 2000) -> str:
+    """``text`` cut at a line within Discord's message limit."""
+    if len(text) <= limit:
+        return text
+    return text[: text.rfind("\n", 0, limit - 2)] + "\n…"
+
+
 def describe(status: ConversationStatus | None) -> str:
     if status is None:
         return "No run is active in this conversation."
@@ -52,6 +64,10 @@ def describe(status: ConversationStatus | None) -> str:
             lines.append("**Tools used:** " + ", ".join(f"`{t}`" for t in tools(status)))
         if waiting(status):
             lines.append("**Waiting for approval:** " + ", ".join(f"`{t}`" for t in waiting(status)))
+    if status.profile:
+        lines.append(f"**Profile:** `{status.profile}`")
+    if allowed(status):
+        lines.append("**Allowed in this thread:** " + ", ".join(f"`{t}` (by {mention(by)})" for t, by in allowed(status)))
     if context(status):
         lines.append(f"**Context:** {context(status)}")
     if build(status):
@@ -102,9 +118,9 @@ async def _answer(interaction: discord.Interaction, verb: str, work: Callable[[]
     await interaction.followup.send(text, ephemeral=True)
 
 
-def build_group(agent: Agent, admins: list[str]) -> app_commands.Group:
-    """The /durabot group, with what it needs: the agent, and DURABOT_ADMINS (Discord's own admins,
-    Manage Server, are read from each interaction)."""
+def build_group(agent: Agent, admins: list[str], audit: AuditLog | None = None) -> app_commands.Group:
+    """The /durabot group, with what it needs: the agent, DURABOT_ADMINS (Discord's own admins,
+    Manage Server, are read from each interaction) and the audit trail."""
     group = app_commands.Group(name="durabot", description="durabot conversations")
 
     @group.command(name="status", description="What the conversation in this thread is doing")
@@ -137,9 +153,82 @@ def build_group(agent: Agent, admins: list[str]) -> app_commands.Group:
             if st is None or st.current is None:
                 return "Nothing is running in this conversation."
             await agent.cancel(conv, by=user)
+            record = recorder(audit, interaction, ref)
+            if record is not None:
+                await record(Action.CANCEL, "cancel requested", command="cancel")
             return "Cancelling the current run; a notice will appear in the thread."
 
         await _answer(interaction, "cancel", work)
+
+    @group.command(name="revoke", description="Ask for approval again for a tool allowed in this thread")
+    @app_commands.describe(tool="the tool allowed with \"Always allow in this thread\"")
+    async def revoke_(interaction: discord.Interaction, tool: str) -> None:
+        ref = conversation_here(interaction)
+        if ref is None:
+            return await interaction.response.send_message(NOT_A_THREAD, ephemeral=True)
+        conv, user = ref.conversation_id, str(interaction.user.id)
+
+        async def work() -> str:
+            done = await revoke(agent, conv, tool, user)
+            record = recorder(audit, interaction, ref)
+            if record is not None:
+                await record(Action.REVOCATION, "revoked" if done.allowance else "nothing to revoke",
+                             tool=tool, command=f"revoke {tool}")
+            if done.allowance is None:
+                left = ", ".join(f"`{t}`" for t in done.allowed) or "none"
+                return f"`{tool}` is not allowed in this thread (allowed: {left}). Nothing changed."
+            return f"\N{LOCK} `{tool}` needs approval again in this thread."
+
+        await _answer(interaction, "revoke", work)
+
+    @group.command(name="usage", description="Tokens and turns: this thread, this channel and you (admins: anyone)")
+    @app_commands.describe(query="admins: @user and/or #channel to look at")
+    async def usage_(interaction: discord.Interaction, query: str = "") -> None:
+        user = str(interaction.user.id)
+        guild = str(interaction.guild_id) if interaction.guild_id else DM
+        ref = conversation_here(interaction)
+        channel = ref.channel if ref else str(interaction.channel_id)
+        parsed = parse_audit(query, guild)
+        if parsed.filter is None:
+            return await interaction.response.send_message(parsed.problem or "", ephemeral=True)
+        person, place = parsed.filter.user or user, parsed.filter.channel or channel
+        if (person != user or place != channel) and not (
+                interaction.guild_id is not None and await is_admin(user, admins, guild_admin(interaction))):
+            return await interaction.response.send_message(
+                "Only admins can see other people's or channels' usage.", ephemeral=True)
+
+        async def work() -> str:
+            found = await usage_lines(
+                agent, person=(mention(person), f"discord:{guild}:{person}"),
+                channel=(f"<#{place}>", f"discord:{guild}:{place}"),
+                thread=("this thread", ref.conversation_id) if ref and place == channel else None)
+            return "**Token usage (UTC days):**\n" + "\n".join(found)
+
+        await _answer(interaction, "usage", work)
+
+    @group.command(name="audit", description="Who approved, allowed, revoked or cancelled what (admins)")
+    @app_commands.describe(query="@user, #channel and/or a tool name, and since (30m, 12h, 7d, 2w or a date)")
+    async def audit_(interaction: discord.Interaction, query: str = "") -> None:
+        user = str(interaction.user.id)
+        in_guild = interaction.guild_id is not None
+        if not in_guild or not await is_admin(user, admins, guild_admin(interaction)):
+            return await interaction.response.send_message(
+                "Only admins (Manage Server permission, or listed in DURABOT_ADMINS) can read the audit trail.",
+                ephemeral=True)
+        parsed = parse_audit(query, str(interaction.guild_id))
+        if parsed.filter is None or audit is None:
+            return await interaction.response.send_message(
+                parsed.problem or "No audit trail is kept by this adapter.", ephemeral=True)
+        wanted = parsed.filter
+
+        async def work() -> str:
+            records = await audit.find(wanted)
+            if not records:
+                return "No audit records match."
+            found = lines(records, mention, lambda r: f"<#{r.thread or r.channel}>")
+            return fit_message("**Audit trail, newest first:**\n" + "\n".join(found))
+
+        await _answer(interaction, "audit", work)
 
     @group.command(name="runs", description="Running durabot conversations in this channel (admins: server)")
     async def runs(interaction: discord.Interaction) -> None:

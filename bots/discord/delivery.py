@@ -146,7 +146,7 @@ class DiscordDeliverer:
         if await self._known_card(d, ref) is not None:
             return
         content, cut = pending_card(info.tool, info.arguments, info.requested_by)
-        await self._post_card(d, content, approval_view(ref, info.id, show_all=cut))
+        await self._post_card(d, content, approval_view(ref, info.id, show_all=cut, thread_scope=info.thread_scope))
 
     async def decided_card(self, d: Delivery, attempt: int = 1) -> None:
         info, ref = d.approval, parse_conversation_id(d.conversation_id)
@@ -156,7 +156,8 @@ class DiscordDeliverer:
         card = await self._known_card(d, ref)
         if card is None:
             return  # no card with buttons left: the click already showed the decision
-        await self._edit_card(d, card, approval_decided(info.tool, info.arguments, info.status, info.decided_by))
+        await self._edit_card(d, card, approval_decided(info.tool, info.arguments, info.status, info.decided_by,
+                                                        info.scope))
 
     async def _known_card(self, d: Delivery, ref: ConversationRef) -> list | None:
         """[message id, content] of the approval's card: known to this process, or found in its thread

@@ -18,8 +18,8 @@ DM = "@me"
 PREFIX = "discord"
 CUSTOM_ID_LIMIT = 100
 
-# verb y = approve, n = deny; g.c.t = guild (0 for DMs), channel, thread in base 36; then approval id.
-BUTTON_TEMPLATE = r"db:(?P<verb>[yn]):(?P<g>[0-9a-z]+)\.(?P<c>[0-9a-z]+)\.(?P<t>[0-9a-z]+):(?P<a>[A-Za-z0-9_-]{1,40})"
+# verb y = approve, a = always allow in this thread, n = deny; g.c.t = guild (0 for DMs), channel, thread in base 36; then approval id.
+BUTTON_TEMPLATE = r"db:(?P<verb>[yan]):(?P<g>[0-9a-z]+)\.(?P<c>[0-9a-z]+)\.(?P<t>[0-9a-z]+):(?P<a>[A-Za-z0-9_-]{1,40})"
 _BUTTON_RE = re.compile(BUTTON_TEMPLATE + r"\Z")
 # "Show all" (the whole arguments of an approval's tool call): the same reference, verb s.
 SHOW_TEMPLATE = r"db:s:(?P<g>[0-9a-z]+)\.(?P<c>[0-9a-z]+)\.(?P<t>[0-9a-z]+):(?P<a>[A-Za-z0-9_-]{1,40})"
@@ -76,8 +76,10 @@ def ref_part(ref: ConversationRef) -> str:
     return f"{b36(guild)}.{b36(int(ref.channel))}.{b36(int(ref.thread))}"
 
 
-def button_custom_id(ref: ConversationRef, approval_id: str, approve: bool) -> str:
-    custom_id = f"db:{'y' if approve else 'n'}:{ref_part(ref)}:{approval_id}"
+def button_custom_id(ref: ConversationRef, approval_id: str, approve: bool, allow: bool = False) -> str:
+    """``allow``: the "always allow in this thread" button (an approval)."""
+    verb = "a" if allow else "y" if approve else "n"
+    custom_id = f"db:{verb}:{ref_part(ref)}:{approval_id}"
     if len(custom_id) > CUSTOM_ID_LIMIT or not _BUTTON_RE.match(custom_id):
         raise ValueError(f"approval id {approval_id!r} does not fit a Discord custom_id")
     return custom_id
@@ -97,7 +99,12 @@ def parse_button_custom_id(custom_id: str) -> tuple[ConversationRef, str, bool] 
 
 
 def from_match(m: re.Match[str]) -> tuple[ConversationRef, str, bool]:
-    return ref_from_match(m), m["a"], m["verb"] == "y"
+    return ref_from_match(m), m["a"], m["verb"] in "ya"
+
+
+def allows_thread(m: re.Match[str]) -> bool:
+    """Whether the matched button is "always allow in this thread"."""
+    return m["verb"] == "a"
 
 
 def ref_from_match(m: re.Match[str]) -> ConversationRef:

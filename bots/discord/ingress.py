@@ -21,9 +21,11 @@ import discord
 from agent_core.errors import DurabotError
 from agent_core.types import ChatMessage
 from bots.core.cache import BoundedCache
+from bots.core.budget_gate import OverBudget, refusal_text
 from bots.core.files import Received, RemoteFile, notice
 from bots.core.ingress import Submitter
 
+from .budget import budget_view
 from .ids import DM, ConversationRef, nonce
 from .placeholder import UNAVAILABLE, stop_view
 from .ratelimit import ChannelLimiter
@@ -237,6 +239,14 @@ class Ingress:
                 handle = await self.submitter.submit(route.text, conv, message_id=turn_id, user=user,
                                                      user_name=message.author.display_name, context=context,
                                                      meta=meta, attachments=received.refs)
+            except OverBudget as over:  # no turn yet; an admin may let it run, then its answer is posted anew
+                await self.limiter.acquire(channel_id)
+                try:
+                    await reply_channel.send(refusal_text(over.start), nonce=nonce(conv, turn_id, "budget"),
+                                             view=budget_view(over.hold.id) if over.hold else None)
+                except discord.HTTPException as exc:
+                    log.warning("cannot post in channel %s: Discord said %s %s", channel_id, exc.status, exc.text)
+                return
             except DurabotError as exc:
                 log.error("cannot start turn %s of %s: %s", turn_id, conv, exc)
                 reply.final = True

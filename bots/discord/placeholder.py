@@ -21,9 +21,10 @@ import discord
 
 from agent_core.errors import DurabotError
 
+from bots.core.audit import Action
 from bots.core.policy import is_admin
 
-from .buttons import Clicks, clicks_of, guild_admin
+from .buttons import Clicks, clicks_of, guild_admin, recorder
 from .ids import ConversationRef, b36, ref_from_match, ref_part
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,9 @@ async def on_stop(clicks: Clicks, interaction: discord.Interaction, ref: Convers
     except DurabotError as exc:
         log.warning("stop click on turn %s of %s failed: %s", turn_id, ref.conversation_id, exc)
         return await tell(UNAVAILABLE)
+    record = recorder(clicks.audit, interaction, ref)
+    if record is not None:
+        await record(Action.CANCEL, "stop requested", command=f"stop turn {turn_id}")
     await tell("Stopping this run; the answer so far stays in the thread.")
 
 

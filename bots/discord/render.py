@@ -78,11 +78,14 @@ def pending_card(tool: str, arguments: str, requested_by: str) -> tuple[str, boo
     return _card(head, arguments, pending=True)
 
 
-def approval_decided(tool: str, arguments: str, status: str, decided_by: str | None) -> str:
+def approval_decided(tool: str, arguments: str, status: str, decided_by: str | None,
+                     scope: str | None = None) -> str:
     icon = _ICONS.get(status, "\N{INFORMATION SOURCE}")
     who = f" by {mention(decided_by)}" if decided_by and status in ("approved", "denied") else ""
     label = {"expired": "Expired: nobody decided in time", "cancelled": "Cancelled: the run ended"}.get(
         status, status.capitalize())
+    if status == "approved" and scope == "thread":
+        label = "Allowed in this thread until /durabot revoke"
     return _card(f"{icon} **{label}**{who}: `{_tool(tool)}`", arguments, pending=False)[0]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 from aiohttp import web as aioweb
@@ -27,6 +28,8 @@ from slack_sdk.signature import SignatureVerifier
 from agent_core import Agent
 from agent_core.settings import Settings
 from agent_core.types import DeliveryTarget
+from bots.core.audit import AuditLog, Who
+from bots.core.budget_gate import Holds, Overridden, override
 from bots.core.cache import BoundedCache
 from bots.core.delivery import DeliveryActivity
 from bots.core.delivery_worker import DeliveryWorker
@@ -35,6 +38,7 @@ from bots.core.ingress import Submitter
 from bots.core.refs import conversation_prefix
 from bots.core.runlink import RunLinks
 from bots.core.runs import end_conversations
+from bots.core.settings import database_url
 
 from . import approvals, workspaces
 from .assistant import AssistantThreads
@@ -42,8 +46,8 @@ from .commands import Commands
 from .delivery import SlackDeliverer
 from .edits import EditScheduler
 from .feedback import FeedbackClicks
-from .ids import ACTION_PATTERN, FEEDBACK_ACTION, PREFIX, parse_button
-from .ingress import Ingress
+from .ids import ACTION_PATTERN, FEEDBACK_ACTION, PREFIX, parse_button, parse_conversation_id
+from .ingress import BUDGET_ACTION, Ingress
 from .installations import Stores
 from .limits import StreamBudget, update_window
 from .native import StreamLimits
@@ -78,7 +82,7 @@ class SlackAdapter:
         self.stores: Stores | None = None
         self.clients: WorkspaceClients | None = None
         if self.oauth:
-            self.stores = Stores(str(settings.slack.client_id), settings.slack.database_url, settings.secret_key)
+            self.stores = Stores(str(settings.slack.client_id), database_url(settings), settings.secret_key)
             api_url = settings.slack.api_url
             self.clients = WorkspaceClients(self.stores.installations, lambda token: make_client(token, api_url))
             self.web = SlackWeb(make_client(None, api_url), self.clients)
@@ -97,9 +101,11 @@ class SlackAdapter:
         self.delivery = DeliveryActivity(ScopedDeliverer(
             SlackDeliverer(self.web, self.editor_for, self.streams, self.run_link, self.assistant, blobs=agent.blobs)))
         self.delivery_worker = DeliveryWorker(self.task_queue, self.delivery.deliver, max_concurrent_activities=100)
-        self.commands = Commands(agent, settings.admins, self.web.is_workspace_admin)
+        self.audit = AuditLog.open(database_url(settings))
+        self.commands = Commands(agent, settings.admins, self.web.is_workspace_admin, audit=self.audit)
         self.feedback = FeedbackClicks(agent, self.web)
-        self.submitter = Submitter(agent, self.task_queue, settings.approvers, settings.admins)
+        self.holds = Holds.open(database_url(settings))
+        self.submitter = Submitter(agent, self.task_queue, settings.approvers, settings.admins, self.holds)
         self.ingress = Ingress(self.submitter, self.web, self.streams, self.assistant)
         self.team: str = ""
         self._seen = self.ingress.seen  # the messages taken; forgetting one lets its event through again
@@ -245,6 +251,7 @@ class SlackAdapter:
         self.app.event("app_home_opened")(self._on_home_opened)
         self.app.event("app_context_changed")(self._on_app_context_changed)
         self.app.action(ACTION_PATTERN)(self._on_click)
+        self.app.action(re.compile(rf"^{BUDGET_ACTION}:"))(self._on_budget_click)
         self.app.action(FEEDBACK_ACTION)(self._on_feedback)
         self.app.view(FEEDBACK_ACTION)(self._on_feedback_form)
         self.app.command("/durabot")(self._on_command)
@@ -289,10 +296,39 @@ class SlackAdapter:
             problem = await approvals.show_arguments(self.agent, self.web, button, str(body.get("trigger_id") or ""))
         else:
             user_team = str((body.get("user") or {}).get("team_id") or (body.get("team") or {}).get("id") or "")
-            problem = await approvals.decide(self.agent, self.web, button, user, user_team, self.settings)
+            who = Who(user, (body.get("user") or {}).get("name") or (body.get("user") or {}).get("username"))
+            problem = await approvals.decide(self.agent, self.web, button, user, user_team, self.settings,
+                                             audit=self.commands.recorder(who, button.conversation_id))
         if problem:
             await self.web.ephemeral(channel, user, problem, thread)
 
+    async def _on_budget_click(self, ack: Any, body: dict, action: dict) -> None:
+        """"Ask an admin to allow it": an admin's click lets the held message run past its budget."""
+        await ack()
+        user = ((body.get("user") or {}).get("id")) or ""
+        channel = ((body.get("channel") or {}).get("id")) or ""
+        message = body.get("message") or {}
+        hold_id, _, conversation_id = str(action.get("value") or "").partition("|")
+        if not user or not channel or not hold_id:
+            return
+        who = Who(user, (body.get("user") or {}).get("name") or (body.get("user") or {}).get("username"))
+        outcome, hold = await override(self.ingress.submitter, self.holds, hold_id, user,
+                                       await self.commands.is_admin(user), self.commands.recorder(who, conversation_id))
+        thread = message.get("thread_ts") or None
+        if outcome is Overridden.NOT_ADMIN:
+            await self.web.ephemeral(channel, user, ":no_entry: Only admins can let a turn run past its budget. "
+                                     "Nothing changed.", thread)
+        elif outcome is Overridden.GONE:
+            await self.web.ephemeral(channel, user, ":information_source: This message was already let through.",
+                                     thread)
+        elif hold is not None:
+            ref = parse_conversation_id(hold.conversation_id)
+            if message.get("ts"):
+                done = f":white_check_mark: <@{user}> let this run past the budget."
+                await self.web.update(channel, str(message["ts"]), done,
+                                      blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": done}}])
+            if ref is not None:
+                self.streams.start(ref, hold.message_id)
     async def _on_feedback(self, ack: Any, body: dict, action: dict) -> None:
         await ack()
         await self.feedback.on_click(body, action)
@@ -305,7 +341,8 @@ class SlackAdapter:
         team = str(command.get("team_id") or self.team)
         user = str(command.get("user_id") or "")
         channel = str(command.get("channel_id") or "")
-        text = await self.commands.answer(str(command.get("text") or ""), team, user, channel)
+        text = await self.commands.answer(str(command.get("text") or ""), team, user, channel,
+                                          user_name=command.get("user_name"))
         await ack(text=text, response_type="ephemeral")
 
     async def _on_uninstalled(self, event: dict, body: dict, context: Any) -> None:

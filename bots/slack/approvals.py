@@ -12,9 +12,11 @@ import asyncio
 import logging
 
 from agent_core import Agent
+from agent_core.approvals import SCOPE_ONCE, SCOPE_THREAD
 from agent_core.errors import AgentRuntimeError
 from agent_core.settings import Settings
 from bots.core import policy
+from bots.core.audit import Recorder
 from bots.core.approval_click import LOOKUP_WAIT, Outcome, Verdict, decide_click
 
 from .ids import ApprovalButton, parse_conversation_id
@@ -41,7 +43,7 @@ def refusal(requested_by: str | None, settings: Settings) -> str:
 
 
 async def decide(agent: Agent, web: SlackWeb, button: ApprovalButton, user: str, user_team: str,
-                 settings: Settings) -> str | None:
+                 settings: Settings, audit: Recorder | None = None) -> str | None:
     """Send the decision; None when accepted, else the explanation to show the clicker.
 
     A workspace admin is known only here (users.info), so only after the workflow refused the clicker
@@ -52,9 +54,10 @@ async def decide(agent: Agent, web: SlackWeb, button: ApprovalButton, user: str,
         return ref is not None and ref.team == user_team and await web.is_workspace_admin(clicker)
 
     outcome = await decide_click(
-        agent, button.conversation_id, button.approval_id, button.decision == "approve", user,
+        agent, button.conversation_id, button.approval_id, button.decision in ("approve", "allow"), user,
         approvers=settings.approvers, admins=settings.admins, platform_admin=workspace_admin,
-        admin_known_first=False)
+        admin_known_first=False, scope=SCOPE_THREAD if button.decision == "allow" else SCOPE_ONCE,
+        audit=audit)
     if outcome.verdict is Verdict.DECIDED:
         return None
     if outcome.verdict is Verdict.ENDED:

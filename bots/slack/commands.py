@@ -18,7 +18,11 @@ from agent_core.listing import UNKNOWN
 from agent_core.types import ConversationStatus
 from bots.core.policy import AdminCheck, is_admin
 from bots.core.refs import conversation_prefix
-from bots.core.runs import MAX_RUNS, age, build, context, feedback, find_runs, step, tools
+from bots.core.allowances import revoke
+from bots.core.audit import Action, AuditLog, Recorder, Where, Who
+from bots.core.audit_view import lines, parse_audit
+from bots.core.usage_view import usage_lines
+from bots.core.runs import MAX_RUNS, age, allowed, build, context, feedback, find_runs, step, tools
 
 from . import workspaces
 from .ids import PREFIX, ThreadRef, parse_conversation_id, parse_thread_reference, thread_link
@@ -30,7 +34,11 @@ DETAIL_BUDGET = 1.8  # seconds for the conversations' own status answers, inside
 
 USAGE = ("Usage: `/durabot runs` (active runs in this channel; admins: the workspace), "
          "`/durabot status <id>`, "
-         "`/durabot cancel <id>` (admins). An id is what `runs` shows, or a thread link.")
+         "`/durabot cancel <id>` (admins), "
+         "`/durabot revoke <tool> <id>` (end an \"always allow in this thread\"), "
+         "`/durabot audit [@user|#channel|tool] [since]` (admins), "
+         "`/durabot usage [<id>] [@user|#channel]` (tokens; others' for admins). "
+         "An id is what `runs` shows, or a thread link.")
 
 
 def describe(status: ConversationStatus, base_url: str) -> str:
@@ -50,10 +58,13 @@ def describe(status: ConversationStatus, base_url: str) -> str:
 
 
 class Commands:
-    def __init__(self, agent: Agent, admins: list[str], workspace_admin: AdminCheck, base_url: str = "") -> None:
+    def __init__(self, agent: Agent, admins: list[str], workspace_admin: AdminCheck, base_url: str = "",
+                 audit: AuditLog | None = None) -> None:
         """``admins`` is DURABOT_ADMINS; ``workspace_admin`` asks Slack whether someone is a workspace
-        admin; ``base_url`` is the workspace's address, for thread links (known after auth.test)."""
+        admin; ``base_url`` is the workspace's address, for thread links (known after auth.test);
+        ``audit`` records cancels and revocations and answers ``audit``."""
         self.agent = agent
+        self.audit = audit
         self.admins = admins
         self.workspace_admin = workspace_admin
         self._base_url = base_url
@@ -68,30 +79,50 @@ class Commands:
     def base_url(self, value: str) -> None:
         self._base_url = value
 
-    async def answer(self, text: str, team: str, user: str, channel: str = "") -> str:
+    def recorder(self, who: Who, conversation_id: str) -> Recorder | None:
+        """The audit recorder of an act by ``who`` on a conversation (its thread is the place)."""
+        ref = parse_conversation_id(conversation_id)
+        if self.audit is None or ref is None:
+            return None
+        where = Where("slack", ref.team, ref.channel, ref.thread, thread_link(self.base_url, ref), conversation_id)
+        return Recorder(self.audit, who, where)
+
+    async def answer(self, text: str, team: str, user: str, channel: str = "", user_name: str | None = None) -> str:
         try:
-            return await asyncio.wait_for(self._answer(text.strip(), team, user, channel), BUDGET)
+            return await asyncio.wait_for(self._answer(text.strip(), team, Who(user, user_name), channel), BUDGET)
         except TimeoutError:
             return ":hourglass: The agent did not answer in time; try again in a moment."
         except AgentRuntimeError as exc:
             log.warning("/durabot %r failed: %s", text, exc)
             return ":warning: The agent could not be reached; try again in a minute."
 
-    async def _answer(self, text: str, team: str, user: str, channel: str) -> str:
+    async def _answer(self, text: str, team: str, who: Who, channel: str) -> str:
+        user = who.id
         verb, _, arg = text.partition(" ")
         verb = verb.lower()
         if verb in ("", "help"):
             return USAGE
         if verb == "runs":
             return await self._runs(team, user, channel)
-        if verb not in ("status", "cancel"):
+        if verb == "audit":
+            return await self._audit(arg, team, user)
+        if verb == "usage":
+            return await self._usage(arg, team, user, channel)
+        if verb not in ("status", "cancel", "revoke"):
             return f"Unknown command {verb!r}. {USAGE}"
+        tool = ""
+        if verb == "revoke":  # slash commands cannot run in a thread: the thread is named after the tool
+            tool, _, arg = arg.strip().partition(" ")
+            if not tool or not arg.strip():
+                return f"Say which tool and which thread: `/durabot revoke <tool> <thread link>`. {USAGE}"
         ref = parse_thread_reference(team, arg)
         if ref is None:
             return f"{arg.strip() or 'That'!s} is not a run id or a thread link of this workspace. {USAGE}"
         if verb == "status":
             return await self._status(ref, user, channel)
-        return await self._cancel(ref, user)
+        if verb == "revoke":
+            return await self._revoke(ref, tool, who, channel)
+        return await self._cancel(ref, who)
 
     async def _runs(self, team: str, user: str, channel: str) -> str:
         admin = await self.is_admin(user)
@@ -119,6 +150,10 @@ class Commands:
         text = describe(st, self.base_url)
         if tools(st):
             text += "\nTools so far: " + ", ".join(f"`{t}`" for t in tools(st))
+        if st.profile:
+            text += f"\nProfile: `{st.profile}`"
+        if allowed(st):
+            text += "\nAllowed in this thread: " + ", ".join(f"`{t}` (by <@{by}>)" for t, by in allowed(st))
         if context(st):
             text += f"\nContext: {context(st)}"
         text += f"\n{st.turns} turn(s) done."
@@ -127,14 +162,71 @@ class Commands:
             text += f"\nFeedback on answers: :+1: {rated[0]} · :-1: {rated[1]}"
         return text
 
-    async def _cancel(self, ref: ThreadRef, user: str) -> str:
+    async def _revoke(self, ref: ThreadRef, tool: str, who: Who, channel: str) -> str:
+        user = who.id
+        # Revoking only narrows what the agent may do: whoever may see the conversation may revoke.
+        if not await self._may_see(ref, user, channel):
+            return f"No conversation is open in `{ref.short_id}`."
+        done = await revoke(self.agent, ref.conversation_id, tool, user)
+        await self._record(who, ref, Action.REVOCATION, "revoked" if done.allowance else "nothing to revoke",
+                           tool=tool, command=f"revoke {tool} {ref.short_id}")
+        if done.allowance is None:
+            left = ", ".join(f"`{t}`" for t in done.allowed) or "none"
+            return f"`{tool}` is not allowed in `{ref.short_id}` (allowed there: {left}). Nothing changed."
+        return f":lock: `{tool}` needs approval again in `{ref.short_id}`."
+
+    async def _cancel(self, ref: ThreadRef, who: Who) -> str:
+        user = who.id
         if not await self.is_admin(user):
             return ":no_entry: Only admins can cancel runs. Nothing changed."
         st = await self.agent.status(ref.conversation_id)
         if st is None or st.current is None:
             return f"Nothing is running in `{ref.short_id}`."
         await self.agent.cancel(ref.conversation_id, by=user)
+        await self._record(who, ref, Action.CANCEL, "cancel requested", command=f"cancel {ref.short_id}")
         return f"Cancelling the run in `{ref.short_id}`; a notice will appear in its thread."
+
+    async def _record(self, who: Who, ref: ThreadRef, action: str, outcome: str, **what: str) -> None:
+        recorder = self.recorder(who, ref.conversation_id)
+        if recorder is not None:
+            await recorder(action, outcome, **what)
+
+    async def _usage(self, arg: str, team: str, user: str, channel: str) -> str:
+        """Tokens and turns: the channel and the person asking (admins: any ``<@user>`` / ``<#channel>``),
+        and a thread when one is named (slash commands cannot run in threads)."""
+        person, place, thread = user, channel, None
+        for word in arg.split():
+            parsed = parse_audit(word, team)  # the same words as audit: <@U…>, <#C…>
+            ref = parse_thread_reference(team, word)
+            if ref is not None:
+                thread = ref
+            elif parsed.filter is not None and (parsed.filter.user or parsed.filter.channel):
+                person, place = parsed.filter.user or person, parsed.filter.channel or place
+            else:
+                return f"{word!r} is not a person, a channel or a thread. {USAGE}"
+        if (person != user or place != channel or (thread and thread.channel != channel)) \
+                and not await self.is_admin(user):
+            return ":no_entry: Only admins can see other people's or channels' usage."
+        found = await usage_lines(
+            self.agent, person=(f"<@{person}>", f"{PREFIX}:{team}:{person}"),
+            channel=(f"<#{place}>", f"{PREFIX}:{team}:{place}") if place else None,
+            thread=(f"thread `{thread.short_id}`", thread.conversation_id) if thread else None)
+        return "*Token usage (UTC days):*\n" + "\n".join(found)
+
+    async def _audit(self, arg: str, team: str, user: str) -> str:
+        if not await self.is_admin(user):
+            return ":no_entry: Only admins can read the audit trail."
+        if self.audit is None:
+            return "No audit trail is kept by this adapter."
+        parsed = parse_audit(arg, team)
+        if parsed.filter is None:
+            return str(parsed.problem)
+        records = await self.audit.find(parsed.filter)
+        if not records:
+            return "No audit records match."
+        found = lines(records, lambda u: f"<@{u}>",
+                      lambda r: f"<{r.link}|#{r.channel}>" if r.link else f"<#{r.channel}>")
+        return "*Audit trail, newest first:*\n" + "\n".join(found)
 
     async def is_admin(self, user: str) -> bool:
         return await is_admin(user, self.admins, self.workspace_admin)

@@ -80,7 +80,7 @@ def thread_link(base_url: str, ref: ThreadRef) -> str:
 # ---------------------------------------------------------------- approval buttons
 @dataclass(frozen=True)
 class ApprovalButton:
-    decision: str  # approve | deny | show (the whole arguments, in a modal)
+    decision: str  # approve | allow (always, in this thread) | deny | show (the whole arguments, in a modal)
     conversation_id: str
     approval_id: str
     requested_by: str
@@ -97,7 +97,7 @@ def button_ids(decision: str, conversation_id: str, approval_id: str, requested_
     return action_id, value
 
 
-ACTION_PATTERN = re.compile(rf"^{ACTION_PREFIX}:(approve|deny|show):")
+ACTION_PATTERN = re.compile(rf"^{ACTION_PREFIX}:(approve|allow|deny|show):")
 
 
 def parse_button(action_id: str, value: str) -> ApprovalButton | None:

@@ -34,6 +34,7 @@ from temporalio.service import RPCError
 from agent_core.errors import AgentRuntimeError
 from agent_core.types import ChatMessage
 from bots.core.cache import BoundedCache
+from bots.core.budget_gate import Hold, OverBudget, refusal_text
 from bots.core.files import RemoteFile, notice
 from bots.core.ingress import Submitter
 
@@ -197,6 +198,19 @@ def _ts(value: object) -> float:
         return 0.0
 
 
+BUDGET_ACTION = "durabot:budget"
+
+
+def budget_blocks(text: str, hold: Hold | None, conversation_id: str) -> list[dict]:
+    """The refusal of a message past its budget, with the button that asks an admin to let it run."""
+    blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": f":no_entry: {text}"}}]
+    if hold is not None:
+        blocks.append({"type": "actions", "block_id": f"durabot-budget-{hold.id}", "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": "Ask an admin to allow it"},
+             "action_id": f"{BUDGET_ACTION}:{hold.id}", "value": f"{hold.id}|{conversation_id}"}]})
+    return blocks
+
+
 class Ingress:
     """The handler of ``app_mention`` and ``message`` events. ``identify`` tells it who the bot is
     (learned at start-up) before the first event."""
@@ -258,6 +272,10 @@ class Ingress:
             handle = await self.submitter.submit(inc.text, inc.ref.conversation_id, message_id=inc.message_id,
                                                  user=inc.user, user_name=inc.user_name, context=context, meta=meta,
                                                  note=note, attachments=received.refs)
+        except OverBudget as over:
+            await self.web.post(inc.ref.channel, inc.ref.thread_ts, refusal_text(over.start),
+                                blocks=budget_blocks(refusal_text(over.start), over.hold, inc.ref.conversation_id))
+            return
         except Exception:
             self.seen.pop(seen, None)  # answer 500: Slack retries, the retry is not dropped
             raise

@@ -33,7 +33,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from agent_core.codec import parse_keys
 from agent_core.errors import AgentRuntimeError, UserError
 
-from .settings import DEFAULT_DATABASE_URL
+from bots.core.settings import DEFAULT_DATABASE_URL
 
 __all__ = ["EncryptedInstallationStore", "OAuthStateStore", "Stores", "TokenBox", "TokenError"]
 

@@ -231,11 +231,19 @@ def card_blocks(conversation_id: str, info: ApprovalInfo) -> tuple[str, list[dic
             {"type": "button", "text": {"type": "plain_text", "text": "Deny"}, "style": "danger",
              "action_id": deny[0], "value": deny[1]},
         ]
+        if info.thread_scope:
+            buttons[0]["text"]["text"] = "Approve once"
         if left:
             show = button_ids("show", conversation_id, info.id, info.requested_by)
             buttons.append({"type": "button", "text": {"type": "plain_text", "text": "Show all"},
                             "action_id": show[0], "value": show[1]})
         blocks.append({"type": "actions", "block_id": f"durabot-approval-{info.id}", "elements": buttons})
+        if info.thread_scope:
+            # A row of its own: the wider grant is not one slip away from "Approve once".
+            allow = button_ids("allow", conversation_id, info.id, info.requested_by)
+            blocks.append({"type": "actions", "block_id": f"durabot-allow-{info.id}", "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": ALWAYS_ALLOW},
+                 "action_id": allow[0], "value": allow[1]}]})
         fallback = f"Approval needed: {tool} requested by <@{info.requested_by}>"
     else:
         outcome = decision_text(info)
@@ -259,10 +267,16 @@ def arguments_modal(info: ApprovalInfo) -> dict:
             "close": {"type": "plain_text", "text": "Close"}, "blocks": blocks}
 
 
+ALWAYS_ALLOW = "Always allow in this thread"
+
+
 def decision_text(info: ApprovalInfo) -> str:
     by = f" by <@{info.decided_by}>" if info.decided_by else ""
+    approved = f":white_check_mark: Approved{by}"
+    if info.scope == "thread":
+        approved += f": `{escape(info.tool[:200])}` is allowed in this thread until `/durabot revoke`"
     return {
-        "approved": f":white_check_mark: Approved{by}",
+        "approved": approved,
         "denied": f":x: Denied{by}",
         "expired": ":hourglass: Expired: nobody decided in time",
         "cancelled": ":no_entry_sign: Cancelled: the run ended before a decision",

@@ -3,8 +3,8 @@ the suggested prompts of its AI-app threads.
 
 Two ways to run: one workspace with ``SLACK_BOT_TOKEN`` (as before), or an app installed in many
 workspaces through Slack's OAuth flow, when ``SLACK_CLIENT_ID`` is set and ``SLACK_BOT_TOKEN`` is not.
-Each installation's bot token is then kept in a database (``DURABOT_DATABASE_URL``, SQLite under
-``.durabot/`` by default), encrypted with ``DURABOT_SECRET_KEY``.
+Each installation's bot token is then kept in the deployment's database (``DURABOT_DATABASE_URL``, read
+by ``bots.core.settings.DatabaseSettings``), encrypted with ``DURABOT_SECRET_KEY``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ DEFAULT_PROMPTS: tuple[tuple[str, str], ...] = (
 # The bot scopes of deploy/slack-app-manifest.yaml: what an install asks for unless SLACK_SCOPES says.
 DEFAULT_SCOPES = ("app_mentions:read", "assistant:write", "chat:write", "channels:history", "groups:history",
                   "im:history", "mpim:history", "commands", "users:read", "files:read", "files:write")
-DEFAULT_DATABASE_URL = "sqlite:///.durabot/durabot.sqlite3"
 
 STREAMING_MODES = ("native", "edits")
 
@@ -44,12 +43,12 @@ class SlackSettings:
     def suggested_prompts(self) -> list[tuple[str, str]]:
         return suggested_prompts(self.prompts)
 
-    # Installed in many workspaces (OAuth): the app's credentials and where installations are kept.
+    # Installed in many workspaces (OAuth): the app's credentials. Installations are kept in the
+    # deployment's database (DURABOT_DATABASE_URL, the process's DatabaseSettings), not read here.
     client_id: str | None = env_field("SLACK_CLIENT_ID")
     client_secret: str | None = env_field("SLACK_CLIENT_SECRET", secret=True)
     scopes: str | None = env_field("SLACK_SCOPES")  # comma-separated bot scopes
     redirect_uri: str | None = env_field("SLACK_REDIRECT_URI")  # https://<host>/slack/oauth_redirect
-    database_url: str | None = env_field("DURABOT_DATABASE_URL", secret=True)  # may hold a password
 
     @property
     def oauth(self) -> bool:

@@ -61,11 +61,12 @@ async def fake_discord() -> AsyncIterator[FakeDiscord]:
 
 
 @pytest.fixture
-async def adapter(fake_discord: FakeDiscord, task_queue: str) -> AsyncIterator[Callable[..., Any]]:
+async def adapter(fake_discord: FakeDiscord, task_queue: str, tmp_path: Any) -> AsyncIterator[Callable[..., Any]]:
     """``await adapter(agent, **env)`` starts an adapter; every one is stopped at the end of the test."""
     started: list[Adapter] = []
 
     async def start(agent: Any, **env: str) -> Adapter:
+        env.setdefault("DURABOT_DATABASE_URL", f"sqlite:///{tmp_path}/durabot.db")  # this test's audit trail
         settings = Settings.load(env={**fake_discord.env(), "DURABOT_TASK_QUEUE": task_queue, **env}, dotenv=None)
         a = await Adapter(fake_discord, settings, agent).start()
         started.append(a)

@@ -259,11 +259,13 @@ class FakeDiscord(Gateway):
         self.messages[cid] = []
         return cid
 
-    async def slash(self, sub: str, user: dict[str, Any], channel_id: int) -> Interaction:
+    async def slash(self, sub: str, user: dict[str, Any], channel_id: int, **options: str) -> Interaction:
+        """``/durabot <sub>`` with string ``options`` (name=value)."""
         cmds = self.commands.get(f"guild:{self.guild_id}") or self.commands.get("global") or []
         cmd = next(c for c in cmds if c["name"] == "durabot")
+        given = [{"name": k, "type": 3, "value": v} for k, v in options.items()]
         data = {"id": cmd["id"], "name": "durabot", "type": 1, "guild_id": str(self.guild_id),
-                "options": [{"name": sub, "type": 1, "options": []}]}
+                "options": [{"name": sub, "type": 1, "options": given}]}
         return await self._interaction(2, channel_id, user, data)
 
     async def _interaction(self, kind: int, channel_id: int, user: dict[str, Any], data: dict[str, Any],

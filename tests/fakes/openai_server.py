@@ -35,6 +35,9 @@ class Reply:
     token_delay: float = 0.0  # seconds between chunks
     tokens: list[str] | None = None  # how to cut the text; default: words
     garbage: bool = False  # send a body that is not an SSE stream of JSON
+    # Token usage, sent in a last chunk when the request asks (stream_options.include_usage) unless
+    # None; default: prompt = characters of the messages // 4, completion = pieces sent.
+    usage: tuple[int, int] | None = (-1, -1)
 
 
 Script = Callable[[dict[str, Any]], Reply]
@@ -156,6 +159,16 @@ class FakeOpenAI:
                 "function": {"name": name, "arguments": arguments},
             }]})
         await send({}, "tool_calls" if reply.tool_calls else "stop")
+        if (body.get("stream_options") or {}).get("include_usage") and reply.usage is not None:
+            prompt, completion = reply.usage
+            if prompt < 0:
+                prompt = sum(len(str(m.get("content") or "")) for m in body["messages"]) // 4
+                completion = len(pieces) + len(reply.tool_calls) * 10
+            chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
+                     "model": body.get("model", "fake"), "choices": [],
+                     "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                               "total_tokens": prompt + completion}}
+            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp

@@ -837,7 +837,7 @@ class SlackSender:
     @staticmethod
     def click_payload(action_id: str, value: str, user: str, channel: str, message: dict, team: str = "T1") -> dict:
         return {
-            "type": "block_actions", "team": {"id": team}, "user": {"id": user, "team_id": team},
+            "type": "block_actions", "team": {"id": team}, "user": {"id": user, "team_id": team, "username": user.lower(), "name": user.lower()},
             "api_app_id": "A1", "token": "legacy", "trigger_id": f"1.2.{uuid.uuid4().hex[:8]}",
             "channel": {"id": channel}, "container": {"type": "message", "message_ts": message["ts"],
                                                        "channel_id": channel},
@@ -873,7 +873,8 @@ class SlackSender:
 
     @staticmethod
     def command_fields(text: str, user: str, channel: str = "C1", team: str = "T1") -> dict[str, str]:
-        return {"token": "legacy", "team_id": team, "channel_id": channel, "user_id": user, "command": "/durabot",
+        return {"token": "legacy", "team_id": team, "channel_id": channel, "user_id": user, "user_name": user.lower(),
+                "command": "/durabot",
                 "text": text, "response_url": "https://hooks.example/c", "trigger_id": "1.2.3", "api_app_id": "A1"}
 
     async def command(self, text: str, user: str, channel: str = "C1") -> tuple[int, str]:

@@ -72,7 +72,7 @@ def slack_settings(fake: FakeSlack, task_queue: str, **env: str) -> Settings:
 
 @pytest.fixture
 async def start_slack(make_agent: Callable[..., Any], fake_slack: FakeSlack,
-                      task_queue: str) -> AsyncIterator[Callable[..., Any]]:
+                      task_queue: str, tmp_path: Any) -> AsyncIterator[Callable[..., Any]]:
     """Start an agent and the Slack adapter over HTTP (or Socket Mode with socket=True)."""
     adapters: list[SlackAdapter] = []
     senders: list[SlackSender] = []
@@ -80,6 +80,7 @@ async def start_slack(make_agent: Callable[..., Any], fake_slack: FakeSlack,
     async def start(socket: bool = False, agent: Agent | None = None, **env: str) -> Harness:
         if socket:
             env["SLACK_APP_TOKEN"] = fake_slack.app_token
+        env.setdefault("DURABOT_DATABASE_URL", f"sqlite:///{tmp_path}/durabot.db")  # this test's audit trail
         settings = slack_settings(fake_slack, task_queue, **env)
         agent = agent or await make_agent(tools=EXAMPLE_TOOLS)
         adapter = SlackAdapter(settings, agent)

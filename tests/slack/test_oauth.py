@@ -26,7 +26,8 @@ from agent_core.errors import DELIVERY_LATER, DELIVERY_REFUSED, UserError
 from agent_core.types import Delivery
 from bots.slack import SlackAdapter
 from bots.slack.installations import TokenBox, TokenError, engine_for
-from bots.slack.settings import DEFAULT_DATABASE_URL, SlackSettings
+from bots.core.settings import DEFAULT_DATABASE_URL
+from bots.slack.settings import SlackSettings
 from bots.slack.workspaces import NOT_INSTALLED
 from tests.fakes.slack_api import FakeSlack, SlackSender
 from tests.slack.conftest import SECRET
@@ -281,7 +282,9 @@ async def test_a_revoked_bot_token_removes_the_installation_but_user_tokens_do_n
 async def test_tokens_are_encrypted_at_rest(workspaces, fake_openai):
     ws = await workspaces()
     token = await ws.install("T1")
-    stored = ws.db.read_bytes()
+    # The deployment's database runs SQLite in WAL mode (set by the audit trail's engine on the same file):
+    # the newest rows may still be in the write-ahead log beside it.
+    stored = b"".join(p.read_bytes() for p in (ws.db, ws.db.with_name(ws.db.name + "-wal")) if p.exists())
     assert b"T1" in stored  # the installation is there...
     assert token.encode() not in stored and token.split("-")[-1].encode() not in stored  # ...its token is not
     bot = await ws.adapter.stores.installations.async_find_bot(enterprise_id=None, team_id="T1")
