@@ -293,13 +293,7 @@ class Agent:
             attachments=list(attachments),
         ))
         await self._ensure_worker()
-        start = WithStartWorkflowOperation(
-            WORKFLOW,
-            await self._starts.input(self.handle(conversation_id), conversation_id, self.spec(),
-                                     self.temporal_address),
-            id=self.workflow_id(conversation_id), task_queue=self.task_queue, result_type=Carry,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
+        start = await self._start_operation(conversation_id)
         update_id = f"msg-{msg.id}-{uuid.uuid4().hex[:8]}"  # the workflow itself dedups by message id
         accept_within = None if self.mode is AgentMode.AUTONOMOUS else max(30.0, self.timeouts.llm / 4)
         try:
@@ -400,19 +394,24 @@ class Agent:
                     return None
                 raise rpc_error(exc, self.temporal_address, conversation_id) from None
         raise ApprovalError(f"conversation {conversation_id!r} did not settle into its next run; try again")
-    async def rate(self, conversation_id: str, turn_id: str, by: str, rating: str,
-                   comment: str | None = None) -> Feedback:
-        """Record ``by``'s rating ("up" or "down", with an optional comment) of the answer of turn
-        ``turn_id``; it replaces their earlier rating of the same answer. A conversation that already
-        ended is started again to take it (its state, ratings included, is restored first)."""
-        await self._ensure_worker()
-        start = WithStartWorkflowOperation(
+
+    async def _start_operation(self, conversation_id: str) -> WithStartWorkflowOperation:
+        """Start the conversation's workflow unless it runs: the start half of an update-with-start."""
+        return WithStartWorkflowOperation(
             WORKFLOW,
             await self._starts.input(self.handle(conversation_id), conversation_id, self.spec(),
                                      self.temporal_address),
             id=self.workflow_id(conversation_id), task_queue=self.task_queue, result_type=Carry,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
+
+    async def rate(self, conversation_id: str, turn_id: str, by: str, rating: str,
+                   comment: str | None = None) -> Feedback:
+        """Record ``by``'s rating ("up" or "down", with an optional comment) of the answer of turn
+        ``turn_id``; it replaces their earlier rating of the same answer. A conversation that already
+        ended is started again to take it (its state, ratings included, is restored first)."""
+        await self._ensure_worker()
+        start = await self._start_operation(conversation_id)
         try:
             kept = await self.client.execute_update_with_start_workflow(
                 Update.FEEDBACK.value, Feedback(turn_id, by, rating, comment), start_workflow_operation=start,

@@ -10,6 +10,7 @@ got what. ``FakeDiscord`` (tests/fakes/discord_server.py) mixes this in and owns
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,7 +30,7 @@ def shard_of(guild_id: int | str | None, count: int) -> int:
     return 0 if guild_id is None else (int(guild_id) >> 22) % count
 
 
-class Gateway:
+class Gateway(ABC):
     """Gateway sessions and event routing (state and identities live on ``FakeDiscord``)."""
 
     guilds: dict[int, int]  # guild id -> its text channel
@@ -45,14 +46,15 @@ class Gateway:
     _gateways: list[web.WebSocketResponse]
     _seq: int
 
-    def member(self, user: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+    # The fake's REST half (FakeDiscord) provides these; the gateway half only calls them.
+    @abstractmethod
+    def member(self, user: dict[str, Any]) -> dict[str, Any]: ...
 
-    def snowflake(self) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def snowflake(self) -> int: ...
 
-    async def _changed(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def _changed(self) -> None: ...
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()

@@ -579,10 +579,12 @@ class FakeSlack:
         self._stream_add(msg, *content)
         return {"ok": True, "channel": channel, "ts": ts}
 
-    def _m_chat_appendStream(self, p: dict) -> dict | web.Response:
+    def _open_stream(self, method: str, p: dict, tier: int) -> tuple[dict, tuple] | dict | web.Response:
+        """An append's or a stop's checks, in Slack's order: refusal, rate, the stream, its content;
+        the stream message and its content, or the refusal to answer."""
         if self.refuse_streaming:
             return {"ok": False, "error": self.refuse_streaming}
-        limited = self._stream_rate("chat.appendStream", p, self.stream_tier4)
+        limited = self._stream_rate(method, p, tier)
         if limited is not None:
             return limited
         msg = self._streaming(p)
@@ -591,23 +593,23 @@ class FakeSlack:
         content = self._stream_content(p)
         if isinstance(content, str):
             return {"ok": False, "error": content}
+        return msg, content
+
+    def _m_chat_appendStream(self, p: dict) -> dict | web.Response:
+        opened = self._open_stream("chat.appendStream", p, self.stream_tier4)
+        if not isinstance(opened, tuple):
+            return opened
+        msg, content = opened
         if not content[0] and not content[1]:
             return {"ok": False, "error": "invalid_arguments"}
         self._stream_add(msg, *content)
         return {"ok": True, "channel": msg["channel"], "ts": msg["ts"]}
 
     def _m_chat_stopStream(self, p: dict) -> dict | web.Response:
-        if self.refuse_streaming:
-            return {"ok": False, "error": self.refuse_streaming}
-        limited = self._stream_rate("chat.stopStream", p, self.stream_tier2)
-        if limited is not None:
-            return limited
-        msg = self._streaming(p)
-        if isinstance(msg, str):
-            return {"ok": False, "error": msg}
-        content = self._stream_content(p)
-        if isinstance(content, str):
-            return {"ok": False, "error": content}
+        opened = self._open_stream("chat.stopStream", p, self.stream_tier2)
+        if not isinstance(opened, tuple):
+            return opened
+        msg, content = opened
         blocks = p.get("blocks")
         blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
         if blocks and len(blocks) > 50:
