@@ -114,6 +114,7 @@ class Agent:
         self._compute_fingerprint()
         self._worker: AgentWorker | None = None
         self._worker_checked_at = 0.0
+        self._worker_check: asyncio.Future | None = None
         self._starts = RunStarts()
 
     # The grouped options under the names they always had.
@@ -332,12 +333,18 @@ class Agent:
         return RunHandle(self._conversation(conversation_id), turn_id, None)
 
     async def _ensure_worker(self) -> None:
-        """Interactive mode fails fast when nothing polls the task queue."""
+        """Interactive mode fails fast when nothing polls the task queue. One check at a time: the
+        messages that arrive while it runs wait for its answer instead of each asking the server."""
         if self.mode is AgentMode.AUTONOMOUS or (self.local_worker and self._worker is not None):
             return
-        now = time.monotonic()
-        if now - self._worker_checked_at < 10:
+        if time.monotonic() - self._worker_checked_at < 10:
             return
+        if self._worker_check is None or self._worker_check.done():
+            self._worker_check = asyncio.ensure_future(self._check_worker())
+        await asyncio.shield(self._worker_check)
+
+    async def _check_worker(self) -> None:
+        now = time.monotonic()
         await wait_for_poller(self.client, self.task_queue, self.temporal_address)
         self._worker_checked_at = now
 

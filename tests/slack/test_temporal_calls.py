@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 
 from agent_core import AgentMode
 from agent_core.types import timeouts_for
@@ -104,11 +105,12 @@ async def test_a_mention_inside_an_existing_thread_starts_with_its_history(
 async def test_direct_messages_are_one_call_once_known(start_slack, make_agent, temporal_config):
     agent, counter = await _counted(make_agent, temporal_config)
     h = await start_slack(agent=agent)
-    wid = agent.workflow_id(ThreadRef(h.fake.team, "D1", "").conversation_id)
-    first = h.fake.add_user_message("D1", "hi in a DM")
+    dm = f"D{uuid.uuid4().hex[:8].upper()}"  # a DM channel's conversation id is the channel's: unique per test
+    wid = agent.workflow_id(ThreadRef(h.fake.team, dm, "").conversation_id)
+    first = h.fake.add_user_message(dm, "hi in a DM")
     # The DM channel's conversation may have run before this process: looked up once.
     assert await _taken_in(h, counter, first, wid) == ["describe_workflow_execution", "execute_multi_operation"]
-    await h.fake.wait_for(lambda: any("echo: hi in a DM" in m["text"] for m in h.fake.bot_messages("D1")))
-    second = h.fake.add_user_message("D1", "and again")
+    await h.fake.wait_for(lambda: any("echo: hi in a DM" in m["text"] for m in h.fake.bot_messages(dm)))
+    second = h.fake.add_user_message(dm, "and again")
     assert await _taken_in(h, counter, second, wid) == ["execute_multi_operation"]
-    await h.fake.wait_for(lambda: any("echo: and again" in m["text"] for m in h.fake.bot_messages("D1")))
+    await h.fake.wait_for(lambda: any("echo: and again" in m["text"] for m in h.fake.bot_messages(dm)))
