@@ -114,6 +114,7 @@ class Agent:
         self._compute_fingerprint()
         self._worker: AgentWorker | None = None
         self._worker_checked_at = 0.0
+        self._worker_check: asyncio.Future | None = None
         self._starts = RunStarts()
 
     # The grouped options under the names they always had.
@@ -274,13 +275,18 @@ class Agent:
         profile: ProfileRef | None = None,
         budget: BudgetScope | None = None,
         attachments: Iterable[BlobRef] = (),
+        existed: bool | None = None,
         _wait: bool = False,
     ) -> "RunHandle":
         """Send a message (queued if a turn is running) and return a handle to its run at once.
 
         ``approvers`` ("requester", "anyone" and/or user ids) and ``admins`` say who may decide the
         run's approvals; the workflow records them with each approval. Without them anyone may.
-        ``attachments``: the message's files, already put in ``self.blobs`` (see ``attach``)."""
+        ``attachments``: the message's files, already put in ``self.blobs`` (see ``attach``).
+        ``existed``: what the caller knows of the conversation, so the send is one call to Temporal
+        with no look-up first: False when none ever ran under this id (a thread just opened), True
+        when one did (running, or ended: its next run restores its context). None (the default):
+        look it up once, unless this client saw it running lately."""
         if len(text) > MAX_MESSAGE:  # Temporal refuses payloads past 2 MB; say so instead of failing
             text = text[:MAX_MESSAGE] + f"\n[message truncated: {len(text)} characters in all]"
         if message_id is not None and len(message_id) > budgets.NAME_CHARS:
@@ -293,7 +299,7 @@ class Agent:
             attachments=list(attachments),
         ))
         await self._ensure_worker()
-        start = await self._start_operation(conversation_id)
+        start = await self._start_operation(conversation_id, existed)
         update_id = f"msg-{msg.id}-{uuid.uuid4().hex[:8]}"  # the workflow itself dedups by message id
         accept_within = None if self.mode is AgentMode.AUTONOMOUS else max(30.0, self.timeouts.llm / 4)
         try:
@@ -327,12 +333,18 @@ class Agent:
         return RunHandle(self._conversation(conversation_id), turn_id, None)
 
     async def _ensure_worker(self) -> None:
-        """Interactive mode fails fast when nothing polls the task queue."""
+        """Interactive mode fails fast when nothing polls the task queue. One check at a time: the
+        messages that arrive while it runs wait for its answer instead of each asking the server."""
         if self.mode is AgentMode.AUTONOMOUS or (self.local_worker and self._worker is not None):
             return
-        now = time.monotonic()
-        if now - self._worker_checked_at < 10:
+        if time.monotonic() - self._worker_checked_at < 10:
             return
+        if self._worker_check is None or self._worker_check.done():
+            self._worker_check = asyncio.ensure_future(self._check_worker())
+        await asyncio.shield(self._worker_check)
+
+    async def _check_worker(self) -> None:
+        now = time.monotonic()
         await wait_for_poller(self.client, self.task_queue, self.temporal_address)
         self._worker_checked_at = now
 
@@ -395,12 +407,12 @@ class Agent:
                 raise rpc_error(exc, self.temporal_address, conversation_id) from None
         raise ApprovalError(f"conversation {conversation_id!r} did not settle into its next run; try again")
 
-    async def _start_operation(self, conversation_id: str) -> WithStartWorkflowOperation:
+    async def _start_operation(self, conversation_id: str, existed: bool | None = None) -> WithStartWorkflowOperation:
         """Start the conversation's workflow unless it runs: the start half of an update-with-start."""
         return WithStartWorkflowOperation(
             WORKFLOW,
             await self._starts.input(self.handle(conversation_id), conversation_id, self.spec(),
-                                     self.temporal_address),
+                                     self.temporal_address, existed),
             id=self.workflow_id(conversation_id), task_queue=self.task_queue, result_type=Carry,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
@@ -453,6 +465,24 @@ class Agent:
             await self.handle(conversation_id).signal(Signal.CANCEL.value, CancelRequest(by, reason, turn_id))
         except RPCError as exc:
             raise rpc_error(exc, self.temporal_address, conversation_id) from None
+
+    async def has_run(self, conversation_id: str) -> bool:
+        """Whether a conversation ever ran under this id: running, or ended (idle, or for good) and
+        still in the namespace's retention. One describe; a message sent after it with
+        ``existed=True`` needs no other look-up."""
+        from temporalio.client import WorkflowExecutionStatus
+
+        try:
+            desc = await self.handle(conversation_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise rpc_error(exc, self.temporal_address, conversation_id) from None
+        if desc.status == WorkflowExecutionStatus.RUNNING:
+            self._starts.remember(conversation_id)
+        elif desc.status == WorkflowExecutionStatus.COMPLETED:
+            self._starts.ended(conversation_id, desc.run_id)
+        return True
 
     async def status(self, conversation_id: str) -> ConversationStatus | None:
         """The conversation's state, or None if it has no running workflow."""

@@ -56,11 +56,13 @@ class Submitter:
     async def submit(self, text: str, conversation_id: str, *, message_id: str, user: str,
                      user_name: str | None, context: list[ChatMessage], meta: dict[str, str],
                      note: str | None = None, attachments: list[BlobRef] | None = None,
-                     override_by: str | None = None) -> RunHandle:
+                     override_by: str | None = None, existed: bool | None = None) -> RunHandle:
         """Send the message to its conversation's workflow; the message id deduplicates a repeat. The
         channel's profile (if profiles are configured) goes with it, and says who may decide.
         ``note``: a line of context from the platform (what the user is looking at), passed to the
-        model after the message's text."""
+        model after the message's text. ``existed``: whether a conversation ran in this thread
+        before, when the platform knows (see ``Agent.run_async``): then the send is the one call to
+        Temporal of this message."""
         if note:
             text = f"{text}\n\n{note}"
         approvers, admins = self.approvers, self.admins
@@ -85,6 +87,7 @@ class Submitter:
             deliver_to=DeliveryTarget(task_queue=self.delivery_queue, meta=meta),
             approvers=approvers, admins=admins, attachments=attachments or [],
             profile=profile.ref(self.agent.tools) if profile is not None else None, budget=scope,
+            existed=existed,
         )
 
     async def close(self) -> None:

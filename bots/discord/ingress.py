@@ -108,6 +108,21 @@ def classify(m: Incoming, bot_id: int, known_threads: Container[int]) -> Route |
     return route
 
 
+def existed_before(route: Route, m: Incoming, bot_id: int, known_threads: Container[int]) -> bool | None:
+    """Whether a conversation ran in the route's thread before, when that is known without asking
+    Temporal (the submit is then the message's one call): a thread the bot opens for this message is
+    new; one the bot opened earlier, or took part in since this process started, had one (it may have
+    ended idle: its next run restores it). None: ask (a thread the bot was first mentioned in, or a
+    direct message channel, after a restart)."""
+    if route.kind == "new_thread":
+        return False
+    if int(route.ref.thread) in known_threads:
+        return True
+    if route.kind == "thread" and m.thread_owner_id == bot_id:
+        return True
+    return None
+
+
 def context_from_history(history: list[tuple[int, str, str]], bot_id: int,
                          max_chars: int = CONTEXT_CHARS) -> list[ChatMessage]:
     """Earlier messages (oldest first: author id, name, text) as context, newest kept within the budget."""
@@ -175,6 +190,7 @@ class Ingress:
         if self.replies.get(turn_id) is not None:
             return  # the gateway sent this message again
         context: list[ChatMessage] = []
+        existed = existed_before(route, incoming, client.user.id, self.known_threads)
         if route.kind == "new_thread":
             thread = await self._open_thread(message, route.text)
             if thread is None:
@@ -185,7 +201,7 @@ class Ingress:
             if route.needs_context:
                 context = await self._context(channel, message)
         self.known_threads.add(int(route.ref.thread))
-        await self._start(message, route, reply_channel, context)
+        await self._start(message, route, reply_channel, context, existed)
 
     async def _answer(self, message: discord.Message, text: str, what: str) -> None:
         """Reply to the user's message where they wrote it (the nonce makes a repeat a no-op)."""
@@ -226,7 +242,7 @@ class Ingress:
         return await self.submitter.context_files(pairs)
 
     async def _start(self, message: discord.Message, route: Route, reply_channel: discord.abc.Messageable,
-                     context: list[ChatMessage]) -> None:
+                     context: list[ChatMessage], existed: bool | None = None) -> None:
         conv, turn_id, user = route.ref.conversation_id, str(message.id), str(message.author.id)
         channel_id = int(route.ref.thread)
         # In memory before the submit, and locked until the placeholder is posted: a delivery of a fast
@@ -238,7 +254,7 @@ class Ingress:
                 received = await self.submitter.receive(remote_files(message.attachments))
                 handle = await self.submitter.submit(route.text, conv, message_id=turn_id, user=user,
                                                      user_name=message.author.display_name, context=context,
-                                                     meta=meta, attachments=received.refs)
+                                                     meta=meta, attachments=received.refs, existed=existed)
             except OverBudget as over:  # no turn yet; an admin may let it run, then its answer is posted anew
                 await self.limiter.acquire(channel_id)
                 try:

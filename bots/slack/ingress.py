@@ -261,17 +261,18 @@ class Ingress:
         context, new = await self._context(inc) if inc.in_existing_thread else ([], False)
         self.seen.add(seen)
         meta = {"team": team, "channel": inc.ref.channel, "thread": inc.ref.thread_ts, "user": inc.user}
+        existed = self._existed(inc, new)
         assistant = self.assistant if self.assistant is not None and is_assistant_thread(inc.ref) else None
         note = assistant.context_note(inc.ref, inc.user) if assistant is not None else None
         if assistant is not None:
             # A message that is its own thread's root (the agent messaging experience) starts it too;
             # a thread whose conversation ended idle is not new (it keeps its title).
-            new = (new or inc.ref.thread_ts == inc.message_id) and not await self._ran(inc.ref)
+            new = existed is False
         try:
             received = await self.submitter.receive(await self._remote(inc.files))
             handle = await self.submitter.submit(inc.text, inc.ref.conversation_id, message_id=inc.message_id,
                                                  user=inc.user, user_name=inc.user_name, context=context, meta=meta,
-                                                 note=note, attachments=received.refs)
+                                                 note=note, attachments=received.refs, existed=existed)
         except OverBudget as over:
             await self.web.post(inc.ref.channel, inc.ref.thread_ts, refusal_text(over.start),
                                 blocks=budget_blocks(refusal_text(over.start), over.hold, inc.ref.conversation_id))
@@ -309,27 +310,33 @@ class Ingress:
 
     async def _takes_part(self, ref: ThreadRef) -> bool:
         """Whether the bot already has a conversation in this thread (then no mention is needed)."""
-        cid = ref.conversation_id
-        if cid in self.known_threads:
-            return True
         try:
-            if await self.agent.status(cid) is not None:
-                return True
+            return await self._ran(ref)
         except AgentRuntimeError:
             return False
-        return await self._ran(ref)
 
     async def _ran(self, ref: ThreadRef) -> bool:
-        """Whether a conversation ever ran in this thread (running or ended)."""
+        """Whether a conversation ever ran in this thread (running or ended): known in this process,
+        or one describe, remembered (bounded) so the thread's next messages need none."""
         cid = ref.conversation_id
         if cid in self.known_threads:
             return True
-        try:
-            await self.agent.client.get_workflow_handle(self.agent.workflow_id(cid)).describe()
-        except RPCError:  # no workflow has ever run for this thread
+        if not await self.agent.has_run(cid):
             return False
         self.known_threads.add(cid)
         return True
+
+    def _existed(self, inc: IncomingMessage, starts: bool) -> bool | None:
+        """What this process knows of the thread's conversation, so the submit is the message's one
+        call to Temporal: it ran (known here, or looked up above), it cannot have (the message opens
+        its thread), or unknown (a direct message outside threads after a restart: looked up once)."""
+        if inc.ref.conversation_id in self.known_threads:
+            return True
+        if inc.in_existing_thread:
+            return not starts  # _context looked it up
+        if inc.ref.thread_ts == inc.message_id:
+            return False  # the message is its thread's root: no conversation can have run there
+        return None
 
     async def _hint(self, inc: IncomingMessage) -> None:
         """A mention with nothing to ask: say how to ask instead of sending the model an empty turn."""
@@ -342,9 +349,9 @@ class Ingress:
     async def _context(self, inc: IncomingMessage) -> tuple[list[Any], bool]:
         """Earlier messages of the thread, for a conversation that starts inside it, and whether it
         starts (no conversation runs in the thread yet)."""
+        if await self._ran(inc.ref):
+            return [], False  # the conversation exists (or ended and is restored): it has its own transcript
         try:
-            if await self.agent.status(inc.ref.conversation_id) is not None:
-                return [], False  # the conversation exists: it has its own transcript
             messages = await asyncio.wait_for(
                 self.web.thread_messages(inc.ref.channel, inc.ref.thread_ts, limit=100), CONTEXT_WAIT)
         except (TimeoutError, SlackCallError) as exc:
