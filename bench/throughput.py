@@ -233,6 +233,7 @@ class Bench:
             "OPENAI_BASE_URL": self.fake.base_url, "OPENAI_API_KEY": "bench-key", "DURABOT_MODEL": "bench-model",
             "DURABOT_TOOLS": "bench.throughput_tools", "REDIS_URL": self.redis.url,
             "DURABOT_METRICS_PORT": "0", "DURABOT_LOG_LEVEL": "INFO",
+            "DURABOT_LOCAL_TOOLS": "" if self.args.regular_tools else "lookup",
         })
         return env
 
@@ -303,6 +304,7 @@ class Bench:
         fake = _safe_process(self.fake.proc)
         others0 = [_cpu(me), _cpu(server), _cpu(redis), _cpu(fake)]
         machine0 = _machine_busy()
+        eager0 = self.temporal.counter("activity_eager_execution")
         cpu0 = [w.cpu() for w in workers]
         profilers = self.start_profilers(workers, name) if a.profile else []
         with RssSampler(workers) as rss:
@@ -311,6 +313,7 @@ class Bench:
         await asyncio.to_thread(self.stop_profilers, profilers)
         others1 = [_cpu(me), _cpu(server), _cpu(redis), _cpu(fake)]
         machine = _machine_busy() - machine0
+        eager = self.temporal.counter("activity_eager_execution") - eager0
         timings = self.fake.timings()
 
         model_time: dict[str, float] = defaultdict(float)
@@ -356,6 +359,8 @@ class Bench:
               f"(target <= {TARGETS['machine_cpu_ms']:g}: worker + server + client + redis + fake model)")
         print(f"[{label}] machine CPU busy               {machine:.1f} of {wall * (os.cpu_count() or 1):.1f} "
               f"core-seconds; benchmark's processes {ours:.1f}, other processes {max(0.0, machine - ours):.1f}")
+        print(f"[{label}] activities started eagerly   {eager / max(turns, 1):8.2f} per turn "
+              "(handed to the worker in the reply to its workflow task)")
         print(f"[{label}] peak worker RSS               "
               + ", ".join(f"{p / MB:.1f} MB" for p in rss.peak))
         print(f"[{label}] turns correct                 {turns}/{a.conversations}   "
@@ -491,6 +496,7 @@ async def main(args: argparse.Namespace) -> int:
     bench = Bench(args)
     try:
         bench.start_servers()
+        print(f"tool lookup runs as a {'regular' if args.regular_tools else 'local'} activity")
         print(f"durabot throughput: fake model {TTFT * 1000:.0f} ms to first token, {TOKENS} tokens at "
               f"{TOKEN_DELAY * 1000:.0f} ms; {os.cpu_count()} CPUs; Temporal dev server, Redis and the fake model "
               f"on this machine; client in the benchmark process")
@@ -527,6 +533,8 @@ if __name__ == "__main__":
     parser.add_argument("--phase-timeout", type=float, default=900.0)
     parser.add_argument("--profile", metavar="DIR", help="record py-spy profiles of the workers into DIR")
     parser.add_argument("--skip-throughput", action="store_true", help="only the idle-memory phase")
+    parser.add_argument("--regular-tools", action="store_true",
+                        help="run the tool as a regular activity, not a local one (DURABOT_LOCAL_TOOLS)")
     signal.signal(signal.SIGTERM, _sigterm)
     try:
         sys.exit(asyncio.run(main(parser.parse_args())))
