@@ -106,7 +106,8 @@ async def main(turns: int, local_tools: bool) -> None:
     try:
         model = OpenAIChatModel("bench", api_key="x", base_url=fake.base_url)
         host, port = server.address.rsplit(":", 1)
-        agent = Agent("bench", model=model, tools=[lookup], local_tools=["lookup"] if local_tools else [],
+        options = {"local_tools": ["lookup"]} if local_tools else {}  # older code has no such option
+        agent = Agent("bench", model=model, tools=[lookup], **options,
                       temporal=TemporalConfig(host=host, port=int(port), task_queue="bench-overhead"))
         results: dict[str, list[tuple[float, float]]] = {k: [] for k in
                                                           ("direct", "direct+tool", "durabot", "durabot+tool")}

@@ -233,8 +233,9 @@ class Bench:
             "OPENAI_BASE_URL": self.fake.base_url, "OPENAI_API_KEY": "bench-key", "DURABOT_MODEL": "bench-model",
             "DURABOT_TOOLS": "bench.throughput_tools", "REDIS_URL": self.redis.url,
             "DURABOT_METRICS_PORT": "0", "DURABOT_LOG_LEVEL": "INFO",
-            "DURABOT_LOCAL_TOOLS": "" if self.args.regular_tools else "lookup",
         })
+        if not self.args.regular_tools:
+            env["DURABOT_LOCAL_TOOLS"] = "lookup"
         return env
 
     def start_servers(self) -> None:
