@@ -120,3 +120,18 @@ async def test_cancel_during_a_local_tool_ends_the_turn_once_the_tool_returns(ma
     result = await agent.run("still there?", conversation_id="local-cancel")
     # The call had finished: its result stays in the transcript; the round after it never answered.
     assert "tool:job done" in result.text and "after tool" not in result.text, result.text
+
+
+def test_local_tools_reach_the_workflow_from_the_option_and_the_environment():
+    from agent_core import Agent
+    from agent_core.options import ToolOptions
+    from workers.app import build_agent
+    from workers.settings import Settings
+
+    agent = Agent("a", tools=[lookup, fetch], tool_options=ToolOptions(local_tools=["lookup", "lookup"]))
+    assert {t.name: t.local for t in agent.spec().tools} == {"lookup": True, "fetch": False}
+    settings = Settings.load(env={"DURABOT_LOCAL_TOOLS": "lookup, fetch", "DURABOT_TOOLS":
+                                  "tests.runtime.test_local_tools"}, dotenv=None)
+    assert settings.local_tools == ["lookup", "fetch"]
+    built = build_agent(settings, local_worker=False)
+    assert all(t.local for t in built.spec().tools)
