@@ -109,23 +109,36 @@ async def main(turns: int, local_tools: bool) -> None:
         options = {"local_tools": ["lookup"]} if local_tools else {}  # older code has no such option
         agent = Agent("bench", model=model, tools=[lookup], **options,
                       temporal=TemporalConfig(host=host, port=int(port), task_queue="bench-overhead"))
-        results: dict[str, list[tuple[float, float]]] = {k: [] for k in
-                                                          ("direct", "direct+tool", "durabot", "durabot+tool")}
+        # With local tools, the same turns with the tool as a regular activity, interleaved: the
+        # comparison of the two holds under whatever else the machine does meanwhile.
+        regular = Agent("bench", model=model, tools=[lookup],
+                        temporal=TemporalConfig(host=host, port=int(port), task_queue="bench-overhead-regular")
+                        ) if local_tools else None
+        names = ("direct", "direct+tool", "durabot", "durabot+tool") + (("durabot+regular tool",) if regular else ())
+        results: dict[str, list[tuple[float, float]]] = {k: [] for k in names}
         async with agent:
+            if regular is not None:
+                await regular.start()
             for warm in range(3):  # warm up connections and the worker's caches
                 await direct_turn(model, "hello")
                 await durable_turn(agent, "hello", f"warm-{warm}")
+                if regular is not None:
+                    await durable_turn(regular, "hello", f"warm-r{warm}")
             for i in range(turns):
                 conv = f"conv-{i % 10}"  # ten conversations, several turns each
                 results["direct"].append(await direct_turn(model, "hello"))
                 results["durabot"].append(await durable_turn(agent, "hello", conv))
                 results["direct+tool"].append(await direct_turn(model, "use a tool"))
                 results["durabot+tool"].append(await durable_turn(agent, "use a tool", conv))
+                if regular is not None:
+                    results["durabot+regular tool"].append(await durable_turn(regular, "use a tool", f"r{conv}"))
             cpu = await cpu_per_tool_turn(agent, model, server, turns_cpu=max(10, turns // 2))
             # one turn after another (the answer in, the update done), so no two turns share a task
             for question in ("hello", "use a tool", "use a tool"):
                 await agent.run(question, conversation_id="cost-0")
             events = await history_events(agent.handle("cost-0"))
+            if regular is not None:
+                await regular.close()
         print(f"tool lookup runs as a {'local' if local_tools else 'regular'} activity")
         print(f"durabot overhead over {turns} turns each (fake model: 100 ms to first token, 5 ms/token, "
               f"{TOKENS} tokens)")
@@ -142,6 +155,10 @@ async def main(turns: int, local_tools: bool) -> None:
         print(f"overhead: turn without tools p50 {plain * 1000:.1f} ms (target <= {TARGETS['plain']:g})")
         print(f"overhead: one-tool turn p50 {tool * 1000:.1f} ms (target <= {TARGETS['tool']:g}), "
               f"p95 {tool95 * 1000:.1f} ms")
+        if regular is not None:
+            reg = pct([v[1] for v in results["durabot+regular tool"]], 50) - \
+                pct([v[1] for v in results["direct+tool"]], 50)
+            print(f"overhead: one-tool turn, the tool a regular activity (interleaved) p50 {reg * 1000:.1f} ms")
         print(cpu)
         split = split_turns(events)
         tool_turns = [t for t in split[1:] if is_tool_turn(t)]  # the first one also started the conversation
