@@ -122,6 +122,7 @@ class Agent:
     hooks = property(lambda self: self.tool_options.hooks)
     mcp_servers = property(lambda self: self.tool_options.mcp_servers)
     admin_only = property(lambda self: self.tool_options.admin_only)
+    local_tools = property(lambda self: self.tool_options.local_tools)
     max_iterations = property(lambda self: self.limits.max_iterations)
     context_messages = property(lambda self: self.limits.context_messages)
     context_chars = property(lambda self: self.limits.context_chars)
@@ -222,7 +223,8 @@ class Agent:
         return AgentSpec(
             name=self.name, mode=self.mode, approval=self.approval,
             tools=[ToolSpec(name=t.name, requires_approval=t.requires_approval,
-                            subagent=getattr(t, "subagent", None), admin_only=t.name in self.admin_only)
+                            subagent=getattr(t, "subagent", None), admin_only=t.name in self.admin_only,
+                            local=t.name in self.local_tools)
                    for t in self.tools],
             task_queue=self.task_queue, depth=depth,
             subagents=[s.spec(depth + 1, max_depth) for s in self.subagents] if delegate else [],

@@ -42,10 +42,16 @@ class ToolOptions:
     mcp_servers: Sequence[Any] = ()  # MCPServer: their tools are listed when the agent starts
     # Tools whose approvals are never given for a whole thread ("always allow in this thread").
     admin_only: Sequence[str] = ()
+    # Tools that run as local activities: inside the workflow task that asked for them, no round trip
+    # through the server. For short calls only (a lookup, a calculation): a call has LOCAL_TOOL_TIMEOUT
+    # seconds, is cancelled only once it returns, and runs again if the worker dies before the
+    # workflow task completes (README, "Local tools").
+    local_tools: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         self.hooks, self.mcp_servers = list(self.hooks), list(self.mcp_servers)
         self.admin_only = sorted(set(self.admin_only))
+        self.local_tools = sorted(set(self.local_tools))
         try:
             self.approval = ApprovalPolicy(self.approval)
         except ValueError:

@@ -32,6 +32,7 @@ ENV_VARS: dict[str, str | None] = {
     "DURABOT_CONTEXT_TOKENS": None,
     "DURABOT_SYSTEM_PROMPT": "You are durabot, a helpful assistant in a team chat. Be concise.",
     "DURABOT_TOOLS": "",
+    "DURABOT_LOCAL_TOOLS": "",
     "DURABOT_MCP_SERVERS": "",
     "DURABOT_APPROVAL": "marked",
     "DURABOT_APPROVERS": "requester",
@@ -106,6 +107,7 @@ class Settings:
     context_tokens: int | None = None  # the model's context window; None: known for the model's name
     system_prompt: str = ENV_VARS["DURABOT_SYSTEM_PROMPT"] or ""
     tools: str = ""
+    local_tools: list[str] = field(default_factory=list)  # run as local activities (ToolOptions.local_tools)
     mcp_servers: str = ""  # see agent_core.mcp.parse_mcp_env
     approval: ApprovalPolicy = ApprovalPolicy.MARKED
     approvers: list[str] = field(default_factory=lambda: ["requester"])  # requester | anyone | user ids
@@ -193,6 +195,7 @@ class Settings:
             context_tokens=int(context_tokens) if context_tokens is not None else None,
             system_prompt=get("DURABOT_SYSTEM_PROMPT") or "",
             tools=get("DURABOT_TOOLS") or "",
+            local_tools=_csv(get("DURABOT_LOCAL_TOOLS")),
             mcp_servers=get("DURABOT_MCP_SERVERS") or "",
             approval=policy,
             approvers=approvers,

@@ -8,6 +8,7 @@ activities cannot cross runs, so the phase keeps what is finished and how many t
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Callable
 
 from temporalio import workflow
@@ -18,6 +19,10 @@ with workflow.unsafe.imports_passed_through():
     from .delegation import delegate
     from .retries import activity_options
     from .types import AgentSpec, ParentLink, ToolCall, ToolRequest, ToolResult, TurnStatus, UserMessage
+
+# A local tool's call must end within this long (or the tool timeout, if shorter): it holds the
+# workflow task, so the conversation takes no message, decision or cancel until it returns.
+LOCAL_TOOL_TIMEOUT = 10.0
 
 
 class ToolPhase:
@@ -32,6 +37,7 @@ class ToolPhase:
         self.results: dict[str, ToolResult] = {}  # by call id, of the calls in flight
         self.checkpoint_wanted = False
         self.running_tools = 0
+        self.local_allowed = False  # set by the workflow: runs with the lean-turns patch only
 
     async def run(self, msg: UserMessage, st: TurnStatus, rnd: int, calls: list[ToolCall],
                   done: list[ToolResult]) -> list[ToolResult]:
@@ -95,9 +101,13 @@ class ToolPhase:
         )
         self.running_tools += 1
         try:
-            return await workflow.execute_activity(
-                TOOL_ACTIVITY, request, result_type=ToolResult,
-                **activity_options(self.spec.timeouts, self.spec.timeouts.tool),
-            )
+            options = activity_options(self.spec.timeouts, self.spec.timeouts.tool)
+            if self.local_allowed and tool_spec is not None and tool_spec.local:
+                # In this workflow task: its result and the next model round go out in one completion.
+                return await workflow.execute_local_activity(
+                    TOOL_ACTIVITY, request, result_type=ToolResult, retry_policy=options["retry_policy"],
+                    start_to_close_timeout=timedelta(seconds=min(LOCAL_TOOL_TIMEOUT, self.spec.timeouts.tool)),
+                )
+            return await workflow.execute_activity(TOOL_ACTIVITY, request, result_type=ToolResult, **options)
         finally:
             self.running_tools -= 1

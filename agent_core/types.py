@@ -89,6 +89,7 @@ class ToolSpec:
     requires_approval: bool = False
     subagent: str | None = None  # this "tool" delegates to the named sub-agent (a child workflow)
     admin_only: bool = False  # its approvals are never allowed for a whole thread at once
+    local: bool = False  # runs as a local activity (ToolOptions.local_tools)
 
 
 @dataclass

@@ -64,6 +64,10 @@ _RECENT = 10  # finished turns carried across continue-as-new
 # Patch id of moving to the deployment's current version by continue-as-new (between turns only).
 UPGRADE_PATCH = "upgrade-on-continue-as-new"
 BUDGET_STOP_PATCH = "budget-stop"  # a round past the day's token budget ends its turn
+# Runs from this change on: tools marked local run as local activities, and the idle timer starts
+# only once the conversation has nothing to do (one marker for both, recorded in the first task; such
+# runs skip the idle-timer patch, whose behaviour they keep).
+LEAN_TURNS_PATCH = "lean-turns"
 BUDGET_NOTICE = ("Stopped here: this turn used up the day's token budget (yours or this channel's). "
                  "Ask an admin to allow more.")
 
@@ -126,6 +130,8 @@ class ConversationWorkflow:
     # ---------------------------------------------------------------- main loop
     @workflow.run
     async def run(self, inp: ConversationInput) -> Carry:
+        lean = workflow.patched(LEAN_TURNS_PATCH)
+        self.tools.local_allowed = lean
         if inp.carry is None and not inp.restored:
             try:
                 previous = await workflow.execute_local_activity(
@@ -144,6 +150,8 @@ class ConversationWorkflow:
         if self.resume is not None:
             await self._run_turn(self.resume.message, self.resume)
             await self._continue_as_new_if_needed()
+        if lean:
+            return await self._loop_with_a_timer_when_idle()
         if not timer_per_period():
             return await self._loop_with_a_timer_per_wait()
         watch = IdleWatch(self.spec.timeouts.idle, lambda: self.current is not None or bool(self.queue))
@@ -157,6 +165,32 @@ class ConversationWorkflow:
                 if not self.queue:
                     return self._carry()
                 watch.start()
+            if self._should_move():
+                await self._continue_as_new(upgrade=True)  # the queued message runs on the new build
+            msg = self.queue.pop(0)
+            await self._run_turn(msg)
+            watch.touch()
+            await self._continue_as_new_if_needed()
+
+    async def _loop_with_a_timer_when_idle(self) -> Carry:
+        """The message loop of lean-turns runs: the idle timer starts the first time the run waits
+        with nothing queued, not with the run, so a message that starts a run costs no timer; it then
+        re-arms only after it fires (IdleWatch)."""
+        watch = IdleWatch(self.spec.timeouts.idle, lambda: self.current is not None or bool(self.queue))
+        watching = False
+        while True:
+            if self.parent is not None and self.turns and not self.queue:
+                return self._carry()  # a sub-agent's task is one turn; its answer is in carry.recent
+            if not watching and not self.queue:
+                watch.touch()
+                watch.start()
+                watching = True
+            await workflow.wait_condition(lambda: bool(self.queue) or watch.idle)
+            if not self.queue:
+                await workflow.wait_condition(lambda: self.outbox.empty and workflow.all_handlers_finished())
+                if not self.queue:
+                    return self._carry()
+                watching = False  # a message came while the outbox drained: a new idle period later
             if self._should_move():
                 await self._continue_as_new(upgrade=True)  # the queued message runs on the new build
             msg = self.queue.pop(0)

@@ -39,7 +39,7 @@ def build_agent(settings: Settings, *, local_worker: bool | None = None,
         temporal.interceptors = (interceptor,)
     return Agent(
         settings.agent_name, model=model, system_prompt=settings.system_prompt, tools=tools,
-        temporal=temporal, approval=settings.approval,
+        temporal=temporal, approval=settings.approval, local_tools=settings.local_tools,
         local_worker=settings.local_worker if local_worker is None else local_worker,
         event_bus=bus, store=store, mode=mode, mcp_servers=mcp, budgets=budgets,
         profiles=checked_profiles(settings.profiles, tools, mcp) if settings.profiles else None,

@@ -88,15 +88,30 @@ class TemporalDevServer:
         self.ui_port = ui_port
         self.db_file = db_file
         self.log_file = log_file
+        self.metrics_port = free_port()  # the server's Prometheus metrics (benchmarks read counters)
         self.proc: subprocess.Popen | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def counter(self, name: str) -> float:
+        """The sum over all labels of one of the server's counters (0 before its first increment);
+        e.g. ``activity_eager_execution``, activities handed to a worker in its workflow task's reply."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            metric, _, value = line.rpartition(" ")
+            if metric.split("{", 1)[0] in (name, f"{name}_total"):
+                total += float(value)
+        return total
+
     def start(self, timeout: float = 30.0) -> "TemporalDevServer":
         cmd = [find_binary("temporal"), "server", "start-dev", "--port", str(self.port), "--ip", "127.0.0.1",
-               "--log-level", "error",
+               "--log-level", "error", "--metrics-port", str(self.metrics_port),
                # eager activities: a worker that schedules an activity may start it at once
                "--dynamic-config-value", "system.enableActivityEagerExecution=true",
                # Worker Versioning works on the dev server as it is; these only make a retired build
