@@ -15,6 +15,7 @@ import logging
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any
 
@@ -107,6 +108,16 @@ class Holds:
         await asyncio.to_thread(write)
         return hold
 
+    async def conversation_of(self, hold_id: str) -> str | None:
+        """The conversation of a hold still waiting (None: let through already, or unknown)."""
+
+        def read() -> str | None:
+            with self.engine.connect() as conn:
+                return conn.execute(select(holds_table.c.conversation_id).where(
+                    holds_table.c.id == hold_id, holds_table.c.decided_by.is_(None))).scalar_one_or_none()
+
+        return await asyncio.to_thread(read)
+
     async def take(self, hold_id: str, by: str) -> Hold | None:
         """Claim a hold for ``by`` (once: a second click, here or in another process, gets None)."""
 
@@ -140,9 +151,18 @@ class Overridden(Enum):
     GONE = "gone"  # already let through (or never held)
 
 
-async def override(submitter: "Any", holds: Holds, hold_id: str, admin: str, is_admin: bool,
+AdminOf = Callable[[str], Awaitable[bool]]  # a conversation id -> whether the clicker is an admin there
+
+
+async def override(submitter: "Any", holds: Holds, hold_id: str, admin: str, is_admin: bool | AdminOf,
                    audit: Recorder | None) -> tuple[Overridden, Hold | None]:
-    """An admin lets a held message run past its budget; recorded (refusals too)."""
+    """An admin lets a held message run past its budget; recorded (refusals too). ``is_admin``: asked
+    of the held message's own conversation (a profile's admins are admins in its places only)."""
+    if not isinstance(is_admin, bool):
+        held = await holds.conversation_of(hold_id)
+        if held is None:
+            return Overridden.GONE, None
+        is_admin = await is_admin(held)
     if not is_admin:
         if audit is not None:
             await audit(Action.BUDGET_OVERRIDE, "refused: not an admin", command=f"override {hold_id}")

@@ -20,6 +20,7 @@ from agent_core.types import BlobRef, ChatMessage, DeliveryTarget
 from .files import FileFetcher, Received, RemoteFile
 
 from .budget_gate import Holds, OverBudget, scope_for
+from .policy import message_admins
 from .refs import SEP
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class Submitter:
         profile = profile_of(self.agent, conversation_id)
         if profile is not None:
             approvers = list(profile.approvers) if profile.approvers is not None else approvers
-            admins = [*admins, *(a for a in profile.admins if a not in admins)]
+            admins = message_admins(admins, profile)
         scope = scope_for(conversation_id, user, profile.tokens_per_user_per_day if profile else None,
                           profile.tokens_per_channel_per_day if profile else None, override_by)
         try:
