@@ -413,6 +413,9 @@ class ApprovalInfo:
     # approvals and approvals asked by versions that did not know the scope (they would ignore it).
     thread_scope: bool = False
     scope: str | None = None  # how an approval was given: "once" or "thread" (None: before scopes)
+    # The tool is admin-only (agent or profile): no thread allowance covers it, also not a sub-agent's
+    # call raised to its parent. False on approvals of versions before sub-agents used allowances.
+    admin_only: bool = False
 
     def __post_init__(self) -> None:
         # Cards, statuses and carried turns repeat the arguments: whoever builds one, they stay small.
