@@ -43,6 +43,7 @@ from .types import (
     ParentLink,
     RevokeRequest,
     ToolCall,
+    Timeouts,
     ToolSpec,
     TurnStatus,
     UserMessage,
@@ -107,6 +108,9 @@ class GateHost(Protocol):
     def tool_spec(self, name: str) -> ToolSpec | None:
         """What the agent's configuration says of tool ``name``."""
 
+    def turn_timeouts(self, msg: UserMessage) -> Timeouts:
+        """The timeouts a turn of ``msg`` runs with (its profile's mode, or the agent's)."""
+
     def checkpoint_if_history_large(self) -> None:
         """Ask for a pause (continue-as-new) once only approval waits remain, if the history is large."""
 
@@ -117,10 +121,10 @@ class GateHost(Protocol):
 class ApprovalGate:
     """The approvals of one run: ``approvals`` by id, and those proxied for sub-agents."""
 
-    def __init__(self, host: GateHost, parent: ParentLink | None, timeout: float) -> None:
+    def __init__(self, host: GateHost, parent: ParentLink | None) -> None:
         self.host = host
         self.parent = parent  # set when this run is a sub-agent: its approvals are raised to the parent
-        self.timeout = timeout  # seconds an approval waits for a decision
+        # How long an approval waits for a decision: the turn's (host.turn_timeouts), by its profile's mode.
         self.count = 0  # approvals asked in the conversation, for ids of runs before APPROVAL_IDS_PATCH
         self.approvals: dict[str, ApprovalInfo] = {}
         self.child_proxies: dict[tuple[str, str], ApprovalInfo] = {}  # (child workflow, its id) -> ours
@@ -142,9 +146,10 @@ class ApprovalGate:
         """Ask for a decision on ``call`` of round ``rnd`` and wait for it (or for expiry)."""
         # Approvals of older versions carry no round: matched by call id alone, as they were.
         info = next((a for a in st.approvals if a.call_id == call.id and a.round in (None, rnd)), None)
+        timeout = self.host.turn_timeouts(msg).approval  # seconds it waits for a decision
         if info is None:
             self.count += 1
-            deadline = workflow.now() + timedelta(seconds=self.timeout)
+            deadline = workflow.now() + timedelta(seconds=timeout)
             unique = workflow.patched(APPROVAL_IDS_PATCH)
             info = ApprovalInfo(
                 id=approval_id(msg.id, str(rnd), call.id) if unique else f"a{self.count}",
@@ -169,7 +174,7 @@ class ApprovalGate:
         try:
             await workflow.wait_condition(
                 lambda: info.status != "pending" or self.host.pause_now(),
-                timeout=max(remaining, 0.001) if remaining is not None else self.timeout,
+                timeout=max(remaining, 0.001) if remaining is not None else timeout,
             )
         except asyncio.TimeoutError:
             info.status = "expired"
@@ -184,7 +189,7 @@ class ApprovalGate:
         meter = workflow.metric_meter()
         meter.create_counter("durabot_approvals_decided", "Approvals ended").add(1, {"outcome": info.status})
         if info.deadline:
-            asked = _parse_time(info.deadline) - timedelta(seconds=self.timeout)
+            asked = _parse_time(info.deadline) - timedelta(seconds=timeout)
             meter.create_histogram_float("durabot_approval_wait_seconds", "Approval wait", "s").record(
                 max(0.0, (workflow.now() - asked).total_seconds()))
         await self._raise_to_parent(info)

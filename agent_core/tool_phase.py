@@ -93,11 +93,11 @@ class ToolPhase:
             stream=self.parent.stream if self.parent else None,
             source=self.parent.source if self.parent else None,
         )
+        timeouts = self.spec.for_turn(msg.profile).timeouts  # the mode of the turn's profile
         self.running_tools += 1
         try:
             return await workflow.execute_activity(
-                TOOL_ACTIVITY, request, result_type=ToolResult,
-                **activity_options(self.spec.timeouts, self.spec.timeouts.tool),
+                TOOL_ACTIVITY, request, result_type=ToolResult, **activity_options(timeouts, timeouts.tool),
             )
         finally:
             self.running_tools -= 1
