@@ -472,8 +472,9 @@ class ConversationWorkflow:
         for rnd in range(first, rounds + 1):
             allow_tools = rnd < rounds and bool(self.spec.tools)
             st.step = "thinking"
-            result = await model_round(self.spec.for_turn(msg.profile), self.conv, self.parent, self.window, msg.id, rnd, allow_tools,
-                                       None if self.turn_spoke else self.turn_started, profile=msg.profile,
+            result = await model_round(self.spec.for_turn(msg.profile), self.conv, self.parent, self.window, msg.id,
+                                       rnd, allow_tools, None if self.turn_spoke else self.turn_started,
+                                       profile=msg.profile,
                                        budget=msg.budget, ctx=self.context, turns=self.turns)
             self.turn_spoke = self.turn_spoke or bool(result.text)
             st.prompt_tokens += result.prompt_tokens
