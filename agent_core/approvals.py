@@ -12,6 +12,15 @@ checks a decision against that record, never against what a button or a caller c
 
 ``ApprovalGate`` is workflow code (deterministic, no I/O): asking, deciding, expiry, and the approvals
 a sub-agent raises to its parent. What it needs of the conversation is the ``GateHost`` protocol.
+
+Thread allowances and sub-agents. An allowance ("always allow in this thread") is state of the top
+conversation only; a sub-agent never holds one. A sub-agent's approval goes up to its parent as it
+always did, and the parent answers it from the thread's allowances *at that moment*: a tool allowed in
+the thread is approved for the sub-agent at once (no card), a revoked one is asked again, and the
+allowance given while a sub-agent's approval of the same tool waits covers it too. Asking the
+parent each time, rather than handing the child a copy of the allowances at its start, keeps one
+authority: a revoke in the parent reaches sub-agents already running without any message to them.
+Admin-only tools (the sub-agent's, the agent's or the profile's) are never covered.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from .types import (
     Decision,
     ParentLink,
     RevokeRequest,
+    Timeouts,
     ToolCall,
     ToolSpec,
     TurnStatus,
@@ -43,6 +53,9 @@ APPROVAL_IDS_PATCH = "approval-ids-from-calls"  # runs started before it keep nu
 # A call of a tool allowed for the thread runs without asking: that skips the approval notice and
 # wait, a change of the commands the workflow emits.
 THREAD_ALLOWANCES_PATCH = "thread-allowances"
+# A sub-agent's approval of a tool allowed in the thread is answered by the parent without a card (a
+# decision signal instead of a notice and a wait): a change of the commands the parent emits.
+SUBAGENT_ALLOWANCES_PATCH = "subagent-allowances"
 SCOPE_ONCE, SCOPE_THREAD = "once", "thread"
 DIGITS = 12
 
@@ -95,6 +108,9 @@ class GateHost(Protocol):
     def tool_spec(self, name: str) -> ToolSpec | None:
         """What the agent's configuration says of tool ``name``."""
 
+    def turn_timeouts(self, msg: UserMessage) -> Timeouts:
+        """The timeouts a turn of ``msg`` runs with (its profile's mode, or the agent's)."""
+
     def checkpoint_if_history_large(self) -> None:
         """Ask for a pause (continue-as-new) once only approval waits remain, if the history is large."""
 
@@ -105,10 +121,10 @@ class GateHost(Protocol):
 class ApprovalGate:
     """The approvals of one run: ``approvals`` by id, and those proxied for sub-agents."""
 
-    def __init__(self, host: GateHost, parent: ParentLink | None, timeout: float) -> None:
+    def __init__(self, host: GateHost, parent: ParentLink | None) -> None:
         self.host = host
         self.parent = parent  # set when this run is a sub-agent: its approvals are raised to the parent
-        self.timeout = timeout  # seconds an approval waits for a decision
+        # How long an approval waits for a decision: the turn's (host.turn_timeouts), by its profile's mode.
         self.count = 0  # approvals asked in the conversation, for ids of runs before APPROVAL_IDS_PATCH
         self.approvals: dict[str, ApprovalInfo] = {}
         self.child_proxies: dict[tuple[str, str], ApprovalInfo] = {}  # (child workflow, its id) -> ours
@@ -130,9 +146,10 @@ class ApprovalGate:
         """Ask for a decision on ``call`` of round ``rnd`` and wait for it (or for expiry)."""
         # Approvals of older versions carry no round: matched by call id alone, as they were.
         info = next((a for a in st.approvals if a.call_id == call.id and a.round in (None, rnd)), None)
+        timeout = self.host.turn_timeouts(msg).approval  # seconds it waits for a decision
         if info is None:
             self.count += 1
-            deadline = workflow.now() + timedelta(seconds=self.timeout)
+            deadline = workflow.now() + timedelta(seconds=timeout)
             unique = workflow.patched(APPROVAL_IDS_PATCH)
             info = ApprovalInfo(
                 id=approval_id(msg.id, str(rnd), call.id) if unique else f"a{self.count}",
@@ -140,6 +157,7 @@ class ApprovalGate:
                 requested_by=msg.user, call_id=call.id, deadline=deadline.isoformat(),
                 approvers=None if msg.approvers is None else list(msg.approvers), admins=list(msg.admins),
                 round=rnd if unique else None, thread_scope=self._thread_scope(call.name),
+                admin_only=self._admin_only(call.name),
             )
             self.approvals[info.id] = info
             st.approvals.append(info)
@@ -156,7 +174,7 @@ class ApprovalGate:
         try:
             await workflow.wait_condition(
                 lambda: info.status != "pending" or self.host.pause_now(),
-                timeout=max(remaining, 0.001) if remaining is not None else self.timeout,
+                timeout=max(remaining, 0.001) if remaining is not None else timeout,
             )
         except asyncio.TimeoutError:
             info.status = "expired"
@@ -171,19 +189,30 @@ class ApprovalGate:
         meter = workflow.metric_meter()
         meter.create_counter("durabot_approvals_decided", "Approvals ended").add(1, {"outcome": info.status})
         if info.deadline:
-            asked = _parse_time(info.deadline) - timedelta(seconds=self.timeout)
+            asked = _parse_time(info.deadline) - timedelta(seconds=timeout)
             meter.create_histogram_float("durabot_approval_wait_seconds", "Approval wait", "s").record(
                 max(0.0, (workflow.now() - asked).total_seconds()))
         await self._raise_to_parent(info)
         return info
 
     def _thread_scope(self, tool: str) -> bool:
-        # A sub-agent's approvals are decided by its parent, whose allowances the sub-agent never sees.
+        # A sub-agent's approvals are decided by its parent, which answers them from its allowances.
+        return self.parent is None and not self._admin_only(tool)
+
+    def _admin_only(self, tool: str) -> bool:
         spec = self.host.tool_spec(tool)
         msg, _ = self.host.current_turn()
         if msg is not None and msg.profile is not None and tool in msg.profile.admin_only:
-            return False
-        return self.parent is None and not (spec is not None and spec.admin_only)
+            return True
+        return spec is not None and spec.admin_only
+
+    def _covers(self, info: ApprovalInfo) -> Allowance | None:
+        """The thread allowance that answers a sub-agent's approval ``info``, if one does."""
+        allowance = self.allowances.get(info.tool)
+        if allowance is None or info.admin_only or self._admin_only(info.tool):
+            return None
+        # patched() only where an allowance covers a sub-agent's call: other histories never see it.
+        return allowance if workflow.patched(SUBAGENT_ALLOWANCES_PATCH) else None
 
     def _trim(self) -> None:
         decided = [k for k, a in self.approvals.items() if a.status != "pending"]
@@ -238,9 +267,12 @@ class ApprovalGate:
         if d.approved and info.scope == SCOPE_THREAD:
             self.allowances[info.tool] = Allowance(info.tool, d.by, workflow.now().isoformat(), info.id)
             # The other calls of that tool waiting now are covered by the same allowance.
-            for other in self.approvals.values():
+            for other in list(self.approvals.values()):
                 if other.tool == info.tool and other.status == "pending" and other.thread_scope:
                     other.status, other.decided_by, other.scope = "approved", d.by, SCOPE_THREAD
+                elif (other.tool == info.tool and other.status == "pending" and other.id in self.proxy_targets
+                      and self._covers(other) is not None):  # a sub-agent's, waiting here
+                    await self._apply(other, Decision(other.id, True, d.by, _allowed_by(d.by), admin=d.admin))
         target = self.proxy_targets.get(info.id)
         if target is not None:  # the approval belongs to a sub-agent: it decides there
             self._proxy_resolved(info)
@@ -255,6 +287,12 @@ class ApprovalGate:
         msg, st = self.host.current_turn()
         if proxy is None:
             if ca.approval.status != "pending" or st is None or msg is None:
+                return
+            allowance = self._covers(ca.approval)
+            if allowance is not None:  # allowed in this thread: answered at once, no card
+                await workflow.get_external_workflow_handle(ca.child_workflow_id).signal(
+                    Signal.DECIDE_CHILD.value,
+                    Decision(ca.approval.id, True, allowance.by, _allowed_by(allowance.by), scope=SCOPE_THREAD))
                 return
             self.count += 1
             unique = workflow.patched(APPROVAL_IDS_PATCH)
@@ -292,6 +330,10 @@ class ApprovalGate:
         if self.parent is not None:
             await workflow.get_external_workflow_handle(self.parent.workflow_id).signal(
                 Signal.CHILD_APPROVAL.value, ChildApproval(workflow.info().workflow_id, info))
+
+
+def _allowed_by(by: str) -> str:
+    return f"allowed in this thread by {by}"
 
 
 def _parse_time(value: str) -> datetime:

@@ -51,8 +51,10 @@ async def delegate(
         workflow_id=workflow.info().workflow_id, source=name,
         stream=parent.stream if parent else stream_key(conv, msg.id),
     )
+    # The sub-agent runs in the mode of the delegating turn's profile (its timeouts), like the turn.
+    sub = dataclasses.replace(sub, approval=spec.approval).for_turn(msg.profile)
     child = ConversationInput(
-        conversation_id=child_conv, spec=dataclasses.replace(sub, approval=spec.approval),
+        conversation_id=child_conv, spec=sub,
         pending=[UserMessage(id=call.id, text=task, user=msg.user, user_name=msg.user_name,
                              approvers=msg.approvers, admins=list(msg.admins))],
         restored=True, parent=link,

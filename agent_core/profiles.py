@@ -15,7 +15,7 @@ the workspaces and channels each one serves; a message's place picks its profile
     approvers = ["requester", "U0OPS"]
     admins = ["U0LEAD"]
     admin_only = ["deploy"]                  # never "always allow in this thread"
-    mode = "interactive"
+    mode = "autonomous"                      # the turns' timeouts: interactive (default) | autonomous
     max_iterations = 6
     tokens_per_user_per_day = 200000
     tokens_per_channel_per_day = 1000000
@@ -92,7 +92,7 @@ class Profile:
                           approval=self.approval,
                           tools=self.allowed_tools(tools) if self.tools is not None or self.mcp_servers is not None
                           else None,
-                          admin_only=list(self.admin_only), max_iterations=self.max_iterations)
+                          admin_only=list(self.admin_only), max_iterations=self.max_iterations, mode=self.mode)
 
 
 @dataclass(frozen=True)

@@ -99,14 +99,15 @@ class ToolPhase:
             stream=self.parent.stream if self.parent else None,
             source=self.parent.source if self.parent else None,
         )
+        timeouts = self.spec.for_turn(msg.profile).timeouts  # the mode of the turn's profile
         self.running_tools += 1
         try:
-            options = activity_options(self.spec.timeouts, self.spec.timeouts.tool)
+            options = activity_options(timeouts, timeouts.tool)
             if self.local_allowed and tool_spec is not None and tool_spec.local:
                 # In this workflow task: its result and the next model round go out in one completion.
                 return await workflow.execute_local_activity(
                     TOOL_ACTIVITY, request, result_type=ToolResult, retry_policy=options["retry_policy"],
-                    start_to_close_timeout=timedelta(seconds=min(LOCAL_TOOL_TIMEOUT, self.spec.timeouts.tool)),
+                    start_to_close_timeout=timedelta(seconds=min(LOCAL_TOOL_TIMEOUT, timeouts.tool)),
                 )
             return await workflow.execute_activity(TOOL_ACTIVITY, request, result_type=ToolResult, **options)
         finally:

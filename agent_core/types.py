@@ -6,6 +6,7 @@ Nothing here does I/O, so the workflow sandbox can import this module freely. La
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -116,6 +117,14 @@ class AgentSpec:
     # before token budgets, whose rounds see the last ``context_messages`` within ``context_chars``.
     context_tokens: int = 0
 
+    def for_turn(self, profile: "ProfileRef | None") -> "AgentSpec":
+        """This spec as a turn under ``profile`` runs it: with the timeouts of the profile's mode when it
+        names another mode than the agent's (the agent's own timeouts, perhaps tuned, otherwise)."""
+        if profile is None or not profile.mode or profile.mode == AgentMode(self.mode).value:
+            return self
+        mode = AgentMode(profile.mode)
+        return dataclasses.replace(self, mode=mode, timeouts=timeouts_for(mode))
+
     def subagent(self, name: str) -> "AgentSpec | None":
         return next((s for s in self.subagents if s.name == name), None)
 
@@ -160,6 +169,7 @@ class ProfileRef:
     tools: list[str] | None = None  # the tools offered; None: all
     admin_only: list[str] = field(default_factory=list)
     max_iterations: int | None = None
+    mode: str | None = None  # interactive | autonomous: the turn's timeouts (AgentSpec.for_turn)
 
 
 @dataclass
@@ -414,6 +424,9 @@ class ApprovalInfo:
     # approvals and approvals asked by versions that did not know the scope (they would ignore it).
     thread_scope: bool = False
     scope: str | None = None  # how an approval was given: "once" or "thread" (None: before scopes)
+    # The tool is admin-only (agent or profile): no thread allowance covers it, also not a sub-agent's
+    # call raised to its parent. False on approvals of versions before sub-agents used allowances.
+    admin_only: bool = False
 
     def __post_init__(self) -> None:
         # Cards, statuses and carried turns repeat the arguments: whoever builds one, they stay small.

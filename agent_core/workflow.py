@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         Progress,
         ProgressQuery,
         RevokeRequest,
+        Timeouts,
         ToolCall,
         ToolSpec,
         ToolResult,
@@ -84,7 +85,7 @@ class ConversationWorkflow:
         self.spec = inp.spec
         # Sub-agents: this run's parent, if it is one (its task is one turn; approvals are raised to it).
         self.parent: ParentLink | None = inp.parent
-        self.gate = ApprovalGate(self, inp.parent, inp.spec.timeouts.approval)
+        self.gate = ApprovalGate(self, inp.parent)
         self.outbox = Outbox(self.conv)
         self.feedback = FeedbackBook()
         self._apply_carry(inp.carry or Carry())
@@ -154,7 +155,9 @@ class ConversationWorkflow:
             return await self._loop_with_a_timer_when_idle()
         if not timer_per_period():
             return await self._loop_with_a_timer_per_wait()
-        watch = IdleWatch(self.spec.timeouts.idle, lambda: self.current is not None or bool(self.queue))
+        # The idle timeout of the mode of the profile the last turn ran under (AgentSpec.for_turn).
+        watch = IdleWatch(self.spec.for_turn(self.profile).timeouts.idle,
+                          lambda: self.current is not None or bool(self.queue))
         watch.start()
         while True:
             if self.parent is not None and self.turns and not self.queue:
@@ -170,13 +173,16 @@ class ConversationWorkflow:
             msg = self.queue.pop(0)
             await self._run_turn(msg)
             watch.touch()
+            watch.set_seconds(self.spec.for_turn(self.profile).timeouts.idle)
             await self._continue_as_new_if_needed()
 
     async def _loop_with_a_timer_when_idle(self) -> Carry:
         """The message loop of lean-turns runs: the idle timer starts the first time the run waits
         with nothing queued, not with the run, so a message that starts a run costs no timer; it then
         re-arms only after it fires (IdleWatch)."""
-        watch = IdleWatch(self.spec.timeouts.idle, lambda: self.current is not None or bool(self.queue))
+        # The idle timeout of the mode of the profile the last turn ran under (AgentSpec.for_turn).
+        watch = IdleWatch(self.spec.for_turn(self.profile).timeouts.idle,
+                          lambda: self.current is not None or bool(self.queue))
         watching = False
         while True:
             if self.parent is not None and self.turns and not self.queue:
@@ -196,6 +202,7 @@ class ConversationWorkflow:
             msg = self.queue.pop(0)
             await self._run_turn(msg)
             watch.touch()
+            watch.set_seconds(self.spec.for_turn(self.profile).timeouts.idle)
             await self._continue_as_new_if_needed()
 
     async def _loop_with_a_timer_per_wait(self) -> Carry:
@@ -502,8 +509,9 @@ class ConversationWorkflow:
         for rnd in range(first, rounds + 1):
             allow_tools = rnd < rounds and bool(self.spec.tools)
             st.step = "thinking"
-            result = await model_round(self.spec, self.conv, self.parent, self.window, msg.id, rnd, allow_tools,
-                                       None if self.turn_spoke else self.turn_started, profile=msg.profile,
+            result = await model_round(self.spec.for_turn(msg.profile), self.conv, self.parent, self.window, msg.id,
+                                       rnd, allow_tools, None if self.turn_spoke else self.turn_started,
+                                       profile=msg.profile,
                                        budget=msg.budget, ctx=self.context, turns=self.turns)
             self.turn_spoke = self.turn_spoke or bool(result.text)
             st.prompt_tokens += result.prompt_tokens
@@ -540,6 +548,9 @@ class ConversationWorkflow:
 
     def tool_spec(self, name: str) -> ToolSpec | None:
         return self.spec.tool(name)
+
+    def turn_timeouts(self, msg: UserMessage) -> Timeouts:
+        return self.spec.for_turn(msg.profile).timeouts
 
     def checkpoint_if_history_large(self) -> None:
         self.tools.checkpoint_if_history_large()

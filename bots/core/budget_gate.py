@@ -13,15 +13,17 @@ import asyncio
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Engine, String, Table, Text, insert, select, update
+from sqlalchemy import Column, DateTime, Engine, String, Table, Text, inspect, insert, select, update
+from sqlalchemy import text as sql
 
 from agent_core.budgets import Start
-from agent_core.types import BudgetScope
+from agent_core.types import BlobRef, BudgetScope
 
 from .audit import Action, Recorder
 from .database import engine_for, metadata
@@ -42,6 +44,7 @@ holds_table = Table(
     Column("created", DateTime(timezone=True), nullable=False),
     Column("decided_by", String(64), nullable=True),
     Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("attachments", Text, nullable=True),  # JSON list of BlobRef fields; NULL: held before files were kept
 )
 
 
@@ -62,6 +65,7 @@ class Hold:
     user_name: str | None
     text: str
     meta: dict[str, str]
+    attachments: list[BlobRef] = field(default_factory=list)  # the message's files, by reference
 
 
 class OverBudget(Exception):
@@ -83,23 +87,36 @@ class Holds:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         holds_table.create(engine, checkfirst=True)
+        _add_attachments_column(engine)
 
     @classmethod
     def open(cls, url: str) -> "Holds":
         return cls(engine_for(url))
 
     async def put(self, conversation_id: str, message_id: str, user: str, user_name: str | None, text: str,
-                  meta: dict[str, str]) -> Hold:
-        hold = Hold(uuid.uuid4().hex, conversation_id, message_id, user, user_name, text, dict(meta))
+                  meta: dict[str, str], attachments: list[BlobRef] | None = None) -> Hold:
+        files = list(attachments or [])
+        hold = Hold(uuid.uuid4().hex, conversation_id, message_id, user, user_name, text, dict(meta), files)
 
         def write() -> None:
             with self.engine.begin() as conn:
                 conn.execute(insert(holds_table), {
                     "id": hold.id, "conversation_id": conversation_id, "message_id": message_id, "user_id": user,
-                    "user_name": user_name, "text": text, "meta": json.dumps(meta), "created": datetime.now(UTC)})
+                    "user_name": user_name, "text": text, "meta": json.dumps(meta), "created": datetime.now(UTC),
+                    "attachments": json.dumps([asdict(f) for f in files]) if files else None})
 
         await asyncio.to_thread(write)
         return hold
+
+    async def conversation_of(self, hold_id: str) -> str | None:
+        """The conversation of a hold still waiting (None: let through already, or unknown)."""
+
+        def read() -> str | None:
+            with self.engine.connect() as conn:
+                return conn.execute(select(holds_table.c.conversation_id).where(
+                    holds_table.c.id == hold_id, holds_table.c.decided_by.is_(None))).scalar_one_or_none()
+
+        return await asyncio.to_thread(read)
 
     async def take(self, hold_id: str, by: str) -> Hold | None:
         """Claim a hold for ``by`` (once: a second click, here or in another process, gets None)."""
@@ -113,9 +130,19 @@ class Holds:
                     return None
                 row = conn.execute(select(holds_table).where(holds_table.c.id == hold_id)).mappings().one()
             return Hold(row["id"], row["conversation_id"], row["message_id"], row["user_id"], row["user_name"],
-                        row["text"], json.loads(row["meta"]))
+                        row["text"], json.loads(row["meta"]),
+                        [BlobRef(**f) for f in json.loads(row["attachments"] or "[]")])
 
         return await asyncio.to_thread(claim)
+
+
+def _add_attachments_column(engine: Engine) -> None:
+    """Databases whose holds table predates the ``attachments`` column get it (nullable: old rows
+    had no files kept). ``create(checkfirst=True)`` leaves an existing table as it is."""
+    if "attachments" in {c["name"] for c in inspect(engine).get_columns(holds_table.name)}:
+        return
+    with engine.begin() as conn:
+        conn.execute(sql(f"ALTER TABLE {holds_table.name} ADD COLUMN attachments TEXT"))
 
 
 class Overridden(Enum):
@@ -124,9 +151,18 @@ class Overridden(Enum):
     GONE = "gone"  # already let through (or never held)
 
 
-async def override(submitter: "Any", holds: Holds, hold_id: str, admin: str, is_admin: bool,
+AdminOf = Callable[[str], Awaitable[bool]]  # a conversation id -> whether the clicker is an admin there
+
+
+async def override(submitter: "Any", holds: Holds, hold_id: str, admin: str, is_admin: bool | AdminOf,
                    audit: Recorder | None) -> tuple[Overridden, Hold | None]:
-    """An admin lets a held message run past its budget; recorded (refusals too)."""
+    """An admin lets a held message run past its budget; recorded (refusals too). ``is_admin``: asked
+    of the held message's own conversation (a profile's admins are admins in its places only)."""
+    if not isinstance(is_admin, bool):
+        held = await holds.conversation_of(hold_id)
+        if held is None:
+            return Overridden.GONE, None
+        is_admin = await is_admin(held)
     if not is_admin:
         if audit is not None:
             await audit(Action.BUDGET_OVERRIDE, "refused: not an admin", command=f"override {hold_id}")
@@ -135,7 +171,8 @@ async def override(submitter: "Any", holds: Holds, hold_id: str, admin: str, is_
     if hold is None:
         return Overridden.GONE, None
     await submitter.submit(hold.text, hold.conversation_id, message_id=hold.message_id, user=hold.user_id,
-                           user_name=hold.user_name, context=[], meta=hold.meta, override_by=admin)
+                           user_name=hold.user_name, context=[], meta=hold.meta, attachments=hold.attachments,
+                           override_by=admin)
     if audit is not None:
         await audit(Action.BUDGET_OVERRIDE, "allowed past the budget",
                     command=f"override for {hold.user_id}: message {hold.message_id}")

@@ -20,6 +20,7 @@ from agent_core.types import BlobRef, ChatMessage, DeliveryTarget
 from .files import FileFetcher, Received, RemoteFile
 
 from .budget_gate import Holds, OverBudget, scope_for
+from .policy import message_admins
 from .refs import SEP
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class Submitter:
         profile = profile_of(self.agent, conversation_id)
         if profile is not None:
             approvers = list(profile.approvers) if profile.approvers is not None else approvers
-            admins = [*admins, *(a for a in profile.admins if a not in admins)]
+            admins = message_admins(admins, profile)
         scope = scope_for(conversation_id, user, profile.tokens_per_user_per_day if profile else None,
                           profile.tokens_per_channel_per_day if profile else None, override_by)
         try:
@@ -80,7 +81,8 @@ class Submitter:
         if not start.ok:
             hold = None
             if self.holds is not None:
-                hold = await self.holds.put(conversation_id, message_id, user, user_name, text, meta)
+                hold = await self.holds.put(conversation_id, message_id, user, user_name, text, meta,
+                                            attachments or [])
             raise OverBudget(start, hold)
         return await self.agent.run_async(
             text, conversation_id, message_id=message_id, user=user, user_name=user_name, context=context,

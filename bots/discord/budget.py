@@ -1,8 +1,9 @@
 """The "Ask an admin to allow it" button under a message refused for its token budget.
 
 The custom id carries the hold's id (see ``bots.core.budget_gate``): the held message is in the
-database, so any adapter process, also after a restart, can let it run. Only admins (Manage Server, or
-DURABOT_ADMINS) may; the answer then arrives in the thread through the delivery, as a new message.
+database, so any adapter process, also after a restart, can let it run. Only admins (Manage Server,
+DURABOT_ADMINS, or the admins of the held conversation's profile) may; the answer then arrives in the
+thread through the delivery, as a new message.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import discord
 
 from bots.core.audit import Recorder, Where, Who
 from bots.core.budget_gate import Overridden, override
-from bots.core.policy import is_admin
+from bots.core.policy import is_admin, place_of
 
 from .buttons import clicks_of, guild_admin
 
@@ -46,7 +47,12 @@ async def on_budget_click(interaction: discord.Interaction, hold_id: str) -> Non
     clicks = clicks_of(interaction)
     await interaction.response.defer(ephemeral=True, thinking=True)
     user = str(interaction.user.id)
-    admin = interaction.guild_id is not None and await is_admin(user, clicks.admins, guild_admin(interaction))
+
+    async def admin(conversation_id: str) -> bool:  # of the held message's place: its profile's admins too
+        return interaction.guild_id is not None and await is_admin(
+            user, clicks.admins, guild_admin(interaction), profiles=clicks.agent.profiles,
+            place=place_of(conversation_id))
+
     audit = None
     if clicks.audit is not None:
         channel = getattr(interaction.channel, "parent_id", None) or interaction.channel_id

@@ -1,7 +1,9 @@
 """The ``/durabot`` slash command: ``status`` and ``cancel`` in a conversation thread, ``runs`` anywhere.
 
 Default command permissions are only a default that server admins can change, so ``cancel`` checks
-admin rights (Manage Server, or DURABOT_ADMINS) every time it runs.
+admin rights (Manage Server, or DURABOT_ADMINS) every time it runs. A profile's admins are admins in
+that profile's channels (``bots.core.policy``): they cancel there, and read the usage and the audit
+trail of those channels.
 
 ``runs`` shows a member the conversations of the channel they are in (in a conversation thread: those
 of its parent channel, which holds the thread); admins see the whole guild; in a DM, that DM's own.
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
 import discord
 from discord import app_commands
 
@@ -20,7 +24,7 @@ from agent_core.errors import DurabotError
 from agent_core.listing import UNKNOWN
 from agent_core.types import ConversationStatus
 
-from bots.core.policy import is_admin
+from bots.core.policy import Place, is_admin
 from bots.core.allowances import revoke
 from bots.core.audit import Action, AuditLog
 from bots.core.audit_view import lines, parse_audit
@@ -28,7 +32,7 @@ from bots.core.usage_view import usage_lines
 from bots.core.runs import MAX_RUNS, Listing, allowed, build, context, find_runs, step, tools, waiting
 
 from .buttons import guild_admin, recorder
-from .ids import DM, ConversationRef, guild_prefix, parse_conversation_id
+from .ids import DM, PREFIX, ConversationRef, guild_prefix, parse_conversation_id
 from .render import mention
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,8 @@ log = logging.getLogger(__name__)
 NOT_A_THREAD = "Use this inside a durabot conversation thread (or in a DM with me)."
 UNAVAILABLE = "I cannot reach the agent service right now; please try again in a minute."
 DETAIL_BUDGET = 2.0  # seconds for the conversations' own status answers
+AUDIT_REFUSED = ("Only admins (Manage Server permission, listed in DURABOT_ADMINS, or admins of this channel's "
+                 "profile) can read the audit trail.")
 
 
 def conversation_here(interaction: discord.Interaction) -> ConversationRef | None:
@@ -123,6 +129,13 @@ def build_group(agent: Agent, admins: list[str], audit: AuditLog | None = None) 
     Manage Server, are read from each interaction) and the audit trail."""
     group = app_commands.Group(name="durabot", description="durabot conversations")
 
+    async def admin_in(interaction: discord.Interaction, channel: str | None = None) -> bool:
+        """An admin of the guild, or (``channel``: a text channel of it, or a DM) of that channel's profile."""
+        guild = str(interaction.guild_id) if interaction.guild_id is not None else DM
+        place = Place(PREFIX, guild, channel) if channel else None
+        return await is_admin(str(interaction.user.id), admins, guild_admin(interaction),
+                              profiles=agent.profiles, place=place)
+
     @group.command(name="status", description="What the conversation in this thread is doing")
     async def status(interaction: discord.Interaction) -> None:
         ref = conversation_here(interaction)
@@ -141,7 +154,7 @@ def build_group(agent: Agent, admins: list[str], audit: AuditLog | None = None) 
         if ref is None:
             return await interaction.response.send_message(NOT_A_THREAD, ephemeral=True)
         user = str(interaction.user.id)
-        if not await is_admin(user, admins, guild_admin(interaction)):
+        if not await admin_in(interaction, ref.channel):
             return await interaction.response.send_message(
                 "Only admins (Manage Server permission, or listed in DURABOT_ADMINS) can cancel runs.",
                 ephemeral=True)
@@ -192,8 +205,9 @@ def build_group(agent: Agent, admins: list[str], audit: AuditLog | None = None) 
         if parsed.filter is None:
             return await interaction.response.send_message(parsed.problem or "", ephemeral=True)
         person, place = parsed.filter.user or user, parsed.filter.channel or channel
-        if (person != user or place != channel) and not (
-                interaction.guild_id is not None and await is_admin(user, admins, guild_admin(interaction))):
+        # Another person is looked up from here, another channel in its own place.
+        looks = ({channel} if person != user else set()) | ({place} if place != channel else set())
+        if looks and not (interaction.guild_id is not None and all([await admin_in(interaction, w) for w in looks])):
             return await interaction.response.send_message(
                 "Only admins can see other people's or channels' usage.", ephemeral=True)
 
@@ -209,17 +223,21 @@ def build_group(agent: Agent, admins: list[str], audit: AuditLog | None = None) 
     @group.command(name="audit", description="Who approved, allowed, revoked or cancelled what (admins)")
     @app_commands.describe(query="@user, #channel and/or a tool name, and since (30m, 12h, 7d, 2w or a date)")
     async def audit_(interaction: discord.Interaction, query: str = "") -> None:
-        user = str(interaction.user.id)
-        in_guild = interaction.guild_id is not None
-        if not in_guild or not await is_admin(user, admins, guild_admin(interaction)):
-            return await interaction.response.send_message(
-                "Only admins (Manage Server permission, or listed in DURABOT_ADMINS) can read the audit trail.",
-                ephemeral=True)
         parsed = parse_audit(query, str(interaction.guild_id))
-        if parsed.filter is None or audit is None:
+        wanted = parsed.filter
+        if interaction.guild_id is None:
+            return await interaction.response.send_message(AUDIT_REFUSED, ephemeral=True)
+        if not await admin_in(interaction):
+            # A profile's admin reads the trail of one channel of that profile: the one named, else here.
+            ref = conversation_here(interaction)
+            where = (wanted.channel if wanted is not None else None) or (ref.channel if ref else
+                                                                        str(interaction.channel_id))
+            if not await admin_in(interaction, where):
+                return await interaction.response.send_message(AUDIT_REFUSED, ephemeral=True)
+            wanted = replace(wanted, channel=where) if wanted is not None else None
+        if wanted is None or audit is None:
             return await interaction.response.send_message(
                 parsed.problem or "No audit trail is kept by this adapter.", ephemeral=True)
-        wanted = parsed.filter
 
         async def work() -> str:
             records = await audit.find(wanted)

@@ -22,7 +22,7 @@ import discord
 from agent_core.errors import DurabotError
 
 from bots.core.audit import Action
-from bots.core.policy import is_admin
+from bots.core.policy import is_admin, place_of
 
 from .buttons import Clicks, clicks_of, guild_admin, recorder
 from .ids import ConversationRef, b36, ref_from_match, ref_part
@@ -81,7 +81,8 @@ async def on_stop(clicks: Clicks, interaction: discord.Interaction, ref: Convers
     async def tell(text: str) -> None:
         await interaction.followup.send(text, ephemeral=True)
 
-    if user != requester and not await is_admin(user, clicks.admins, guild_admin(interaction)):
+    if user != requester and not await is_admin(user, clicks.admins, guild_admin(interaction),
+                                                profiles=clicks.agent.profiles, place=place_of(ref.conversation_id)):
         return await tell("Only the person who asked or an admin can stop this run.")
     try:
         await clicks.agent.cancel(ref.conversation_id, by=user, turn_id=turn_id)

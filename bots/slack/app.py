@@ -35,6 +35,7 @@ from bots.core.delivery import DeliveryActivity
 from bots.core.delivery_worker import DeliveryWorker
 from bots.core.delivery_worker import delivery_queue as core_delivery_queue
 from bots.core.ingress import Submitter
+from bots.core.policy import place_of
 from bots.core.refs import conversation_prefix
 from bots.core.runlink import RunLinks
 from bots.core.runs import end_conversations
@@ -313,7 +314,8 @@ class SlackAdapter:
             return
         who = Who(user, (body.get("user") or {}).get("name") or (body.get("user") or {}).get("username"))
         outcome, hold = await override(self.ingress.submitter, self.holds, hold_id, user,
-                                       await self.commands.is_admin(user), self.commands.recorder(who, conversation_id))
+                                       lambda held: self.commands.is_admin(user, place_of(held)),
+                                       self.commands.recorder(who, conversation_id))
         thread = message.get("thread_ts") or None
         if outcome is Overridden.NOT_ADMIN:
             await self.web.ephemeral(channel, user, ":no_entry: Only admins can let a turn run past its budget. "

@@ -2,7 +2,8 @@
 
 A member sees the conversations of the channel the command was run in (Slack only lets people run
 a slash command in a channel they are in, and says which); admins (DURABOT_ADMINS or Slack workspace
-admins) see the whole workspace. A conversation outside what someone may see is answered exactly as
+admins) see the whole workspace. A profile's admins are admins in that profile's channels
+(``bots.core.policy``): they cancel, see and read the usage and audit trail of conversations there. A conversation outside what someone may see is answered exactly as
 one that does not exist. Nobody sees another workspace's conversations: the team is part of every
 conversation id and of every query.
 """
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from agent_core import Agent
 from agent_core.errors import AgentRuntimeError
 from agent_core.listing import UNKNOWN
 from agent_core.types import ConversationStatus
-from bots.core.policy import AdminCheck, is_admin
+from bots.core.policy import AdminCheck, Place, is_admin
 from bots.core.refs import conversation_prefix
 from bots.core.allowances import revoke
 from bots.core.audit import Action, AuditLog, Recorder, Where, Who
@@ -105,7 +107,7 @@ class Commands:
         if verb == "runs":
             return await self._runs(team, user, channel)
         if verb == "audit":
-            return await self._audit(arg, team, user)
+            return await self._audit(arg, team, user, channel)
         if verb == "usage":
             return await self._usage(arg, team, user, channel)
         if verb not in ("status", "cancel", "revoke"):
@@ -140,7 +142,7 @@ class Commands:
         return f"*Active runs in {where} ({len(listing.runs)}):*\n" + "\n".join(lines)
 
     async def _may_see(self, ref: ThreadRef, user: str, channel: str) -> bool:
-        return ref.channel == channel or await self.is_admin(user)
+        return ref.channel == channel or await self.is_admin(user, Place(PREFIX, ref.team, ref.channel))
 
     async def _status(self, ref: ThreadRef, user: str, channel: str) -> str:
         # The same answer for a conversation one may not see as for none: its existence is not told.
@@ -177,7 +179,7 @@ class Commands:
 
     async def _cancel(self, ref: ThreadRef, who: Who) -> str:
         user = who.id
-        if not await self.is_admin(user):
+        if not await self.is_admin(user, Place(PREFIX, ref.team, ref.channel)):
             return ":no_entry: Only admins can cancel runs. Nothing changed."
         st = await self.agent.status(ref.conversation_id)
         if st is None or st.current is None:
@@ -204,29 +206,39 @@ class Commands:
                 person, place = parsed.filter.user or person, parsed.filter.channel or place
             else:
                 return f"{word!r} is not a person, a channel or a thread. {USAGE}"
-        if (person != user or place != channel or (thread and thread.channel != channel)) \
-                and not await self.is_admin(user):
-            return ":no_entry: Only admins can see other people's or channels' usage."
+        # Admin rights where each look goes: another person is looked up from here, another channel
+        # or thread in its own channel.
+        looks = {channel} if person != user else set()
+        looks |= {c for c in (place, thread.channel if thread else channel) if c != channel}
+        for where in looks:
+            if not await self.is_admin(user, Place(PREFIX, team, where) if where else None):
+                return ":no_entry: Only admins can see other people's or channels' usage."
         found = await usage_lines(
             self.agent, person=(f"<@{person}>", f"{PREFIX}:{team}:{person}"),
             channel=(f"<#{place}>", f"{PREFIX}:{team}:{place}") if place else None,
             thread=(f"thread `{thread.short_id}`", thread.conversation_id) if thread else None)
         return "*Token usage (UTC days):*\n" + "\n".join(found)
 
-    async def _audit(self, arg: str, team: str, user: str) -> str:
+    async def _audit(self, arg: str, team: str, user: str, channel: str) -> str:
+        parsed = parse_audit(arg, team)
+        wanted = parsed.filter
         if not await self.is_admin(user):
-            return ":no_entry: Only admins can read the audit trail."
+            # A profile's admin reads the trail of one channel of that profile: the one named, else here.
+            where = (wanted.channel if wanted is not None else None) or channel
+            if not where or not await self.is_admin(user, Place(PREFIX, team, where)):
+                return ":no_entry: Only admins can read the audit trail."
+            wanted = replace(wanted, channel=where) if wanted is not None else None
         if self.audit is None:
             return "No audit trail is kept by this adapter."
-        parsed = parse_audit(arg, team)
-        if parsed.filter is None:
+        if wanted is None:
             return str(parsed.problem)
-        records = await self.audit.find(parsed.filter)
+        records = await self.audit.find(wanted)
         if not records:
             return "No audit records match."
         found = lines(records, lambda u: f"<@{u}>",
                       lambda r: f"<{r.link}|#{r.channel}>" if r.link else f"<#{r.channel}>")
         return "*Audit trail, newest first:*\n" + "\n".join(found)
 
-    async def is_admin(self, user: str) -> bool:
-        return await is_admin(user, self.admins, self.workspace_admin)
+    async def is_admin(self, user: str, place: Place | None = None) -> bool:
+        """An admin of the workspace, or (``place``) of that channel's profile."""
+        return await is_admin(user, self.admins, self.workspace_admin, profiles=self.agent.profiles, place=place)

@@ -86,3 +86,37 @@ async def test_usage_command(start_slack, fake_openai):
     assert "Only admins" in await command(h.sender, "usage <@U1|u1>", "U2", "C1")
     theirs = await command(h.sender, "usage <@U1|u1> <#C1|general>", "UADMIN", "C5")
     assert "<@U1>: today 43 tokens" in theirs and "<#C1>: today 43 tokens" in theirs
+
+
+async def test_a_held_message_keeps_its_files(start_slack, make_agent, fake_openai, tmp_path):
+    """The files of a message held past its budget reach the model when an admin lets it run, also from a
+    database written before holds kept files (the column is added)."""
+    from sqlalchemy import create_engine, text
+
+    from agent_core import LocalBlobStore
+    from tests.fakes.openai_server import content_text
+    from tests.slack.test_files import mention_with_files
+
+    fake_openai.script = lambda body: Reply(text="read it")
+    path = tmp_path / "profiles.toml"
+    path.write_text(PROFILES)
+    db = f"sqlite:///{tmp_path}/durabot.db"
+    with create_engine(db).begin() as conn:  # the table as it was before holds kept files
+        conn.execute(text("CREATE TABLE durabot_budget_holds (id VARCHAR(32) PRIMARY KEY, conversation_id "
+                          "VARCHAR(300) NOT NULL, message_id VARCHAR(200) NOT NULL, user_id VARCHAR(64) NOT NULL, "
+                          "user_name VARCHAR(200), text TEXT NOT NULL, meta TEXT NOT NULL, created DATETIME NOT NULL, "
+                          "decided_by VARCHAR(64), decided_at DATETIME)"))
+    agent = await make_agent(tools=EXAMPLE_TOOLS, profiles=load_profiles(str(path)),
+                             blobs=LocalBlobStore(tmp_path / "blobs"))
+    h = await start_slack(agent=agent, DURABOT_ADMINS="UADMIN", DURABOT_DATABASE_URL=db)
+    await agent.budgets.charge(scope_for("slack:T1:C2:x", "U0", None, 1000), 1000, "seed")  # used up
+    report = h.fake.add_file(b"host,errors\nweb-7,12\n", "errors.csv", "text/csv")
+    event = mention_with_files(h, "what failed?", [report], channel="C2")
+    assert (await h.sender.event(event))[0] == 200
+    message, button = await h.fake.wait_for(lambda: refusal(h, "C2", event["ts"]))
+    assert not fake_openai.requests
+
+    await budget_click(h, message, button, "UADMIN")
+    await h.final_reply("C2", event["ts"], "read it")
+    user = [m for m in fake_openai.requests[-1]["messages"] if m["role"] == "user"][-1]["content"]
+    assert "what failed?" in content_text(user) and "host,errors\nweb-7,12" in content_text(user)
