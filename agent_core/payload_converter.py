@@ -20,6 +20,9 @@ from temporalio.converter import (
 )
 
 _EXACT = (str, int, float, bool)  # a value of exactly its field's type converts to itself
+# Per class, shared: the SDK makes a converter per workflow activation and per activity. Weak keys, so
+# classes a sandbox re-imports for each run do not pile up.
+_PLANS: weakref.WeakKeyDictionary[type, tuple[_Field, ...]] = weakref.WeakKeyDictionary()
 
 
 class _Field(typing.NamedTuple):
@@ -33,15 +36,14 @@ class DataclassFields(JSONTypeConverter):
     """Decodes dataclasses with their fields' hints resolved once per class."""
 
     def __init__(self) -> None:
-        self._fields: weakref.WeakKeyDictionary[type, tuple[_Field, ...]] = weakref.WeakKeyDictionary()
         self._converters = [self]
 
     def to_typed_value(self, hint: type, value: Any) -> Any:
         if not isinstance(hint, type) or not dataclasses.is_dataclass(hint):
             return JSONTypeConverter.Unhandled
-        fields = self._fields.get(hint)
+        fields = _PLANS.get(hint)
         if fields is None:
-            fields = self._fields[hint] = _plan(hint)
+            fields = _PLANS[hint] = _plan(hint)
         if not isinstance(value, dict):
             raise TypeError(f"Cannot convert to dataclass {hint}, value is {type(value)} not dict")
         values: dict[str, Any] = {}
