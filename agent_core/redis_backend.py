@@ -75,7 +75,13 @@ class RedisEventBus:
     async def publish(self, stream: str, event: AgentEvent) -> None:
         self._breaker.check()
         event.ts = event.ts or time.time()
-        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self._writer is not None and self._writer.get_loop() is not loop:
+            # A bus used again from another event loop (asyncio.run per call): what the old loop left
+            # waiting can no longer be answered there.
+            self._waiting = [w for w in self._waiting if w[2].get_loop() is loop]
+            self._writer = None
+        done: asyncio.Future[str] = loop.create_future()
         self._waiting.append((self.prefix + stream, encode_event(event), done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write())
