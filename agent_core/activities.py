@@ -22,7 +22,7 @@ from .events import EventBus, stream_key
 from .hooks import AbortRun, HookContext, Hooks
 from .budgets import Budgets
 from .model import ChatModel, failure_kind
-from .store import TranscriptStore
+from .store import TranscriptStore, write_then_read
 from .attachments import FileLimits, media_type_of, names_only, user_content
 from .blobs import BlobStore, LocalBlobStore
 from .tokens import estimate, request_tokens
@@ -111,10 +111,9 @@ class AgentActivities:
             # The workflow sent its whole window: use it, and refill the store if it answers.
             messages = list(ref.unsynced[max(0, ref.start_seq - first_unsynced):])
             older: list[ChatMessage] | None = []
-            try:
-                await self.store.write(ref.conversation_id, first_unsynced, ref.unsynced)
-                if first_unsynced > ref.start_seq:  # the window is a byte-bounded tail
-                    older = await self.store.read(ref.conversation_id, ref.start_seq, first_unsynced)
+            try:  # the window is a byte-bounded tail: what comes before it is read from the store
+                older = await write_then_read(self.store, ref.conversation_id, first_unsynced, ref.unsynced,
+                                              ref.start_seq, first_unsynced)
             except Exception as exc:
                 self._warn("transcript store", exc)
                 older = None if first_unsynced > ref.start_seq else []
@@ -127,9 +126,8 @@ class AgentActivities:
             messages = older + messages
         else:
             try:
-                if ref.unsynced:
-                    await self.store.write(ref.conversation_id, first_unsynced, ref.unsynced)
-                found = await self.store.read(ref.conversation_id, ref.start_seq, ref.end_seq)
+                found = await write_then_read(self.store, ref.conversation_id, first_unsynced, ref.unsynced,
+                                              ref.start_seq, ref.end_seq)
             except Exception as exc:
                 self._warn("transcript store", exc)
                 found = None

@@ -145,5 +145,9 @@ def _invalid_tag() -> type[Exception]:
 
 
 def data_converter(secret_key: str | None = None, codec: PayloadCodec | None = None) -> DataConverter:
-    """Temporal's default converter with durabot's codec: pass it to ``Client.connect`` for your own client."""
-    return dataclasses.replace(DataConverter.default, payload_codec=codec or DurabotCodec.from_setting(secret_key))
+    """Temporal's default converter (dataclass hints resolved once) with durabot's codec: pass it to
+    ``Client.connect`` for your own client."""
+    from .payload_converter import DurabotPayloadConverter
+
+    return dataclasses.replace(DataConverter.default, payload_converter_class=DurabotPayloadConverter,
+                               payload_codec=codec or DurabotCodec.from_setting(secret_key))

@@ -22,9 +22,23 @@ def stream_key(conversation_id: str, turn_id: str) -> str:
     return f"{conversation_id}/{turn_id}"
 
 
+_EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(AgentEvent) if f.name != "offset")
+
+
 def encode_event(event: AgentEvent) -> str:
-    data = {k: v for k, v in dataclasses.asdict(event).items() if v not in (None, {}) and k != "offset"}
-    return json.dumps(data, separators=(",", ":"))
+    # Field by field, not dataclasses.asdict: that deep-copies every event, one per token batch.
+    data = {}
+    for name in _EVENT_FIELDS:
+        value = getattr(event, name)
+        if value is not None and value != {}:
+            data[name] = value
+    return json.dumps(data, separators=(",", ":"), default=_plain)
+
+
+def _plain(value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"an event field holds a {type(value).__name__}, which is not JSON")
 
 
 def decode_event(raw: str | bytes, offset: str | None = None) -> AgentEvent:

@@ -22,6 +22,7 @@ from typing import Any, Awaitable, Callable, Protocol
 
 from temporalio.exceptions import ApplicationError
 
+from .chat_stream import ChatStreamReader, MalformedStream
 from .context import SUMMARY_INSTRUCTIONS
 from .contract import ErrorType
 from .types import LLMResult, ToolCall
@@ -106,41 +107,22 @@ class OpenAIChatModel:
     ) -> LLMResult:
         import openai
 
-        # The messages ride in extra_body, which the client sends as they are: its typed transform of
-        # ``messages`` costs about a millisecond per message on every request (hundreds of ms for a
-        # long transcript) and changes nothing in plain JSON chat messages.
-        kwargs: dict[str, Any] = {"model": self.model, "messages": [], "stream": True,
-                                  "stream_options": {"include_usage": True},
-                                  "extra_body": {"messages": messages}}
+        # The body rides in extra_body, which the client sends as it is: its typed transform of the
+        # parameters costs about a millisecond per message on every request (hundreds of ms for a long
+        # transcript), runs over every tool's schema too, and changes nothing in plain JSON.
+        body: dict[str, Any] = {"messages": messages, "stream_options": {"include_usage": True}}
         if tools:
-            kwargs["tools"] = tools
+            body["tools"] = tools
         if self.temperature is not None:
-            kwargs["temperature"] = self.temperature
-        text: list[str] = []
-        calls: dict[int, dict[str, str]] = {}
-        finish: str | None = None
-        usage = (0, 0)
+            body["temperature"] = self.temperature
+        kwargs: dict[str, Any] = {"model": self.model, "messages": [], "stream": True, "extra_body": body}
+        reader = ChatStreamReader(on_delta)
         try:
-            stream = await self._get_client().chat.completions.create(**kwargs)
-            async for chunk in stream:
-                if getattr(chunk, "usage", None):
-                    usage = (chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
-                if not chunk.choices:
-                    continue
-                choice = chunk.choices[0]
-                delta = choice.delta
-                if delta is not None and delta.content:
-                    text.append(delta.content)
-                    await on_delta(delta.content)
-                for tc in (delta.tool_calls or []) if delta is not None else []:
-                    slot = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
-                    if tc.id:
-                        slot["id"] = tc.id
-                    if tc.function is not None:
-                        slot["name"] += tc.function.name or ""
-                        slot["arguments"] += tc.function.arguments or ""
-                if choice.finish_reason:
-                    finish = choice.finish_reason
+            # The raw response, read here: the client's typed stream builds a pydantic object for every
+            # chunk and runs each through several layers of generators, which was the largest part of a
+            # worker's CPU per turn. Requests, status errors and connection errors stay the client's.
+            async with self._get_client().chat.completions.with_streaming_response.create(**kwargs) as response:
+                await reader.read(response.http_response)
         except openai.APIStatusError as exc:
             raise _status_error(exc, self.model) from None
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
@@ -151,21 +133,14 @@ class OpenAIChatModel:
                 f"the model server is unreachable ({type(exc).__name__}; retried automatically); {_SEE_LOG}",
                 {"kind": "timeout"}, type=ErrorType.MODEL.value,
             ) from None
-        except (json.JSONDecodeError, openai.APIError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, MalformedStream, openai.APIError) as exc:
             log.warning("model %r: malformed response from the model server: %s", self.model, _describe(exc))
             raise ApplicationError(
                 f"model returned a malformed response ({type(exc).__name__}; not retried); check "
                 "OPENAI_BASE_URL points at an OpenAI-compatible server", {"kind": "malformed"},
                 type=ErrorType.MODEL.value, non_retryable=True,
             ) from None
-        tool_calls = [
-            ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"] or "{}")
-            for i, c in sorted(calls.items())
-        ]
-        return LLMResult(
-            text="".join(text), tool_calls=tool_calls, finish_reason=finish,
-            prompt_tokens=usage[0], completion_tokens=usage[1],
-        )
+        return reader.result()
 
 
 # How servers say a request is longer than the model's context: OpenAI's error code, and the words

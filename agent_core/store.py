@@ -41,6 +41,18 @@ class TranscriptStore(Protocol):
     async def close(self) -> None: ...
 
 
+async def write_then_read(store: TranscriptStore, conversation_id: str, first_seq: int,
+                          messages: list[ChatMessage], start_seq: int, end_seq: int) -> list[ChatMessage] | None:
+    """``store.write`` then ``store.read``, in one round trip with a store that offers ``write_read``
+    (the Redis store): an LLM round stores the messages it brings and reads its window at once."""
+    combined = getattr(store, "write_read", None)
+    if combined is not None:
+        return await combined(conversation_id, first_seq, messages, start_seq, end_seq)
+    if messages:
+        await store.write(conversation_id, first_seq, messages)
+    return await store.read(conversation_id, start_seq, end_seq)
+
+
 class InMemoryTranscriptStore:
     """Transcripts of this process, at most ``keep`` messages each, ``max_conversations`` in all."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 from agent_core import AgentWorker
@@ -32,6 +33,9 @@ async def run_worker(settings: Settings, graceful_shutdown: float = 30.0) -> Non
     build = settings.build()
     worker = AgentWorker(agent, graceful_shutdown=graceful_shutdown, deployment=build.worker_config())
     temporal_worker = worker.build()
+    # What is loaded by now (modules, classes, clients) lives as long as the process: frozen, it is no
+    # longer walked by every full collection, which under load took ~100 ms and several % of the CPU.
+    gc.freeze()
     task = asyncio.ensure_future(temporal_worker.run())
     log.info("worker %r polling task queue %r on %s (model %s, %d tools, %s)", agent.name, agent.task_queue,
              settings.temporal_address, agent.model.identity, len(agent.tools), build.describe())

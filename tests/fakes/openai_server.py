@@ -35,6 +35,9 @@ class Reply:
     token_delay: float = 0.0  # seconds between chunks
     tokens: list[str] | None = None  # how to cut the text; default: words
     garbage: bool = False  # send a body that is not an SSE stream of JSON
+    raw: bytes | None = None  # send this body as it is (after ttft), instead of one made of the fields above
+    chunk_bytes: int = 0  # cut the body into network writes of this many bytes, token_delay apart
+    cut_after: int | None = None  # close the connection after this many pieces, the body unfinished
     # Token usage, sent in a last chunk when the request asks (stream_options.include_usage) unless
     # None; default: prompt = characters of the messages // 4, completion = pieces sent.
     usage: tuple[int, int] | None = (-1, -1)
@@ -77,6 +80,7 @@ class FakeOpenAI:
         self.context_limit: int | None = None
         self.request_tokens: list[int] = []  # of every request, while context_limit is set
         self.overflows = 0
+        self.peers: list[Any] = []  # the client's address of every request: a reused connection repeats
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -113,6 +117,7 @@ class FakeOpenAI:
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        self.peers.append(request.transport.get_extra_info("peername") if request.transport else None)
         if self.context_limit is not None:
             tokens = request_tokens(body["messages"], body.get("tools"))
             self.request_tokens.append(tokens)
@@ -138,6 +143,10 @@ class FakeOpenAI:
         if reply.ttft:
             await asyncio.sleep(reply.ttft)
         created = int(time.time())
+        out = _Writer(resp, reply, request)
+        if reply.raw is not None:
+            await out.write(reply.raw)
+            return await out.end()
 
         async def send(delta: dict[str, Any], finish: str | None = None) -> None:
             chunk = {
@@ -145,13 +154,15 @@ class FakeOpenAI:
                 "model": body.get("model", "fake"),
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
             }
-            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            await out.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
         pieces = reply.tokens if reply.tokens is not None else _words(reply.text)
         for i, piece in enumerate(pieces):
-            if i and reply.token_delay:
+            if i and reply.token_delay and not reply.chunk_bytes:
                 await asyncio.sleep(reply.token_delay)
             await send({"role": "assistant", "content": piece} if i == 0 else {"content": piece})
+            if out.cut:
+                return resp
         for i, (name, args) in enumerate(reply.tool_calls):
             arguments = args if isinstance(args, str) else json.dumps(args)
             await send({"tool_calls": [{
@@ -168,10 +179,50 @@ class FakeOpenAI:
                      "model": body.get("model", "fake"), "choices": [],
                      "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                                "total_tokens": prompt + completion}}
-            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        await resp.write(b"data: [DONE]\n\n")
-        await resp.write_eof()
-        return resp
+            await out.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await out.write(b"data: [DONE]\n\n")
+        return await out.end()
+
+
+class _Writer:
+    """Writes a streamed body whole, or cut into ``chunk_bytes`` pieces (the SSE events split at
+    arbitrary bytes, as a proxy or a slow network delivers them), or broken off after ``cut_after``."""
+
+    def __init__(self, resp: web.StreamResponse, reply: Reply, request: web.Request) -> None:
+        self.resp, self.reply, self.request = resp, reply, request
+        self.pending = b""
+        self.pieces = 0
+        self.cut = False
+
+    async def write(self, data: bytes) -> None:
+        if self.cut:
+            return
+        size = self.reply.chunk_bytes
+        if not size:
+            await self._piece(data)
+            return
+        self.pending += data
+        while len(self.pending) >= size and not self.cut:
+            piece, self.pending = self.pending[:size], self.pending[size:]
+            await self._piece(piece)
+
+    async def _piece(self, data: bytes) -> None:
+        if self.reply.cut_after is not None and self.pieces >= self.reply.cut_after:
+            self.cut = True
+            if self.request.transport is not None:
+                self.request.transport.close()  # the connection drops, no end of the chunked body
+            return
+        if self.pieces and self.reply.chunk_bytes and self.reply.token_delay:
+            await asyncio.sleep(self.reply.token_delay)
+        self.pieces += 1
+        await self.resp.write(data)
+
+    async def end(self) -> web.StreamResponse:
+        if self.pending and not self.cut:
+            await self._piece(self.pending)
+        if not self.cut:
+            await self.resp.write_eof()
+        return self.resp
 
 
 def _words(text: str) -> list[str]:
