@@ -31,7 +31,7 @@ test: $(STAMP_TEST)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Every benchmark in bench/, each run from the repo root; one that is not there (yet) is skipped.
-BENCHMARKS ?= overhead history slack_latency discord_latency throughput adapter_path attachments context
+BENCHMARKS ?= overhead history slack_latency discord_latency throughput adapter_path attachments context token_path
 
 bench: $(STAMP_TEST)
 	@set -e; for name in $(BENCHMARKS); do \
