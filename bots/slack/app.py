@@ -137,8 +137,7 @@ class SlackAdapter:
         if editor is None:
             if self._update_budget:
                 limit, window = self._update_budget
-                editor = EditScheduler(self.web.for_team(team), update_window(limit, window),
-                                       live_rate=limit / window)
+                editor = EditScheduler(self.web.for_team(team), update_window(limit, window))
             else:
                 editor = EditScheduler(self.web.for_team(team))
             self._editors[team] = editor

@@ -148,7 +148,8 @@ class NativeStream:
                 if exc.error in REFUSALS:
                     raise Refused(exc.error) from None
                 raise
-            self._last_send = time.monotonic()
+            # The pace starts after the first append, not after the start: a start carries what there
+            # was at the first token, and the text that came during that call shows at once.
         self.budget.streams += 1
         self._counted = True
         self._kick()
