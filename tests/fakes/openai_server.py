@@ -1,7 +1,9 @@
 """A local fake OpenAI-compatible server: the real openai client talks to it over HTTP.
 
 A test scripts it with a function of the request (messages, tools) that returns a ``Reply``: text
-streamed token by token, tool calls, or an HTTP error with headers. Every request is recorded.
+streamed token by token, tool calls, or an HTTP error with headers; ``cut_after`` drops the connection
+after some tokens (``break_first`` wraps a script so that only its first request breaks: the model round
+is retried and streams its answer again). Every request is recorded.
 With ``context_limit`` set it plays a model with that many tokens of context: a request whose tokens
 (estimated as agent_core counts them) pass it is answered 400 ``context_length_exceeded``, as OpenAI
 does, and counted in ``overflows``.
@@ -11,6 +13,7 @@ Runs in a thread of its own so worker subprocesses and the test's event loop can
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 import time
@@ -38,6 +41,10 @@ class Reply:
     # Token usage, sent in a last chunk when the request asks (stream_options.include_usage) unless
     # None; default: prompt = characters of the messages // 4, completion = pieces sent.
     usage: tuple[int, int] | None = (-1, -1)
+    # A stream that breaks mid-way: after this many pieces the connection is dropped, with no end of
+    # the stream ([DONE]) and no finish reason, as when the model server or the network dies mid-answer.
+    cut_after: int | None = None
+    cut_when: threading.Event | None = None  # ...once a test sets this (it first sees those pieces arrive)
 
 
 Script = Callable[[dict[str, Any]], Reply]
@@ -77,6 +84,7 @@ class FakeOpenAI:
         self.context_limit: int | None = None
         self.request_tokens: list[int] = []  # of every request, while context_limit is set
         self.overflows = 0
+        self.cuts = 0  # streams broken mid-way (``Reply.cut_after``)
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -149,6 +157,8 @@ class FakeOpenAI:
 
         pieces = reply.tokens if reply.tokens is not None else _words(reply.text)
         for i, piece in enumerate(pieces):
+            if i == reply.cut_after:
+                return await self._cut(request, resp, reply)
             if i and reply.token_delay:
                 await asyncio.sleep(reply.token_delay)
             await send({"role": "assistant", "content": piece} if i == 0 else {"content": piece})
@@ -172,6 +182,32 @@ class FakeOpenAI:
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
+
+
+    async def _cut(self, request: web.Request, resp: web.StreamResponse, reply: Reply) -> web.StreamResponse:
+        """Drop the connection in the middle of the answer (after ``reply.cut_when``, if any, is set)."""
+        if reply.cut_when is not None:
+            await asyncio.to_thread(reply.cut_when.wait, 30.0)
+        self.cuts += 1
+        if request.transport is not None:
+            request.transport.abort()
+        return resp
+
+
+def break_first(reply: Callable[[dict[str, Any]], Reply], after: int,
+                when: threading.Event | None = None) -> Script:
+    """A script whose first request breaks after ``after`` pieces of what ``reply`` answers (the model
+    round is then retried); every later request is answered in full."""
+    seen = [0]
+
+    def script(body: dict[str, Any]) -> Reply:
+        seen[0] += 1
+        answer = reply(body)
+        if seen[0] == 1:
+            return dataclasses.replace(answer, cut_after=after, cut_when=when)
+        return answer
+
+    return script
 
 
 def _words(text: str) -> list[str]:
