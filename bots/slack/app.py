@@ -51,6 +51,7 @@ from .ingress import BUDGET_ACTION, Ingress
 from .installations import Stores
 from .limits import StreamBudget, update_window
 from .native import StreamLimits
+from .stream_records import StreamRecords
 from .streaming import LiveStreams
 from .web import SlackWeb, make_client
 from .workspaces import ScopedDeliverer, WorkspaceClients
@@ -96,7 +97,8 @@ class SlackAdapter:
         self._stream_budgets: BoundedCache[str, StreamBudget] = BoundedCache(1_000)  # one per workspace
         native = settings.slack.streaming_mode == "native"
         self.streams = LiveStreams(agent, self.web, self.editor_for, self.run_link,
-                                   budget_for=self.stream_budget if native else None, limits=stream_limits)
+                                   budget_for=self.stream_budget if native else None, limits=stream_limits,
+                                   records=StreamRecords.open(database_url(settings)))
         self.assistant = AssistantThreads(agent, self.web, settings.slack.suggested_prompts())
         self.delivery = DeliveryActivity(ScopedDeliverer(
             SlackDeliverer(self.web, self.editor_for, self.streams, self.run_link, self.assistant, blobs=agent.blobs)))
