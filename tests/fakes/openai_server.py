@@ -3,7 +3,8 @@
 A test scripts it with a function of the request (messages, tools) that returns a ``Reply``: text
 streamed token by token, tool calls, or an HTTP error with headers; ``cut_after`` drops the connection
 after some tokens (``break_first`` wraps a script so that only its first request breaks: the model round
-is retried and streams its answer again). Every request is recorded.
+is retried and streams its answer again), and ``hold_after`` pauses the stream until the test lets it
+go on. Every request is recorded.
 With ``context_limit`` set it plays a model with that many tokens of context: a request whose tokens
 (estimated as agent_core counts them) pass it is answered 400 ``context_length_exceeded``, as OpenAI
 does, and counted in ``overflows``.
@@ -45,6 +46,9 @@ class Reply:
     # the stream ([DONE]) and no finish reason, as when the model server or the network dies mid-answer.
     cut_after: int | None = None
     cut_when: threading.Event | None = None  # ...once a test sets this (it first sees those pieces arrive)
+    # A stream that pauses: after this many pieces it waits (up to 30 s) until a test sets ``hold_until``.
+    hold_after: int | None = None
+    hold_until: threading.Event | None = None
 
 
 Script = Callable[[dict[str, Any]], Reply]
@@ -159,6 +163,8 @@ class FakeOpenAI:
         for i, piece in enumerate(pieces):
             if i == reply.cut_after:
                 return await self._cut(request, resp, reply)
+            if i == reply.hold_after and reply.hold_until is not None:
+                await asyncio.to_thread(reply.hold_until.wait, 30.0)
             if i and reply.token_delay:
                 await asyncio.sleep(reply.token_delay)
             await send({"role": "assistant", "content": piece} if i == 0 else {"content": piece})
