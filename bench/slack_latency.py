@@ -8,7 +8,8 @@ over HTTP with signed requests, once per streaming mode (``DURABOT_SLACK_STREAMI
    first text, or the first edit of the placeholder), minus the fake model's own time to first token.
    The workspace budgets are raised for this part so that it measures the path, not the rate limits;
    part 2 runs with Slack's limits.
-2. Load: 20 threads streaming at once under Slack's documented limits (Tier 2 start/stop, Tier 4
+2. Load (after one unmeasured round of it in each mode, as a warm-up): 20 threads streaming at once
+   under Slack's documented limits (Tier 2 start/stop, Tier 4
    append, ~50 chat.update a minute): Web API calls per reply, requests refused (429), how many
    answers streamed natively, how long until each thread first shows something (a placeholder
    counts) and until it first shows answer text, and from then on the longest gap between visible
@@ -154,6 +155,8 @@ async def main() -> None:
     model = FakeOpenAI().start()
     try:
         lat = {m: await latency(temporal, model, m) for m in MODES}
+        for m in MODES:  # warm-up: the process's first burst of concurrent turns is slower in either mode
+            await load(temporal, model, m)
         ld = {m: await load(temporal, model, m) for m in MODES}
     finally:
         model.stop()
