@@ -67,8 +67,8 @@ class StreamRecords:
                 try:
                     with conn.begin_nested():
                         conn.execute(streams_table.insert(), {
-                            "conversation_id": conversation_id, "turn_id": turn_id, "ts": ts, "channel": channel,
-                            "segment": segment, "started": now})
+                            "conversation_id": conversation_id, "turn_id": turn_id, "ts": ts,
+                            "channel": channel, "segment": segment, "started": now})
                 except IntegrityError:
                     pass  # recorded already (the same start seen twice)
 

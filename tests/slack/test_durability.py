@@ -23,7 +23,8 @@ async def test_adapter_killed_mid_stream_completes_the_placeholder(start_slack, 
     thread = event["ts"]
     # Wait for live text, then kill the adapter (its delivery worker and streams) mid-stream.
     try:
-        await h.fake.wait_for(lambda: any("slow words" in m["text"] for m in h.fake.bot_messages("C1", thread)))
+        await h.fake.wait_for(lambda: any("slow words" in m["text"]
+                                          for m in h.fake.bot_messages("C1", thread)))
         await h.adapter.stop()
     finally:
         resume.set()

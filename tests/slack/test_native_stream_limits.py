@@ -92,7 +92,9 @@ async def test_an_adapter_gone_mid_stream_is_replaced_and_the_stream_finished_on
     await first.adapter.stop()
     shown_then = first.fake.bot_messages("C1", event["ts"])[0]["text"]
     assert "word79" not in shown_then
-    other_db = {"DURABOT_DATABASE_URL": f"sqlite:///{tmp_path}/other.db"} if known_by == "streaming_state" else {}
+    other_db = {}
+    if known_by == "streaming_state":
+        other_db["DURABOT_DATABASE_URL"] = f"sqlite:///{tmp_path}/other.db"
     second = await start_slack(agent=first.agent, **NATIVE, **other_db)
 
     def finished() -> list[dict] | None:

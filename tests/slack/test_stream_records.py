@@ -11,9 +11,9 @@ async def test_streamed_messages_are_recorded_by_turn_and_old_ones_pruned(tmp_pa
     url = f"sqlite:///{tmp_path}/records.db"
     records = StreamRecords.open(url)
     with records.engine.begin() as conn:  # a row from long ago, past any stream's life and delivery
-        conn.execute(streams_table.insert(), {"conversation_id": "slack:T1:C1:1.0", "turn_id": "1.0", "ts": "1.5",
-                                              "channel": "C1", "segment": 0,
-                                              "started": datetime.now(UTC) - KEEP - timedelta(hours=1)})
+        conn.execute(streams_table.insert(), {
+            "conversation_id": "slack:T1:C1:1.0", "turn_id": "1.0", "ts": "1.5", "channel": "C1", "segment": 0,
+            "started": datetime.now(UTC) - KEEP - timedelta(hours=1)})
     await records.started("slack:T1:C1:2.0", "2.0", 0, "C1", "2.1")
     await records.started("slack:T1:C1:2.0", "2.0", 1, "C1", "2.7")
     await records.started("slack:T1:C1:2.0", "2.0", 1, "C1", "2.7")  # the same start seen twice
