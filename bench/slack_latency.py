@@ -8,10 +8,12 @@ over HTTP with signed requests, once per streaming mode (``DURABOT_SLACK_STREAMI
    first text, or the first edit of the placeholder), minus the fake model's own time to first token.
    The workspace budgets are raised for this part so that it measures the path, not the rate limits;
    part 2 runs with Slack's limits.
-2. Load: 20 threads streaming at once under Slack's documented limits (Tier 2 start/stop, Tier 4
+2. Load (after one unmeasured round of it in each mode, as a warm-up): 20 threads streaming at once
+   under Slack's documented limits (Tier 2 start/stop, Tier 4
    append, ~50 chat.update a minute): Web API calls per reply, requests refused (429), how many
-   answers streamed natively, how long until each thread first shows something, and from then on
-   the longest gap between visible updates in any thread.
+   answers streamed natively, how long until each thread first shows something (a placeholder
+   counts) and until it first shows answer text, and from then on the longest gap between visible
+   updates in any thread.
 
     python bench/slack_latency.py
 """
@@ -19,6 +21,7 @@ over HTTP with signed requests, once per streaming mode (``DURABOT_SLACK_STREAMI
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -122,10 +125,12 @@ async def load(temporal: TemporalDevServer, model: FakeOpenAI, mode: str) -> dic
         await sender.close()
         await adapter.stop()
         await agent.close()
-    gaps, native_gaps, firsts = [], [], []
+    gaps, native_gaps, firsts, texts = [], [], [], []
     for e in events:
-        times = [at for at, _ in shown(fake, e["channel"], e["ts"])]
+        seen = shown(fake, e["channel"], e["ts"])
+        times = [at for at, _ in seen]
         firsts.append(times[0] - t0)
+        texts.append(next(at for at, text in seen if "w0" in text) - t0)
         gap = max(b - a for a, b in zip(times, times[1:]))  # from the first visible change on
         gaps.append(gap)
         if any("streaming_state" in m for m in fake.bot_messages(e["channel"], e["ts"])):
@@ -135,6 +140,7 @@ async def load(temporal: TemporalDevServer, model: FakeOpenAI, mode: str) -> dic
            "native": len(native_gaps), "gap": max(gaps), "median_gap": statistics.median(gaps),
            "native_gap": max(native_gaps) if native_gaps else None,
            "first_p50": statistics.median(firsts), "first_max": max(firsts),
+           "text_p50": statistics.median(texts), "text_max": max(texts),
            "by_method": {m: fake.count(m) for m in WRITES if fake.count(m)}}
     await fake.stop()
     return out
@@ -149,12 +155,15 @@ async def main() -> None:
     model = FakeOpenAI().start()
     try:
         lat = {m: await latency(temporal, model, m) for m in MODES}
+        for m in MODES:  # warm-up: the process's first burst of concurrent turns is slower in either mode
+            await load(temporal, model, m)
         ld = {m: await load(temporal, model, m) for m in MODES}
     finally:
         model.stop()
         temporal.stop()
     print(f"Slack adapter, native streaming vs placeholder edits (model: {TTFT * 1000:.0f} ms to first token, "
-          f"{TOKEN_DELAY * 1000:.0f} ms a token)")
+          f"{TOKEN_DELAY * 1000:.0f} ms a token); load average at the end: "
+          + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     print(row("", {m: m for m in MODES}))
     print("Latency, 50 turns one after another (budgets raised):")
     print(row("event -> first answer text, minus the model's TTFT: p50",
@@ -171,6 +180,8 @@ async def main() -> None:
     print(row("Web API calls per reply, all methods", {m: f"{ld[m]['calls']:.1f}" for m in MODES}))
     print(row("event -> first visible change: p50", {m: f"{ld[m]['first_p50']:.2f} s" for m in MODES}))
     print(row("  max", {m: f"{ld[m]['first_max']:.2f} s" for m in MODES}))
+    print(row("event -> first answer text: p50", {m: f"{ld[m]['text_p50']:.2f} s" for m in MODES}))
+    print(row("  max", {m: f"{ld[m]['text_max']:.2f} s" for m in MODES}))
     print(row("longest gap between visible updates, any thread", {m: f"{ld[m]['gap']:.2f} s" for m in MODES}))
     print(row("  median thread", {m: f"{ld[m]['median_gap']:.2f} s" for m in MODES}))
     print(row("  longest in a natively streamed thread",

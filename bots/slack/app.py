@@ -52,6 +52,7 @@ from .ingress import BUDGET_ACTION, Ingress
 from .installations import Stores
 from .limits import StreamBudget, update_window
 from .native import StreamLimits
+from .stream_records import StreamRecords
 from .streaming import LiveStreams
 from .web import SlackWeb, make_client
 from .workspaces import ScopedDeliverer, WorkspaceClients
@@ -97,7 +98,8 @@ class SlackAdapter:
         self._stream_budgets: BoundedCache[str, StreamBudget] = BoundedCache(1_000)  # one per workspace
         native = settings.slack.streaming_mode == "native"
         self.streams = LiveStreams(agent, self.web, self.editor_for, self.run_link,
-                                   budget_for=self.stream_budget if native else None, limits=stream_limits)
+                                   budget_for=self.stream_budget if native else None, limits=stream_limits,
+                                   records=StreamRecords.open(database_url(settings)))
         self.assistant = AssistantThreads(agent, self.web, settings.slack.suggested_prompts())
         self.delivery = DeliveryActivity(ScopedDeliverer(
             SlackDeliverer(self.web, self.editor_for, self.streams, self.run_link, self.assistant, blobs=agent.blobs)))
@@ -138,8 +140,7 @@ class SlackAdapter:
         if editor is None:
             if self._update_budget:
                 limit, window = self._update_budget
-                editor = EditScheduler(self.web.for_team(team), update_window(limit, window),
-                                       live_rate=limit / window)
+                editor = EditScheduler(self.web.for_team(team), update_window(limit, window))
             else:
                 editor = EditScheduler(self.web.for_team(team))
             self._editors[team] = editor

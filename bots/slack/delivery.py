@@ -8,7 +8,8 @@ attempt already posted. Edits are idempotent by nature.
 
 A natively streamed answer is finished by its stream when this process streams it. Otherwise the
 thread shows it: its stopped messages (keyed, with where in the answer each ends) and at most one
-message still streaming, or left unstopped by a process that died (it has no metadata yet). The
+message still streaming, or left unstopped by a process that died (it has no metadata yet: it is
+known by its ts, which the process that started it recorded in the database). The
 delivery gives a live stream elsewhere a moment to stop by itself, then completes the answer: the
 unstopped message is stopped and edited to carry the rest of the final text, what does not fit
 follows as new messages, and nothing is posted twice.
@@ -167,8 +168,13 @@ class SlackDeliverer:
                                 UploadLimits(UPLOAD_BYTES, UPLOAD_FILES), self.platform)
 
     async def _streamed(self, lookup: _Lookup, conversation_id: str, turn_id: str) -> Streamed:
-        """The turn's natively streamed messages as the thread shows them."""
+        """The turn's natively streamed messages as the thread shows them. A stopped one carries its key;
+        one not stopped (yet) has no metadata and is known by its ts, recorded when it started (see
+        stream_records.py); failing that (no record: the process died right after the start), by a
+        ``streaming_state`` field, which Slack shows on a streamed message but does not document."""
         found = Streamed()
+        records = self.streams.records
+        recorded = await records.of_turn(conversation_id, turn_id) if records is not None else set()
         mine = self.streams.native_ts(but=(conversation_id, turn_id))  # live streams of other turns here
         prefix = f"{turn_id}:s"
         for m in await lookup.messages():
@@ -176,8 +182,8 @@ class SlackDeliverer:
             ts = str(m.get("ts") or "")
             if key and key.startswith(prefix) and key[len(prefix):].isdigit():
                 found.stopped.setdefault(int(key[len(prefix):]), (ts, metadata_payload(m)))
-            elif not key and m.get("streaming_state") and m.get("bot_id") and ts not in mine \
-                    and found.unstopped is None:
+            elif not key and found.unstopped is None and (
+                    ts in recorded or (m.get("streaming_state") and m.get("bot_id") and ts not in mine)):
                 found.unstopped, found.unstopped_text = ts, str(m.get("text") or "")
         return found
 

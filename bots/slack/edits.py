@@ -7,6 +7,11 @@ first, a thread's first text before anything else). Final edits (answers, cards)
 live edits always leave room in the window for the finals of the streams still open, so a final is
 never starved by streaming.
 
+How often one message is edited follows how many stream at once (``fair_interval``): every
+``LIVE_MIN_INTERVAL`` while the window has room for another round of all of them, so the few threads
+that stream by edits beside natively streamed ones get the budget the others leave unused; when it
+runs short, each message its fair share of the window.
+
 Per-message state lives only while the message streams: ``close`` (called by the stream when its turn
 ends, wherever the final was delivered) forgets it. The maps are bounded all the same, and a message
 left open by mistake stops counting after ``OPEN_STALE`` seconds without live text, so a leak can
@@ -23,17 +28,16 @@ from dataclasses import dataclass, field
 
 from agent_core.metrics import rate_limit_wait_seconds_total
 from bots.core.cache import BoundedCache
-from bots.core.ratelimit import SlidingWindow, TokenBucket
+from bots.core.ratelimit import SlidingWindow
 
-from .limits import UPDATE_LIMIT, UPDATE_WINDOW, update_window
+from .limits import fair_interval, update_window
 from .web import MAX_WAIT, SlackCallError, SlackWeb
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (channel, message ts)
 
-LIVE_MIN_INTERVAL = 1.0  # seconds between two live edits of one message
-LIVE_BURST = 10  # live edits allowed back to back before pacing sets in
+LIVE_MIN_INTERVAL = 1.0  # seconds between two live edits of one message, while the budget has room
 FINAL_WAIT = 40.0  # a final edit not sent by then goes back to Temporal for a later retry
 OPEN_STALE = 1_800.0  # seconds without live text after which an open message no longer counts
 _CLOSED_KEEP = 5_000
@@ -51,11 +55,9 @@ class _Edit:
 
 
 class EditScheduler:
-    def __init__(self, web: SlackWeb, window: SlidingWindow | None = None,
-                 live_rate: float = UPDATE_LIMIT / UPDATE_WINDOW) -> None:
+    def __init__(self, web: SlackWeb, window: SlidingWindow | None = None) -> None:
         self.web = web
         self.window = window or update_window()
-        self.pace = TokenBucket(rate=live_rate, burst=LIVE_BURST)
         self._finals: deque[_Edit] = deque()
         self._live: dict[Key, _Edit] = {}  # at most one pending live edit per open message
         self._last: BoundedCache[Key, float] = BoundedCache(_OPEN_KEEP)  # when each was last edited
@@ -131,8 +133,9 @@ class EditScheduler:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="slack-edits")
         self._wake.set()
 
-    def _reserve(self) -> int:
-        return self.open_count() + 2  # a final for every open stream, and room for approval cards
+    @staticmethod
+    def _reserve(streams: int) -> int:
+        return streams + 2  # a final for every open stream, and room for approval cards
 
     def _next(self) -> tuple[_Edit | None, float, float]:
         """The edit to send now, or how long to wait before looking again and how much of that wait
@@ -145,12 +148,15 @@ class EditScheduler:
             return (self._finals.popleft(), 0.0, 0.0) if delay <= 0 else (None, delay, delay)
         if not self._live:
             return None, 3600.0, 0.0
-        key = min(self._live, key=lambda k: self._last.get(k, 0.0))
-        budget = max(self.window.delay(self._reserve(), now=now), self.pace.delay(now=now))
-        delay = max(budget, self._last.get(key, 0.0) + LIVE_MIN_INTERVAL - now)
+        never = float("-inf")
+        key = min(self._live, key=lambda k: self._last.get(k, never))
+        streams = self.open_count()
+        reserve = self._reserve(streams)
+        budget = self.window.delay(reserve, now=now)
+        interval = fair_interval(self.window, LIVE_MIN_INTERVAL, max(1, streams), reserve, now)
+        delay = max(budget, self._last.get(key, never) + interval - now)
         if delay > 0:
             return None, delay, budget
-        self.pace.take(now)
         return self._live.pop(key), 0.0, 0.0
 
     async def _run(self) -> None:

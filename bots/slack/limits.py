@@ -23,6 +23,18 @@ def update_window(limit: int = UPDATE_LIMIT, window: float = UPDATE_WINDOW) -> S
     return SlidingWindow(limit, window)
 
 
+def fair_interval(window: SlidingWindow, base: float, users: int, reserve: int = 0,
+                  now: float | None = None) -> float:
+    """Seconds between two calls of one of ``users`` callers that share ``window`` (with ``reserve``
+    calls kept free for others): ``base`` while the window has room for another round of every caller,
+    so a few callers get all of a budget the others leave unused; then each caller's fair share of the
+    window, so that they take turns instead of racing for its last calls."""
+    room = window.limit - reserve
+    if window.used(now) + users < room:
+        return base
+    return max(base, users * window.window / max(1, room))
+
+
 class PostBudgets(TokenBuckets):
     """The chat.postMessage budget of each channel posted to lately."""
 
@@ -61,9 +73,5 @@ class StreamBudget:
         return True
 
     def append_interval(self, base: float, now: float | None = None) -> float:
-        """Seconds between two appends of one stream: ``base`` while the append budget has room for
-        another round of every open stream; then each stream's fair share of the budget, so that the
-        streams take turns instead of racing for the last calls of the window."""
-        if self.append.used(now) + self.streams < self.append.limit:
-            return base
-        return max(base, self.streams * self.append.window / self.append.limit)
+        """Seconds between two appends of one stream (see ``fair_interval``)."""
+        return fair_interval(self.append, base, self.streams, now=now)

@@ -9,8 +9,9 @@ the answer goes on in a new message, with an open code fence closed at the seam 
 
 Each message is stopped with the metadata key ``{turn}:s{n}`` and where in the answer's text it ends,
 so the idempotency lookup finds it like any other message of the bot. Until it is stopped a streamed
-message has no metadata (chat.startStream takes none): a delivery that finds such a message after a
-restart completes it (``complete_stream``), and never posts a second answer beside it.
+message has no metadata (chat.startStream takes none), so its ts is recorded durably as soon as it
+starts (``on_start``, stream_records.py): a delivery that finds such a message after a restart
+completes it, and never posts a second answer beside it.
 
 The final text is written by the ``durabot.deliver`` activity (``finish``), or by the stream itself as
 the last word when another replica delivers (see streaming.py).
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bots.core.ratelimit import SlidingWindow, rate_wait
@@ -49,6 +51,9 @@ class StreamLimits:
     max_chars: int = 11_000  # characters a streamed message holds (Slack: 12,000 per call)
     max_age: float = 240.0  # seconds a message streams before the next takes over (Slack: ~300)
     interval: float = 0.8  # seconds between two appends of one stream (while the Tier 4 budget has room)
+
+
+OnStart = Callable[[int, str], Awaitable[None]]
 
 
 class Refused(Exception):
@@ -94,8 +99,11 @@ class NativeStream:
     """The streamed reply of one turn: live text and task cards in, rolled over, finished once."""
 
     def __init__(self, web: SlackWeb, editor: EditScheduler, budget: StreamBudget, ref: ThreadRef, turn_id: str,
-                 user: str, limits: StreamLimits) -> None:
+                 user: str, limits: StreamLimits, on_start: OnStart | None = None) -> None:
+        """``on_start(segment, ts)``: called when a message starts streaming, before anything is
+        appended to it (it records the message durably, see stream_records.py)."""
         self.web, self.editor, self.budget = web, editor, budget
+        self.on_start = on_start
         self.ref, self.turn_id, self.user, self.limits = ref, turn_id, user, limits
         self.segments: list[Segment] = []
         self.open: Segment | None = None
@@ -148,7 +156,8 @@ class NativeStream:
                 if exc.error in REFUSALS:
                     raise Refused(exc.error) from None
                 raise
-            self._last_send = time.monotonic()
+            # The pace starts after the first append, not after the start: a start carries what there
+            # was at the first token, and the text that came during that call shows at once.
         self.budget.streams += 1
         self._counted = True
         self._kick()
@@ -273,6 +282,8 @@ class NativeStream:
                                                  user=self.user)
                 self.open = Segment(len(self.segments), ts, time.monotonic(), round_start=len(self.sent))
                 self.segments.append(self.open)
+                if self.on_start is not None:
+                    await self.on_start(self.open.index, ts)
                 self.seam_fence = None
                 self._sent_piece(self.open, prefix, piece, skip)
                 skip = max(0, skip - len(piece))

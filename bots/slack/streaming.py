@@ -50,7 +50,7 @@ from bots.core.follow import Follower, ToolStep
 from .edits import EditScheduler
 from .ids import ThreadRef
 from .limits import StreamBudget
-from .native import NativeStream, Refused, StreamLimits
+from .native import NativeStream, OnStart, Refused, StreamLimits
 from .render import (
     THINKING,
     answer_blocks,
@@ -63,6 +63,7 @@ from .render import (
     run_link_block,
     with_run_link,
 )
+from .stream_records import StreamRecords
 from .web import SlackCallError, SlackWeb
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,11 @@ class LiveStreams:
     def __init__(self, agent: Agent, web: SlackWeb, editor_for: Callable[[str], EditScheduler],
                  run_link: Callable[[Delivery], str | None] = _no_link, *,
                  budget_for: Callable[[str], StreamBudget] | None = None,
-                 limits: StreamLimits | None = None) -> None:
-        """``budget_for``: each workspace's native-streaming budget; None streams by edits only."""
+                 limits: StreamLimits | None = None, records: StreamRecords | None = None) -> None:
+        """``budget_for``: each workspace's native-streaming budget; None streams by edits only.
+        ``records``: where each streamed message is recorded when it starts (None: nowhere; after a
+        restart such a message is then known only by what the thread shows of it)."""
+        self.records = records
         self.agent = agent
         self.web = web
         self.editor_for = editor_for
@@ -361,7 +365,7 @@ class _NativeLive:
         budget = self.streams.budget_for(self.ref.team) if self.streams.budget_for else None
         if budget is not None and budget.admit():
             stream = NativeStream(self.streams.web, self.streams.editor_for(self.ref.team), budget, self.ref,
-                                  self.turn_id, self.user, self.streams.limits)
+                                  self.turn_id, self.user, self.streams.limits, self._recorder())
             stream.text = text
             for s in self._steps:
                 stream.tool(s.call_id, s.tool, s.status, s.output)
@@ -383,6 +387,17 @@ class _NativeLive:
         ts = await self.streams._post_placeholder(self.ref, self.turn_id, False, self.placeholder)
         if ts:
             self.edits = _LiveEdits(self.streams, self.ref, self.turn_id, ts, self.streams.editor_for(self.ref.team))
+
+    def _recorder(self) -> OnStart | None:
+        records = self.streams.records
+        if records is None:
+            return None
+        ref, turn_id = self.ref, self.turn_id
+
+        async def started(segment: int, ts: str) -> None:
+            await records.started(ref.conversation_id, turn_id, segment, ref.channel, ts)
+
+        return started
 
     def _resolve(self, stream: NativeStream | None) -> None:
         if self.chosen is not None and not self.chosen.done():

@@ -1,7 +1,10 @@
 """A local fake OpenAI-compatible server: the real openai client talks to it over HTTP.
 
 A test scripts it with a function of the request (messages, tools) that returns a ``Reply``: text
-streamed token by token, tool calls, or an HTTP error with headers. Every request is recorded.
+streamed token by token, tool calls, or an HTTP error with headers; ``cut_after`` drops the connection
+after some tokens (``break_first`` wraps a script so that only its first request breaks: the model round
+is retried and streams its answer again), and ``hold_after`` pauses the stream until the test lets it
+go on. Every request is recorded.
 With ``context_limit`` set it plays a model with that many tokens of context: a request whose tokens
 (estimated as agent_core counts them) pass it is answered 400 ``context_length_exceeded``, as OpenAI
 does, and counted in ``overflows``.
@@ -11,6 +14,7 @@ Runs in a thread of its own so worker subprocesses and the test's event loop can
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 import time
@@ -37,10 +41,17 @@ class Reply:
     garbage: bool = False  # send a body that is not an SSE stream of JSON
     raw: bytes | None = None  # send this body as it is (after ttft), instead of one made of the fields above
     chunk_bytes: int = 0  # cut the body into network writes of this many bytes, token_delay apart
-    cut_after: int | None = None  # close the connection after this many pieces, the body unfinished
+    cut_after_writes: int | None = None  # close the connection after this many network writes, the body unfinished
     # Token usage, sent in a last chunk when the request asks (stream_options.include_usage) unless
     # None; default: prompt = characters of the messages // 4, completion = pieces sent.
     usage: tuple[int, int] | None = (-1, -1)
+    # A stream that breaks mid-way: after this many pieces the connection is dropped, with no end of
+    # the stream ([DONE]) and no finish reason, as when the model server or the network dies mid-answer.
+    cut_after: int | None = None
+    cut_when: threading.Event | None = None  # ...once a test sets this (it first sees those pieces arrive)
+    # A stream that pauses: after this many pieces it waits (up to 30 s) until a test sets ``hold_until``.
+    hold_after: int | None = None
+    hold_until: threading.Event | None = None
 
 
 Script = Callable[[dict[str, Any]], Reply]
@@ -81,6 +92,7 @@ class FakeOpenAI:
         self.request_tokens: list[int] = []  # of every request, while context_limit is set
         self.overflows = 0
         self.peers: list[Any] = []  # the client's address of every request: a reused connection repeats
+        self.cuts = 0  # streams broken mid-way (``Reply.cut_after``)
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -158,6 +170,10 @@ class FakeOpenAI:
 
         pieces = reply.tokens if reply.tokens is not None else _words(reply.text)
         for i, piece in enumerate(pieces):
+            if i == reply.cut_after:
+                return await self._cut(request, resp, reply)
+            if i == reply.hold_after and reply.hold_until is not None:
+                await asyncio.to_thread(reply.hold_until.wait, 30.0)
             if i and reply.token_delay and not reply.chunk_bytes:
                 await asyncio.sleep(reply.token_delay)
             await send({"role": "assistant", "content": piece} if i == 0 else {"content": piece})
@@ -184,9 +200,19 @@ class FakeOpenAI:
         return await out.end()
 
 
+    async def _cut(self, request: web.Request, resp: web.StreamResponse, reply: Reply) -> web.StreamResponse:
+        """Drop the connection in the middle of the answer (after ``reply.cut_when``, if any, is set)."""
+        if reply.cut_when is not None:
+            await asyncio.to_thread(reply.cut_when.wait, 30.0)
+        self.cuts += 1
+        if request.transport is not None:
+            request.transport.abort()
+        return resp
+
+
 class _Writer:
     """Writes a streamed body whole, or cut into ``chunk_bytes`` pieces (the SSE events split at
-    arbitrary bytes, as a proxy or a slow network delivers them), or broken off after ``cut_after``."""
+    arbitrary bytes, as a proxy or a slow network delivers them), or broken off after ``cut_after_writes``."""
 
     def __init__(self, resp: web.StreamResponse, reply: Reply, request: web.Request) -> None:
         self.resp, self.reply, self.request = resp, reply, request
@@ -207,7 +233,7 @@ class _Writer:
             await self._piece(piece)
 
     async def _piece(self, data: bytes) -> None:
-        if self.reply.cut_after is not None and self.pieces >= self.reply.cut_after:
+        if self.reply.cut_after_writes is not None and self.pieces >= self.reply.cut_after_writes:
             self.cut = True
             if self.request.transport is not None:
                 self.request.transport.close()  # the connection drops, no end of the chunked body
@@ -223,6 +249,22 @@ class _Writer:
         if not self.cut:
             await self.resp.write_eof()
         return self.resp
+
+
+def break_first(reply: Callable[[dict[str, Any]], Reply], after: int,
+                when: threading.Event | None = None) -> Script:
+    """A script whose first request breaks after ``after`` pieces of what ``reply`` answers (the model
+    round is then retried); every later request is answered in full."""
+    seen = [0]
+
+    def script(body: dict[str, Any]) -> Reply:
+        seen[0] += 1
+        answer = reply(body)
+        if seen[0] == 1:
+            return dataclasses.replace(answer, cut_after=after, cut_when=when)
+        return answer
+
+    return script
 
 
 def _words(text: str) -> list[str]:

@@ -19,7 +19,9 @@ documented limits the adapter must respect:
   stream not stopped within ``stream_expiry`` seconds ends (message_not_in_streaming_state, and the
   message keeps ``streaming_state: "expired"``); ``refuse_streaming`` makes every streaming call answer
   that error (unknown_method, missing_scope, ...). Streamed messages carry ``streaming_state`` and
-  their task cards (``tasks``, by id, latest state) and ``task_log`` (every task update in order).
+  their task cards (``tasks``, by id, latest state) and ``task_log`` (every task update in order), for
+  tests to look at: conversations.replies and history leave them out, as Slack documents no such field
+  (see the notes on Slack's reference below the imports).
 - AI-app threads: assistant.threads.setStatus / setSuggestedPrompts / setTitle with their required
   arguments, at most four prompts, each with a title and a message (kept in ``statuses``,
   ``suggested`` and ``titles``); feedback buttons (a ``feedback_buttons`` element, only inside a
@@ -68,6 +70,25 @@ from tests.fakes.http import serve_local
 MAX_TEXT = 40_000
 MAX_MARKDOWN = 12_000
 
+# What Slack's reference says of a streamed message, checked on docs.slack.dev:
+# - chat.startStream (https://docs.slack.dev/reference/methods/chat.startStream) takes channel,
+#   thread_ts, markdown_text / chunks, recipient_team_id and recipient_user_id (required in channels),
+#   task_display_mode: no metadata. It answers ok, channel and ts (the streamed message's ts).
+# - chat.appendStream (https://docs.slack.dev/reference/methods/chat.appendStream) and chat.stopStream
+#   (https://docs.slack.dev/reference/methods/chat.stopStream) name the message by channel and that ts;
+#   only chat.stopStream takes metadata (and blocks for the end of the message). Its answer's message
+#   carries streaming_state (the Node SDK's ChatStopStreamResponse type, generated from Slack's own
+#   samples).
+# - conversations.replies and conversations.history (https://docs.slack.dev/reference/methods/
+#   conversations.replies) document no field telling a message still streaming from any other; their
+#   message type in Slack's SDKs has no streaming_state. So the fake leaves it out of what they return
+#   (``replies_show_streaming_state`` puts it back, for a test of a client that relies on it anyway).
+# - How long an unstopped stream lives is not documented: Slack's SDK maintainers call it an
+#   undocumented server-side timeout, seen at about five minutes; after it appendStream and stopStream
+#   answer message_not_in_streaming_state, and chat.update on the ts still edits the message
+#   (slackapi/python-slack-sdk#1859 and #1880). The fake ends a stream after ``stream_expiry`` seconds.
+_STREAM_RECORDS = frozenset({"streaming_state", "tasks", "task_log"})
+
 _caller: ContextVar[tuple[str, str]] = ContextVar("fake_slack_caller", default=("", ""))  # (token, team)
 
 
@@ -112,6 +133,7 @@ class FakeSlack:
         self.rate_limit_next: dict[str, int] = {}  # method -> how many next calls answer 429 (Retry-After: 1)
         self.refuse_blocks: dict[str, str] = {}  # mark -> error answered to chat writes with blocks and the mark
         self.fail_blocks: dict[str, list[int]] = {}  # mark -> HTTP statuses for the next such writes
+        self.replies_show_streaming_state = False  # conversations.replies / history show streaming_state
         self._updates: dict[str, deque[float]] = {}
         self.stream_tier2, self.stream_tier4 = stream_tier2, stream_tier4
         self.stream_window, self.stream_expiry = stream_window, stream_expiry
@@ -680,8 +702,13 @@ class FakeSlack:
         return {"ok": True, "view": {**view, "id": f"V{len(self.views)}"}}
 
     def _with_metadata(self, msgs: list[dict], p: dict) -> list[dict]:
+        """Messages as conversations.replies / history return them: metadata only on request, and the
+        fake's own records of a stream (``streaming_state``, ``tasks``, ``task_log``) left out, because
+        Slack documents no such field there (see ``replies_show_streaming_state``)."""
         keep = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
-        return [{k: v for k, v in m.items() if (keep or k != "metadata") and not k.startswith("_")} for m in msgs]
+        hidden = set() if self.replies_show_streaming_state else _STREAM_RECORDS
+        return [{k: v for k, v in m.items() if (keep or k != "metadata") and not k.startswith("_")
+                 and k not in hidden} for m in msgs]
 
     @staticmethod
     def _page(msgs: list[dict], p: dict, default_limit: int, max_limit: int = 1000) -> dict:

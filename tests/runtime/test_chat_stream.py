@@ -135,7 +135,7 @@ async def test_an_error_the_server_streams_is_reported_as_the_client_would(model
 
 
 async def test_a_body_that_breaks_off_is_retried_as_unreachable(model, fake_openai):
-    fake_openai.script = lambda body: Reply(tokens=TOKENS, cut_after=2)
+    fake_openai.script = lambda body: Reply(tokens=TOKENS, cut_after_writes=2)
     deltas = Deltas()
     with pytest.raises(ApplicationError) as err:
         await model.complete(HI, None, deltas)

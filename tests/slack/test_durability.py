@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
 
 from bots.slack import SlackAdapter
 from bots.slack.render import MAX_PART
@@ -12,13 +13,21 @@ from tests.fakes.openai_server import Reply
 
 
 async def test_adapter_killed_mid_stream_completes_the_placeholder(start_slack, fake_openai):
-    fake_openai.script = lambda body: Reply(text="slow words " * 40, token_delay=0.05)
+    # The model pauses mid-answer until the adapter is down, so the turn cannot end (and be delivered
+    # by the adapter being stopped) before then.
+    resume = threading.Event()
+    fake_openai.script = lambda body: Reply(text="slow words " * 40, token_delay=0.05, hold_after=5,
+                                            hold_until=resume)
     h = await start_slack()
     event = await h.mention("tell me slowly")
     thread = event["ts"]
     # Wait for live text, then kill the adapter (its delivery worker and streams) mid-stream.
-    await h.fake.wait_for(lambda: any("slow words" in m["text"] for m in h.fake.bot_messages("C1", thread)))
-    await h.adapter.stop()
+    try:
+        await h.fake.wait_for(lambda: any("slow words" in m["text"]
+                                          for m in h.fake.bot_messages("C1", thread)))
+        await h.adapter.stop()
+    finally:
+        resume.set()
     handle = h.agent.get_run(f"slack:T1:C1:{thread}", thread)
     await handle.result(timeout=30)  # the turn finishes while no adapter runs
     assert "Thinking" in h.fake.bot_messages("C1", thread)[0]["text"]

@@ -4,7 +4,9 @@ again: the open stream is finished, and the answer shows once.
 As in test_process_kill.py, ``durabot slack`` runs as a subprocess with its embedded worker, so the
 kill takes the model round down too; Temporal runs it again after its heartbeat timeout. The new
 process's delivery finds the stream the dead one left open (a streamed message has no metadata until
-it is stopped), stops it and completes it with the final text.
+it is stopped: the dead process recorded its ts in the database when it started, and the fake, as
+Slack documents, shows no streaming state in conversations.replies), stops it and completes it with
+the final text.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ async def test_sigkill_mid_stream_then_a_new_process_finishes_the_stream(
     port = free_port()
     env = worker_env(temporal_server.address, task_queue, fake_openai.base_url, tmp_path,
                      SLACK_BOT_TOKEN=fake_slack.token, SLACK_SIGNING_SECRET=SECRET,
-                     SLACK_API_URL=fake_slack.base_url, DURABOT_HTTP_PORT=str(port), DURABOT_METRICS_PORT="0")
+                     SLACK_API_URL=fake_slack.base_url, DURABOT_HTTP_PORT=str(port), DURABOT_METRICS_PORT="0",
+                     DURABOT_DATABASE_URL=f"sqlite:///{tmp_path}/durabot.db")  # shared by both processes
     sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", SECRET, fake_slack.team)
     procs: list[Proc] = []
     started = time.monotonic()

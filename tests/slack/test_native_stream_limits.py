@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import pytest
+
 from bots.slack.native import StreamLimits
 from tests.fakes.openai_server import Reply
 
@@ -67,10 +69,18 @@ async def test_a_stream_that_expires_anyway_is_completed_by_an_edit(start_slack,
     assert h.fake.over_limit == 0
 
 
-async def test_an_adapter_gone_mid_stream_is_replaced_and_the_stream_finished_once(start_slack, fake_openai):
+@pytest.mark.parametrize("known_by", ["record", "streaming_state"])
+async def test_an_adapter_gone_mid_stream_is_replaced_and_the_stream_finished_once(
+        start_slack, fake_openai, tmp_path, known_by):
+    """The next process knows the open stream by the ts the first one recorded when it started (the
+    thread shows nothing that tells a streamed message apart, as Slack documents); without a record
+    (another database here: a process that died right after the start), by the streaming state a
+    thread might show."""
     answer = " ".join(f"word{i}" for i in range(80))
     fake_openai.script = lambda body: Reply(text=answer, token_delay=0.05)
     first = await start_slack(**NATIVE)
+    if known_by == "streaming_state":
+        first.fake.replies_show_streaming_state = True
     event = await first.mention("tell me slowly")
 
     def partly_streamed() -> bool:
@@ -82,7 +92,10 @@ async def test_an_adapter_gone_mid_stream_is_replaced_and_the_stream_finished_on
     await first.adapter.stop()
     shown_then = first.fake.bot_messages("C1", event["ts"])[0]["text"]
     assert "word79" not in shown_then
-    second = await start_slack(agent=first.agent, **NATIVE)
+    other_db = {}
+    if known_by == "streaming_state":
+        other_db["DURABOT_DATABASE_URL"] = f"sqlite:///{tmp_path}/other.db"
+    second = await start_slack(agent=first.agent, **NATIVE, **other_db)
 
     def finished() -> list[dict] | None:
         msgs = second.fake.bot_messages("C1", event["ts"])
