@@ -199,7 +199,6 @@ class FakeOpenAI:
         await out.write(b"data: [DONE]\n\n")
         return await out.end()
 
-
     async def _cut(self, request: web.Request, resp: web.StreamResponse, reply: Reply) -> web.StreamResponse:
         """Drop the connection in the middle of the answer (after ``reply.cut_when``, if any, is set)."""
         if reply.cut_when is not None:
