@@ -8,7 +8,6 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from agent_core.budgets import RedisBudgets
 from agent_core.errors import UserError
 
 
@@ -20,6 +19,8 @@ def add_arguments(p: Any) -> None:
 async def show(redis_url: str | None, args: Any) -> str:
     if not redis_url:
         raise UserError("the usage counters live in Redis: set REDIS_URL to the adapters' and workers' Redis")
+    from agent_core.budgets import RedisBudgets
+
     budgets = RedisBudgets(redis_url)
     try:
         found = {key: await budgets.usage(key) for key in args.keys}
