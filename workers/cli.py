@@ -173,7 +173,7 @@ async def _deploy(settings: Settings, args: Any) -> None:
 async def _usage(settings: Settings, args: Any) -> None:
     from .usage_cli import show
 
-    print(await show(settings.redis_url, args))
+    print(await show(settings.redis_url, args, settings))
 
 
 async def _profiles_check(settings: Settings, args: Any) -> None:

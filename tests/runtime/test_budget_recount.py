@@ -6,12 +6,15 @@ Temporal dev server)."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 
 from agent_core import tool
 from agent_core.budget_recount import TemporalRecount
 from agent_core.budgets import RedisBudgets
 from agent_core.types import BudgetScope
+from tests.conftest import subprocess_env
 from tests.fakes.openai_server import Reply
 
 
@@ -88,7 +91,8 @@ async def test_flushed_counters_are_recounted_from_temporal(make_agent, fake_ope
         await budgets.aclose()
 
 
-async def test_concurrent_recounts_count_each_round_once(make_agent, fake_openai, redis_server):
+async def test_concurrent_recounts_count_each_round_once(make_agent, fake_openai, redis_server, temporal_server,
+                                                         task_queue):
     fake_openai.script = script
     url = own_db(redis_server, 8)
     budgets = RedisBudgets(url)
@@ -110,6 +114,19 @@ async def test_concurrent_recounts_count_each_round_once(make_agent, fake_openai
             assert after["U1"] == before["U1"] and after["C1"] == before["C1"]
             assert after["U2"] == (before["U2"][0] + 50, *before["U2"][1:2], before["U2"][2] + 50, before["U2"][3])
             assert after["C2"][0] == before["C2"][0] + 50
+
+        # The operator's command recounts too (and leaves counters Redis still has alone).
+        await budgets.redis.flushdb()
+        env = subprocess_env(REDIS_URL=url, TEMPORAL_ADDRESS=temporal_server.address, DURABOT_AGENT_NAME="assistant",
+                             DURABOT_TASK_QUEUE=task_queue)
+        keys = [f"{ws}:{k}" for k in ("U1", "U2", "C1", "C2")]
+        for flags, note in ((["--recount"], True), (["--recount"], False)):
+            out = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "workers.cli", "usage", *keys, *flags],
+                                          capture_output=True, text=True, timeout=60, env=env)
+            assert out.returncode == 0, out.stderr
+            assert (f"{ws}: recounted from Temporal" in out.stdout) is note
+            first = f"{ws}:U1: today {before['U1'][0]:,} tokens in {before['U1'][1]} turn(s)"
+            assert first in out.stdout, out.stdout
     finally:
         await budgets.redis.flushdb()
         for b in (budgets, *others):
