@@ -198,9 +198,9 @@ class RedisBudgets:
 
     async def start(self, scope: BudgetScope) -> Start:
         workspace = workspace_of(scope.channel_key)
-        for _ in range(3):  # a flush between the recount and the claim: recount again
+        for attempt in range(4):  # the script answers 2 while the workspace is not counted: recount first
             day, month = day_and_month()
-            if self.recount is not None:
+            if attempt:
                 await self.ensure_counted(workspace, day, month)
             keys = (_keys(scope.user_key, day, month) + _keys(scope.channel_key, day, month)
                     + _markers(workspace, day, month))
