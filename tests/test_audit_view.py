@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 from bots.core.audit import Action, AuditFilter, AuditLog, AuditRecord, Where, Who
@@ -12,6 +16,7 @@ from bots.core.audit_view import MAX_LINES, lines, parse_audit
 from workers.audit_cli import export
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_parse_audit_words():
@@ -51,6 +56,39 @@ def test_store_filters_order_and_export(tmp_path):
     empty = io.StringIO()
     assert export(f"sqlite:///{tmp_path}/a.db", SimpleNamespace(**{**vars(args), "tool": "nope"}), empty) == 0
     assert json.loads(empty.getvalue()) == []
+    # Past one write's chunk the array stays one array; the rows another database's export encodes in
+    # Python read the same as the ones SQLite builds itself.
+    many = io.StringIO()
+    assert export(f"sqlite:///{tmp_path}/a.db", args, many) == 4
+    assert many.getvalue() == out.getvalue()
+    from workers import audit_cli
+
+    chunked = io.StringIO()
+    assert audit_cli._write_array(iter(['{"n":1}', '{"n":2}', '{"n":3}']), chunked, chunk=2) == 3
+    assert json.loads(chunked.getvalue()) == [{"n": 1}, {"n": 2}, {"n": 3}]
+    def moment(r: dict) -> dict:  # "09:00:00" and "09:00:00.000000" are the same ISO 8601 time
+        return {**r, "at": datetime.fromisoformat(r["at"])}
+
+    encoded = [json.loads(t) for t in log._encoded_rows(AuditFilter(limit=None), oldest_first=True)]
+    assert [moment(r) for r in encoded] == [moment(r) for r in exported]
+
+
+def test_audit_command_loads_only_the_database_layer(tmp_path):
+    """``durabot audit`` is a new process an operator waits for: no Temporal, HTTP, metrics or Redis
+    client is imported, and no setting but the database URL is read (a broken one elsewhere is ignored)."""
+    url = f"sqlite:///{tmp_path}/c.db"
+    AuditLog.open(url).write_sync(AuditRecord.of(Action.CANCEL, "cancel requested", Who("U3"),
+                                                 Where("slack", "T2", "C5"), command="cancel"))
+    probe = ("import sys, json\nfrom workers.cli import main\nmain(['audit', '--json'])\n"
+             "heavy = {'temporalio', 'aiohttp', 'prometheus_client', 'redis', 'openai', 'slack_sdk', 'discord'}\n"
+             "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & heavy)))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DURABOT_DATABASE_URL": url, "DURABOT_HTTP_PORT": "not a port"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    array, _, loaded = out.stdout.rpartition("]\n[")
+    assert [r["command"] for r in json.loads(array + "]")] == ["cancel"]
+    assert json.loads("[" + loaded) == []
 
 
 async def test_profile_changes_are_recorded_once(tmp_path):

@@ -37,7 +37,7 @@ def build_agent(settings: Settings, *, local_worker: bool | None = None,
     interceptor = configure_tracing()  # None unless OTEL_* variables ask for tracing
     if interceptor is not None:
         temporal.interceptors = (interceptor,)
-    return Agent(
+    agent = Agent(
         settings.agent_name, model=model, system_prompt=settings.system_prompt, tools=tools,
         temporal=temporal, approval=settings.approval, local_tools=settings.local_tools,
         local_worker=settings.local_worker if local_worker is None else local_worker,
@@ -46,6 +46,11 @@ def build_agent(settings: Settings, *, local_worker: bool | None = None,
         context_tokens=settings.context_tokens,
         blobs=settings.blob_store(), file_limits=settings.file_limits(),
     )
+    if budgets is not None:  # counters Redis lost are recounted from the conversations' histories
+        from agent_core.budget_recount import TemporalRecount
+
+        budgets.recount = TemporalRecount(agent)
+    return agent
 
 
 def checked_profiles(path: str, tools: list, mcp: list) -> ProfileSet:

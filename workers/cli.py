@@ -8,15 +8,16 @@ stops start-up with one clear line, not a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import logging
 import signal
 import sys
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from agent_core.errors import DurabotError, UserError
-from .settings import Settings
+
+if TYPE_CHECKING:  # loaded in main: ``durabot audit`` reads the database URL alone
+    from .settings import Settings
 
 log = logging.getLogger("durabot")
 
@@ -64,6 +65,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "audit":  # the database alone: no Temporal, model or adapter configuration
+            from .audit_cli import database_url, export
+
+            export(database_url(), args)
+            return
+        import asyncio
+
+        from .settings import Settings
+
         settings = Settings.load()
         from .observability import configure_logging
 
@@ -74,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         runner: Callable[[Settings, Any], Awaitable[None]] = {
             "dev": _dev, "worker": _worker, "slack": _slack, "discord": _discord, "run": _run,
             "approve": _decide, "deny": _decide, "status": _status, "deploy": _deploy,
-            "approve": _decide, "deny": _decide, "audit": _audit, "profiles": _profiles_check,
+            "approve": _decide, "deny": _decide, "profiles": _profiles_check,
             "usage": _usage,
         }[args.command]
         asyncio.run(_until_signal(runner(settings, args)))
@@ -104,6 +114,8 @@ def _secrets(settings: Settings) -> list[str]:
 
 async def _until_signal(coro: Awaitable[None]) -> None:
     """Run until done or SIGTERM/SIGINT; then cancel, so every part shuts down cleanly."""
+    import asyncio
+
     task = asyncio.ensure_future(coro)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -158,16 +170,10 @@ async def _deploy(settings: Settings, args: Any) -> None:
     from .deploy_cli import run_deploy
 
     await run_deploy(settings, args.action, getattr(args, "build_id", None), getattr(args, "ramp", None))
-async def _audit(settings: Settings, args: Any) -> None:
-    from .audit_cli import export
-
-    await asyncio.to_thread(export, settings.database.url, args)
-
-
 async def _usage(settings: Settings, args: Any) -> None:
     from .usage_cli import show
 
-    print(await show(settings.redis_url, args))
+    print(await show(settings.redis_url, args, settings))
 
 
 async def _profiles_check(settings: Settings, args: Any) -> None:

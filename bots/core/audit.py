@@ -146,14 +146,15 @@ COLUMNS = tuple(_COLUMNS)  # the order of ``AuditLog.rows_sync``
 class AuditLog:
     """Append and query audit records. ``write`` and ``find`` run the statement on a thread."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, metrics: bool = True) -> None:
         self.engine = engine
         table.create(engine, checkfirst=True)
-        self._errors = _error_counter()
+        # A reader (the export) writes nothing: it spares itself the metrics library's import.
+        self._errors = _error_counter() if metrics else None
 
     @classmethod
-    def open(cls, url: str) -> "AuditLog":
-        return cls(engine_for(url))
+    def open(cls, url: str, metrics: bool = True) -> "AuditLog":
+        return cls(engine_for(url), metrics)
 
     async def write(self, record: AuditRecord) -> bool:
         """Insert ``record``; False (logged) when the database refused: the act itself stands."""
@@ -186,9 +187,9 @@ class AuditLog:
             yield rec
 
     def json_rows_sync(self, f: AuditFilter, oldest_first: bool = False) -> Any:
-        """The matching records as JSON object texts, built by the database itself (SQLite's and
-        PostgreSQL's JSON functions, in C): an export of 100,000 records is then mostly disk reads.
-        None for another database (use ``rows_sync``)."""
+        """The matching records as JSON object texts (``to_json``'s fields), streamed. SQLite and
+        PostgreSQL build them themselves (their JSON functions, in C): an export of 100,000 records is
+        then mostly disk reads. Another database's rows are encoded here."""
         name = self.engine.dialect.name
         if name == "sqlite":  # kept as "YYYY-MM-DD HH:MM:SS.ffffff" in UTC: made ISO 8601 with its zone
             at = func.replace(table.c.at, " ", "T").concat("+00:00")
@@ -196,7 +197,7 @@ class AuditLog:
         elif name == "postgresql":
             at, build = table.c.at, func.json_build_object
         else:
-            return None
+            return self._encoded_rows(f, oldest_first)
         pairs: list[Any] = []
         for column in _COLUMNS:
             pairs += [literal_column(f"'{column}'"), at if column == "at" else table.c[column]]
@@ -204,10 +205,19 @@ class AuditLog:
 
         def rows() -> Any:
             with self.engine.connect() as conn:
-                for (text,) in conn.execution_options(yield_per=5000).execute(q):
+                for text in conn.execution_options(yield_per=5000).execute(q).scalars():
                     yield text if isinstance(text, str) else json.dumps(text)
 
         return rows()
+
+    def _encoded_rows(self, f: AuditFilter, oldest_first: bool) -> Any:
+        encode = json.JSONEncoder(ensure_ascii=False).encode
+        at = _COLUMNS.index("at")
+        for row in self.rows_sync(f, oldest_first):
+            item = dict(zip(_COLUMNS, row))
+            when = row[at]
+            item["at"] = (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
+            yield encode(item)
 
     def _filtered(self, q: Any, f: AuditFilter, oldest_first: bool) -> Any:
         if f.workspace is not None:  # "*": records of every workspace (profile changes)
