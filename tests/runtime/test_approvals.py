@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from dataclasses import replace
 from datetime import timedelta
 
@@ -145,7 +144,9 @@ async def test_approval_timeout_on_the_time_skipping_server(fake_openai, model, 
 
     RAN.clear()
     fake_openai.script = deploy_script
-    path = shutil.which("temporal-test-server") or ".venv/bin/temporal-test-server"
+    from workers.servers import find_binary
+
+    path = find_binary("temporal-test-server")  # beside the interpreter, also from another checkout
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=path)
     try:
         agent = Agent("skipper", model=model, tools=[deploy], temporal_client=(env.client, task_queue))
