@@ -45,8 +45,8 @@ from agent_core.types import Delivery, TurnStatus
 from bots.core.follow import turn_ends
 
 __all__ = [
-    "UNEXPECTED_ATTEMPTS", "Failure", "Deliverer", "DeliveryActivity", "deliver_with_fallback", "ended_status",
-    "plain", "transport_failure",
+    "UNEXPECTED_ATTEMPTS", "Failure", "Deliverer", "DeliveryActivity", "deliver_with_fallback",
+    "ended_status", "plain", "transport_failure",
 ]
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,8 @@ class DeliveryActivity:
             return
         out = self.deliverer
         if kind.ends_turn:
-            turn_ends.ended(d.conversation_id, d.turn_id, ended_status(d))  # before any write, as a query would
+            # The follows here learn the end now, before any write, as from a query that finds it.
+            turn_ends.ended(d.conversation_id, d.turn_id, ended_status(d))
             normal, fallback = out.answer, out.plain_answer
         elif d.approval is None:
             log.warning("delivery %s of %s carries no approval; skipped", d.kind, d.conversation_id)

@@ -21,15 +21,17 @@ failed, cancelled) with the ``durabot.deliver`` activity on the adapter's delive
 that activity usually runs in the very process that follows the turn: it hands the end to
 ``turn_ends`` (this process's ``TurnEnds``) before it writes anything, and a follower with
 ``turn_state`` waits there first: ``LOCAL_WAIT`` after the final text, and between its queries after
-that. Each query is a billable Temporal Cloud action and server work, and used to come 1.4 times a
-turn. The status handed over is the one the delivery writes, so a sink's last word matches the
-delivery's. Queries stay the fallback for what no local delivery tells: another replica took the
-delivery (no local end within ``LOCAL_WAIT``), and a quiet bus (a long approval wait, a cancelled or
-failed turn whose delivery went elsewhere). A local end is the same event as a query that finds the
-turn done before this process's delivery starts writing, an order that already happens, so every
-guarantee holds as before: the final text still comes from the delivery, nothing is posted twice.
-A turn-end event on the bus was the other way: no activity that already runs publishes one after the
-end is recorded (a cancel or a failure has none), so it would need a new one.
+that. Each query is a billable Temporal Cloud action and server work, and used to come about 1.4
+times a turn on the adapter path. The status handed over is the one the delivery writes, so a sink's
+last word matches the delivery's. Queries stay the fallback for what no local delivery tells: another
+replica took the delivery (no local end within ``LOCAL_WAIT``), and a quiet bus (a long approval
+wait, a cancelled or failed turn whose delivery went elsewhere). The price, when another replica
+delivers: the stream here learns the end ``LOCAL_WAIT`` later than a query would tell it.
+A local end is the same event as a query that finds the turn done before this process's delivery
+starts writing, an order that already happens, so every guarantee holds as before: the final text
+still comes from the delivery, nothing is lost or posted twice. A turn-end event on the bus was the
+other way: no activity that already runs publishes one once the end is recorded (a cancel or a
+failure publishes nothing), so it would take a new activity.
 
 A sink that shows each tool call on its own (a task card) also has ``tool_step(ToolStep)``: called at
 once for every start and end of a tool call of the turn's own agent. A sink whose ``render`` does no
@@ -87,7 +89,7 @@ class TurnEnds:
     def ended(self, conversation_id: str, turn_id: str, st: TurnStatus) -> None:
         """The turn ended as ``st`` (a delivery of its end runs here): its follows stop waiting."""
         for fut in self._waiting.get((conversation_id, turn_id), []):
-            if not fut.done():
+            if not fut.done():  # (thread-safe: a delivery worker need not share the follow's event loop)
                 fut.get_loop().call_soon_threadsafe(_resolve, fut, st)
 
     def __len__(self) -> int:

@@ -12,7 +12,8 @@ from tests.temporal_calls import counting_client
 ANSWER = " ".join(f"w{i}" for i in range(30))
 
 
-async def test_a_turn_delivered_here_costs_no_query(make_agent, temporal_config, fake_openai, fake_discord, adapter):
+async def test_a_turn_delivered_here_costs_no_query(make_agent, temporal_config, fake_openai, fake_discord,
+                                                    adapter):
     fake = fake_discord
     fake_openai.script = lambda body: Reply(text=ANSWER, token_delay=0.01)
     client, counter = await counting_client(temporal_config)
@@ -24,10 +25,14 @@ async def test_a_turn_delivered_here_costs_no_query(make_agent, temporal_config,
     for turn in range(3):  # the mention that opens the thread, then replies in it
         if turn:
             await fake.user_message(f"again {turn}", channel_id=thread_id, mention=False)
-        await fake.wait_for(lambda n=turn + 1: [m["content"] for m in fake.bot_messages(thread_id)] == [ANSWER] * n,
+        await fake.wait_for(lambda n=turn + 1: _answers(fake, thread_id) == [ANSWER] * n,
                             what=f"answer {turn + 1}")
 
     wid = agent.workflow_id(f"discord:{fake.guild_id}:{fake.channel_id}:{thread_id}")
     assert [c for c in counter.of(wid) if c.rpc == "query_workflow"] == []
-    assert [m["content"] for m in fake.bot_messages(thread_id)] == [ANSWER] * 3  # each answer once, whole
+    assert _answers(fake, thread_id) == [ANSWER] * 3  # each answer once, whole
     assert len(fake_openai.requests) == 3
+
+
+def _answers(fake, thread_id: int) -> list[str]:
+    return [m["content"] for m in fake.bot_messages(thread_id)]

@@ -25,7 +25,8 @@ async def test_a_turn_delivered_here_costs_no_query(streaming, start_slack, make
                                                     fake_openai):
     fake_openai.script = lambda body: Reply(text=ANSWER, token_delay=0.01)
     client, counter = await counting_client(temporal_config)
-    agent = await make_agent(tools=EXAMPLE_TOOLS, temporal=None, temporal_client=(client, temporal_config.task_queue))
+    agent = await make_agent(tools=EXAMPLE_TOOLS, temporal=None,
+                             temporal_client=(client, temporal_config.task_queue))
     h = await start_slack(agent=agent, DURABOT_SLACK_STREAMING=streaming)
     mention = await h.mention("first")
     wid = agent.workflow_id(ThreadRef(h.fake.team, "C1", mention["ts"]).conversation_id)
