@@ -18,7 +18,9 @@ was raised and the conversation and turn ids.
 
 ``DeliveryActivity`` is that activity, once for every platform: it dispatches on the notice's
 ``DeliveryKind`` to the platform's ``Deliverer`` (which puts answers and cards in its chat, and sorts
-its own errors with ``classify``), and settles the attempt's outcome here.
+its own errors with ``classify``), and settles the attempt's outcome here. A turn's end is first
+handed to the live follows of this process (``bots.core.follow.turn_ends``): they learn it there
+instead of asking the workflow.
 """
 
 from __future__ import annotations
@@ -39,11 +41,12 @@ from temporalio.exceptions import ApplicationError
 from agent_core.contract import DELIVER_ACTIVITY, DeliveryKind
 from agent_core.errors import DELIVERY_FAILED, DELIVERY_LATER, DELIVERY_REFUSED, DELIVERY_UNEXPECTED
 from agent_core.metrics import rate_limit_wait_seconds_total
-from agent_core.types import Delivery
+from agent_core.types import Delivery, TurnStatus
+from bots.core.follow import turn_ends
 
 __all__ = [
-    "UNEXPECTED_ATTEMPTS", "Failure", "Deliverer", "DeliveryActivity", "deliver_with_fallback", "plain",
-    "transport_failure",
+    "UNEXPECTED_ATTEMPTS", "Failure", "Deliverer", "DeliveryActivity", "deliver_with_fallback",
+    "ended_status", "plain", "transport_failure",
 ]
 
 log = logging.getLogger(__name__)
@@ -117,6 +120,8 @@ class DeliveryActivity:
             return
         out = self.deliverer
         if kind.ends_turn:
+            # The follows here learn the end now, before any write, as from a query that finds it.
+            turn_ends.ended(d.conversation_id, d.turn_id, ended_status(d))
             normal, fallback = out.answer, out.plain_answer
         elif d.approval is None:
             log.warning("delivery %s of %s carries no approval; skipped", d.kind, d.conversation_id)
@@ -128,6 +133,14 @@ class DeliveryActivity:
         attempt = activity.info().attempt if activity.in_activity() else 1
         await deliver_with_fallback(d, attempt, lambda: normal(d, attempt), lambda: fallback(d), out.classify,
                                     out.platform)
+
+
+def ended_status(d: Delivery) -> TurnStatus:
+    """The turn's end as a notice of it tells: what a query of the ended turn gives a live follow."""
+    state = DeliveryKind(d.kind).value.removeprefix("turn_")  # finished | failed | cancelled
+    return TurnStatus(turn_id=d.turn_id, state=state, text=d.text if state == "finished" else None,
+                      error=d.text if state == "failed" else None, tool_calls=list(d.tool_calls),
+                      cancelled_by=d.by, meta=dict(d.meta), files=list(d.files))
 
 
 def plain(text: str) -> str:

@@ -16,6 +16,23 @@ How the follower learns the end:
   nothing happened for ``idle`` seconds.
 ``follow`` returns how the turn ended when it knows (a ``TurnStatus`` that is done), else None.
 
+Most of the time the end is learned without a query. The workflow delivers a turn's end (finished,
+failed, cancelled) with the ``durabot.deliver`` activity on the adapter's delivery task queue, and
+that activity usually runs in the very process that follows the turn: it hands the end to
+``turn_ends`` (this process's ``TurnEnds``) before it writes anything, and a follower with
+``turn_state`` waits there first: ``LOCAL_WAIT`` after the final text, and between its queries after
+that. Each query is a billable Temporal Cloud action and server work, and used to come about 1.4
+times a turn on the adapter path. The status handed over is the one the delivery writes, so a sink's
+last word matches the delivery's. Queries stay the fallback for what no local delivery tells: another
+replica took the delivery (no local end within ``LOCAL_WAIT``), and a quiet bus (a long approval
+wait, a cancelled or failed turn whose delivery went elsewhere). The price, when another replica
+delivers: the stream here learns the end ``LOCAL_WAIT`` later than a query would tell it.
+A local end is the same event as a query that finds the turn done before this process's delivery
+starts writing, an order that already happens, so every guarantee holds as before: the final text
+still comes from the delivery, nothing is lost or posted twice. A turn-end event on the bus was the
+other way: no activity that already runs publishes one once the end is recorded (a cancel or a
+failure publishes nothing), so it would take a new activity.
+
 A sink that shows each tool call on its own (a task card) also has ``tool_step(ToolStep)``: called at
 once for every start and end of a tool call of the turn's own agent. A sink whose ``render`` does no
 work sets ``render_inline = True``: it is then called on the event loop, without a thread hop.
@@ -42,8 +59,49 @@ R = TypeVar("R")
 FIRST_CHECK = 1.0  # the bus quiet this long: ask the workflow whether the turn ended
 MAX_CHECK = 30.0  # ... and then less and less often, down to once in this many seconds
 END_CHECKS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)  # after the model's final text, until the turn ends
+LOCAL_WAIT = 0.5  # after the final text: how long this process's own delivery of the end is awaited first
 
 TurnState = Callable[[], Awaitable["TurnStatus | None"]]
+TurnKey = tuple[str, str]  # (conversation id, turn id)
+
+
+class TurnEnds:
+    """Ends of turns as this process's delivery activity delivers them, to the follows of this process
+    waiting for them. Only a turn being followed here is kept, and only while it is followed."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[TurnKey, list[asyncio.Future[TurnStatus]]] = {}
+
+    def watch(self, conversation_id: str, turn_id: str) -> asyncio.Future[TurnStatus]:
+        """A future that the turn's end resolves if it is delivered here; ``unwatch`` it when done."""
+        fut: asyncio.Future[TurnStatus] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault((conversation_id, turn_id), []).append(fut)
+        return fut
+
+    def unwatch(self, conversation_id: str, turn_id: str, fut: asyncio.Future[TurnStatus]) -> None:
+        key = (conversation_id, turn_id)
+        futs = self._waiting.get(key, [])
+        if fut in futs:
+            futs.remove(fut)
+        if not futs:
+            self._waiting.pop(key, None)
+
+    def ended(self, conversation_id: str, turn_id: str, st: TurnStatus) -> None:
+        """The turn ended as ``st`` (a delivery of its end runs here): its follows stop waiting."""
+        for fut in self._waiting.get((conversation_id, turn_id), []):
+            if not fut.done():  # (thread-safe: a delivery worker need not share the follow's event loop)
+                fut.get_loop().call_soon_threadsafe(_resolve, fut, st)
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+
+def _resolve(fut: asyncio.Future[TurnStatus], st: TurnStatus) -> None:
+    if not fut.done():
+        fut.set_result(st)
+
+
+turn_ends = TurnEnds()  # this process's: its delivery activity and its follows meet here
 
 
 @dataclass(frozen=True)
@@ -82,6 +140,7 @@ class Follower(Generic[R]):
         self._step: str | None = None
         self._dirty = asyncio.Event()
         self._fed = False  # the events are all in: the flusher shows what is left and stops
+        self._local: asyncio.Future[TurnStatus] | None = None  # the end, if this process delivers it
 
     async def run(self) -> None:
         """Follow the turn, then let the sink finish."""
@@ -96,17 +155,23 @@ class Follower(Generic[R]):
 
     async def follow(self) -> TurnStatus | None:
         """Show the turn's live text until the turn ends; returns how it ended (None: unknown)."""
-        flusher = asyncio.create_task(self._flush())
+        if self.turn_state is not None:
+            self._local = turn_ends.watch(self.conversation_id, self.turn_id)
         try:
-            ended = await self._events()
-            self._fed = True
-            self._dirty.set()
-            await flusher
+            flusher = asyncio.create_task(self._flush())
+            try:
+                ended = await self._events()
+                self._fed = True
+                self._dirty.set()
+                await flusher
+            finally:
+                flusher.cancel()
+            if ended is None and self._acc.final and self.turn_state is not None:
+                ended = await self._end()
+            return ended
         finally:
-            flusher.cancel()
-        if ended is None and self._acc.final and self.turn_state is not None:
-            ended = await self._end()
-        return ended
+            if self._local is not None:
+                turn_ends.unwatch(self.conversation_id, self.turn_id, self._local)
 
     async def _events(self) -> TurnStatus | None:
         offset: str | None = None
@@ -124,7 +189,7 @@ class Follower(Generic[R]):
                         break
             if self._acc.final or self.turn_state is None:
                 break
-            st = await self.turn_state()
+            st = self._local_end() or await self.turn_state()
             if st is not None and st.done:
                 return st
             if time.monotonic() - quiet_since >= self.idle:
@@ -156,15 +221,31 @@ class Follower(Generic[R]):
                           preview if isinstance(preview, str) else None))
 
     async def _end(self) -> TurnStatus | None:
-        """The final text is in: the workflow records the end within moments."""
+        """The final text is in: the workflow records the end within moments, and delivers it, most
+        often here. Asked only when that delivery does not come."""
         assert self.turn_state is not None
+        if st := await self._wait_local(LOCAL_WAIT):
+            return st
         for delay in END_CHECKS:
             st = await self.turn_state()
             if st is not None and st.done:
                 return st
-            await asyncio.sleep(delay)
+            if st := await self._wait_local(delay):
+                return st
         st = await self.turn_state()
         return st if st is not None and st.done else None
+
+    def _local_end(self) -> TurnStatus | None:
+        fut = self._local
+        return fut.result() if fut is not None and fut.done() else None
+
+    async def _wait_local(self, timeout: float) -> TurnStatus | None:
+        """The end as this process's delivery hands it over, within ``timeout`` (None: not here)."""
+        if self._local is None:
+            await asyncio.sleep(timeout)
+            return None
+        done, _ = await asyncio.wait((self._local,), timeout=timeout)
+        return self._local.result() if done else None
 
     async def _flush(self) -> None:
         last = float("-inf")

@@ -11,10 +11,11 @@ With several adapter replicas, the delivery may run on another replica than the 
 them poll the same delivery task queue), so a stream does not wait to be stopped by a delivery: it
 watches its turn and ends with it.
 
-- It learns the end from the workflow's ``turn`` query, which the follower asks when the bus brings
-  the model's final text (the turn ends a moment later) and whenever the bus has been quiet for a
-  while. A query adds nothing to the workflow's history and holds none of its ten update slots, where
-  a progress long poll per streamed turn would do both.
+- It learns the end from this process's delivery of it when that comes (see bots/core/follow.py),
+  else from the workflow's ``turn`` query, which the follower asks when the bus brought the model's
+  final text and no local delivery followed within moments, and whenever the bus has been quiet for
+  a while. A query adds nothing to the workflow's history and holds none of its ten update slots,
+  where a progress long poll per streamed turn would do both.
 - It then closes its edit state at once: no live edit of this process is sent, or retried after a
   429, from then on.
 - If an edit of this process may have reached the message, and this process's own delivery does not
