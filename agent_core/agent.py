@@ -183,6 +183,11 @@ class Agent:
 
     async def start(self) -> "Agent":
         await self._load_mcp_tools()
+        names = {t.name for t in self.tools}
+        unknown = sorted(set(self.local_tools) - names)
+        if unknown:  # a misspelt name would silently leave that tool a regular activity
+            raise UserError(f"local_tools (DURABOT_LOCAL_TOOLS) names tools this agent does not have: "
+                            f"{', '.join(map(repr, unknown))}; its tools: {', '.join(sorted(names)) or 'none'}")
         if self._client is None:
             self._client = await self.temporal_config.connect()  # type: ignore[union-attr]
         for sub in self.subagents:  # they share our connection; each serves its own task queue

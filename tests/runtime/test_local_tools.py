@@ -135,3 +135,13 @@ def test_local_tools_reach_the_workflow_from_the_option_and_the_environment():
     assert settings.local_tools == ["lookup", "fetch"]
     built = build_agent(settings, local_worker=False)
     assert all(t.local for t in built.spec().tools)
+
+
+async def test_an_unknown_local_tool_stops_start_up_with_its_name():
+    from agent_core import Agent
+    from agent_core.errors import UserError
+    from agent_core.options import ToolOptions
+
+    agent = Agent("a", tools=[lookup, fetch], tool_options=ToolOptions(local_tools=["lookup", "lookpu"]))
+    with pytest.raises(UserError, match="'lookpu'.*its tools: fetch, lookup"):
+        await agent.start()
