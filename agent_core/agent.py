@@ -263,7 +263,7 @@ class Agent:
 
     async def stream(self, text: str, conversation_id: str, **kwargs: Any) -> AsyncIterator[AgentEvent]:
         """Send a message and yield its events: tokens, tools, approvals, and a last finished/cancelled/error."""
-        handle = await self.run_async(text, conversation_id, **kwargs)
+        handle = await self.run_async(text, conversation_id, _follow=True, **kwargs)
         async for event in handle.events():
             yield event
 
@@ -284,6 +284,7 @@ class Agent:
         attachments: Iterable[BlobRef] = (),
         existed: bool | None = None,
         _wait: bool = False,
+        _follow: bool = False,
     ) -> "RunHandle":
         """Send a message (queued if a turn is running) and return a handle to its run at once.
 
@@ -310,16 +311,24 @@ class Agent:
         update_id = f"msg-{msg.id}-{uuid.uuid4().hex[:8]}"  # the workflow itself dedups by message id
         accept_within = None if self.mode is AgentMode.AUTONOMOUS else max(30.0, self.timeouts.llm / 4)
         try:
-            if _wait:  # one update that returns when the turn ends: no separate long poll
+            # _wait: one update that returns when the turn ends; _follow: one that returns at its first
+            # milestone (an approval asked, or the end). Either way no separate long poll to start with.
+            waiting = Update.SUBMIT_AND_WAIT if _wait else Update.SUBMIT_AND_FOLLOW if _follow else None
+            if waiting is not None:
                 update = await asyncio.wait_for(
                     self.client.start_update_with_start_workflow(
-                        Update.SUBMIT_AND_WAIT.value, msg, start_workflow_operation=start, id=update_id,
+                        waiting.value, msg, start_workflow_operation=start, id=update_id,
                         wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=Progress,
                     ),
                     accept_within,
                 )
-                self._starts.remember(conversation_id)
-                return RunHandle(self._conversation(conversation_id), msg.id, None, waiting=update)
+                if not await _refused_as_unknown(update):
+                    self._starts.remember(conversation_id)
+                    return RunHandle(self._conversation(conversation_id), msg.id, None, waiting=update)
+                # A worker of an earlier version: submit, then follow with long polls.
+                log.info("the worker does not know %r; submitting with %r", waiting.value, Update.SUBMIT.value)
+                start = await self._start_operation(conversation_id, True)
+                update_id = f"msg-{msg.id}-{uuid.uuid4().hex[:8]}"  # the refused id's outcome is kept
             status = await asyncio.wait_for(
                 self.client.execute_update_with_start_workflow(
                     Update.SUBMIT.value, msg, start_workflow_operation=start, id=update_id, result_type=TurnStatus,
@@ -575,3 +584,19 @@ def _checked_subagents(subagents: Iterable["Agent"]) -> list["Agent"]:
         if not isinstance(sub, Agent):
             raise UserError(f"sub-agent {sub!r} is not an Agent")
     return subs
+
+
+async def _refused_as_unknown(update: Any) -> bool:
+    """Whether the workflow refused ``update`` for want of a handler (a worker older than this client).
+    A refusal comes back with the accepted stage, so its outcome is known and reading it makes no call;
+    an update that is running is left alone."""
+    if getattr(update, "_known_outcome", None) is None:
+        return False
+    try:
+        await update.result()
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        if isinstance(cause, ApplicationError) and "expected but not found" in (cause.message or ""):
+            return True
+        raise
+    return False

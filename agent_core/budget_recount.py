@@ -30,7 +30,7 @@ __all__ = ["TemporalRecount", "recount_workspace"]
 log = logging.getLogger(__name__)
 
 CONCURRENCY = 16  # histories read at once
-_SUBMITS = (Update.SUBMIT.value, Update.SUBMIT_AND_WAIT.value)
+_SUBMITS = (Update.SUBMIT.value, Update.SUBMIT_AND_WAIT.value, Update.SUBMIT_AND_FOLLOW.value)
 
 
 class TemporalRecount:

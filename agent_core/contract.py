@@ -44,6 +44,7 @@ class _Name(str, Enum):
 class Update(_Name):
     SUBMIT = "submit"
     SUBMIT_AND_WAIT = "submit_and_wait"
+    SUBMIT_AND_FOLLOW = "submit_and_follow"  # submit, answer at the turn's first milestone (approval or end)
     WAIT_PROGRESS = "wait_progress"
     DECIDE = "decide"
     REVOKE = "revoke_allowance"  # end a tool's thread-wide allowance

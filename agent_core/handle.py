@@ -106,16 +106,23 @@ class RunHandle:
     async def status(self) -> TurnStatus:
         return await self.progress(-1)
 
+    async def _first_progress(self) -> TurnStatus | None:
+        """The answer of the update that submitted the message and waits (for the end, or the first
+        milestone), if this handle has one; None when there is none or it broke (long polls follow)."""
+        if self._waiting is None:
+            return None
+        waiting, self._waiting = self._waiting, None
+        try:
+            p: Progress = await waiting.result()
+        except (RPCError, WorkflowUpdateFailedError):
+            return None
+        if p.turn is not None:
+            self.last_status = p.turn
+        return p.turn
+
     async def result(self, timeout: float | None = None) -> RunResult:
         async def wait() -> TurnStatus:
-            if self._waiting is not None:
-                waiting, self._waiting = self._waiting, None
-                try:
-                    p: Progress = await waiting.result()
-                    if p.turn is not None:
-                        self.last_status = p.turn
-                except (RPCError, WorkflowUpdateFailedError):
-                    pass  # fall back to the long poll below
+            await self._first_progress()
             st = self.last_status
             seen = -1 if st is None else st.milestone
             while st is None or not st.done:
@@ -168,6 +175,12 @@ class RunHandle:
 
         async def pump_progress() -> None:
             seen = -1
+            first = await self._first_progress()
+            if first is not None:
+                await queue.put(first)
+                if first.done:
+                    return
+                seen = first.milestone
             while True:
                 st = await self.progress(seen)
                 seen = st.milestone

@@ -300,6 +300,18 @@ class ConversationWorkflow:
         await workflow.wait_condition(lambda: st.done or self.continuing)
         return Progress(turn=st, continued=not st.done)
 
+    @workflow.update(name=Update.SUBMIT_AND_FOLLOW.value)
+    async def submit_and_follow(self, msg: UserMessage) -> Progress:
+        """Submit, then answer at the turn's first milestone (an approval asked, or the end): a caller
+        following a turn needs no second update unless the turn waits for a person."""
+        accepted = self.submit(msg)
+        st = self.statuses.get(msg.id)
+        if st is None or accepted.duplicate:
+            return Progress(turn=accepted)
+        seen = st.milestone
+        await workflow.wait_condition(lambda: st.milestone > seen or self.continuing)
+        return Progress(turn=st, continued=st.milestone <= seen)
+
     @submit.validator
     def _validate_submit(self, msg: UserMessage) -> None:
         problem = limits.refusal(msg)
@@ -308,6 +320,10 @@ class ConversationWorkflow:
 
     @submit_and_wait.validator
     def _validate_submit_and_wait(self, msg: UserMessage) -> None:
+        self._validate_submit(msg)
+
+    @submit_and_follow.validator
+    def _validate_submit_and_follow(self, msg: UserMessage) -> None:
         self._validate_submit(msg)
 
     @workflow.signal(name=Signal.SUBMIT.value)
