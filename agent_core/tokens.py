@@ -70,10 +70,31 @@ _WINDOWS: dict[str, int] = {
 _PIECE = re.compile(r"'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d{1,3}| ?[^\s\w]+[\r\n]*|\s+")
 
 
+# Estimates already made, by the text's length and hash: a model round re-reads its conversation's
+# recent messages and counts them about three times (selection, then the request as sent), so most
+# texts were counted in an earlier round. Bounded; a hash collision costs one text's estimate, never
+# more than a wrong guess of the heuristic itself would.
+_SEEN: dict[tuple[int, int], int] = {}
+_SEEN_MAX = 16_384
+_SHORT = 32  # characters; below this counting is cheaper than a look-up
+
+
 def estimate(text: str | None) -> int:
     """Tokens ``text`` takes, estimated on the high side."""
     if not text:
         return 0
+    if len(text) < _SHORT:
+        return _estimate(text)
+    key = (len(text), hash(text))
+    n = _SEEN.get(key)
+    if n is None:
+        if len(_SEEN) >= _SEEN_MAX:
+            del _SEEN[next(iter(_SEEN))]  # the oldest first
+        n = _SEEN[key] = _estimate(text)
+    return n
+
+
+def _estimate(text: str) -> int:
     n = 0
     for match in _PIECE.finditer(text):
         piece = match.group()
