@@ -5,6 +5,8 @@ tool, directly and through durabot (a real Temporal dev server, the embedded wor
 Then, per one-tool turn: CPU of this process (client, embedded worker and fake model) against the same
 turns called directly, the Temporal server's CPU, and what the server did (workflow tasks, activity
 tasks, history events, billable actions; turn_cost.py).
+Temporal's own floor for each shape (temporal_floor.py: the same server, no-op activities) is measured
+in the same run and printed beside it: the part of the overhead durabot's code can still cut.
 Targets (p50): TTFT overhead <= 20 ms, plain turn overhead <= 25 ms, one-tool turn overhead <= 40 ms,
 CPU per one-tool turn <= 40 ms.
 """
@@ -17,6 +19,7 @@ import time
 
 import psutil
 from common import TOKENS, fake_model, pct, summary
+from temporal_floor import Floor
 from turn_cost import TARGETS, cost, history_events, is_tool_turn
 from turn_cost import turns as split_turns
 
@@ -114,9 +117,10 @@ async def main(turns: int, local_tools: bool) -> None:
         regular = Agent("bench", model=model, tools=[lookup],
                         temporal=TemporalConfig(host=host, port=int(port), task_queue="bench-overhead-regular")
                         ) if local_tools else None
-        names = ("direct", "direct+tool", "durabot", "durabot+tool") + (("durabot+regular tool",) if regular else ())
+        names = ("direct", "direct+tool", "durabot", "durabot+tool") + (("durabot+regular tool",) if regular else ()) \
+            + ("floor", "floor+tool")
         results: dict[str, list[tuple[float, float]]] = {k: [] for k in names}
-        async with agent:
+        async with agent, Floor(agent.client) as floor:
             if regular is not None:
                 await regular.start()
             for warm in range(3):  # warm up connections and the worker's caches
@@ -132,6 +136,8 @@ async def main(turns: int, local_tools: bool) -> None:
                 results["durabot+tool"].append(await durable_turn(agent, "use a tool", conv))
                 if regular is not None:
                     results["durabot+regular tool"].append(await durable_turn(regular, "use a tool", f"r{conv}"))
+                results["floor"].append(await floor.turn(False))
+                results["floor+tool"].append(await floor.turn(True))
             cpu = await cpu_per_tool_turn(agent, model, server, turns_cpu=max(10, turns // 2))
             # one turn after another (the answer in, the update done), so no two turns share a task
             for question in ("hello", "use a tool", "use a tool"):
@@ -159,6 +165,14 @@ async def main(turns: int, local_tools: bool) -> None:
             reg = pct([v[1] for v in results["durabot+regular tool"]], 50) - \
                 pct([v[1] for v in results["direct+tool"]], 50)
             print(f"overhead: one-tool turn, the tool a regular activity (interleaved) p50 {reg * 1000:.1f} ms")
+        f_first = pct([v[0] for v in results["floor"]], 50)
+        f_plain = pct([v[1] for v in results["floor"]], 50)
+        f_tool = pct([v[1] for v in results["floor+tool"]], 50)
+        print(f"Temporal's floor, same server, no-op activities, interleaved (temporal_floor.py): update to first "
+              f"activity p50 {f_first * 1000:.1f} ms, plain turn {f_plain * 1000:.1f} ms, one-tool turn "
+              f"{f_tool * 1000:.1f} ms")
+        print(f"durabot above the floor: time to first token {(ttft - f_first) * 1000:.1f} ms, "
+              f"turn without tools {(plain - f_plain) * 1000:.1f} ms, one-tool turn {(tool - f_tool) * 1000:.1f} ms")
         print(cpu)
         split = split_turns(events)
         tool_turns = [t for t in split[1:] if is_tool_turn(t)]  # the first one also started the conversation
