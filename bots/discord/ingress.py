@@ -11,6 +11,7 @@ are downloaded at once (their CDN URLs expire) into the blob store before the su
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Container
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ CONTEXT_MESSAGES = 50  # earlier thread messages given to a conversation started
 CONTEXT_CHARS = 8000
 THREAD_ALREADY_EXISTS = 160004  # Discord's code when a message already has a thread
 KNOWN_THREADS = 10_000
+NOT_OURS_SECONDS = 600.0
 
 NO_THREAD = (
     "\N{WARNING SIGN} I cannot open a thread for this here: I am missing the **Create Public Threads** "
@@ -163,6 +165,13 @@ class Ingress:
         self.writer = writer
         self.limiter = limiter
         self.known_threads: BoundedCache[int, None] = BoundedCache(KNOWN_THREADS)
+        # Threads looked up and found without a conversation: their next messages are not looked up
+        # again for a while (a guild's messages come to one shard, so no other process starts one unseen).
+        self.not_ours: BoundedCache[int, None] = BoundedCache(KNOWN_THREADS, ttl=NOT_OURS_SECONDS)
+        # The message that started a conversation in a thread someone else opened, by thread: an older
+        # message of that thread handled after it (its look-up took longer) is context, not a turn.
+        self.first_messages: BoundedCache[int, int] = BoundedCache(KNOWN_THREADS)
+        self._lookups: dict[int, asyncio.Future[bool]] = {}
 
     async def on_message(self, message: discord.Message) -> None:
         client = self.client()
@@ -180,6 +189,11 @@ class Ingress:
             mentions_bot=any(u.id == client.user.id for u in message.mentions),
             has_attachments=bool(message.attachments),
         )
+        if await self._unknown_thread_ran(incoming, client.user.id):
+            self.known_threads.add(incoming.channel_id)
+        first = self.first_messages.get(incoming.channel_id)
+        if first is not None and incoming.message_id < first:
+            return  # written before the mention that started the thread's conversation: its context
         route = classify(incoming, client.user.id, self.known_threads)
         if route is None:
             return
@@ -201,7 +215,36 @@ class Ingress:
             if route.needs_context:
                 context = await self._context(channel, message)
         self.known_threads.add(int(route.ref.thread))
+        self.not_ours.pop(int(route.ref.thread), None)
+        if route.needs_context:  # messages handled concurrently may be older than this one
+            self.first_messages[int(route.ref.thread)] = message.id
         await self._start(message, route, reply_channel, context, existed)
+
+    async def _unknown_thread_ran(self, m: Incoming, bot_id: int) -> bool:
+        """Whether a conversation ran in a thread someone else opened, when this process does not know
+        (it was mentioned there before a restart): one describe, so a reply without a mention is
+        answered as before the restart. Messages that need no look-up (a mention, the bot's own
+        threads, known ones, nothing to read) and threads found empty lately cost none."""
+        if (m.parent_id is None or m.mentions_bot or m.thread_owner_id == bot_id or m.author_is_bot
+                or m.channel_id in self.known_threads or m.channel_id in self.not_ours
+                or not (m.content or m.has_attachments)):
+            return False
+        lookup = self._lookups.get(m.channel_id)
+        if lookup is None:  # messages of one thread handled at once share one look-up
+            ref = ConversationRef(str(m.guild_id), str(m.parent_id), str(m.channel_id))
+            lookup = self._lookups[m.channel_id] = asyncio.ensure_future(self._ran(ref, m.channel_id))
+            lookup.add_done_callback(lambda _: self._lookups.pop(m.channel_id, None))
+        return await asyncio.shield(lookup)
+
+    async def _ran(self, ref: ConversationRef, thread_id: int) -> bool:
+        try:
+            ran = await self.submitter.agent.has_run(ref.conversation_id)
+        except DurabotError as exc:
+            log.warning("cannot tell whether thread %s has a conversation: %s", thread_id, exc)
+            return False
+        if not ran:
+            self.not_ours[thread_id] = None
+        return ran
 
     async def _answer(self, message: discord.Message, text: str, what: str) -> None:
         """Reply to the user's message where they wrote it (the nonce makes a repeat a no-op)."""

@@ -86,3 +86,20 @@ async def test_conversation_started_in_a_thread_gets_its_earlier_messages(
     sent = [m["content"] for m in fake_openai.requests[-1]["messages"] if m["role"] == "user"]
     assert sent == ["since 10:00", "summarise please"]  # bounded: the oversized message and older ones are out
     assert len(fake_openai.requests) == 1  # the earlier messages themselves were not answered
+
+
+async def test_a_thread_someone_else_opened_goes_on_without_a_mention_after_a_restart(
+        make_agent, fake_openai, fake_discord, adapter):
+    fake = fake_discord
+    agent = await make_agent()
+    first = await adapter(agent)
+    thread_id = await fake.user_thread("incident 7", fake.bob)
+    await fake.user_message("is the api up?", channel_id=thread_id)
+    await fake.wait_for(lambda: any(m["content"] == "echo: is the api up?" for m in fake.bot_messages(thread_id)))
+    await first.kill()
+    await adapter(agent)
+    await fake.user_message("and the database?", channel_id=thread_id, mention=False)
+    await fake.wait_for(lambda: any(m["content"] == "echo: and the database?" for m in fake.bot_messages(thread_id)),
+                        what="the answer to a reply without a mention")
+    users = [m["content"] for m in fake_openai.requests[-1]["messages"] if m["role"] == "user"]
+    assert users == ["is the api up?", "and the database?"]

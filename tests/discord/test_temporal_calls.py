@@ -51,14 +51,17 @@ async def test_a_thread_reply_is_one_call(make_agent, temporal_config, fake_open
     assert await _answered(fake, counter, wid, thread_id, "echo: what is my name?", content="what is my name?",
                            channel_id=thread_id, mention=False) == ["execute_multi_operation"]
 
-    # A thread the bot takes no part in: nothing asked, nothing started.
+    # A thread the bot takes no part in: one look-up on its first message (the bot may have been
+    # mentioned there before a restart), none on the next ones, nothing started.
     other = await fake.user_thread("lunch", fake.bob)
     other_conv = f"discord:{fake.guild_id}:{fake.channel_id}:{other}"
     before = len(counter.calls)
     await fake.user_message("pizza?", channel_id=other, mention=False)
+    await fake.user_message("pasta?", channel_id=other, mention=False)
     await fake.user_message("my name is Bob", channel_id=thread_id, mention=False)  # a marker: handled after
     await fake.wait_for(lambda: any(m["content"] == "echo: my name is Bob" for m in fake.bot_messages(thread_id)))
-    assert [c for c in counter.calls[before:] if c.workflow_id == agent.workflow_id(other_conv)] == []
+    assert [c.rpc for c in counter.calls[before:] if c.workflow_id == agent.workflow_id(other_conv)] == [
+        "describe_workflow_execution"]
     assert fake.bot_messages(other) == []
 
     # After a restart, the conversation ended idle: the reply is still one call, and it goes on.
