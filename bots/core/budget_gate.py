@@ -23,7 +23,7 @@ from sqlalchemy import Column, DateTime, Engine, String, Table, Text, inspect, i
 from sqlalchemy import text as sql
 
 from agent_core.budgets import Start
-from agent_core.types import BlobRef, BudgetScope
+from agent_core.types import BlobRef, BudgetScope, ChatMessage, ToolCall
 
 from .audit import Action, Recorder
 from .database import engine_for, metadata
@@ -45,6 +45,7 @@ holds_table = Table(
     Column("decided_by", String(64), nullable=True),
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("attachments", Text, nullable=True),  # JSON list of BlobRef fields; NULL: held before files were kept
+    Column("context", Text, nullable=True),  # JSON list of ChatMessage fields; NULL: none, or held before it was kept
 )
 
 
@@ -66,6 +67,7 @@ class Hold:
     text: str
     meta: dict[str, str]
     attachments: list[BlobRef] = field(default_factory=list)  # the message's files, by reference
+    context: list[ChatMessage] = field(default_factory=list)  # the thread's earlier messages it came with
 
 
 class OverBudget(Exception):
@@ -87,23 +89,25 @@ class Holds:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         holds_table.create(engine, checkfirst=True)
-        _add_attachments_column(engine)
+        _add_columns(engine)
 
     @classmethod
     def open(cls, url: str) -> "Holds":
         return cls(engine_for(url))
 
     async def put(self, conversation_id: str, message_id: str, user: str, user_name: str | None, text: str,
-                  meta: dict[str, str], attachments: list[BlobRef] | None = None) -> Hold:
-        files = list(attachments or [])
-        hold = Hold(uuid.uuid4().hex, conversation_id, message_id, user, user_name, text, dict(meta), files)
+                  meta: dict[str, str], attachments: list[BlobRef] | None = None,
+                  context: list[ChatMessage] | None = None) -> Hold:
+        files, earlier = list(attachments or []), list(context or [])
+        hold = Hold(uuid.uuid4().hex, conversation_id, message_id, user, user_name, text, dict(meta), files, earlier)
 
         def write() -> None:
             with self.engine.begin() as conn:
                 conn.execute(insert(holds_table), {
                     "id": hold.id, "conversation_id": conversation_id, "message_id": message_id, "user_id": user,
                     "user_name": user_name, "text": text, "meta": json.dumps(meta), "created": datetime.now(UTC),
-                    "attachments": json.dumps([asdict(f) for f in files]) if files else None})
+                    "attachments": json.dumps([asdict(f) for f in files]) if files else None,
+                    "context": json.dumps([asdict(m) for m in earlier]) if earlier else None})
 
         await asyncio.to_thread(write)
         return hold
@@ -131,18 +135,25 @@ class Holds:
                 row = conn.execute(select(holds_table).where(holds_table.c.id == hold_id)).mappings().one()
             return Hold(row["id"], row["conversation_id"], row["message_id"], row["user_id"], row["user_name"],
                         row["text"], json.loads(row["meta"]),
-                        [BlobRef(**f) for f in json.loads(row["attachments"] or "[]")])
+                        [BlobRef(**f) for f in json.loads(row["attachments"] or "[]")],
+                        [_message(m) for m in json.loads(row["context"] or "[]")])
 
         return await asyncio.to_thread(claim)
 
 
-def _add_attachments_column(engine: Engine) -> None:
-    """Databases whose holds table predates the ``attachments`` column get it (nullable: old rows
-    had no files kept). ``create(checkfirst=True)`` leaves an existing table as it is."""
-    if "attachments" in {c["name"] for c in inspect(engine).get_columns(holds_table.name)}:
-        return
-    with engine.begin() as conn:
-        conn.execute(sql(f"ALTER TABLE {holds_table.name} ADD COLUMN attachments TEXT"))
+def _message(fields: dict[str, Any]) -> ChatMessage:
+    return ChatMessage(**{**fields, "tool_calls": [ToolCall(**c) for c in fields.get("tool_calls") or []],
+                          "attachments": [BlobRef(**f) for f in fields.get("attachments") or []]})
+
+
+def _add_columns(engine: Engine) -> None:
+    """Databases whose holds table predates the ``attachments`` or ``context`` column get it
+    (nullable: old rows kept neither). ``create(checkfirst=True)`` leaves an existing table as it is."""
+    have = {c["name"] for c in inspect(engine).get_columns(holds_table.name)}
+    for column in ("attachments", "context"):
+        if column not in have:
+            with engine.begin() as conn:
+                conn.execute(sql(f"ALTER TABLE {holds_table.name} ADD COLUMN {column} TEXT"))
 
 
 class Overridden(Enum):
@@ -171,7 +182,7 @@ async def override(submitter: "Any", holds: Holds, hold_id: str, admin: str, is_
     if hold is None:
         return Overridden.GONE, None
     await submitter.submit(hold.text, hold.conversation_id, message_id=hold.message_id, user=hold.user_id,
-                           user_name=hold.user_name, context=[], meta=hold.meta, attachments=hold.attachments,
+                           user_name=hold.user_name, context=hold.context, meta=hold.meta, attachments=hold.attachments,
                            override_by=admin)
     if audit is not None:
         await audit(Action.BUDGET_OVERRIDE, "allowed past the budget",

@@ -82,7 +82,7 @@ class Submitter:
             hold = None
             if self.holds is not None:
                 hold = await self.holds.put(conversation_id, message_id, user, user_name, text, meta,
-                                            attachments or [])
+                                            attachments or [], context)
             raise OverBudget(start, hold)
         return await self.agent.run_async(
             text, conversation_id, message_id=message_id, user=user, user_name=user_name, context=context,

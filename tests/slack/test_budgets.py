@@ -120,3 +120,24 @@ async def test_a_held_message_keeps_its_files(start_slack, make_agent, fake_open
     await h.final_reply("C2", event["ts"], "read it")
     user = [m for m in fake_openai.requests[-1]["messages"] if m["role"] == "user"][-1]["content"]
     assert "what failed?" in content_text(user) and "host,errors\nweb-7,12" in content_text(user)
+
+
+async def test_a_held_message_keeps_the_threads_earlier_messages(start_slack, make_agent, fake_openai, tmp_path):
+    """A mention inside an existing thread comes with the thread's earlier messages; held past its
+    budget and let through by an admin, it still does."""
+    fake_openai.script = lambda body: Reply(text="on fridays")
+    path = tmp_path / "profiles.toml"
+    path.write_text(PROFILES)
+    agent = await make_agent(tools=EXAMPLE_TOOLS, profiles=load_profiles(str(path)))
+    h = await start_slack(agent=agent, DURABOT_ADMINS="UADMIN", DURABOT_DATABASE_URL=f"sqlite:///{tmp_path}/d.db")
+    await agent.budgets.charge(scope_for("slack:T1:C2:x", "U0", None, 1000), 1000, "seed")  # used up
+    root = h.fake.add_user_message("C2", "we deploy on fridays", user="U7")
+    event = await h.mention("when do we deploy?", channel="C2", thread_ts=root["ts"])
+    message, button = await h.fake.wait_for(lambda: refusal(h, "C2", root["ts"]))
+    assert not fake_openai.requests and event["ts"] != root["ts"]
+
+    await budget_click(h, message, button, "UADMIN")
+    await h.final_reply("C2", root["ts"], "on fridays")
+    contents = [m.get("content") or "" for m in fake_openai.requests[-1]["messages"]]
+    assert any("we deploy on fridays" in str(c) for c in contents), contents
+    assert contents[-1] == "when do we deploy?"
