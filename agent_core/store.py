@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections import OrderedDict
 from typing import Protocol
 
@@ -41,8 +40,10 @@ class TranscriptStore(Protocol):
 
     async def close(self) -> None: ...
 
-    # Optional (a store without them runs no local tool inside a model round's activity):
-    # async def save_steps(self, key: str, data: str, ttl: int) -> None  -- overwrite, expire after ttl s
+    # Optional, for a store shared by every worker process that outlives them (the Redis store): a
+    # model round's checkpoints (inline.py). A store without them runs no local tool inside a model
+    # round's activity: a retry in another process would not find what the crashed one did.
+    # async def save_steps(self, key: str, data: str, ttl: int) -> None  -- replace, expire after ttl s
     # async def load_steps(self, key: str) -> str | None
 
 
@@ -65,7 +66,6 @@ class InMemoryTranscriptStore:
         self._data: OrderedDict[str, dict[int, ChatMessage]] = OrderedDict()
         self._keep = keep
         self._max = max_conversations
-        self._steps: OrderedDict[str, tuple[float, str]] = OrderedDict()  # key -> (expiry, checkpoint)
 
     async def write(self, conversation_id: str, first_seq: int, messages: list[ChatMessage]) -> None:
         conv = self._data.get(conversation_id)
@@ -92,21 +92,8 @@ class InMemoryTranscriptStore:
             out.append(msg)
         return out
 
-    async def save_steps(self, key: str, data: str, ttl: int) -> None:
-        """A model round's checkpoint (see inline.py). In this process only, like its transcripts."""
-        self._steps[key] = (time.monotonic() + ttl, data)
-        self._steps.move_to_end(key)
-        now = time.monotonic()
-        while self._steps and (len(self._steps) > self._max or next(iter(self._steps.values()))[0] < now):
-            self._steps.popitem(last=False)
-
-    async def load_steps(self, key: str) -> str | None:
-        found = self._steps.get(key)
-        return found[1] if found is not None and found[0] >= time.monotonic() else None
-
     def forget(self, conversation_id: str) -> None:
         self._data.pop(conversation_id, None)
 
     async def close(self) -> None:
         self._data.clear()
-        self._steps.clear()
