@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from . import limits
 from .types import BlobRef, ChatMessage, InlineStep, LLMRequest, LLMResult, ToolCall, ToolRequest, ToolResult
 
 if TYPE_CHECKING:
@@ -38,6 +39,9 @@ CHECKPOINT_TTL = 24 * 3600
 # ApplicationError types of an inline attempt that Temporal retries (resuming from the checkpoint).
 TOOL_TIMEOUT_ERROR = "LocalToolTimeout"
 STORE_ERROR = "RoundCheckpointUnavailable"
+# The steps one activity returns, at most (with its last round's answer, far below Temporal's payload
+# limit): a round whose calls could take them past it goes back to the workflow.
+STEPS_BYTES = 1024 * 1024
 
 
 def steps_store(store: Any) -> Any:
@@ -81,6 +85,7 @@ class InlineRounds:
         self.store = steps_store(acts.store)
         self.steps: list[InlineStep] = []
         self.lock = asyncio.Lock()  # checkpoint writes of parallel calls go one at a time
+        self.bytes = 0  # of the encoded steps
 
     async def run(self) -> LLMResult:
         try:
@@ -95,7 +100,7 @@ class InlineRounds:
         messages = list(self.transcript)
         async with self.acts._heartbeating(self.acts._heartbeat_every()):
             if saved:
-                self.steps = decode_steps(saved)
+                self.steps, self.bytes = decode_steps(saved), len(saved)
                 log.info("round %d of turn %r resumes after %d checkpointed step(s)", self.req.round,
                          self.req.turn_id, len(self.steps))
                 for step in self.steps:
@@ -147,6 +152,10 @@ class InlineRounds:
             return False
         if any(c.error is None and c.name not in self.inline.tools for c in result.tool_calls):
             return False  # the workflow runs them (approvals, sub-agents, regular tools)
+        size = self.bytes + limits.encoded_len(result.text) + sum(
+            limits.encoded_len(c.arguments) + limits.TOOL_OUTPUT_BYTES + 1024 for c in result.tool_calls)
+        if size > STEPS_BYTES:
+            return False
         timeout = activity.info().start_to_close_timeout
         if timeout is not None:
             left = timeout.total_seconds() - (time.monotonic() - self.started)
@@ -156,8 +165,10 @@ class InlineRounds:
 
     async def _save(self) -> bool:
         async with self.lock:
+            data = encode_steps(self.steps)
+            self.bytes = len(data)
             try:
-                await self.store.save_steps(self.key, encode_steps(self.steps), CHECKPOINT_TTL)
+                await self.store.save_steps(self.key, data, CHECKPOINT_TTL)
             except Exception as exc:
                 self.acts._warn("transcript store", exc)
                 return False

@@ -208,3 +208,19 @@ async def test_the_round_limit_and_the_budget_stop_hold(make_agent, fake_openai,
     assert len(fake_openai.requests) == 3 and len(calls) == 2
     history = await agent.handle("inline-budget").fetch_history()
     assert _scheduled(history.events) == [LLM_ACTIVITY]
+
+
+async def test_without_a_checkpoint_store_the_tool_runs_as_a_local_activity(make_agent, fake_openai):
+    from workers.servers import free_port
+
+    calls.clear()
+    fake_openai.script = script
+    down = RedisTranscriptStore(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    agent = await make_agent(tools=[lookup], local_tools=["lookup"], store=down)
+    result = await asyncio.wait_for(agent.run("just the lookup", conversation_id="inline-down"), 30)
+    assert result.text == "done: value of c" and len(calls) == 1
+    history = await agent.handle("inline-down").fetch_history()
+    # Each round is sent twice (the store lost the transcript: the workflow resends its window); the
+    # round asking for the tool went back to the workflow, which ran it as a local activity.
+    assert _scheduled(history.events) == [LLM_ACTIVITY] * 4
+    assert cost(history.events).local_activities == 1
