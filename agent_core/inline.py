@@ -120,7 +120,8 @@ class InlineRounds:
                     result.steps = self.steps
                     return result
                 step = InlineStep(text=result.text, tool_calls=result.tool_calls, results=[],
-                                  prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+                                  prompt_tokens=result.prompt_tokens,
+                                  completion_tokens=result.completion_tokens,
                                   usage_estimated=result.usage_estimated)
                 self.steps.append(step)
                 if not await self._save():  # without its checkpoint a crash could run a tool twice

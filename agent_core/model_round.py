@@ -17,8 +17,8 @@ with workflow.unsafe.imports_passed_through():
     from .retries import activity_options
     from .tokens import MIN_BUDGET
     from .types import (
-        AgentSpec, BudgetScope, ContextState, InlineTools, LLMRequest, LLMResult, ParentLink, ProfileRef, SummaryRef,
-        SummaryRequest, SummaryResult,
+        AgentSpec, BudgetScope, ContextState, InlineTools, LLMRequest, LLMResult, ParentLink, ProfileRef,
+        SummaryRef, SummaryRequest, SummaryResult,
     )
     from .window import TranscriptWindow
 

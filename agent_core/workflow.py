@@ -505,7 +505,8 @@ class ConversationWorkflow:
 
     async def _turn_body(self, msg: UserMessage, st: TurnStatus, resume: TurnCheckpoint | None) -> str:
         # patched() only where a local tool exists: other histories never see the marker.
-        if self.tools.local_allowed and any(t.local for t in self.spec.tools) and workflow.patched(INLINE_TOOLS_PATCH):
+        local = self.tools.local_allowed and any(t.local for t in self.spec.tools)
+        if local and workflow.patched(INLINE_TOOLS_PATCH):
             return await self._turn_body_inline(msg, st, resume)
         rounds = msg.profile.max_iterations if msg.profile and msg.profile.max_iterations else self.spec.max_iterations
         first = 0
@@ -539,7 +540,8 @@ class ConversationWorkflow:
         """The turn of runs with the inline-tools patch: a model round offered the turn's local tools may
         come back with earlier rounds made in its activity (``result.steps``), each recorded as a round
         and its tool phase would have been; the round after them is then handled as any other."""
-        rounds = msg.profile.max_iterations if msg.profile and msg.profile.max_iterations else self.spec.max_iterations
+        rounds = (msg.profile.max_iterations if msg.profile and msg.profile.max_iterations
+                  else self.spec.max_iterations)
         rnd = 0
         if resume is not None:
             await self._tool_phase(msg, st, resume.round, resume.calls, resume.results)
@@ -547,14 +549,16 @@ class ConversationWorkflow:
         while rnd <= rounds:
             allow_tools = rnd < rounds and bool(self.spec.tools)
             st.step = "thinking"
-            result = await model_round(self.spec.for_turn(msg.profile), self.conv, self.parent, self.window, msg.id,
-                                       rnd, allow_tools, None if self.turn_spoke else self.turn_started,
-                                       profile=msg.profile, budget=msg.budget, ctx=self.context, turns=self.turns,
-                                       inline=self.tools.inline_offer(msg, rounds) if allow_tools else None)
+            result = await model_round(
+                self.spec.for_turn(msg.profile), self.conv, self.parent, self.window, msg.id, rnd, allow_tools,
+                None if self.turn_spoke else self.turn_started, profile=msg.profile, budget=msg.budget,
+                ctx=self.context, turns=self.turns,
+                inline=self.tools.inline_offer(msg, rounds) if allow_tools else None)
             for step in result.steps:
                 self._count_tokens(st, step.prompt_tokens, step.completion_tokens, step.usage_estimated)
                 self.turn_spoke = self.turn_spoke or bool(step.text)
-                self._append(ChatMessage(role="assistant", content=step.text or None, tool_calls=step.tool_calls))
+                self._append(ChatMessage(role="assistant", content=step.text or None,
+                                         tool_calls=step.tool_calls))
                 st.tool_calls.extend(c.name for c in step.tool_calls if not c.error)
                 self._append_results(st, step.results)
                 rnd += 1
