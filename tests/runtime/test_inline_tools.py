@@ -224,3 +224,28 @@ async def test_without_a_checkpoint_store_the_tool_runs_as_a_local_activity(make
     # round asking for the tool went back to the workflow, which ran it as a local activity.
     assert _scheduled(history.events) == [LLM_ACTIVITY] * 4
     assert cost(history.events).local_activities == 1
+
+
+async def test_inline_rounds_select_within_the_token_budget(make_agent, fake_openai, store):
+    calls.clear()
+    fake_openai.script = script
+    fake_openai.context_limit = 2_000  # a request over it is refused as too long
+    agent = await make_agent(tools=[lookup], local_tools=["lookup"], store=store, context_tokens=2_000)
+    await agent.run("FIRST: remember this", conversation_id="inline-ctx")
+    filler = " ".join(f"word{i}" for i in range(400))
+    for n in range(4):
+        result = await agent.run(f"turn {n}: just the lookup {filler}", conversation_id="inline-ctx")
+        assert result.text == "done: value of c"
+    history = await agent.handle("inline-ctx").fetch_history()
+    scheduled = _scheduled(history.events)  # (summaries of older turns may come in between)
+    assert scheduled.count(LLM_ACTIVITY) == 5 and TOOL_ACTIVITY not in scheduled  # tools inside the rounds
+    assert cost(history.events).local_activities == 0
+    assert fake_openai.overflows == 0 and max(fake_openai.request_tokens) <= 2_000
+    # The older turns no longer fit; the first request is still sent (pinned), in the rounds after
+    # the tool as well.
+    second_rounds = [r for r in fake_openai.requests if r["messages"][-1]["role"] == "tool"]
+    assert len(second_rounds) == 5
+    assert all(any("FIRST" in str(m.get("content")) for m in r["messages"]) for r in second_rounds)
+    assert not any("turn 0" in str(m.get("content")) for m in fake_openai.requests[-1]["messages"])
+    status = await agent.status("inline-ctx")
+    assert 0 < status.context_tokens <= 2_000
