@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from . import context, limits, metrics
 from .events import EventBus, stream_key
 from .hooks import AbortRun, HookContext, Hooks
+from .inline import InlineRounds, steps_store
 from .budgets import Budgets
 from .model import ChatModel, failure_kind
 from .store import TranscriptStore, write_then_read
@@ -224,6 +225,7 @@ class AgentActivities:
     # ------------------------------------------------------------------ activities
     @activity.defn(name=LLM_ACTIVITY)
     async def llm_round(self, req: LLMRequest) -> LLMResult:
+        started = time.monotonic()
         self._check(req.fingerprint)
         info = activity.info()
         stream = req.stream or stream_key(req.conversation_id, req.turn_id)
@@ -234,6 +236,16 @@ class AgentActivities:
         transcript = await self._transcript(req.transcript)
         if transcript is None:
             return LLMResult(text="", tool_calls=[], transcript_missing=True)
+        if req.inline is not None and req.allow_tools and steps_store(self.store) is not None:
+            return await InlineRounds(self, req, transcript, started).run()
+        return await self._round(req, transcript)
+
+    async def _round(self, req: LLMRequest, transcript: list[ChatMessage]) -> LLMResult:
+        """One request to the model over ``transcript`` (the messages of ``req.transcript``): its answer
+        streamed live, charged to the budgets, checked and bounded for the workflow."""
+        info = activity.info()
+        stream = req.stream or stream_key(req.conversation_id, req.turn_id)
+        src = req.source
         offered = [t for t in self.tools.values() if _offered(t.name, req.profile)]
         tools = [t.openai_schema() for t in offered] if req.allow_tools and offered else None
         model = self._model_for(req.profile)
@@ -351,6 +363,11 @@ class AgentActivities:
     @activity.defn(name=TOOL_ACTIVITY)
     async def run_tool(self, req: ToolRequest) -> ToolResult:
         self._check(req.fingerprint)
+        return await self.tool_call(req)
+
+    async def tool_call(self, req: ToolRequest) -> ToolResult:
+        """One tool call, in the tool activity or inside a model round's activity (inline.py): hooks,
+        live events, the idempotency key, output limits, files to the blob store, metrics."""
         info = activity.info()
         call = req.call
         tool = self.tools.get(call.name)

@@ -199,6 +199,10 @@ class ApprovalGate:
         # A sub-agent's approvals are decided by its parent, which answers them from its allowances.
         return self.parent is None and not self._admin_only(tool)
 
+    def admin_only(self, tool: str) -> bool:
+        """Whether ``tool``'s approvals are for admins only in the current turn (never thread-allowed)."""
+        return self._admin_only(tool)
+
     def _admin_only(self, tool: str) -> bool:
         spec = self.host.tool_spec(tool)
         msg, _ = self.host.current_turn()

@@ -17,8 +17,8 @@ with workflow.unsafe.imports_passed_through():
     from .retries import activity_options
     from .tokens import MIN_BUDGET
     from .types import (
-        AgentSpec, BudgetScope, ContextState, LLMRequest, LLMResult, ParentLink, ProfileRef, SummaryRef,
-        SummaryRequest, SummaryResult,
+        AgentSpec, BudgetScope, ContextState, InlineTools, LLMRequest, LLMResult, ParentLink, ProfileRef,
+        SummaryRef, SummaryRequest, SummaryResult,
     )
     from .window import TranscriptWindow
 
@@ -30,10 +30,12 @@ _RETRY_GAP = 4  # messages to wait after a summary found nothing to take in befo
 async def model_round(spec: AgentSpec, conv: str, parent: ParentLink | None, window: TranscriptWindow,
                       turn_id: str, rnd: int, allow_tools: bool, turn_started: float | None,
                       profile: ProfileRef | None = None, budget: BudgetScope | None = None,
-                      ctx: ContextState | None = None, turns: int = 0) -> LLMResult:
+                      ctx: ContextState | None = None, turns: int = 0,
+                      inline: InlineTools | None = None) -> LLMResult:
     """``turn_started``: when the turn began, until its first text (the time-to-first-token metric);
     ``budget``: the token budgets the round is charged to; ``ctx``: the conversation's context state,
-    None for runs without a token budget."""
+    None for runs without a token budget; ``inline``: the local tools the activity may run itself, then
+    making the next rounds (the result's ``steps``)."""
     if ctx is not None and ctx.due and workflow.patched(SUMMARY_PATCH):
         await summarise(spec, conv, window, ctx, turns)
     resync = False
@@ -46,16 +48,18 @@ async def model_round(spec: AgentSpec, conv: str, parent: ParentLink | None, win
             allow_tools=allow_tools, fingerprint=spec.fingerprint,
             stream=parent.stream if parent else None, source=parent.source if parent else None,
             context_chars=spec.context_chars, turn_started=turn_started, profile=profile,
-            budget=budget,
+            budget=budget, inline=inline,
         )
         if ctx is not None:
             request.context_tokens = limit
             request.summary = _summary_ref(ctx, resync)
             request.pinned_seq = ctx.pinned_seq
             request.pinned = ctx.pinned if resync else None
+        # Offered inline tools, the activity may make a round, run the calls and make the next round.
+        timeout = spec.timeouts.llm if inline is None else 2 * spec.timeouts.llm + inline.tool_timeout
         try:
             result = await workflow.execute_activity(
-                LLM_ACTIVITY, request, result_type=LLMResult, **activity_options(spec.timeouts, spec.timeouts.llm),
+                LLM_ACTIVITY, request, result_type=LLMResult, **activity_options(spec.timeouts, timeout),
             )
         except ActivityError as err:
             if ctx is not None and limit == ctx.budget and _too_long(err) and workflow.patched(RETRY_PATCH):

@@ -197,5 +197,25 @@ class RedisTranscriptStore:
             return None
         return [decode_message(r) for r in raw]
 
+    async def save_steps(self, key: str, data: str, ttl: int) -> None:
+        """A model round's checkpoint (see inline.py), replaced whole, gone after ``ttl`` seconds."""
+        self._breaker.check()
+        try:
+            await self._redis.set(self.prefix + "steps:" + key, data, ex=ttl)
+        except Exception:
+            self._breaker.fail()
+            raise
+        self._breaker.ok()
+
+    async def load_steps(self, key: str) -> str | None:
+        self._breaker.check()
+        try:
+            raw = await self._redis.get(self.prefix + "steps:" + key)
+        except Exception:
+            self._breaker.fail()
+            raise
+        self._breaker.ok()
+        return raw.decode() if isinstance(raw, bytes) else raw
+
     async def close(self) -> None:
         await self._redis.aclose()

@@ -40,6 +40,12 @@ class TranscriptStore(Protocol):
 
     async def close(self) -> None: ...
 
+    # Optional, for a store shared by every worker process that outlives them (the Redis store): a
+    # model round's checkpoints (inline.py). A store without them runs no local tool inside a model
+    # round's activity: a retry in another process would not find what the crashed one did.
+    # async def save_steps(self, key: str, data: str, ttl: int) -> None  -- replace, expire after ttl s
+    # async def load_steps(self, key: str) -> str | None
+
 
 async def write_then_read(store: TranscriptStore, conversation_id: str, first_seq: int,
                           messages: list[ChatMessage], start_seq: int, end_seq: int) -> list[ChatMessage] | None:

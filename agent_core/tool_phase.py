@@ -18,7 +18,9 @@ with workflow.unsafe.imports_passed_through():
     from .contract import TOOL_ACTIVITY
     from .delegation import delegate
     from .retries import activity_options
-    from .types import AgentSpec, ParentLink, ToolCall, ToolRequest, ToolResult, TurnStatus, UserMessage
+    from .types import (
+        AgentSpec, InlineTools, ParentLink, ToolCall, ToolRequest, ToolResult, TurnStatus, UserMessage,
+    )
 
 # A local tool's call must end within this long (or the tool timeout, if shorter): it holds the
 # workflow task, so the conversation takes no message, decision or cancel until it returns.
@@ -38,6 +40,20 @@ class ToolPhase:
         self.checkpoint_wanted = False
         self.running_tools = 0
         self.local_allowed = False  # set by the workflow: runs with the lean-turns patch only
+
+    def inline_offer(self, msg: UserMessage, last_round: int) -> InlineTools | None:
+        """The local tools a model round's activity may run itself (inline-tools patch): those _call would
+        run as local activities without asking anyone, each under the same idempotency key."""
+        profile = msg.profile
+        names = [t.name for t in self.spec.tools if t.local and not t.subagent
+                 and (profile is None or profile.tools is None or t.name in profile.tools)
+                 and (not self.spec.needs_approval(t.name, profile)
+                      or (not self.gate.admin_only(t.name) and self.gate.allowed(t.name)))]
+        if not names:
+            return None
+        timeouts = self.spec.for_turn(profile).timeouts
+        return InlineTools(tools=names, last_round=last_round, key_prefix=f"{self.conv}:{msg.id}:",
+                           tool_timeout=min(LOCAL_TOOL_TIMEOUT, timeouts.tool), round_timeout=timeouts.llm)
 
     async def run(self, msg: UserMessage, st: TurnStatus, rnd: int, calls: list[ToolCall],
                   done: list[ToolResult]) -> list[ToolResult]:

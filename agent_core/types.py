@@ -349,6 +349,31 @@ class LLMRequest:
     summary: SummaryRef | None = None
     pinned_seq: int | None = None  # the first user request, sent beside the recent messages
     pinned: ChatMessage | None = None  # its copy, sent only on a resync
+    inline: "InlineTools | None" = None  # the local tools this activity may run itself (inline-tools patch)
+
+
+@dataclass
+class InlineTools:
+    """What a model round's activity may do itself: run these local tools when a round asks for them
+    alone, then make the next round, up to the turn's last one (which offers no tools)."""
+
+    tools: list[str]  # local, offered by the profile, not a sub-agent, needing no approval now
+    last_round: int  # the turn's last round number (max_iterations): it allows no tools
+    key_prefix: str  # a call's idempotency key is this plus its id, as for a tool activity
+    tool_timeout: float  # seconds one call may take
+    round_timeout: float  # seconds one model round may take: the activity starts no round it cannot fit
+
+
+@dataclass
+class InlineStep:
+    """A model round whose tool calls the activity ran itself: what the workflow records of it."""
+
+    text: str
+    tool_calls: list[ToolCall]
+    results: list["ToolResult"]  # in call order
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usage_estimated: bool = False
 
 
 @dataclass
@@ -382,6 +407,7 @@ class LLMResult:
     over_budget: bool = False  # the round's tokens took its user or channel past the day's budget
     context_tokens: int = 0  # estimated tokens of the request (0: an older worker did not count)
     context_full: bool = False  # the unsummarised messages fill their share of the budget: summarise
+    steps: list[InlineStep] = field(default_factory=list)  # rounds before this one, run in this activity
 
 
 @dataclass

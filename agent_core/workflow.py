@@ -69,6 +69,9 @@ BUDGET_STOP_PATCH = "budget-stop"  # a round past the day's token budget ends it
 # only once the conversation has nothing to do (one marker for both, recorded in the first task; such
 # runs skip the idle-timer patch, whose behaviour they keep).
 LEAN_TURNS_PATCH = "lean-turns"
+# Runs from this change on: a model round's activity may run the round's local tools itself and make
+# the next round (inline.py), when the round asks for nothing else; the workflow records every round.
+INLINE_TOOLS_PATCH = "inline-tools"
 BUDGET_NOTICE = ("Stopped here: this turn used up the day's token budget (yours or this channel's). "
                  "Ask an admin to allow more.")
 
@@ -517,6 +520,10 @@ class ConversationWorkflow:
         self.notify(kind, msg, st)
 
     async def _turn_body(self, msg: UserMessage, st: TurnStatus, resume: TurnCheckpoint | None) -> str:
+        # patched() only where a local tool exists: other histories never see the marker.
+        local = self.tools.local_allowed and any(t.local for t in self.spec.tools)
+        if local and workflow.patched(INLINE_TOOLS_PATCH):
+            return await self._turn_body_inline(msg, st, resume)
         rounds = msg.profile.max_iterations if msg.profile and msg.profile.max_iterations else self.spec.max_iterations
         first = 0
         if resume is not None:
@@ -545,15 +552,66 @@ class ConversationWorkflow:
             await self._tool_phase(msg, st, rnd, calls, [])
         return ""  # unreachable: the last round allows no tools
 
-    async def _tool_phase(
-        self, msg: UserMessage, st: TurnStatus, rnd: int, calls: list[ToolCall], done: list[ToolResult]
-    ) -> None:
-        """Run a round's tool calls in parallel and append their results in call order."""
-        results = await self.tools.run(msg, st, rnd, calls, done)
+    async def _turn_body_inline(self, msg: UserMessage, st: TurnStatus, resume: TurnCheckpoint | None) -> str:
+        """The turn of runs with the inline-tools patch: a model round offered the turn's local tools may
+        come back with earlier rounds made in its activity (``result.steps``), each recorded as a round
+        and its tool phase would have been; the round after them is then handled as any other."""
+        rounds = (msg.profile.max_iterations if msg.profile and msg.profile.max_iterations
+                  else self.spec.max_iterations)
+        rnd = 0
+        if resume is not None:
+            await self._tool_phase(msg, st, resume.round, resume.calls, resume.results)
+            rnd = resume.round + 1
+        while rnd <= rounds:
+            allow_tools = rnd < rounds and bool(self.spec.tools)
+            st.step = "thinking"
+            result = await model_round(
+                self.spec.for_turn(msg.profile), self.conv, self.parent, self.window, msg.id, rnd, allow_tools,
+                None if self.turn_spoke else self.turn_started, profile=msg.profile, budget=msg.budget,
+                ctx=self.context, turns=self.turns,
+                inline=self.tools.inline_offer(msg, rounds) if allow_tools else None)
+            for step in result.steps:
+                self._count_tokens(st, step.prompt_tokens, step.completion_tokens, step.usage_estimated)
+                self.turn_spoke = self.turn_spoke or bool(step.text)
+                self._append(ChatMessage(role="assistant", content=step.text or None,
+                                         tool_calls=step.tool_calls))
+                st.tool_calls.extend(c.name for c in step.tool_calls if not c.error)
+                self._append_results(st, step.results)
+                rnd += 1
+            if result.steps:
+                st.bump()
+            allow_tools = rnd < rounds and bool(self.spec.tools)
+            self.turn_spoke = self.turn_spoke or bool(result.text)
+            self._count_tokens(st, result.prompt_tokens, result.completion_tokens, result.usage_estimated)
+            calls = result.tool_calls if allow_tools else []
+            if calls and result.over_budget:
+                # The round took the day's budget: its answer stands, the tools it asked for do not run.
+                self._append(ChatMessage(role="assistant", content=result.text or None))
+                return ((result.text + "\n\n") if result.text else "") + BUDGET_NOTICE
+            self._append(ChatMessage(role="assistant", content=result.text or None, tool_calls=calls))
+            if not calls:
+                return result.text
+            await self._tool_phase(msg, st, rnd, calls, [])
+            rnd += 1
+        return ""  # unreachable: the last round allows no tools
+
+    def _count_tokens(self, st: TurnStatus, prompt: int, completion: int, estimated: bool) -> None:
+        st.prompt_tokens += prompt
+        st.completion_tokens += completion
+        st.tokens_estimated = st.tokens_estimated or estimated
+        self.tokens += prompt + completion
+
+    def _append_results(self, st: TurnStatus, results: list[ToolResult]) -> None:
         for r in results:  # files a tool made go out with the turn's answer
             st.files.extend(r.attachments[:max(0, limits.TURN_FILES - len(st.files))])
         self._append(*(ChatMessage(role="tool", content=r.output, tool_call_id=r.call_id, name=r.name,
                                    attachments=list(r.attachments)) for r in results))
+
+    async def _tool_phase(
+        self, msg: UserMessage, st: TurnStatus, rnd: int, calls: list[ToolCall], done: list[ToolResult]
+    ) -> None:
+        """Run a round's tool calls in parallel and append their results in call order."""
+        self._append_results(st, await self.tools.run(msg, st, rnd, calls, done))
 
     # ---------------------------------------------------------------- what the approval gate needs
     def current_turn(self) -> tuple[UserMessage | None, TurnStatus | None]:

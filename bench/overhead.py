@@ -1,7 +1,8 @@
 """Overhead of durabot over calling the model directly, in one process, against the same fake model.
 
 Prints time to first token and whole-turn time (p50 / p95) for a turn without tools and a turn with one
-tool, directly and through durabot (a real Temporal dev server, the embedded worker), and the overhead.
+tool, directly and through durabot (a real Temporal dev server, the embedded worker, transcripts in a
+Redis server started here unless ``--memory-store``), and the overhead.
 Then, per one-tool turn: CPU of this process (client, embedded worker and fake model) against the same
 turns called directly, the Temporal server's CPU, and what the server did (workflow tasks, activity
 tasks, history events, billable actions; turn_cost.py).
@@ -24,7 +25,7 @@ from turn_cost import TARGETS, cost, history_events, is_tool_turn
 from turn_cost import turns as split_turns
 
 from agent_core import Agent, OpenAIChatModel, TemporalConfig, tool
-from workers.servers import TemporalDevServer
+from workers.servers import RedisServer, TemporalDevServer
 
 
 @tool
@@ -103,18 +104,29 @@ async def cpu_per_tool_turn(agent: Agent, model: OpenAIChatModel, server: Tempor
             f"activities started eagerly (in the reply to the workflow task) per one-tool turn: {eager:.2f}")
 
 
-async def main(turns: int, local_tools: bool) -> None:
+async def main(turns: int, local_tools: bool, use_redis: bool = True) -> None:
     server = TemporalDevServer().start()
+    redis = RedisServer().start() if use_redis else None
     fake = fake_model()
     try:
         model = OpenAIChatModel("bench", api_key="x", base_url=fake.base_url)
         host, port = server.address.rsplit(":", 1)
         options = {"local_tools": ["lookup"]} if local_tools else {}  # older code has no such option
-        agent = Agent("bench", model=model, tools=[lookup], **options,
+
+        def store() -> dict:
+            # The transcript in Redis, as durabot's worker processes keep it: its round checkpoints let
+            # a model round run a local tool itself (agent_core/inline.py).
+            if redis is None:
+                return {}
+            from agent_core.redis_backend import RedisTranscriptStore
+
+            return {"store": RedisTranscriptStore(redis.url)}
+
+        agent = Agent("bench", model=model, tools=[lookup], **options, **store(),
                       temporal=TemporalConfig(host=host, port=int(port), task_queue="bench-overhead"))
         # With local tools, the same turns with the tool as a regular activity, interleaved: the
         # comparison of the two holds under whatever else the machine does meanwhile.
-        regular = Agent("bench", model=model, tools=[lookup],
+        regular = Agent("bench", model=model, tools=[lookup], **store(),
                         temporal=TemporalConfig(host=host, port=int(port), task_queue="bench-overhead-regular")
                         ) if local_tools else None
         names = ("direct", "direct+tool", "durabot", "durabot+tool") + (("durabot+regular tool",) if regular else ()) \
@@ -184,6 +196,8 @@ async def main(turns: int, local_tools: bool) -> None:
     finally:
         fake.stop()
         server.stop()
+        if redis is not None:
+            redis.stop()
 
 
 if __name__ == "__main__":
@@ -191,5 +205,7 @@ if __name__ == "__main__":
     parser.add_argument("--turns", type=int, default=50)
     parser.add_argument("--regular-tools", action="store_true",
                         help="run the tool as a regular activity, not a local one (ToolOptions.local_tools)")
+    parser.add_argument("--memory-store", action="store_true",
+                        help="keep transcripts in memory, not in Redis (then no tool runs inside a model round)")
     args = parser.parse_args()
-    asyncio.run(main(args.turns, not args.regular_tools))
+    asyncio.run(main(args.turns, not args.regular_tools, not args.memory_store))

@@ -117,8 +117,12 @@ def turns(events: list[Any]) -> list[list[Any]]:
 
 
 def is_tool_turn(events: list[Any]) -> bool:
-    """A turn that ran the tool activity, regular or local."""
+    """A turn that ran the tool activity, regular or local, or a tool inside a model round's activity
+    (its result carries the inline steps)."""
     for e in events:
+        if e.event_type == _E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED and any(
+                b'"steps":[{' in p.data for p in e.activity_task_completed_event_attributes.result.payloads):
+            return True
         if e.event_type == _E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and \
                 e.activity_task_scheduled_event_attributes.activity_type.name.endswith("run_tool"):
             return True

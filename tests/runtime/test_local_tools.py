@@ -79,7 +79,9 @@ async def test_a_local_tool_runs_once_in_the_workflow_task(make_agent, fake_open
                  for e in _events(history, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)]
     assert scheduled.count(TOOL_ACTIVITY) == 1  # fetch only: lookup never went through the server
     markers = [e.marker_recorded_event_attributes.marker_name for e in _events(history, EventType.EVENT_TYPE_MARKER_RECORDED)]
-    assert markers.count("core_local_activity") == 2 and markers.count("core_patch") == 1
+    # Two patch markers: lean-turns and inline-tools (offered, but this agent's in-memory store keeps no
+    # round checkpoints, so its model rounds run no tool themselves: test_inline_tools.py).
+    assert markers.count("core_local_activity") == 2 and markers.count("core_patch") == 2
     patch = [e for e in _events(history, EventType.EVENT_TYPE_MARKER_RECORDED)
              if e.marker_recorded_event_attributes.marker_name == "core_patch"][0]
     assert LEAN_TURNS_PATCH.encode() in patch.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
