@@ -258,3 +258,22 @@ async def test_replay_of_a_fresh_history_with_ratings(make_agent, fake_openai):
     replayer = Replayer(workflows=[ConversationWorkflow], workflow_runner=_RUNNER)
     for history in histories:
         await replayer.replay_workflow(history)
+
+
+async def test_replay_of_streamed_turns(make_agent, fake_openai):
+    """Turns followed with ``Agent.stream`` (the submit_and_follow update): one that waits for an approval
+    on the way, one without."""
+    fake_openai.script = script
+    agent = await make_agent(tools=[plain, guarded], timeouts=replace(timeouts_for(AgentMode.INTERACTIVE), idle=1.0))
+    async for ev in agent.stream("use both", conversation_id="replay-stream"):
+        if ev.kind == "approval_requested":
+            await agent.decide("replay-stream", ev.approval.id, approved=True, by="tester")
+    kinds_seen = [ev.kind async for ev in agent.stream("plain talk", conversation_id="replay-stream")]
+    assert kinds_seen[-1] == "finished"
+    wf = agent.client.get_workflow_handle(agent.workflow_id("replay-stream"))
+    await wf.result()  # idle end
+    history = await wf.fetch_history()
+    assert {"tools", "approval"} <= kinds(history)
+    if os.environ.get("RECORD_HISTORIES"):
+        _save("streamed", history)
+    await Replayer(workflows=[ConversationWorkflow], workflow_runner=_RUNNER).replay_workflow(history)
