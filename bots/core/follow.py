@@ -41,7 +41,9 @@ other way: no activity that already runs publishes one once the end is recorded 
 failure publishes nothing), so it would take a new activity.
 
 A sink that shows each tool call on its own (a task card) also has ``tool_step(ToolStep)``: called at
-once for every start and end of a tool call of the turn's own agent. A sink whose ``render`` does no
+once for every start and end of a tool call of the turn's own agent. A sink with ``final_text()`` is
+told when the model's final text is in (after its ``update``), before it is shown: one whose end is
+written by the delivery anyway may leave the rest to it. A sink whose ``render`` does no
 work sets ``render_inline = True``: it is then called on the event loop, without a thread hop.
 """
 
@@ -219,6 +221,8 @@ class Follower(Generic[R]):
                     if self._acc.final:
                         if self.turn_state is not None:
                             turn_ends.final_seen(self.conversation_id, self.turn_id)
+                        if (hook := getattr(self.sink, "final_text", None)) is not None:
+                            hook()
                         break
             if self._acc.final or self.turn_state is None:
                 break
