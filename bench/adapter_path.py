@@ -167,6 +167,17 @@ class Bench:
             "slack (this process)": psutil.Process(),
         }
 
+    def redis_commands(self) -> Counter:
+        """Commands Redis served so far, by name (its INFO commandstats)."""
+        import redis
+
+        client = redis.Redis.from_url(self.redis.url)
+        try:
+            stats = client.info("commandstats")
+        finally:
+            client.close()
+        return Counter({k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()})
+
     def _answers(self, channel: str, thread_ts: str) -> int:
         return sum(1 for m in self.slack.bot_messages(channel, thread_ts)
                    if ANSWER in (m.get("text") or "") and m.get("streaming_state") != "in_progress")
@@ -216,6 +227,7 @@ class Bench:
 
     async def measured(self, name: str, events: list[tuple[dict, str, str]], answers: int) -> None:
         req0 = await asyncio.to_thread(_settled, self.metrics_port)
+        redis0 = await asyncio.to_thread(self.redis_commands)
         cpu0 = {k: cpu(p) for k, p in self.processes.items()}
         calls0 = len(self.slack.calls)
         eager0 = self.temporal.counter("activity_eager_execution")
@@ -234,6 +246,7 @@ class Bench:
         eager = self.temporal.counter("activity_eager_execution") - eager0
         requests = await asyncio.to_thread(_settled, self.metrics_port) - req0
         web = Counter(c.method for c in self.slack.calls[calls0:])
+        redis_calls = await asyncio.to_thread(self.redis_commands) - redis0
         turns = len(latencies)
         per = max(turns, 1)
         target = "  (target >= 30)" if name == "replies" else ""
@@ -245,6 +258,9 @@ class Bench:
                   f"p95 {pct(latencies, 95) * 1000:.0f} ms  (model time alone {(2 * TTFT + (TOKENS - 1) * TOKEN_DELAY) * 1000:.0f} ms)")
         print(f"[{name}] CPU ms per turn          " + ", ".join(f"{k} {v / per * 1000:.1f}" for k, v in used.items())
               + f"; all {sum(used.values()) / per * 1000:.1f}")
+        if requests["ListWorkflowExecutions"]:
+            print(f"[{name}] (ListWorkflowExecutions: the budget counters' recount of a workspace new to Redis, once "
+                  f"a workspace a day; every conversation here is in a workspace of its own)")
         take_in = sum(requests[op] for op in TAKE_IN)
         follow = sum(requests[op] for op in FOLLOW)
         print(f"[{name}] Temporal calls per turn  adapter: {take_in / per:.2f} to take the message in "
@@ -255,6 +271,8 @@ class Bench:
               + ", ".join(f"{op} {n / per:.2f}" for op, n in requests.most_common()))
         print(f"[{name}] Slack Web API per turn   {sum(web.values()) / per:.2f}: "
               + ", ".join(f"{m} {n / per:.2f}" for m, n in web.most_common()))
+        print(f"[{name}] Redis commands per turn  {sum(redis_calls.values()) / per:.1f}: "
+              + ", ".join(f"{c} {n / per:.2f}" for c, n in redis_calls.most_common(8)))
         print(f"[{name}] activities started eagerly {eager / per:.2f} per turn")
         for path in profilers.paths if profilers is not None else []:
             print(f"[{name}] profile (py-spy, collapsed stacks) {path}")
