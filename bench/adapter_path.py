@@ -24,7 +24,10 @@ for comparison.
 
 Each conversation is in a workspace of its own (one bot token answers them all): the adapter keeps to
 Slack's per-workspace quotas (about 50 chat.update and 20 stream starts a minute), which would
-otherwise bound the benchmark instead of durabot; the fake Web API's own limits are lifted.
+otherwise bound the benchmark instead of durabot; the fake Web API's own limits are lifted. The
+warm-up opens a conversation in every one of those workspaces first, so a measured mention is a new
+conversation in a workspace the deployment knows (``--no-warm-workspaces``: each mention is its
+workspace's first message, which recounts the workspace's budget counters from Temporal).
 
     .venv/bin/python bench/adapter_path.py
     .venv/bin/python bench/adapter_path.py --conversations 60 --concurrency 20
@@ -186,8 +189,9 @@ class Bench:
         """Each conversation in a workspace of its own: Slack's per-workspace quotas (about 50
         chat.update and 20 stream starts a minute, which the adapter keeps to) would otherwise bound
         the benchmark instead of durabot. Many workspaces with a few threads each is how a busy
-        deployment meets them too."""
-        return f"T{channel[1:]}"
+        deployment meets them too. The workspace goes by the conversation's number, so the warm-up's
+        conversation number i (channel CW...i) is in the same workspace as the measured one (CM...i)."""
+        return f"T{channel[2:]}"
 
     async def _turn(self, event: dict, channel: str, thread_ts: str, answers: int) -> float:
         assert self.sender is not None
@@ -260,7 +264,7 @@ class Bench:
               + f"; all {sum(used.values()) / per * 1000:.1f}")
         if requests["ListWorkflowExecutions"]:
             print(f"[{name}] (ListWorkflowExecutions: the budget counters' recount of a workspace new to Redis, once "
-                  f"a workspace a day; every conversation here is in a workspace of its own)")
+                  f"a workspace a day; here every measured mention is its workspace's first message)")
         take_in = sum(requests[op] for op in TAKE_IN)
         follow = sum(requests[op] for op in FOLLOW)
         print(f"[{name}] Temporal calls per turn  adapter: {take_in / per:.2f} to take the message in "
@@ -281,7 +285,11 @@ class Bench:
 
     async def run(self) -> None:
         a = self.args
-        warm = [self.mention(i, "W") for i in range(a.warmup)]
+        # With --warm-workspaces (the default) every workspace had a conversation before the measured
+        # one: a deployment meets a workspace new to it (its budget counters recounted from Temporal,
+        # one visibility query) once a day, not once per conversation.
+        count = max(a.warmup, a.conversations) if a.warm_workspaces else a.warmup
+        warm = [self.mention(i, "W") for i in range(count)]
         await self.batch("warm-up", warm, 1)
         opened = [self.mention(i, "M") for i in range(a.conversations)]
         await self.measured("mentions", opened, 1)
@@ -383,6 +391,9 @@ if __name__ == "__main__":
     parser.add_argument("--conversations", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--warm-workspaces", action=argparse.BooleanOptionalAction, default=True,
+                        help="a warm-up conversation in every workspace first (--no-warm-workspaces: each "
+                             "measured mention is its workspace's first message)")
     parser.add_argument("--streaming", choices=("native", "edits"), default="native")
     parser.add_argument("--turn-timeout", type=float, default=60.0)
     parser.add_argument("--timeout", type=float, default=900.0)
