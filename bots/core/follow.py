@@ -70,7 +70,10 @@ FIRST_CHECK = 1.0  # the bus quiet this long: ask the workflow whether the turn 
 MAX_CHECK = 30.0  # ... and then less and less often, down to once in this many seconds
 END_CHECKS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)  # after the model's final text, until the turn ends
 LOCAL_WAIT = 0.5  # after the final text: how long this process's own delivery of the end is awaited first
-MAX_LOCAL_WAIT = 5.0  # ... however slow recent deliveries were
+# ... however slow recent deliveries were. Kept short of the patience of a Slack delivery on another
+# replica with a stream of this process (bots/slack/delivery.py OWNER_CHECKS, 4.5 s): this stream's
+# last word (after FINAL_GRACE, 1 s) still comes before that delivery completes the stream itself.
+MAX_LOCAL_WAIT = 2.5
 RECENT_LAGS = 32  # deliveries whose lag after the final text sets that wait
 
 TurnState = Callable[[], Awaitable["TurnStatus | None"]]
