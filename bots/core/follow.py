@@ -32,8 +32,9 @@ delivery's dispatch wait their turn on the server and the worker, and a fixed wa
 queries exactly when they cost most. So ``turn_ends`` keeps how long this process's recent deliveries
 came after their follow saw the final text, and a follow waits twice the longest of them (at least
 ``LOCAL_WAIT``, at most ``MAX_LOCAL_WAIT``) after the final text, and as long before its first query
-of a quiet bus (at least ``FIRST_CHECK``). A turn delivered by another replica then ends here at most
-that much later; on a quiet system nothing changes.
+of a quiet bus (at least ``FIRST_CHECK``); a local delivery of the end stops either wait at once. A
+turn delivered by another replica then ends here at most that much later; on a quiet system nothing
+changes.
 A local end is the same event as a query that finds the turn done before this process's delivery
 starts writing, an order that already happens, so every guarantee holds as before: the final text
 still comes from the delivery, nothing is lost or posted twice. A turn-end event on the bus was the
@@ -209,33 +210,55 @@ class Follower(Generic[R]):
                 turn_ends.unwatch(self.conversation_id, self.turn_id, self._local)
 
     async def _events(self) -> TurnStatus | None:
-        offset: str | None = None
         # Without a query: one subscription. With: the first query waits as long as a delivery may take.
         first = max(FIRST_CHECK, turn_ends.local_wait()) if self.turn_state is not None else self.idle
         check = first
-        quiet_since = time.monotonic()
+        self._offset: str | None = None
+        self._heard = 0  # events read so far
+        self._quiet_since = time.monotonic()
         while not self._acc.final:
-            events = self.agent.subscribe(self.conversation_id, self.turn_id, after=offset, idle_timeout=check)
-            async with contextlib.aclosing(events):
-                async for ev in events:
-                    offset = ev.offset or offset
-                    quiet_since, check = time.monotonic(), first
-                    self._feed(ev)
-                    if self._acc.final:
-                        if self.turn_state is not None:
-                            turn_ends.final_seen(self.conversation_id, self.turn_id)
-                        if (hook := getattr(self.sink, "final_text", None)) is not None:
-                            hook()
-                        break
+            heard = self._heard
+            if self._local is None:
+                await self._read(check)
+            else:
+                # A local delivery of the end ends the wait at once (a failed or cancelled turn publishes
+                # nothing, and a delivery here may be waiting for this follow to choose how it streams).
+                read = asyncio.ensure_future(self._read(check))
+                try:
+                    await asyncio.wait((read, self._local), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if not read.done():
+                        read.cancel()
+                        await asyncio.gather(read, return_exceptions=True)
+                if not read.cancelled():
+                    read.result()  # (its exception, if any)
+                elif self._local.done():
+                    return self._local.result()
             if self._acc.final or self.turn_state is None:
                 break
             st = self._local_end() or await self.turn_state()
             if st is not None and st.done:
                 return st
-            if time.monotonic() - quiet_since >= self.idle:
+            if time.monotonic() - self._quiet_since >= self.idle:
                 return None
-            check = min(check * 2, MAX_CHECK)
+            check = min((first if self._heard != heard else check) * 2, MAX_CHECK)  # quieter: ask less often
         return None
+
+    async def _read(self, check: float) -> None:
+        """Feed the turn's events until its final text, or until the bus is quiet for ``check`` seconds."""
+        events = self.agent.subscribe(self.conversation_id, self.turn_id, after=self._offset, idle_timeout=check)
+        async with contextlib.aclosing(events):
+            async for ev in events:
+                self._offset = ev.offset or self._offset
+                self._quiet_since = time.monotonic()
+                self._heard += 1
+                self._feed(ev)
+                if self._acc.final:
+                    if self.turn_state is not None:
+                        turn_ends.final_seen(self.conversation_id, self.turn_id)
+                    if (hook := getattr(self.sink, "final_text", None)) is not None:
+                        hook()
+                    return
 
     def _feed(self, ev: AgentEvent) -> None:
         changed = self._acc.feed(ev)
