@@ -12,15 +12,26 @@ Two batches of --conversations conversations, --concurrency at a time: first a m
 with the streamed reply stopped. Printed per batch: turns per second (target >= 30 for the replies),
 latency from the event to the answer, CPU milliseconds per turn of each process, the Temporal
 server's requests per turn by operation (from its own metrics) and what the adapter asked of them,
-Slack Web API calls per turn by method, and the load average. Then the history of one conversation
-and the Temporal Cloud actions per turn it implies (docs.temporal.io/cloud/actions).
+Slack Web API calls per turn by method, and the load average. Then the history of one conversation,
+cut into its two turns (turn_cost.py): workflow tasks, activity tasks (the delivery activity on the
+adapter's queue among them) and local activities, history events, and the Temporal Cloud actions each
+turn costs (docs.temporal.io/cloud/actions).
+
+The tool runs as a local activity (``DURABOT_LOCAL_TOOLS=lookup`` for the adapter and the worker, the
+setting an operator gives a fast read-only tool); ``--regular-tools`` runs it as a regular activity
+for comparison.
+``--profile DIR`` records py-spy profiles of the adapter and the worker during each measured batch.
 
 Each conversation is in a workspace of its own (one bot token answers them all): the adapter keeps to
 Slack's per-workspace quotas (about 50 chat.update and 20 stream starts a minute), which would
-otherwise bound the benchmark instead of durabot; the fake Web API's own limits are lifted.
+otherwise bound the benchmark instead of durabot; the fake Web API's own limits are lifted. The
+warm-up opens a conversation in every one of those workspaces first, so a measured mention is a new
+conversation in a workspace the deployment knows (``--no-warm-workspaces``: each mention is its
+workspace's first message, which recounts the workspace's budget counters from Temporal).
 
     .venv/bin/python bench/adapter_path.py
     .venv/bin/python bench/adapter_path.py --conversations 60 --concurrency 20
+    .venv/bin/python bench/adapter_path.py --regular-tools --profile /tmp/profiles
 """
 
 from __future__ import annotations
@@ -28,12 +39,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,9 +56,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
-from common import ANSWER_TOKENS, TOKEN_DELAY, TOKENS, TTFT, fixed_latency_script, pct  # noqa: E402
+from common import ANSWER_TOKENS, TOKEN_DELAY, TOKENS, TTFT, pct  # noqa: E402
+from procs import DurabotProc, FakeModelProcess, Profilers, clean_env, cpu, run_main  # noqa: E402
+from turn_cost import cost, turns  # noqa: E402
 
-from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
 from tests.fakes.slack_api import FakeSlack, SlackSender  # noqa: E402
 from workers.servers import RedisServer, TemporalDevServer, free_port, wait_for_port  # noqa: E402
 
@@ -64,95 +73,7 @@ TAKE_IN = ("ExecuteMultiOperation", "UpdateWorkflowExecution", "DescribeWorkflow
 FOLLOW = ("QueryWorkflow", "PollWorkflowExecutionUpdate")
 
 
-# ---------------------------------------------------------------------- processes
-def _die_with_parent() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
-def _fake_model_main(conn: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
-    _die_with_parent()
-    fake = FakeOpenAI(fixed_latency_script).start()
-    conn.send(fake.base_url)
-    conn.recv()  # anything: stop
-    fake.stop()
-
-
-class FakeModel:
-    """The fake model in a process of its own, so its CPU is its own."""
-
-    def __init__(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_fake_model_main, args=(child,), daemon=True, name="fake-model")
-        self.base_url = ""
-
-    def start(self) -> "FakeModel":
-        self.proc.start()
-        if not self.conn.poll(30):
-            raise RuntimeError("the fake model did not start in 30 s")
-        self.base_url = self.conn.recv()
-        return self
-
-    def stop(self) -> None:
-        if self.proc.is_alive():
-            try:
-                self.conn.send("stop")
-            except (OSError, EOFError):
-                pass
-            self.proc.join(5)
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join(5)
-
-
-class Proc:
-    """A ``durabot`` command in its own process, its output in a log file."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log
-        self._out = open(log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "workers.cli", *args], env=env, cwd=str(ROOT),
-                                     stdout=self._out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-
-    def wait_for_log(self, text: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.log.read_text(errors="replace"):
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.log.name}: exited ({self.proc.returncode}):\n"
-                                   + self.log.read_text(errors="replace")[-3000:])
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.log.name}: no {text!r} after {timeout:g}s")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._out.close()
-
-
-def _cpu(p: psutil.Process | None) -> float:
-    """User + system seconds of one process."""
-    if p is None:
-        return 0.0
-    try:
-        t = p.cpu_times()
-        return t.user + t.system
-    except psutil.Error:
-        return 0.0
-
-
+# ---------------------------------------------------------------------- server metrics
 def _settled(port: int, wait: float = 0.5, limit: float = 10.0) -> Counter:
     """The server's request counts once they stop moving: it reports its metrics in batches, so a
     batch's last requests show up a moment after its last answer."""
@@ -169,20 +90,14 @@ def _settled(port: int, wait: float = 0.5, limit: float = 10.0) -> Counter:
     return last
 
 
-def _metrics_port(server: TemporalDevServer) -> int:
-    """The dev server serves Prometheus metrics on a port of its choosing: find it among its own."""
-    proc = psutil.Process(server.proc.pid)  # type: ignore[union-attr]
-    for q in [proc, *proc.children(recursive=True)]:
-        for conn in q.net_connections(kind="tcp"):
-            if conn.status != psutil.CONN_LISTEN or conn.laddr.port == server.port:
-                continue
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{conn.laddr.port}/metrics", timeout=2) as r:
-                    if b"service_requests" in r.read():
-                        return conn.laddr.port
-            except OSError:
-                continue
-    raise RuntimeError("the Temporal dev server serves no metrics endpoint")
+def _short(event: Any) -> str:
+    """One history event as a word: its type, and an activity's name."""
+    from temporalio.api.enums.v1 import EventType
+
+    kind = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_").lower()
+    if event.HasField("activity_task_scheduled_event_attributes"):
+        kind += f"({event.activity_task_scheduled_event_attributes.activity_type.name})"
+    return kind
 
 
 _REQUESTS = re.compile(r'^service_requests\{([^}]*)\} ([0-9.e+]+)$', re.M)
@@ -201,6 +116,37 @@ def _server_requests(port: int) -> Counter:
     return out
 
 
+class _ChannelFake(FakeSlack):
+    """The fake Slack Web API, waking a turn's waiter only on calls into its channel: with 50 turns in
+    flight, re-checking every waiter's thread on every call was most of this process's CPU, which
+    shares the cores with what is measured."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._channel_events: dict[str, asyncio.Event] = {}
+
+    async def _answer(self, method: str, params: dict, result: dict, status: int = 200,
+                      headers: dict | None = None) -> Any:
+        resp = await super()._answer(method, params, result, status, headers)
+        event = self._channel_events.get(str(params.get("channel") or ""))
+        if event is not None:
+            event.set()
+        return resp
+
+    async def wait_in(self, channel: str, predicate: Any, timeout: float) -> None:
+        event = self._channel_events.setdefault(channel, asyncio.Event())
+
+        async def wait() -> None:
+            while not predicate():
+                await event.wait()
+                event.clear()
+
+        try:
+            await asyncio.wait_for(wait(), timeout)
+        finally:
+            self._channel_events.pop(channel, None)
+
+
 # ---------------------------------------------------------------------- the benchmark
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
@@ -208,19 +154,16 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="durabot-adapter-path-"))
         self.temporal = TemporalDevServer(log_file=str(self.tmp / "temporal.log"))
         self.redis = RedisServer()
-        self.model = FakeModel()
-        self.slack = FakeSlack(update_limit=UNLIMITED, post_rate=UNLIMITED, post_burst=UNLIMITED,
+        self.model = FakeModelProcess()
+        self.slack = _ChannelFake(update_limit=UNLIMITED, post_rate=UNLIMITED, post_burst=UNLIMITED,
                                stream_tier2=UNLIMITED, stream_tier4=UNLIMITED)
-        self.procs: list[Proc] = []
+        self.procs: list[DurabotProc] = []
         self.sender: SlackSender | None = None
         self.task_queue = f"bench-adapter-{uuid.uuid4().hex[:6]}"
         self.lost = 0
 
     def env(self, http_port: int) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("DURABOT_", "SLACK_", "DISCORD_", "OPENAI_", "TEMPORAL_", "REDIS_"))}
-        env.update({
-            "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
+        return clean_env(**{
             "TEMPORAL_ADDRESS": self.temporal.address, "DURABOT_TASK_QUEUE": self.task_queue,
             "OPENAI_BASE_URL": self.model.base_url, "OPENAI_API_KEY": "bench-key", "DURABOT_MODEL": "bench-model",
             "DURABOT_TOOLS": "bench.throughput_tools", "REDIS_URL": self.redis.url,
@@ -229,21 +172,24 @@ class Bench:
             "SLACK_API_URL": self.slack.base_url, "DURABOT_HTTP_PORT": str(http_port),
             "DURABOT_DATABASE_URL": f"sqlite:///{self.tmp}/durabot.db",
             "DURABOT_SLACK_STREAMING": self.args.streaming,
+            # The operator's knob for a fast read-only tool, in the environment every process shares
+            # (as deploy/ gives it): the process that starts a conversation's run records in it which
+            # tools run locally, so the adapter needs it as much as the worker.
+            **({} if self.args.regular_tools else {"DURABOT_LOCAL_TOOLS": "lookup"}),
         })
-        return env
 
     async def start(self) -> None:
         self.temporal.start()
         self.redis.start()
         self.model.start()
         await self.slack.start()
-        self.metrics_port = _metrics_port(self.temporal)
+        self.metrics_port = self.temporal.metrics_port
         http_port = free_port()
         env = self.env(http_port)
-        self.worker = Proc(["worker"], env, self.tmp / "worker.log")
+        self.worker = DurabotProc(["worker"], env, self.tmp / "worker.log")
         self.procs.append(self.worker)
-        await asyncio.to_thread(self.worker.wait_for_log, "polling task queue")
-        self.adapter = Proc(["slack", "--no-local-worker"], env, self.tmp / "adapter.log")
+        await asyncio.to_thread(self.worker.wait_ready)
+        self.adapter = DurabotProc(["slack", "--no-local-worker"], env, self.tmp / "adapter.log")
         self.procs.append(self.adapter)
         await asyncio.to_thread(wait_for_port, http_port, 60.0, self.adapter.proc)
         self.sender = SlackSender(f"http://127.0.0.1:{http_port}/slack/events", SECRET, self.slack.team)
@@ -255,6 +201,17 @@ class Bench:
             "slack (this process)": psutil.Process(),
         }
 
+    def redis_commands(self) -> Counter:
+        """Commands Redis served so far, by name (its INFO commandstats)."""
+        import redis
+
+        client = redis.Redis.from_url(self.redis.url)
+        try:
+            stats = client.info("commandstats")
+        finally:
+            client.close()
+        return Counter({k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()})
+
     def _answers(self, channel: str, thread_ts: str) -> int:
         return sum(1 for m in self.slack.bot_messages(channel, thread_ts)
                    if ANSWER in (m.get("text") or "") and m.get("streaming_state") != "in_progress")
@@ -263,8 +220,9 @@ class Bench:
         """Each conversation in a workspace of its own: Slack's per-workspace quotas (about 50
         chat.update and 20 stream starts a minute, which the adapter keeps to) would otherwise bound
         the benchmark instead of durabot. Many workspaces with a few threads each is how a busy
-        deployment meets them too."""
-        return f"T{channel[1:]}"
+        deployment meets them too. The workspace goes by the conversation's number, so the warm-up's
+        conversation number i (channel CW...i) is in the same workspace as the measured one (CM...i)."""
+        return f"T{channel[2:]}"
 
     async def _turn(self, event: dict, channel: str, thread_ts: str, answers: int) -> float:
         assert self.sender is not None
@@ -274,7 +232,8 @@ class Bench:
         status, text = await self.sender.post(json.dumps(body), "application/json")
         if status != 200:
             raise RuntimeError(f"the adapter answered {status}: {text[:200]}")
-        await self.slack.wait_for(lambda: self._answers(channel, thread_ts) >= answers, self.args.turn_timeout)
+        await self.slack.wait_in(channel, lambda: self._answers(channel, thread_ts) >= answers,
+                                 self.args.turn_timeout)
         return time.perf_counter() - start
 
     def mention(self, i: int, prefix: str) -> tuple[dict, str, str]:
@@ -304,16 +263,26 @@ class Bench:
 
     async def measured(self, name: str, events: list[tuple[dict, str, str]], answers: int) -> None:
         req0 = await asyncio.to_thread(_settled, self.metrics_port)
-        cpu0 = {k: _cpu(p) for k, p in self.processes.items()}
+        redis0 = await asyncio.to_thread(self.redis_commands)
+        cpu0 = {k: cpu(p) for k, p in self.processes.items()}
         calls0 = len(self.slack.calls)
+        eager0 = self.temporal.counter("activity_eager_execution")
+        profilers = None
+        if self.args.profile:  # py-spy on the adapter (and the worker) while the batch runs
+            profilers = await asyncio.to_thread(Profilers, Path(self.args.profile), {
+                f"{name}-adapter": self.adapter.proc.pid, f"{name}-worker": self.worker.proc.pid})
         load0 = os.getloadavg()
         start = time.perf_counter()
         latencies = await self.batch(name, events, answers)
         wall = time.perf_counter() - start
         load1 = os.getloadavg()
-        cpu = {k: _cpu(p) - cpu0[k] for k, p in self.processes.items()}
+        used = {k: cpu(p) - cpu0[k] for k, p in self.processes.items()}
+        if profilers is not None:
+            await asyncio.to_thread(profilers.stop)
+        eager = self.temporal.counter("activity_eager_execution") - eager0
         requests = await asyncio.to_thread(_settled, self.metrics_port) - req0
         web = Counter(c.method for c in self.slack.calls[calls0:])
+        redis_calls = await asyncio.to_thread(self.redis_commands) - redis0
         turns = len(latencies)
         per = max(turns, 1)
         target = "  (target >= 30)" if name == "replies" else ""
@@ -323,8 +292,11 @@ class Bench:
         if latencies:
             print(f"[{name}] event to answer          p50 {pct(latencies, 50) * 1000:.0f} ms  "
                   f"p95 {pct(latencies, 95) * 1000:.0f} ms  (model time alone {(2 * TTFT + (TOKENS - 1) * TOKEN_DELAY) * 1000:.0f} ms)")
-        print(f"[{name}] CPU ms per turn          " + ", ".join(f"{k} {v / per * 1000:.1f}" for k, v in cpu.items())
-              + f"; all {sum(cpu.values()) / per * 1000:.1f}")
+        print(f"[{name}] CPU ms per turn          " + ", ".join(f"{k} {v / per * 1000:.1f}" for k, v in used.items())
+              + f"; all {sum(used.values()) / per * 1000:.1f}")
+        if requests["ListWorkflowExecutions"]:
+            print(f"[{name}] (ListWorkflowExecutions: the budget counters' recount of a workspace new to Redis, once "
+                  f"a workspace a day; here every measured mention is its workspace's first message)")
         take_in = sum(requests[op] for op in TAKE_IN)
         follow = sum(requests[op] for op in FOLLOW)
         print(f"[{name}] Temporal calls per turn  adapter: {take_in / per:.2f} to take the message in "
@@ -335,12 +307,21 @@ class Bench:
               + ", ".join(f"{op} {n / per:.2f}" for op, n in requests.most_common()))
         print(f"[{name}] Slack Web API per turn   {sum(web.values()) / per:.2f}: "
               + ", ".join(f"{m} {n / per:.2f}" for m, n in web.most_common()))
+        print(f"[{name}] Redis commands per turn  {sum(redis_calls.values()) / per:.1f}: "
+              + ", ".join(f"{c} {n / per:.2f}" for c, n in redis_calls.most_common(8)))
+        print(f"[{name}] activities started eagerly {eager / per:.2f} per turn")
+        for path in profilers.paths if profilers is not None else []:
+            print(f"[{name}] profile (py-spy, collapsed stacks) {path}")
         self.last_requests, self.last_turns = requests, turns
         sys.stdout.flush()
 
     async def run(self) -> None:
         a = self.args
-        warm = [self.mention(i, "W") for i in range(a.warmup)]
+        # With --warm-workspaces (the default) every workspace had a conversation before the measured
+        # one: a deployment meets a workspace new to it (its budget counters recounted from Temporal,
+        # one visibility query) once a day, not once per conversation.
+        count = max(a.warmup, a.conversations) if a.warm_workspaces else a.warmup
+        warm = [self.mention(i, "W") for i in range(count)]
         await self.batch("warm-up", warm, 1)
         opened = [self.mention(i, "M") for i in range(a.conversations)]
         await self.measured("mentions", opened, 1)
@@ -353,13 +334,16 @@ class Bench:
         await self.actions(opened[0][1], opened[0][2], mention_requests, self.last_requests, len(opened))
 
     async def actions(self, channel: str, root: str, mention_requests: Counter, reply_requests: Counter,
-                      turns: int) -> None:
-        """The history of one two-turn conversation, and its Temporal Cloud actions per turn."""
-        from temporalio.api.enums.v1 import EventType
+                      turns_measured: int) -> None:
+        """What one two-turn conversation cost the server, turn by turn, read from its history
+        (turn_cost.py): workflow tasks, activity tasks (the delivery on the adapter's queue among
+        them), history events, and Temporal Cloud actions, plus the queries and heartbeats that leave
+        no event (from the server's metrics)."""
         from temporalio.client import Client
 
-        from bots.slack.ids import ThreadRef
+        from agent_core.contract import DELIVER_ACTIVITY
         from agent_core.types import workflow_id_for
+        from bots.slack.ids import ThreadRef
 
         client = await Client.connect(self.temporal.address)
         wid = workflow_id_for("durabot",  # the agent name the processes run with (DURABOT_* is cleared)
@@ -369,42 +353,30 @@ class Bench:
         except Exception as exc:
             print(f"[history] {wid}: not read ({type(exc).__name__}: {exc})")
             return
-        kinds = Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower() for e in history.events)
-        size = sum(e.ByteSize() for e in history.events)
-        print(f"[history] one conversation, 2 turns: {len(history.events)} events, {size / 1024:.1f} KB: "
-              + ", ".join(f"{k} {v}" for k, v in kinds.most_common()))
-        # Billable by the published definition: a workflow start, each activity attempt, each timer,
-        # each search-attribute upsert, each signal, each update taken by the worker, each query
-        # answered by a worker, each heartbeat sent to the server; local activities of one workflow
-        # task count once; patch (version) markers are not actions.
-        la_tasks = set()
-        task = 0
-        for e in history.events:
-            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-                task += 1
-            if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED and "local_activity" in e.marker_recorded_event_attributes.marker_name:
-                la_tasks.add(task)
-        attempts = sum(max(1, e.activity_task_started_event_attributes.attempt) for e in history.events
-                       if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED)
-        in_history = {
-            "workflow started": kinds["workflow_execution_started"] + kinds["workflow_execution_continued_as_new"],
-            "activity attempts": attempts, "timers": kinds["timer_started"],
-            "search attribute upserts": kinds["upsert_workflow_search_attributes"],
-            "signals": kinds["workflow_execution_signaled"], "updates": kinds["workflow_execution_update_accepted"],
-            "local activity tasks": len(la_tasks),
-        }
-        per_turn_queries = (mention_requests["QueryWorkflow"] + reply_requests["QueryWorkflow"]) / max(2 * turns, 1)
+        events = list(history.events)
+        print(f"[history] one conversation, 2 turns: {len(events)} events, "
+              f"{sum(e.ByteSize() for e in events) / 1024:.1f} KB")
+        per_turn_queries = (mention_requests["QueryWorkflow"] + reply_requests["QueryWorkflow"]) / max(2 * turns_measured, 1)
         heartbeats = (mention_requests["RecordActivityTaskHeartbeat"] + reply_requests["RecordActivityTaskHeartbeat"]
-                      + mention_requests["RecordActivityTaskHeartbeatById"]) / max(2 * turns, 1)
-        total = sum(in_history.values())
-        print("[actions] in the history (2 turns): " + ", ".join(f"{k} {v}" for k, v in in_history.items() if v)
-              + f"; {total} in all")
-        per_turn = (total - in_history["workflow started"]) / 2
-        print(f"[actions] per turn: {per_turn:.1f} from the history + {per_turn_queries:.2f} queries "
-              f"+ {heartbeats:.2f} heartbeats (server metrics) = {per_turn + per_turn_queries + heartbeats:.1f}; "
-              f"+1 when the turn starts its conversation's run")
-        print(f"[actions] per 1,000 turns: {(per_turn + per_turn_queries + heartbeats) * 1000:,.0f} "
-              f"(+1,000 per 1,000 conversations started or restarted after an idle end)")
+                      + mention_requests["RecordActivityTaskHeartbeatById"]
+                      + reply_requests["RecordActivityTaskHeartbeatById"]) / max(2 * turns_measured, 1)
+        costs = [cost(t) for t in turns(events)]
+        for label, c, t in zip(("mention (new conversation)", "reply"), costs, turns(events)):
+            deliveries = sum(1 for e in t if e.HasField("activity_task_scheduled_event_attributes")
+                             and e.activity_task_scheduled_event_attributes.activity_type.name == DELIVER_ACTIVITY)
+            print(f"[turn cost] {label}: {c.line()}; of the activity tasks {deliveries} delivery on the "
+                  f"adapter's queue")
+            print(f"[turn cost]   by type: {c.kinds()}")
+            if self.args.events:
+                print("[turn cost]   events: " + " ".join(_short(e) for e in t))
+        if len(costs) < 2:
+            return
+        reply = costs[1].actions
+        total = reply + per_turn_queries + heartbeats
+        print(f"[actions] per reply: {reply} from the history + {per_turn_queries:.2f} queries + {heartbeats:.2f} "
+              f"heartbeats (server metrics) = {total:.1f}; a mention that starts its conversation: "
+              f"{costs[0].actions} from the history")
+        print(f"[actions] per 1,000 replies: {total * 1000:,.0f}")
 
     async def cleanup(self) -> None:
         if self.sender is not None:
@@ -427,7 +399,8 @@ async def main(args: argparse.Namespace) -> int:
         print(f"durabot adapter path: Slack events over HTTP into 'durabot slack', one 'durabot worker', Temporal "
               f"dev server, Redis, fake model ({TTFT * 1000:.0f} ms to first token, {TOKENS} tokens at "
               f"{TOKEN_DELAY * 1000:.0f} ms), each a process on this machine ({os.cpu_count()} CPUs); "
-              f"Slack streaming: {args.streaming}")
+              f"Slack streaming: {args.streaming}; tool lookup runs as a "
+              f"{'regular' if args.regular_tools else 'local'} activity")
         sys.stdout.flush()
         await asyncio.wait_for(bench.run(), args.timeout)
         if bench.lost:
@@ -445,20 +418,20 @@ async def main(args: argparse.Namespace) -> int:
         await asyncio.wait_for(bench.cleanup(), 60)
 
 
-def _sigterm(*_: object) -> None:
-    raise KeyboardInterrupt
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--conversations", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--warm-workspaces", action=argparse.BooleanOptionalAction, default=True,
+                        help="a warm-up conversation in every workspace first (--no-warm-workspaces: each "
+                             "measured mention is its workspace's first message)")
     parser.add_argument("--streaming", choices=("native", "edits"), default="native")
     parser.add_argument("--turn-timeout", type=float, default=60.0)
     parser.add_argument("--timeout", type=float, default=900.0)
-    signal.signal(signal.SIGTERM, _sigterm)
-    try:
-        sys.exit(asyncio.run(main(parser.parse_args())))
-    except KeyboardInterrupt:
-        sys.exit(130)
+    parser.add_argument("--events", action="store_true", help="list each turn's history events")
+    parser.add_argument("--regular-tools", action="store_true",
+                        help="run the tool as a regular activity, not a local one (DURABOT_LOCAL_TOOLS)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="record py-spy profiles of the adapter and the worker during each batch into DIR")
+    run_main(main, parser)

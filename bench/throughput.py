@@ -21,12 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,12 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
-from common import ANSWER_TOKENS, TOKEN_DELAY, TOKENS, TTFT, fixed_latency_script, pct  # noqa: E402
+from common import ANSWER_TOKENS, TOKEN_DELAY, TOKENS, TTFT, pct  # noqa: E402
+from procs import DurabotProc, FakeModelProcess, Profilers, clean_env, cpu, run_main, safe_process  # noqa: E402
 from turn_cost import TARGETS, cost, history_events, turns  # noqa: E402
 
 from workers.servers import RedisServer, TemporalDevServer  # noqa: E402
 from agent_core.settings import Settings  # noqa: E402
-from tests.fakes.openai_server import FakeOpenAI, last_user_text  # noqa: E402
 from workers.app import build_agent  # noqa: E402
 
 EXPECTED_TEXT = "".join(ANSWER_TOKENS)
@@ -55,131 +52,11 @@ NOMINAL_MODEL_TIME = 2 * TTFT + (TOKENS - 1) * TOKEN_DELAY  # tool-call round + 
 MB = 1024 * 1024
 
 
-# ---------------------------------------------------------------------- the fake model, in its own process
-class _TimedFake(FakeOpenAI):
-    """Records, per request, the conversation (from the user's text), the round and the time it took."""
-
-    def __init__(self) -> None:
-        super().__init__(fixed_latency_script)
-        self.timings: list[tuple[str, str, float, str]] = []
-
-    async def _completions(self, request: Any) -> Any:
-        body = await request.json()  # aiohttp caches the body: the parent reads it again
-        start = time.perf_counter()
-        resp = await super()._completions(request)
-        last = body["messages"][-1]
-        self.timings.append((last_user_text(body), last["role"], time.perf_counter() - start,
-                             last.get("content") or "" if last["role"] == "tool" else ""))
-        return resp
-
-
-def _fake_model_main(conn: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: die with the benchmark
-    except Exception:
-        pass
-    fake = _TimedFake().start()
-    conn.send(fake.base_url)
-    while True:
-        if not conn.poll(1.0):
-            continue
-        cmd = conn.recv()
-        if cmd == "timings":
-            conn.send(fake.timings)
-            fake.timings = []
-        else:
-            fake.stop()
-            conn.send("stopped")
-            return
-
-
-class FakeModelProcess:
-    def __init__(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_fake_model_main, args=(child,), daemon=True, name="fake-model")
-        self.base_url = ""
-
-    def start(self) -> "FakeModelProcess":
-        self.proc.start()
-        if not self.conn.poll(30):
-            raise RuntimeError("the fake model did not start in 30 s")
-        self.base_url = self.conn.recv()
-        return self
-
-    def timings(self) -> list[tuple[str, str, float, str]]:
-        self.conn.send("timings")
-        if not self.conn.poll(30):
-            raise RuntimeError("the fake model did not answer in 30 s")
-        return self.conn.recv()
-
-    def stop(self) -> None:
-        if self.proc.is_alive():
-            try:
-                self.conn.send("stop")
-                self.conn.poll(5)
-            except (OSError, EOFError):
-                pass
-            self.proc.join(5)
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join(5)
-
-
-# ---------------------------------------------------------------------- worker processes
-def _die_with_parent() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)
-    except Exception:
-        pass
-
-
-class WorkerProc:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.log = log
-        self._out = open(log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "workers.cli", "worker"], env=env, cwd=str(ROOT),
-                                     stdout=self._out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-        self.ps = psutil.Process(self.proc.pid)
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "polling task queue" in self.log.read_text(errors="replace"):
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited ({self.proc.returncode}):\n"
-                                   + self.log.read_text(errors="replace")[-3000:])
-            time.sleep(0.05)
-        raise RuntimeError(f"worker not polling after {timeout:g}s")
-
-    def cpu(self) -> float:
-        t = self.ps.cpu_times()
-        return t.user + t.system
-
-    def rss(self) -> int:
-        return self.ps.memory_info().rss
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()  # drains: nothing runs any more at this point
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._out.close()
-
-
+# ---------------------------------------------------------------------- workers
 class RssSampler:
     """Samples the workers' RSS every 100 ms in a thread; keeps each one's peak."""
 
-    def __init__(self, workers: list[WorkerProc]) -> None:
+    def __init__(self, workers: list[DurabotProc]) -> None:
         self.workers = workers
         self.peak = [0] * len(workers)
         self._stop = threading.Event()
@@ -203,16 +80,6 @@ class RssSampler:
         self._thread.join(2)
 
 
-def _cpu(p: psutil.Process | None) -> float:
-    if p is None:
-        return 0.0
-    try:
-        t = p.cpu_times()
-        return t.user + t.system
-    except psutil.Error:
-        return 0.0
-
-
 # ---------------------------------------------------------------------- the benchmark
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
@@ -220,15 +87,12 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="durabot-throughput-"))
         self.temporal = TemporalDevServer(log_file=str(self.tmp / "temporal.log"))
         self.redis = RedisServer()
-        self.fake = FakeModelProcess()
-        self.workers: list[WorkerProc] = []
+        self.fake = FakeModelProcess(timed=True)
+        self.workers: list[DurabotProc] = []
         self.agents: list[Any] = []
 
     def env(self, task_queue: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("DURABOT_", "SLACK_", "DISCORD_", "OPENAI_", "TEMPORAL_", "REDIS_"))}
-        env.update({
-            "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
+        env = clean_env(**{
             "TEMPORAL_ADDRESS": self.temporal.address, "DURABOT_TASK_QUEUE": task_queue,
             "OPENAI_BASE_URL": self.fake.base_url, "OPENAI_API_KEY": "bench-key", "DURABOT_MODEL": "bench-model",
             "DURABOT_TOOLS": "bench.throughput_tools", "REDIS_URL": self.redis.url,
@@ -243,10 +107,10 @@ class Bench:
         self.redis.start()
         self.fake.start()
 
-    async def start_phase(self, name: str, n_workers: int) -> tuple[Any, list[WorkerProc], str]:
+    async def start_phase(self, name: str, n_workers: int) -> tuple[Any, list[DurabotProc], str]:
         task_queue = f"bench-{name}-{uuid.uuid4().hex[:6]}"
         env = self.env(task_queue)
-        workers = [WorkerProc(env, self.tmp / f"{name}-worker{i}.log") for i in range(n_workers)]
+        workers = [DurabotProc(["worker"], env, self.tmp / f"{name}-worker{i}.log") for i in range(n_workers)]
         self.workers += workers
         for w in workers:
             await asyncio.to_thread(w.wait_ready)
@@ -255,7 +119,7 @@ class Bench:
         self.agents.append(agent)
         return agent, workers, task_queue
 
-    async def stop_phase(self, agent: Any, workers: list[WorkerProc]) -> None:
+    async def stop_phase(self, agent: Any, workers: list[DurabotProc]) -> None:
         await _close_agent(agent)
         self.agents.remove(agent)
         for w in workers:
@@ -300,19 +164,20 @@ class Bench:
         if warm_errors:
             raise RuntimeError(f"warm-up failed: {warm_errors[:3]}")
         self.fake.timings()  # discard the warm-up's
-        me, server = psutil.Process(), _safe_process(self.temporal.proc)
-        redis = _safe_process(self.redis.proc)
-        fake = _safe_process(self.fake.proc)
-        others0 = [_cpu(me), _cpu(server), _cpu(redis), _cpu(fake)]
+        me, server = psutil.Process(), safe_process(self.temporal.proc)
+        redis = safe_process(self.redis.proc)
+        fake = safe_process(self.fake.proc)
+        others0 = [cpu(me), cpu(server), cpu(redis), cpu(fake)]
         machine0 = _machine_busy()
         eager0 = self.temporal.counter("activity_eager_execution")
         cpu0 = [w.cpu() for w in workers]
-        profilers = self.start_profilers(workers, name) if a.profile else []
+        profilers = self.start_profilers(workers, name) if a.profile else None
         with RssSampler(workers) as rss:
             wall, latencies, errors = await self.run_turns(agent, f"run-{name}", a.conversations, a.concurrency)
         cpu1 = [w.cpu() for w in workers]
-        await asyncio.to_thread(self.stop_profilers, profilers)
-        others1 = [_cpu(me), _cpu(server), _cpu(redis), _cpu(fake)]
+        if profilers is not None:
+            await asyncio.to_thread(profilers.stop)
+        others1 = [cpu(me), cpu(server), cpu(redis), cpu(fake)]
         machine = _machine_busy() - machine0
         eager = self.temporal.counter("activity_eager_execution") - eager0
         timings = self.fake.timings()
@@ -368,7 +233,7 @@ class Bench:
               f"lost or wrong: {a.conversations - turns}")
         for e in errors[:5]:
             print(f"[{label}]   {e}")
-        for _, path in profilers:
+        for path in profilers.paths if profilers is not None else []:
             print(f"[{label}] profile (py-spy, collapsed stacks) {path}")
         if n_workers == 1 and correct:
             for line in await _turn_costs(agent, correct[0]):
@@ -376,30 +241,9 @@ class Bench:
         sys.stdout.flush()
         await self.stop_phase(agent, workers)
 
-    def start_profilers(self, workers: list[WorkerProc], name: str) -> list[tuple[subprocess.Popen, Path]]:
-        """py-spy on each worker during the measured batch (--profile; pip install py-spy)."""
-        spy = Path(sys.executable).parent / "py-spy"
-        out = Path(self.args.profile)
-        out.mkdir(parents=True, exist_ok=True)
-        procs = []
-        for i, w in enumerate(workers):
-            path = out / f"{name}-worker{i}.txt"
-            procs.append((subprocess.Popen([str(spy), "record", "--pid", str(w.proc.pid), "--rate", "200",
-                                            "--format", "raw", "--nonblocking", "-o", str(path)],
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                           preexec_fn=_die_with_parent), path))
-        time.sleep(0.5)  # let it attach
-        return procs
-
-    @staticmethod
-    def stop_profilers(profilers: list[tuple[subprocess.Popen, Path]]) -> None:
-        for p, path in profilers:
-            p.send_signal(signal.SIGINT)
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+    def start_profilers(self, workers: list[DurabotProc], name: str) -> Profilers:
+        """py-spy on each worker during the measured batch (--profile)."""
+        return Profilers(Path(self.args.profile), {f"{name}-worker{i}": w.proc.pid for i, w in enumerate(workers)})
 
     async def idle_phase(self) -> None:
         a = self.args
@@ -444,13 +288,6 @@ class Bench:
 def _machine_busy() -> float:
     t = psutil.cpu_times()
     return t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0) + getattr(t, "steal", 0)
-
-
-def _safe_process(p: Any) -> psutil.Process | None:
-    try:
-        return psutil.Process(p.pid) if p is not None else None
-    except psutil.Error:
-        return None
 
 
 async def _close_agent(agent: Any) -> None:
@@ -519,10 +356,6 @@ async def main(args: argparse.Namespace) -> int:
         await asyncio.wait_for(bench.cleanup(), 60)
 
 
-def _sigterm(*_: object) -> None:
-    raise KeyboardInterrupt
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--conversations", type=int, default=200)
@@ -536,8 +369,4 @@ if __name__ == "__main__":
     parser.add_argument("--skip-throughput", action="store_true", help="only the idle-memory phase")
     parser.add_argument("--regular-tools", action="store_true",
                         help="run the tool as a regular activity, not a local one (DURABOT_LOCAL_TOOLS)")
-    signal.signal(signal.SIGTERM, _sigterm)
-    try:
-        sys.exit(asyncio.run(main(parser.parse_args())))
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_main(main, parser)

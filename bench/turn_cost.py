@@ -104,11 +104,12 @@ def turns(events: list[Any]) -> list[list[Any]]:
             j = i
             while j > 0 and events[j - 1].event_type != _E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
                 j -= 1
-            # back over the task's scheduled / started / completed events
-            while j > 0 and events[j - 1].event_type in (_E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
-                                                          _E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
-                                                          _E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED):
-                j -= 1
+            # back over that one task's completed / started / scheduled events, not over the task
+            # right before it (the previous turn's last, which took its delivery's completion)
+            for kind in (_E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, _E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+                         _E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED):
+                if j > 0 and events[j - 1].event_type == kind:
+                    j -= 1
             cuts.append(j)
     if not cuts:
         return [events]

@@ -27,6 +27,14 @@ last word matches the delivery's. Queries stay the fallback for what no local de
 replica took the delivery (no local end within ``LOCAL_WAIT``), and a quiet bus (a long approval
 wait, a cancelled or failed turn whose delivery went elsewhere). The price, when another replica
 delivers: the stream here learns the end ``LOCAL_WAIT`` later than a query would tell it.
+How long "moments" are depends on the load: under a burst of turns the end's workflow task and the
+delivery's dispatch wait their turn on the server and the worker, and a fixed wait would fall back to
+queries exactly when they cost most. So ``turn_ends`` keeps how long this process's recent deliveries
+came after their follow saw the final text, and a follow waits twice the longest of them (at least
+``LOCAL_WAIT``, at most ``MAX_LOCAL_WAIT``) after the final text, and as long before its first query
+of a quiet bus (at least ``FIRST_CHECK``); a local delivery of the end stops either wait at once. A
+turn delivered by another replica then ends here at most that much later; on a quiet system nothing
+changes.
 A local end is the same event as a query that finds the turn done before this process's delivery
 starts writing, an order that already happens, so every guarantee holds as before: the final text
 still comes from the delivery, nothing is lost or posted twice. A turn-end event on the bus was the
@@ -34,7 +42,9 @@ other way: no activity that already runs publishes one once the end is recorded 
 failure publishes nothing), so it would take a new activity.
 
 A sink that shows each tool call on its own (a task card) also has ``tool_step(ToolStep)``: called at
-once for every start and end of a tool call of the turn's own agent. A sink whose ``render`` does no
+once for every start and end of a tool call of the turn's own agent. A sink with ``final_text()`` is
+told when the model's final text is in (after its ``update``), before it is shown: one whose end is
+written by the delivery anyway may leave the rest to it. A sink whose ``render`` does no
 work sets ``render_inline = True``: it is then called on the event loop, without a thread hop.
 """
 
@@ -44,6 +54,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
@@ -60,6 +71,11 @@ FIRST_CHECK = 1.0  # the bus quiet this long: ask the workflow whether the turn 
 MAX_CHECK = 30.0  # ... and then less and less often, down to once in this many seconds
 END_CHECKS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)  # after the model's final text, until the turn ends
 LOCAL_WAIT = 0.5  # after the final text: how long this process's own delivery of the end is awaited first
+# ... however slow recent deliveries were. Kept short of the patience of a Slack delivery on another
+# replica with a stream of this process (bots/slack/delivery.py OWNER_CHECKS, 4.5 s): this stream's
+# last word (after FINAL_GRACE, 1 s) still comes before that delivery completes the stream itself.
+MAX_LOCAL_WAIT = 2.5
+RECENT_LAGS = 32  # deliveries whose lag after the final text sets that wait
 
 TurnState = Callable[[], Awaitable["TurnStatus | None"]]
 TurnKey = tuple[str, str]  # (conversation id, turn id)
@@ -69,8 +85,24 @@ class TurnEnds:
     """Ends of turns as this process's delivery activity delivers them, to the follows of this process
     waiting for them. Only a turn being followed here is kept, and only while it is followed."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._waiting: dict[TurnKey, list[asyncio.Future[TurnStatus]]] = {}
+        self._clock = clock
+        self._final_at: dict[TurnKey, float] = {}  # when a follow here saw the turn's final text
+        self._lags: deque[float] = deque(maxlen=RECENT_LAGS)  # final text -> local delivery, recent turns
+
+    def final_seen(self, conversation_id: str, turn_id: str) -> None:
+        """A follow of the turn has its final text: the delivery of its end is due now."""
+        key = (conversation_id, turn_id)
+        if key in self._waiting:
+            self._final_at.setdefault(key, self._clock())
+
+    def local_wait(self) -> float:
+        """How long a follow waits for this process's delivery of an end before it asks the workflow:
+        twice the longest recent lag between a final text and its local delivery, within
+        [``LOCAL_WAIT``, ``MAX_LOCAL_WAIT``]."""
+        lags = list(self._lags)  # (a delivery on another thread may append meanwhile)
+        return min(MAX_LOCAL_WAIT, max(LOCAL_WAIT, 2 * max(lags, default=0.0)))
 
     def watch(self, conversation_id: str, turn_id: str) -> asyncio.Future[TurnStatus]:
         """A future that the turn's end resolves if it is delivered here; ``unwatch`` it when done."""
@@ -85,9 +117,13 @@ class TurnEnds:
             futs.remove(fut)
         if not futs:
             self._waiting.pop(key, None)
+            self._final_at.pop(key, None)
 
     def ended(self, conversation_id: str, turn_id: str, st: TurnStatus) -> None:
         """The turn ended as ``st`` (a delivery of its end runs here): its follows stop waiting."""
+        at = self._final_at.pop((conversation_id, turn_id), None)
+        if at is not None:
+            self._lags.append(max(0.0, self._clock() - at))
         for fut in self._waiting.get((conversation_id, turn_id), []):
             if not fut.done():  # (thread-safe: a delivery worker need not share the follow's event loop)
                 fut.get_loop().call_soon_threadsafe(_resolve, fut, st)
@@ -174,28 +210,55 @@ class Follower(Generic[R]):
                 turn_ends.unwatch(self.conversation_id, self.turn_id, self._local)
 
     async def _events(self) -> TurnStatus | None:
-        offset: str | None = None
-        first = FIRST_CHECK if self.turn_state is not None else self.idle  # without a query: one subscription
+        # Without a query: one subscription. With: the first query waits as long as a delivery may take.
+        first = max(FIRST_CHECK, turn_ends.local_wait()) if self.turn_state is not None else self.idle
         check = first
-        quiet_since = time.monotonic()
+        self._offset: str | None = None
+        self._heard = 0  # events read so far
+        self._quiet_since = time.monotonic()
         while not self._acc.final:
-            events = self.agent.subscribe(self.conversation_id, self.turn_id, after=offset, idle_timeout=check)
-            async with contextlib.aclosing(events):
-                async for ev in events:
-                    offset = ev.offset or offset
-                    quiet_since, check = time.monotonic(), first
-                    self._feed(ev)
-                    if self._acc.final:
-                        break
+            heard = self._heard
+            if self._local is None:
+                await self._read(check)
+            else:
+                # A local delivery of the end ends the wait at once (a failed or cancelled turn publishes
+                # nothing, and a delivery here may be waiting for this follow to choose how it streams).
+                read = asyncio.ensure_future(self._read(check))
+                try:
+                    await asyncio.wait((read, self._local), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if not read.done():
+                        read.cancel()
+                        await asyncio.gather(read, return_exceptions=True)
+                if not read.cancelled():
+                    read.result()  # (its exception, if any)
+                elif self._local.done():
+                    return self._local.result()
             if self._acc.final or self.turn_state is None:
                 break
             st = self._local_end() or await self.turn_state()
             if st is not None and st.done:
                 return st
-            if time.monotonic() - quiet_since >= self.idle:
+            if time.monotonic() - self._quiet_since >= self.idle:
                 return None
-            check = min(check * 2, MAX_CHECK)
+            check = min((first if self._heard != heard else check) * 2, MAX_CHECK)  # quieter: ask less often
         return None
+
+    async def _read(self, check: float) -> None:
+        """Feed the turn's events until its final text, or until the bus is quiet for ``check`` seconds."""
+        events = self.agent.subscribe(self.conversation_id, self.turn_id, after=self._offset, idle_timeout=check)
+        async with contextlib.aclosing(events):
+            async for ev in events:
+                self._offset = ev.offset or self._offset
+                self._quiet_since = time.monotonic()
+                self._heard += 1
+                self._feed(ev)
+                if self._acc.final:
+                    if self.turn_state is not None:
+                        turn_ends.final_seen(self.conversation_id, self.turn_id)
+                    if (hook := getattr(self.sink, "final_text", None)) is not None:
+                        hook()
+                    return
 
     def _feed(self, ev: AgentEvent) -> None:
         changed = self._acc.feed(ev)
@@ -224,7 +287,7 @@ class Follower(Generic[R]):
         """The final text is in: the workflow records the end within moments, and delivers it, most
         often here. Asked only when that delivery does not come."""
         assert self.turn_state is not None
-        if st := await self._wait_local(LOCAL_WAIT):
+        if st := await self._wait_local(turn_ends.local_wait()):
             return st
         for delay in END_CHECKS:
             st = await self.turn_state()

@@ -54,7 +54,7 @@ from .limits import StreamBudget, update_window
 from .native import StreamLimits
 from .stream_records import StreamRecords
 from .streaming import LiveStreams
-from .web import SlackWeb, make_client
+from .web import Connections, SlackWeb, make_client
 from .workspaces import ScopedDeliverer, WorkspaceClients
 
 log = logging.getLogger(__name__)
@@ -83,13 +83,15 @@ class SlackAdapter:
         self.oauth = settings.slack.oauth
         self.stores: Stores | None = None
         self.clients: WorkspaceClients | None = None
+        self.connections = Connections()  # every Web API call of this adapter, over kept-alive connections
         if self.oauth:
             self.stores = Stores(str(settings.slack.client_id), database_url(settings), settings.secret_key)
             api_url = settings.slack.api_url
-            self.clients = WorkspaceClients(self.stores.installations, lambda token: make_client(token, api_url))
-            self.web = SlackWeb(make_client(None, api_url), self.clients)
+            self.clients = WorkspaceClients(self.stores.installations,
+                                            lambda token: make_client(token, api_url, self.connections))
+            self.web = SlackWeb(make_client(None, api_url, self.connections), self.clients)
         else:
-            self.web = SlackWeb(make_client(settings.slack.bot_token, settings.slack.api_url))
+            self.web = SlackWeb(make_client(settings.slack.bot_token, settings.slack.api_url, self.connections))
         self.task_queue = delivery_task_queue or delivery_queue(settings)
         self._editors: BoundedCache[str, EditScheduler] = BoundedCache(1_000)  # one per workspace
         self._update_budget = update_budget
@@ -189,6 +191,7 @@ class SlackAdapter:
                 await editor.aclose()
         if self.stores is not None:
             self.stores.close()
+        await self.connections.aclose()
 
     async def serve_http(self, port: int | None = None, host: str = "0.0.0.0") -> int:
         """Serve ``POST /slack/events`` (events, interactivity, slash commands), and when installed in

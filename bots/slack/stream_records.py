@@ -21,6 +21,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Column, DateTime, Engine, Integer, String, Table, delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bots.core.database import engine_for, metadata
@@ -48,6 +50,12 @@ class StreamRecords:
         self.engine = engine
         streams_table.create(engine, checkfirst=True)
         self._pruned = float("-inf")
+        # The same start seen twice is recorded once: SQLite and PostgreSQL skip the duplicate in the
+        # insert itself (a savepoint per insert cost more than the insert); other databases catch it.
+        self._insert_ignoring = None
+        if engine.dialect.name in ("sqlite", "postgresql"):
+            dialect_insert = sqlite_insert if engine.dialect.name == "sqlite" else postgresql_insert
+            self._insert_ignoring = dialect_insert(streams_table).on_conflict_do_nothing()
 
     @classmethod
     def open(cls, url: str) -> "StreamRecords":
@@ -61,14 +69,17 @@ class StreamRecords:
 
         def write() -> None:
             now = datetime.now(UTC)
+            row = {"conversation_id": conversation_id, "turn_id": turn_id, "ts": ts, "channel": channel,
+                   "segment": segment, "started": now}
             with self.engine.begin() as conn:
                 if prune:
                     conn.execute(delete(streams_table).where(streams_table.c.started < now - KEEP))
+                if self._insert_ignoring is not None:  # one statement, no savepoint around it
+                    conn.execute(self._insert_ignoring, row)
+                    return
                 try:
                     with conn.begin_nested():
-                        conn.execute(streams_table.insert(), {
-                            "conversation_id": conversation_id, "turn_id": turn_id, "ts": ts,
-                            "channel": channel, "segment": segment, "started": now})
+                        conn.execute(streams_table.insert(), row)
                 except IntegrityError:
                     pass  # recorded already (the same start seen twice)
 

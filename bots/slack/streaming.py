@@ -335,6 +335,7 @@ class _NativeLive:
         self.stream: NativeStream | None = None
         self.edits: _LiveEdits | None = None
         self.decided = False
+        self._final = False
         self._steps: list[ToolStep] = []
 
     def update(self, text: str, tools: list[str]) -> None:
@@ -347,6 +348,12 @@ class _NativeLive:
             self.stream.tool(step.call_id, step.tool, step.status, step.output)
         elif not self.decided:
             self._steps.append(step)
+
+    def final_text(self) -> None:
+        """The model's final text is in: the stream's stop carries what is not appended yet."""
+        self._final = True
+        if self.stream is not None:
+            self.stream.hold()
 
     def render(self, text: str, tools: list[str], step: str | None) -> tuple[str, list[str], str | None]:
         return text, tools, step  # a stream takes the text as it is; edits render it when chosen
@@ -380,6 +387,8 @@ class _NativeLive:
                 log.info("stream of turn %s not started (%s); it streams by edits", self.turn_id, exc)
             else:
                 self.stream = stream
+                if self._final:  # it came while the stream started (before its live loop runs)
+                    stream.hold()
                 self._resolve(stream)
                 return
         elif budget is not None and not budget.refused:

@@ -4,6 +4,13 @@ The slack_sdk client is built without its own retry handlers: a retried chat.pos
 response was lost would post twice. Retries belong to Temporal (deliveries) and to the edit scheduler
 (live text); messages carry metadata keys so a retry can find what an earlier attempt posted.
 
+The adapter's clients share one pool of kept-alive connections (``Connections``): slack_sdk alone opens
+a new connection (on Slack, a TLS handshake) for every call, which was half of the CPU the adapter
+spent on a streamed answer's three calls. An idle connection is closed after ``KEEPALIVE`` seconds,
+well inside the idle timeouts of Slack's and common proxies' load balancers, so a call rarely finds
+its connection closed by the other side; when it does it fails like any call that got no answer
+(retried by Temporal or by the next live batch, never by the client).
+
 Finding those messages again reads the thread, and a thread can be long: the lookup follows
 ``conversations.replies``' cursor to the end, and starts at ``oldest=<the turn's message ts>``.
 Everything the bot posts for a turn (placeholder, parts, approval cards) comes after the message that
@@ -16,6 +23,7 @@ that retries and restarts alone need; the metadata key on the message is already
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import logging
@@ -63,12 +71,48 @@ class SlackCallError(Exception):
                 or self.error in _RETRYABLE_ERRORS)
 
 
+KEEPALIVE = 10.0  # seconds an idle Web API connection is kept open
+CONNECTIONS = 100  # connections open at once, over all workspaces
+
+
+class Connections:
+    """One pool of kept-alive Web API connections for every client of an adapter (each call carries its
+    own token, so one pool serves all workspaces). Bound to the event loop it was first used in: a
+    call from another loop gets a pool of its own. ``aclose`` at the adapter's stop."""
+
+    def __init__(self, limit: int = CONNECTIONS, keepalive: float = KEEPALIVE) -> None:
+        self.limit, self.keepalive = limit, keepalive
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def session(self, timeout: float) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                connector=aiohttp.TCPConnector(limit=self.limit, keepalive_timeout=self.keepalive))
+            self._loop = loop
+        return self._session
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed and self._loop is asyncio.get_running_loop():
+            await session.close()
+
+
 class MeteredWebClient(AsyncWebClient):
     """Counts every Web API call by method: the adapter's own, and those Bolt and Socket Mode make
-    through the same client (``auth.test``, ``apps.connections.open``)."""
+    through the same client (``auth.test``, ``apps.connections.open``). With ``connections``, its calls
+    go over that pool's kept-alive connections."""
+
+    def __init__(self, *args: Any, connections: Connections | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections = connections
 
     async def api_call(self, api_method: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         platform_api_calls_total.labels(platform="slack", method=api_method).inc()
+        if self.connections is not None:
+            self.session = self.connections.session(self.timeout)
         return await super().api_call(api_method, *args, **kwargs)
 
 
@@ -90,9 +134,12 @@ SDK_LOG = logging.getLogger(__name__ + ".sdk")  # the logger of every client mad
 SDK_LOG.addFilter(_NoTokens())
 
 
-def make_client(token: str | None, api_url: str | None) -> AsyncWebClient:
+def make_client(token: str | None, api_url: str | None, connections: Connections | None = None) -> AsyncWebClient:
+    """The adapter's kind of client: metered, no retries; ``connections``: the pool its calls go over
+    (None: a connection of its own for each call)."""
     base = (api_url or "https://slack.com/api/").rstrip("/") + "/"
-    return MeteredWebClient(token=token, base_url=base, retry_handlers=[], timeout=15, logger=SDK_LOG)
+    return MeteredWebClient(token=token, base_url=base, retry_handlers=[], timeout=15, logger=SDK_LOG,
+                            connections=connections)
 
 
 def _form(value: Any) -> Any:

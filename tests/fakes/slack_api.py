@@ -90,6 +90,7 @@ MAX_MARKDOWN = 12_000
 _STREAM_RECORDS = frozenset({"streaming_state", "tasks", "task_log"})
 
 _caller: ContextVar[tuple[str, str]] = ContextVar("fake_slack_caller", default=("", ""))  # (token, team)
+_connection: ContextVar[object] = ContextVar("fake_slack_connection", default=None)  # the client's address
 
 
 @dataclass
@@ -101,6 +102,7 @@ class Call:
     at: float = field(default_factory=time.monotonic)
     token: str = field(default_factory=lambda: _caller.get()[0])  # the token the call carried
     team: str = field(default_factory=lambda: _caller.get()[1])  # its team ("" for a refused token)
+    connection: object = field(default_factory=_connection.get)  # the TCP connection it came over (peer address)
 
 
 class FakeSlack:
@@ -358,6 +360,7 @@ class FakeSlack:
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else ""
         _caller.set((token, self.tokens.get(token, "")))  # this request's, not the connection's last
+        _connection.set(request.transport.get_extra_info("peername") if request.transport else None)
         if method == "oauth.v2.access":  # the app's credentials, as HTTP Basic auth
             return await self._oauth_access(method, params, auth)
         if method == "apps.connections.open":
