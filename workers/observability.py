@@ -268,7 +268,15 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    # HTTP clients log every request at INFO (two lines a turn from the model client alone): below
+    # DEBUG only their warnings go out.
+    quiet = logging.WARNING if root.getEffectiveLevel() > logging.DEBUG else logging.NOTSET
+    for name in _HTTP_LOGGERS:
+        logging.getLogger(name).setLevel(quiet)
     return handler
+
+
+_HTTP_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2")
 
 
 # ---------------------------------------------------------------------------------------------- tracing

@@ -135,3 +135,15 @@ def test_the_command_line_adds_url_passwords_to_the_literal_secrets() -> None:
     assert {KEY, "p@ss-word", "mcp-tok3n"} <= set(secrets)
     # a password quoted without its URL (a driver's own message) is masked too
     assert SecretFilter(secrets).redact("AUTH failed for p@ss-word") == "AUTH failed for ***"
+
+
+def test_http_clients_log_each_request_only_at_debug(capture: io.StringIO) -> None:
+    configure_logging("INFO", stream=capture)
+    logging.getLogger("httpx2").info("HTTP Request: POST http://model/v1/chat/completions \"HTTP/1.1 200 OK\"")
+    logging.getLogger("httpx2").warning("a connection was reset")
+    assert [line.split(": ", 1)[-1] for line in _lines(capture)] == ["a connection was reset"]
+    configure_logging("DEBUG", stream=capture)
+    logging.getLogger("httpx2").info("HTTP Request: GET http://model/v1/models")
+    assert _lines(capture)[-1].endswith("HTTP Request: GET http://model/v1/models")
+    for name in ("httpx", "httpx2", "httpcore", "httpcore2"):  # as this module found them
+        logging.getLogger(name).setLevel(logging.NOTSET)
