@@ -537,10 +537,7 @@ class ConversationWorkflow:
                                        profile=msg.profile,
                                        budget=msg.budget, ctx=self.context, turns=self.turns)
             self.turn_spoke = self.turn_spoke or bool(result.text)
-            st.prompt_tokens += result.prompt_tokens
-            st.completion_tokens += result.completion_tokens
-            st.tokens_estimated = st.tokens_estimated or result.usage_estimated
-            self.tokens += result.prompt_tokens + result.completion_tokens
+            self._count_tokens(st, result.prompt_tokens, result.completion_tokens, result.usage_estimated)
             calls = result.tool_calls if allow_tools else []
             if calls and result.over_budget and workflow.patched(BUDGET_STOP_PATCH):
                 # The round took the day's budget: its answer stands, the tools it asked for do not run.

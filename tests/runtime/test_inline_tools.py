@@ -25,22 +25,7 @@ from bench.turn_cost import cost, turns
 from tests.fakes.openai_server import Reply
 from tests.helpers import wait_for_approval
 from tests.runtime.replay_gate import save as save_history
-
-calls: list[str] = []
-
-
-@tool
-async def lookup(key: str, ctx: ToolContext) -> str:
-    """Look a key up."""
-    calls.append(f"lookup {key} {ctx.idempotency_key}")
-    return f"value of {key}"
-
-
-@tool
-async def fetch(key: str, ctx: ToolContext) -> str:
-    """Fetch a key (a regular activity)."""
-    calls.append(f"fetch {key} {ctx.idempotency_key}")
-    return f"fetched {key}"
+from tests.runtime.test_local_tools import calls, fetch, lookup  # the same tools, one call log
 
 
 @tool(requires_approval=True)
