@@ -31,7 +31,7 @@ workspace's first message, which recounts the workspace's budget counters from T
 
     .venv/bin/python bench/adapter_path.py
     .venv/bin/python bench/adapter_path.py --conversations 60 --concurrency 20
-    .venv/bin/python bench/adapter_path.py --regular-tools --profile /tmp/profiles
+    .venv/bin/python bench/adapter_path.py --regular-tools --profile profiles/
 """
 
 from __future__ import annotations
