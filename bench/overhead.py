@@ -21,6 +21,7 @@ import time
 import psutil
 from common import TOKENS, fake_model, pct, summary
 from temporal_floor import Floor
+from temporal_floor import cpu_per_turn as floor_cpu
 from turn_cost import TARGETS, cost, history_events, is_tool_turn
 from turn_cost import turns as split_turns
 
@@ -151,6 +152,9 @@ async def main(turns: int, local_tools: bool, use_redis: bool = True) -> None:
                 results["floor"].append(await floor.turn(False))
                 results["floor+tool"].append(await floor.turn(True))
             cpu = await cpu_per_tool_turn(agent, model, server, turns_cpu=max(10, turns // 2))
+            srv_pid = server.proc.pid if server.proc else None
+            floor_plain = await floor_cpu(agent.client, srv_pid, tool=False)
+            floor_tool = await floor_cpu(agent.client, srv_pid, tool=True)
             # one turn after another (the answer in, the update done), so no two turns share a task
             for question in ("hello", "use a tool", "use a tool"):
                 await agent.run(question, conversation_id="cost-0")
@@ -186,6 +190,10 @@ async def main(turns: int, local_tools: bool, use_redis: bool = True) -> None:
         print(f"durabot above the floor: time to first token {(ttft - f_first) * 1000:.1f} ms, "
               f"turn without tools {(plain - f_plain) * 1000:.1f} ms, one-tool turn {(tool - f_tool) * 1000:.1f} ms")
         print(cpu)
+        print(f"Temporal's floor CPU per turn (temporal_floor.py, 200 one-turn conversations, 50 at a time; "
+              f"client and worker / server): update + one activity {floor_plain[0] * 1000:.1f} / "
+              f"{floor_plain[1] * 1000:.1f} ms, update + activity, local activity, activity "
+              f"{floor_tool[0] * 1000:.1f} / {floor_tool[1] * 1000:.1f} ms")
         split = split_turns(events)
         tool_turns = [t for t in split[1:] if is_tool_turn(t)]  # the first one also started the conversation
         if tool_turns:

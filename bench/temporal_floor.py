@@ -15,7 +15,8 @@ import uuid
 from datetime import timedelta
 
 from temporalio import activity, workflow
-from temporalio.client import Client
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 _STARTED: dict[str, float] = {}
@@ -83,3 +84,37 @@ class Floor:
         first = _STARTED.pop(marker) - t0
         _STARTED.clear()
         return first, whole
+
+
+async def cpu_per_turn(client: Client, server_pid: int | None, turns: int = 200, concurrency: int = 50,
+                       tool: bool = False) -> tuple[float, float]:
+    """CPU seconds per turn of the floor workflow, ``turns`` conversations of one turn each, ``concurrency``
+    at a time: (this process: client and worker, the server). Compare with durabot's same figures."""
+    import asyncio
+
+    import psutil
+
+    def cpu(p: psutil.Process | None) -> float:
+        if p is None:
+            return 0.0
+        t = p.cpu_times()
+        return t.user + t.system
+
+    queue = f"floor-cpu-{uuid.uuid4().hex[:8]}"
+    me, srv = psutil.Process(), psutil.Process(server_pid) if server_pid else None
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with gate:  # as durabot takes a message: one update-with-start; the conversation stays open
+            start = WithStartWorkflowOperation(FloorConversation.run, id=f"{queue}-{i}", task_queue=queue,
+                                               id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+            await client.execute_update_with_start_workflow(FloorConversation.turn, args=[f"{i}", tool],
+                                                            start_workflow_operation=start)
+
+    async with Worker(client, task_queue=queue, workflows=[FloorConversation], activities=[step],
+                      workflow_runner=UnsandboxedWorkflowRunner(), max_cached_workflows=concurrency * 4):
+        await asyncio.gather(*(one(-i - 1) for i in range(10)))  # warm-up
+        c0, s0 = cpu(me), cpu(srv)
+        await asyncio.gather(*(one(i) for i in range(turns)))
+        _STARTED.clear()
+        return (cpu(me) - c0) / turns, (cpu(srv) - s0) / turns
