@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import timedelta
+from typing import Callable
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         ContextState,
         ConversationStatus,
         Decision,
+        LLMResult,
         Feedback,
         ParentLink,
         Allowance,
@@ -539,13 +541,9 @@ class ConversationWorkflow:
             self.turn_spoke = self.turn_spoke or bool(result.text)
             self._count_tokens(st, result.prompt_tokens, result.completion_tokens, result.usage_estimated)
             calls = result.tool_calls if allow_tools else []
-            if calls and result.over_budget and workflow.patched(BUDGET_STOP_PATCH):
-                # The round took the day's budget: its answer stands, the tools it asked for do not run.
-                self._append(ChatMessage(role="assistant", content=result.text or None))
-                return ((result.text + "\n\n") if result.text else "") + BUDGET_NOTICE
-            self._append(ChatMessage(role="assistant", content=result.text or None, tool_calls=calls))
-            if not calls:
-                return result.text
+            answer = self._record_answer(result, calls, lambda: workflow.patched(BUDGET_STOP_PATCH))
+            if answer is not None:
+                return answer
             await self._tool_phase(msg, st, rnd, calls, [])
         return ""  # unreachable: the last round allows no tools
 
@@ -581,16 +579,22 @@ class ConversationWorkflow:
             self.turn_spoke = self.turn_spoke or bool(result.text)
             self._count_tokens(st, result.prompt_tokens, result.completion_tokens, result.usage_estimated)
             calls = result.tool_calls if allow_tools else []
-            if calls and result.over_budget:
-                # The round took the day's budget: its answer stands, the tools it asked for do not run.
-                self._append(ChatMessage(role="assistant", content=result.text or None))
-                return ((result.text + "\n\n") if result.text else "") + BUDGET_NOTICE
-            self._append(ChatMessage(role="assistant", content=result.text or None, tool_calls=calls))
-            if not calls:
-                return result.text
+            answer = self._record_answer(result, calls, lambda: True)  # these runs have the budget stop
+            if answer is not None:
+                return answer
             await self._tool_phase(msg, st, rnd, calls, [])
             rnd += 1
         return ""  # unreachable: the last round allows no tools
+
+    def _record_answer(self, result: LLMResult, calls: list[ToolCall], budget_stop: Callable[[], bool]) -> str | None:
+        """Append a round's answer; the turn's text when the turn ends with it, None when its tools run next.
+        ``budget_stop`` is asked only when a round past the day's budget asked for tools."""
+        if calls and result.over_budget and budget_stop():
+            # The round took the day's budget: its answer stands, the tools it asked for do not run.
+            self._append(ChatMessage(role="assistant", content=result.text or None))
+            return ((result.text + "\n\n") if result.text else "") + BUDGET_NOTICE
+        self._append(ChatMessage(role="assistant", content=result.text or None, tool_calls=calls))
+        return None if calls else result.text
 
     def _count_tokens(self, st: TurnStatus, prompt: int, completion: int, estimated: bool) -> None:
         st.prompt_tokens += prompt

@@ -41,7 +41,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -57,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 from common import ANSWER_TOKENS, TOKEN_DELAY, TOKENS, TTFT, pct  # noqa: E402
-from procs import DurabotProc, FakeModelProcess, Profilers, clean_env, cpu, run_main  # noqa: E402
+from procs import DurabotProc, FakeModelProcess, Profilers, clean_env, cpu, guarded, run_main  # noqa: E402
 from turn_cost import cost, turns  # noqa: E402
 
 from tests.fakes.slack_api import FakeSlack, SlackSender  # noqa: E402
@@ -394,7 +393,8 @@ class Bench:
 
 async def main(args: argparse.Namespace) -> int:
     bench = Bench(args)
-    try:
+
+    async def body() -> int:
         await bench.start()
         print(f"durabot adapter path: Slack events over HTTP into 'durabot slack', one 'durabot worker', Temporal "
               f"dev server, Redis, fake model ({TTFT * 1000:.0f} ms to first token, {TOKENS} tokens at "
@@ -406,16 +406,9 @@ async def main(args: argparse.Namespace) -> int:
         if bench.lost:
             print(f"{bench.lost} turns lost; logs of the adapter, worker and server: {bench.tmp}")
             return 1
-        shutil.rmtree(bench.tmp, ignore_errors=True)
         return 0
-    except asyncio.TimeoutError:
-        print(f"error: the benchmark took longer than {args.timeout:g} s; logs in {bench.tmp}", file=sys.stderr)
-        return 1
-    except BaseException:
-        print(f"logs of the adapter, worker and server: {bench.tmp}", file=sys.stderr)
-        raise
-    finally:
-        await asyncio.wait_for(bench.cleanup(), 60)
+
+    return await guarded(bench, body, f"the benchmark took longer than {args.timeout:g} s")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -211,6 +212,24 @@ class Profilers:
 
 
 # ---------------------------------------------------------------------- entry point
+async def guarded(bench: Any, body: Callable[[], Coroutine[Any, Any, int]], too_long: str) -> int:
+    """Run a benchmark's ``body`` to its exit code. Its processes are stopped whatever happens; their logs
+    (``bench.tmp``) go when it succeeds and are named when it does not. ``too_long``: what timed out."""
+    try:
+        code = await body()
+        if code == 0:
+            shutil.rmtree(bench.tmp, ignore_errors=True)
+        return code
+    except asyncio.TimeoutError:
+        print(f"error: {too_long}; logs in {bench.tmp}", file=sys.stderr)
+        return 1
+    except BaseException:
+        print(f"logs of the benchmark's processes: {bench.tmp}", file=sys.stderr)
+        raise
+    finally:
+        await asyncio.wait_for(bench.cleanup(), 60)
+
+
 def _sigterm(*_: object) -> None:
     raise KeyboardInterrupt
 

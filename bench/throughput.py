@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -39,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 from common import ANSWER_TOKENS, TOKEN_DELAY, TOKENS, TTFT, pct  # noqa: E402
-from procs import DurabotProc, FakeModelProcess, Profilers, clean_env, cpu, run_main, safe_process  # noqa: E402
+from procs import DurabotProc, FakeModelProcess, Profilers, clean_env, cpu, guarded, run_main, safe_process  # noqa: E402
 from turn_cost import TARGETS, cost, history_events, turns  # noqa: E402
 
 from workers.servers import RedisServer, TemporalDevServer  # noqa: E402
@@ -332,7 +331,8 @@ def _ms(seconds: float) -> str:
 
 async def main(args: argparse.Namespace) -> int:
     bench = Bench(args)
-    try:
+
+    async def body() -> int:
         bench.start_servers()
         print(f"tool lookup runs as a {'regular' if args.regular_tools else 'local'} activity")
         print(f"durabot throughput: fake model {TTFT * 1000:.0f} ms to first token, {TOKENS} tokens at "
@@ -344,16 +344,9 @@ async def main(args: argparse.Namespace) -> int:
                 await asyncio.wait_for(bench.throughput_phase(n), args.phase_timeout)
         if args.idle:
             await asyncio.wait_for(bench.idle_phase(), args.phase_timeout)
-        shutil.rmtree(bench.tmp, ignore_errors=True)
         return 0
-    except asyncio.TimeoutError:
-        print(f"error: a phase took longer than {args.phase_timeout:g} s; logs in {bench.tmp}", file=sys.stderr)
-        return 1
-    except BaseException:
-        print(f"logs of the servers and workers: {bench.tmp}", file=sys.stderr)
-        raise
-    finally:
-        await asyncio.wait_for(bench.cleanup(), 60)
+
+    return await guarded(bench, body, f"a phase took longer than {args.phase_timeout:g} s")
 
 
 if __name__ == "__main__":
